@@ -1,0 +1,1 @@
+"""consult: a real-time telemedicine consultation server."""

@@ -1,0 +1,73 @@
+"""Command line: ``consult serve | migrate | demo-data``. Options override CONSULT_* variables."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from aiohttp import web
+
+from consult.settings import Settings
+from consult.storage.engine import DatabaseConfigError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="consult", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the server (applies migrations first)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--database-url")
+    serve.add_argument("--redis-url", help="redis://... to run several processes")
+    serve.add_argument("--demo", action="store_true", default=None, help="seed demo data")
+    for name, text in (("migrate", "apply database migrations"), ("demo-data", "seed demo data")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--database-url")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if k != "command"}
+    settings = Settings.from_env(**overrides)
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        if args.command == "serve":
+            from consult.app import create_app
+
+            print(f"consult on http://{settings.host}:{settings.port}", flush=True)
+            web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+        elif args.command == "migrate":
+            from consult.storage.migrate import upgrade
+
+            upgrade(settings.database_url)
+        else:
+            asyncio.run(_seed(settings))
+    except DatabaseConfigError as exc:
+        print(f"consult: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+async def _seed(settings: Settings) -> None:
+    from consult.accounts.demo import seed_demo
+    from consult.clock import SystemClock
+    from consult.events import EventBus
+    from consult.storage.engine import create_engine
+    from consult.storage.migrate import upgrade_async
+    from consult.storage.uow import Database
+
+    await upgrade_async(settings.database_url)
+    db = Database(create_engine(settings.database_url), EventBus())
+    try:
+        await seed_demo(db, SystemClock())
+    finally:
+        await db.dispose()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

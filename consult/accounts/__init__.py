@@ -1,0 +1,1 @@
+"""Accounts: users, roles, identity levels, sessions, plans and coverage."""

@@ -1,0 +1,134 @@
+"""Log in, resolve a session token to an actor, log out; the specialty catalogue and coverage."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from consult.accounts.passwords import verify_password
+from consult.clock import Clock, as_utc
+from consult.domain import Actor, Identity, Role
+from consult.errors import Invalid, NotAuthenticated, NotFound
+from consult.records.audit import Audit
+from consult.schemas import SpecialtyOut, UserOut
+from consult.storage import tables as t
+from consult.storage.uow import Database, UnitOfWork
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class AccountService:
+    def __init__(self, db: Database, clock: Clock, audit: Audit, session_hours: int) -> None:
+        self._db = db
+        self._clock = clock
+        self._audit = audit
+        self._ttl = timedelta(hours=session_hours)
+
+    async def login(self, email: str, password: str, ip: str | None) -> tuple[str, datetime]:
+        async with self._db.uow() as uow:
+            row = (
+                await uow.conn.execute(
+                    sa.select(t.users).where(t.users.c.email == email.strip().lower())
+                )
+            ).first()
+        if not await verify_password(row.password_hash if row else None, password) or row is None:
+            await self._audit.deny(None, "session.login", detail="wrong email or password", ip=ip)
+            raise NotAuthenticated("wrong email or password", code="bad_credentials")
+        token = secrets.token_urlsafe(32)
+        now = self._clock.now()
+        expires = now + self._ttl
+        async with self._db.uow() as uow:
+            await uow.conn.execute(
+                t.sessions.insert().values(
+                    token_hash=token_hash(token), user_id=row.id, created_at=now, expires_at=expires
+                )
+            )
+            actor = Actor(row.id, Role(row.role), Identity(row.identity), row.name, ip)
+            await self._audit.write(uow, actor, "session.login")
+            await uow.commit()
+        return token, expires
+
+    async def authenticate(self, token: str | None, ip: str | None = None) -> Actor:
+        if not token:
+            raise NotAuthenticated("log in first")
+        async with self._db.uow() as uow:
+            row = (
+                await uow.conn.execute(
+                    sa.select(t.users, t.sessions.c.expires_at)
+                    .join(t.sessions, t.sessions.c.user_id == t.users.c.id)
+                    .where(t.sessions.c.token_hash == token_hash(token))
+                )
+            ).first()
+        if row is None or as_utc(row.expires_at) <= self._clock.now():
+            raise NotAuthenticated("the session is unknown or has expired", code="session_expired")
+        return Actor(row.id, Role(row.role), Identity(row.identity), row.name, ip)
+
+    async def logout(self, token: str) -> None:
+        async with self._db.uow() as uow:
+            await uow.conn.execute(
+                t.sessions.delete().where(t.sessions.c.token_hash == token_hash(token))
+            )
+            await uow.commit()
+
+    async def user(self, user_id: int) -> UserOut:
+        async with self._db.uow() as uow:
+            row = (
+                await uow.conn.execute(sa.select(t.users).where(t.users.c.id == user_id))
+            ).first()
+            if row is None:
+                raise NotFound("no such user")
+            specialties = await doctor_specialties(uow, user_id) if row.role == "doctor" else []
+        return UserOut(
+            id=row.id,
+            email=row.email,
+            name=row.name,
+            role=Role(row.role),
+            identity=Identity(row.identity),
+            plan=row.plan_code,
+            specialties=specialties,
+        )
+
+    async def specialties(self, actor: Actor) -> list[SpecialtyOut]:
+        async with self._db.uow() as uow:
+            rows = (
+                await uow.conn.execute(sa.select(t.specialties).order_by(t.specialties.c.name))
+            ).all()
+            covered = await covered_specialties(uow, actor.user_id) if actor.is_patient else None
+        return [
+            SpecialtyOut(
+                code=r.code, name=r.name, covered=None if covered is None else r.code in covered
+            )
+            for r in rows
+        ]
+
+
+async def doctor_specialties(uow: UnitOfWork, doctor_id: int) -> list[str]:
+    rows = await uow.conn.execute(
+        sa.select(t.doctor_specialties.c.specialty_code).where(
+            t.doctor_specialties.c.doctor_id == doctor_id
+        )
+    )
+    return sorted(r[0] for r in rows)
+
+
+async def covered_specialties(uow: UnitOfWork, patient_id: int) -> set[str]:
+    rows = await uow.conn.execute(
+        sa.select(t.plan_specialties.c.specialty_code)
+        .join(t.users, t.users.c.plan_code == t.plan_specialties.c.plan_code)
+        .where(t.users.c.id == patient_id)
+    )
+    return {r[0] for r in rows}
+
+
+async def specialty_name(uow: UnitOfWork, code: str) -> str:
+    name = (
+        await uow.conn.execute(sa.select(t.specialties.c.name).where(t.specialties.c.code == code))
+    ).scalar()
+    if name is None:
+        raise Invalid(f"unknown specialty {code!r}", code="unknown_specialty")
+    return str(name)

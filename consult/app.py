@@ -1,0 +1,83 @@
+"""The composition root: Settings -> services -> aiohttp app with Socket.IO attached.
+
+This is the only place that picks backends (SQLite or PostgreSQL by URL; the in-memory or
+Redis Socket.IO manager) and wires the edges to the feature services.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from consult.accounts.demo import seed_demo
+from consult.clock import Clock, SystemClock
+from consult.events import EventBus
+from consult.http import routes_accounts, routes_consultations, routes_system
+from consult.http.errors import error_middleware
+from consult.http.openapi import build_openapi
+from consult.http.pages import install_pages
+from consult.http.routes_system import OPENAPI
+from consult.http.routing import SERVICES
+from consult.services import Services
+from consult.settings import Settings
+from consult.signaling.namespace import ConsultNamespace
+from consult.signaling.notifier import Notifier
+from consult.signaling.server import create_sio
+from consult.storage.engine import create_engine
+from consult.storage.migrate import upgrade_async
+from consult.storage.uow import Database
+
+log = logging.getLogger(__name__)
+
+APIS = (routes_system.api, routes_accounts.api, routes_consultations.api)
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, security_headers], client_max_size=1_000_000
+    )
+    db = Database(create_engine(settings.database_url), EventBus())
+    services = Services.build(settings, clock or SystemClock(), db)
+    app[SERVICES] = services
+
+    sio = create_sio(settings)
+    sio.register_namespace(ConsultNamespace(services))
+    sio.attach(app)
+    services.bus.subscribe(Notifier(sio))
+
+    for api in APIS:
+        api.install(app)
+    app[OPENAPI] = build_openapi([r for api in APIS for r in api.routes])
+    install_pages(app, settings.web_dir)
+    app.cleanup_ctx.append(_database_lifetime)
+    return app
+
+
+async def _database_lifetime(app: web.Application) -> AsyncIterator[None]:
+    services = app[SERVICES]
+    settings = services.settings
+    if settings.migrate_on_start:
+        await upgrade_async(settings.database_url)
+    if settings.demo:
+        await seed_demo(services.db, services.clock)
+    yield
+    await services.db.dispose()
+
+
+@web.middleware
+async def security_headers(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if response.content_type == "text/html":
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; connect-src 'self'; img-src 'self' data: blob:; "
+            "media-src 'self' blob:; object-src 'none'; frame-ancestors 'none'",
+        )
+    return response

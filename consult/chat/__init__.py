@@ -1,0 +1,1 @@
+"""Chat: messages with per-consultation sequence numbers, idempotent by client id."""

@@ -1,0 +1,58 @@
+"""Vocabulary shared by every feature: roles, identity levels, forms, statuses, the actor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    PATIENT = "patient"
+    DOCTOR = "doctor"
+    SCHEDULER = "scheduler"
+
+
+class Identity(StrEnum):
+    BASIC = "basic"
+    VERIFIED = "verified"
+
+
+class Form(StrEnum):
+    CHAT = "chat"
+    VOICE = "voice"
+    VIDEO = "video"
+
+
+class ConsultationStatus(StrEnum):
+    WAITING = "waiting"
+    ACTIVE = "active"
+    ENDED = "ended"
+    CANCELLED = "cancelled"
+
+
+OPEN_STATUSES = (ConsultationStatus.WAITING, ConsultationStatus.ACTIVE)
+
+
+class PresenceStatus(StrEnum):
+    ONLINE = "online"
+    AWAY = "away"
+    OFFLINE = "offline"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting, as established by the session; passed to every service call."""
+
+    user_id: int
+    role: Role
+    identity: Identity
+    name: str
+    ip: str | None = None
+
+    @property
+    def is_patient(self) -> bool:
+        return self.role is Role.PATIENT
+
+    @property
+    def is_doctor(self) -> bool:
+        return self.role is Role.DOCTOR

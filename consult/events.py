@@ -1,0 +1,61 @@
+"""Domain events and the in-process bus they are published on after a commit.
+
+Features collect events in the unit of work; the unit of work publishes them only once the
+transaction has committed (persist, then publish). Subscribers are the edges (Socket.IO
+notifier); with several processes the Socket.IO Redis manager carries the emits across.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Event:
+    pass
+
+
+@dataclass(frozen=True)
+class ConsultationMatched(Event):
+    consultation: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ConsultationEnded(Event):
+    consultation: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MessagePosted(Event):
+    patient_id: int
+    doctor_id: int
+    message: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RecordChanged(Event):
+    patient_id: int
+    consultation_id: int
+
+
+Handler = Callable[[Event], Awaitable[None]]
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._handlers: list[Handler] = []
+
+    def subscribe(self, handler: Handler) -> None:
+        self._handlers.append(handler)
+
+    async def publish(self, event: Event) -> None:
+        for handler in self._handlers:
+            try:
+                await handler(event)
+            except Exception:  # a failing subscriber must not undo a committed change
+                log.exception("event handler failed for %s", type(event).__name__)

@@ -1,0 +1,83 @@
+"""Log in and out, who am I, the specialty catalogue."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from consult.domain import Actor
+from consult.http.routing import SERVICES, SESSION_COOKIE, Api, request_token
+from consult.schemas import LoginIn, LoginOut, SpecialtiesOut, UserOut
+
+api = Api()
+
+
+@api.route(
+    "POST",
+    "/api/login",
+    summary="Log in with email and password. Sets an HttpOnly session cookie for the pages and "
+    "returns a bearer token for API and Socket.IO clients.",
+    body=LoginIn,
+    response=LoginOut,
+    auth=False,
+    errors=("invalid_payload", "bad_credentials"),
+    tag="accounts",
+)
+async def login(request: web.Request, body: LoginIn) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    token, expires = await services.accounts.login(body.email, body.password, request.remote)
+    actor = await services.accounts.authenticate(token, request.remote)
+    out = LoginOut(
+        token=token, expires_at=expires, user=await services.accounts.user(actor.user_id)
+    )
+    response = web.json_response(out.model_dump(mode="json"))
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="Strict",
+        secure=services.settings.secure_cookies,
+        max_age=services.settings.session_hours * 3600,
+        path="/",
+    )
+    return response
+
+
+@api.route(
+    "POST",
+    "/api/logout",
+    summary="End the session (cookie or bearer token).",
+    status=204,
+    tag="accounts",
+    errors=("not_authenticated",),
+)
+async def logout(request: web.Request, actor: Actor) -> web.StreamResponse:
+    token = request_token(request)
+    if token:
+        await request.app[SERVICES].accounts.logout(token)
+    response = web.Response(status=204)
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@api.route(
+    "GET",
+    "/api/me",
+    summary="The logged-in user.",
+    response=UserOut,
+    tag="accounts",
+    errors=("not_authenticated",),
+)
+async def me(request: web.Request, actor: Actor) -> UserOut:
+    return await request.app[SERVICES].accounts.user(actor.user_id)
+
+
+@api.route(
+    "GET",
+    "/api/specialties",
+    summary="All specialties; for a patient, whether their plan covers each.",
+    response=SpecialtiesOut,
+    tag="accounts",
+    errors=("not_authenticated",),
+)
+async def specialties(request: web.Request, actor: Actor) -> SpecialtiesOut:
+    return SpecialtiesOut(specialties=await request.app[SERVICES].accounts.specialties(actor))

@@ -1,0 +1,142 @@
+"""Start, read and end consultations; the transcript; recommendations; the patient record."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from consult.domain import Actor
+from consult.errors import Invalid
+from consult.http.routing import SERVICES, Api, int_param
+from consult.schemas import (
+    ConsultationOut,
+    ConsultationsOut,
+    EmptyIn,
+    MessagesOut,
+    RecommendationIn,
+    RecommendationOut,
+    RecordOut,
+    StartConsultationIn,
+)
+
+api = Api()
+_ACCESS = ("not_authenticated", "consultation_not_found", "not_participant")
+
+
+@api.route(
+    "POST",
+    "/api/consultations",
+    summary="Start an online consultation (verified patients). Matched at once with a free "
+    "doctor (status active) or left waiting for one (status waiting).",
+    body=StartConsultationIn,
+    response=ConsultationOut,
+    status=201,
+    tag="consultations",
+    errors=(
+        "not_authenticated",
+        "invalid_payload",
+        "not_a_patient",
+        "identity_not_verified",
+        "unknown_specialty",
+        "not_covered",
+        "already_in_consultation",
+    ),
+)
+async def start(request: web.Request, actor: Actor, body: StartConsultationIn) -> ConsultationOut:
+    return await request.app[SERVICES].consultations.start(actor, body.specialty, body.form)
+
+
+@api.route(
+    "GET",
+    "/api/consultations/open",
+    summary="The caller's waiting or active consultations.",
+    response=ConsultationsOut,
+    tag="consultations",
+    errors=("not_authenticated",),
+)
+async def open_consultations(request: web.Request, actor: Actor) -> ConsultationsOut:
+    return ConsultationsOut(consultations=await request.app[SERVICES].consultations.open_for(actor))
+
+
+@api.route(
+    "GET",
+    "/api/consultations/{consultation_id}",
+    summary="One consultation the caller takes part in.",
+    response=ConsultationOut,
+    tag="consultations",
+    errors=("invalid_id", *_ACCESS),
+)
+async def get_consultation(request: web.Request, actor: Actor) -> ConsultationOut:
+    cid = int_param(request, "consultation_id")
+    return await request.app[SERVICES].consultations.get(actor, cid)
+
+
+@api.route(
+    "POST",
+    "/api/consultations/{consultation_id}/end",
+    summary="End the consultation (either side). A waiting one is cancelled instead.",
+    body=EmptyIn,
+    response=ConsultationOut,
+    tag="consultations",
+    errors=("invalid_id", "consultation_ended", *_ACCESS),
+)
+async def end(request: web.Request, actor: Actor, body: EmptyIn) -> ConsultationOut:
+    cid = int_param(request, "consultation_id")
+    return await request.app[SERVICES].consultations.end(actor, cid)
+
+
+@api.route(
+    "GET",
+    "/api/consultations/{consultation_id}/messages",
+    summary="The transcript, in sequence order; `?after=N` gives only messages after seq N.",
+    response=MessagesOut,
+    tag="chat",
+    errors=("invalid_id", "invalid_after", *_ACCESS),
+)
+async def messages(request: web.Request, actor: Actor) -> MessagesOut:
+    cid = int_param(request, "consultation_id")
+    raw = request.query.get("after", "0")
+    if not raw.isdigit():
+        raise Invalid("after must be a sequence number (0 or more)", code="invalid_after")
+    return MessagesOut(messages=await request.app[SERVICES].chat.transcript(actor, cid, int(raw)))
+
+
+@api.route(
+    "POST",
+    "/api/consultations/{consultation_id}/recommendations",
+    summary="The consulting doctor writes a recommendation into the patient's record.",
+    body=RecommendationIn,
+    response=RecommendationOut,
+    status=201,
+    tag="records",
+    errors=("invalid_id", "invalid_payload", "not_the_doctor", "consultation_not_active", *_ACCESS),
+)
+async def recommend(
+    request: web.Request, actor: Actor, body: RecommendationIn
+) -> RecommendationOut:
+    cid = int_param(request, "consultation_id")
+    return await request.app[SERVICES].records.add_recommendation(actor, cid, body.text)
+
+
+@api.route(
+    "GET",
+    "/api/patients/me/record",
+    summary="The caller's own record: consultations with transcript and recommendations.",
+    response=RecordOut,
+    tag="records",
+    errors=("not_authenticated", "patient_not_found"),
+)
+async def my_record(request: web.Request, actor: Actor) -> RecordOut:
+    return await request.app[SERVICES].records.record(actor, actor.user_id)
+
+
+@api.route(
+    "GET",
+    "/api/patients/{patient_id}/record",
+    summary="A patient's record, for a doctor who has consulted them (or the patient).",
+    response=RecordOut,
+    tag="records",
+    errors=("not_authenticated", "invalid_id", "patient_not_found", "not_your_patient"),
+)
+async def patient_record(request: web.Request, actor: Actor) -> RecordOut:
+    pid = int_param(request, "patient_id")
+    return await request.app[SERVICES].records.record(actor, pid)

@@ -1,0 +1,131 @@
+"""A small route registry: each route declares its payload models, which validate the request,
+shape the response and describe the route in OpenAPI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from consult.domain import Actor
+from consult.errors import Invalid, NotAuthenticated
+from consult.services import Services
+
+SERVICES = web.AppKey("services", Services)
+SESSION_COOKIE = "consult_session"
+
+Handler = Callable[..., Awaitable[BaseModel | web.StreamResponse | None]]
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    body: type[BaseModel] | None
+    response: type[BaseModel] | None
+    status: int
+    auth: bool
+    errors: tuple[str, ...]
+    tag: str
+
+
+@dataclass
+class Api:
+    routes: list[RouteSpec] = field(default_factory=list)
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        body: type[BaseModel] | None = None,
+        response: type[BaseModel] | None = None,
+        status: int = 200,
+        auth: bool = True,
+        errors: tuple[str, ...] = (),
+        tag: str = "api",
+    ) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.routes.append(
+                RouteSpec(method, path, handler, summary, body, response, status, auth, errors, tag)
+            )
+            return handler
+
+        return register
+
+    def install(self, app: web.Application) -> None:
+        for spec in self.routes:
+            app.router.add_route(spec.method, spec.path, _endpoint(spec))
+
+
+def request_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return request.cookies.get(SESSION_COOKIE)
+
+
+async def request_actor(request: web.Request) -> Actor:
+    services = request.app[SERVICES]
+    return await services.accounts.authenticate(request_token(request), request.remote)
+
+
+async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
+    raw = await request.read()
+    try:
+        data: Any = json.loads(raw) if raw else {}
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Invalid("the request body is not valid JSON", code="malformed_json") from exc
+    return validate(model, data)
+
+
+def validate(model: type[BaseModel], data: Any) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "problem": e["msg"]}
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        raise Invalid(
+            "the payload is not valid: "
+            + "; ".join(f"{p['field']}: {p['problem']}" for p in problems),
+            code="invalid_payload",
+            details={"problems": problems},
+        ) from exc
+
+
+def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        actor = await request_actor(request) if spec.auth else None
+        kwargs: dict[str, Any] = {}
+        if spec.body is not None:
+            kwargs["body"] = await parse_body(request, spec.body)
+        if spec.auth:
+            kwargs["actor"] = actor
+        result = await spec.handler(request, **kwargs)
+        if isinstance(result, web.StreamResponse):
+            return result
+        if result is None:
+            return web.Response(status=204)
+        return web.json_response(result.model_dump(mode="json"), status=spec.status)
+
+    return endpoint
+
+
+def int_param(request: web.Request, name: str) -> int:
+    raw = request.match_info.get(name, "")
+    try:
+        return int(raw)
+    except ValueError:
+        raise Invalid(f"{name} must be a whole number, not {raw!r}", code="invalid_id") from None
+
+
+__all__ = ["Api", "NotAuthenticated", "SERVICES", "SESSION_COOKIE"]

@@ -1,0 +1,1 @@
+"""Walk-in queue: consultations waiting and active, doctors' presence, matching."""

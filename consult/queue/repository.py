@@ -1,0 +1,71 @@
+"""Consultation and presence rows, read and written inside a unit of work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from consult.clock import as_utc
+from consult.domain import Actor
+from consult.schemas import ConsultationOut, PersonOut, SpecialtyOut
+from consult.storage import tables as t
+from consult.storage.uow import UnitOfWork
+
+_patient = t.users.alias("patient")
+_doctor = t.users.alias("doctor")
+
+_CONSULTATION = (
+    sa.select(
+        t.consultations,
+        _patient.c.name.label("patient_name"),
+        _doctor.c.name.label("doctor_name"),
+        t.specialties.c.name.label("specialty_name"),
+    )
+    .join(_patient, _patient.c.id == t.consultations.c.patient_id)
+    .outerjoin(_doctor, _doctor.c.id == t.consultations.c.doctor_id)
+    .join(t.specialties, t.specialties.c.code == t.consultations.c.specialty_code)
+)
+
+
+def consultation_out(row: Any) -> ConsultationOut:
+    def ts(value: Any) -> Any:
+        return as_utc(value) if value is not None else None
+
+    return ConsultationOut(
+        id=row.id,
+        status=row.status,
+        specialty=SpecialtyOut(code=row.specialty_code, name=row.specialty_name),
+        form=row.form,
+        patient=PersonOut(id=row.patient_id, name=row.patient_name),
+        doctor=PersonOut(id=row.doctor_id, name=row.doctor_name) if row.doctor_id else None,
+        created_at=ts(row.created_at),
+        started_at=ts(row.started_at),
+        ended_at=ts(row.ended_at),
+    )
+
+
+async def load_consultation(uow: UnitOfWork, consultation_id: int) -> ConsultationOut | None:
+    row = (
+        await uow.conn.execute(_CONSULTATION.where(t.consultations.c.id == consultation_id))
+    ).first()
+    return consultation_out(row) if row else None
+
+
+async def list_consultations(uow: UnitOfWork, *where: Any) -> list[ConsultationOut]:
+    rows = await uow.conn.execute(_CONSULTATION.where(*where).order_by(t.consultations.c.id))
+    return [consultation_out(r) for r in rows]
+
+
+async def lock_consultation(uow: UnitOfWork, consultation_id: int) -> Any:
+    return (
+        await uow.conn.execute(
+            sa.select(t.consultations)
+            .where(t.consultations.c.id == consultation_id)
+            .with_for_update()
+        )
+    ).first()
+
+
+def is_participant(actor: Actor, row: Any) -> bool:
+    return actor.user_id in (row.patient_id, row.doctor_id)

@@ -1,0 +1,1 @@
+"""Records: write-back (recommendations), the patient record view, and the audit log."""

@@ -1,0 +1,136 @@
+"""Write-back to the patient's record (recommendations) and reading the record.
+
+A patient reads their own record. A doctor reads a patient's record only through a
+consultation of theirs with that patient. Every read and write is audited; a refused read too.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from consult.chat import repository as chat_repo
+from consult.clock import Clock, as_utc
+from consult.domain import Actor, ConsultationStatus, Role
+from consult.errors import Conflict, NotAllowed, NotFound
+from consult.events import RecordChanged
+from consult.queue import repository as queue_repo
+from consult.queue.service import ConsultationService
+from consult.records.audit import Audit
+from consult.schemas import PersonOut, RecommendationOut, RecordEntryOut, RecordOut
+from consult.storage import tables as t
+from consult.storage.uow import Database, UnitOfWork
+
+
+class RecordService:
+    def __init__(
+        self, db: Database, clock: Clock, audit: Audit, consultations: ConsultationService
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._audit = audit
+        self._consultations = consultations
+
+    async def add_recommendation(
+        self, actor: Actor, consultation_id: int, text: str
+    ) -> RecommendationOut:
+        async with self._db.uow() as uow:
+            row = await self._consultations.participant_row(
+                uow, actor, consultation_id, "record.recommendation.write"
+            )
+            if actor.user_id != row.doctor_id:
+                raise NotAllowed(
+                    "only the consulting doctor writes recommendations", code="not_the_doctor"
+                )
+            if row.status != ConsultationStatus.ACTIVE:
+                raise Conflict(
+                    "recommendations are written while the consultation is active",
+                    code="consultation_not_active",
+                )
+            rid = (
+                await uow.conn.execute(
+                    t.recommendations.insert()
+                    .values(
+                        consultation_id=consultation_id,
+                        patient_id=row.patient_id,
+                        doctor_id=actor.user_id,
+                        text=text,
+                        created_at=self._clock.now(),
+                    )
+                    .returning(t.recommendations.c.id)
+                )
+            ).scalar_one()
+            await self._audit.write(
+                uow,
+                actor,
+                "record.recommendation.write",
+                patient_id=row.patient_id,
+                consultation_id=consultation_id,
+            )
+            uow.collect(RecordChanged(row.patient_id, consultation_id))
+            (out,) = await _recommendations(uow, t.recommendations.c.id == rid)
+            await uow.commit()
+        return out
+
+    async def record(self, actor: Actor, patient_id: int) -> RecordOut:
+        async with self._db.uow() as uow:
+            patient = (
+                await uow.conn.execute(
+                    sa.select(t.users.c.id, t.users.c.name).where(
+                        t.users.c.id == patient_id, t.users.c.role == Role.PATIENT
+                    )
+                )
+            ).first()
+            if patient is None:
+                raise NotFound(f"no patient {patient_id}", code="patient_not_found")
+            consultations = await queue_repo.list_consultations(
+                uow, t.consultations.c.patient_id == patient_id
+            )
+            if not self._may_read(
+                actor, patient_id, [c.doctor.id for c in consultations if c.doctor]
+            ):
+                self._audit.deny_after_rollback(uow, actor, "record.read", patient_id=patient_id)
+                raise NotAllowed("you may not read this patient's record", code="not_your_patient")
+            recommendations = await _recommendations(
+                uow, t.recommendations.c.patient_id == patient_id
+            )
+            entries = []
+            for c in consultations:
+                if c.status == ConsultationStatus.CANCELLED:
+                    continue
+                entries.append(
+                    RecordEntryOut(
+                        consultation=c,
+                        transcript=await chat_repo.messages_after(uow, c.id),
+                        recommendations=[r for r in recommendations if r.consultation_id == c.id],
+                    )
+                )
+            await self._audit.write(uow, actor, "record.read", patient_id=patient_id)
+            await uow.commit()
+        return RecordOut(patient=PersonOut(id=patient.id, name=patient.name), entries=entries)
+
+    @staticmethod
+    def _may_read(actor: Actor, patient_id: int, doctors: list[int]) -> bool:
+        if actor.is_patient:
+            return actor.user_id == patient_id
+        return actor.is_doctor and actor.user_id in doctors
+
+
+async def _recommendations(
+    uow: UnitOfWork, where: sa.ColumnElement[bool]
+) -> list[RecommendationOut]:
+    rows = await uow.conn.execute(
+        sa.select(t.recommendations, t.users.c.name.label("doctor_name"))
+        .join(t.users, t.users.c.id == t.recommendations.c.doctor_id)
+        .where(where)
+        .order_by(t.recommendations.c.id)
+    )
+    return [
+        RecommendationOut(
+            id=r.id,
+            consultation_id=r.consultation_id,
+            doctor=PersonOut(id=r.doctor_id, name=r.doctor_name),
+            text=r.text,
+            created_at=as_utc(r.created_at),
+        )
+        for r in rows
+    ]

@@ -1,0 +1,1 @@
+"""Socket.IO edge: authentication on connect, per-user rooms, events <-> services."""

@@ -1,0 +1,102 @@
+"""The ``/`` namespace: every client event is a thin adapter over a service call.
+
+The connection is authenticated once, at connect (``auth={"token": ...}`` or the session
+cookie). Each user's sockets join the room ``user:<id>``; notifications go to those rooms, so
+they reach every tab and, through the Redis manager, every process.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from http.cookies import SimpleCookie
+from typing import Any
+
+import socketio
+
+from consult.domain import Actor, Identity, Role
+from consult.errors import ConsultError, Invalid
+from consult.http.routing import SESSION_COOKIE, validate
+from consult.schemas import PresenceIn, SendMessageIn
+from consult.services import Services
+from consult.signaling.acks import ack
+from consult.signaling.server import user_room
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[Actor, Any], Awaitable[Any]]
+
+
+class ConsultNamespace(socketio.AsyncNamespace):
+    def __init__(self, services: Services) -> None:
+        super().__init__("/")
+        self.services = services
+        self.events: dict[str, EventHandler] = {
+            "presence:online": self.presence_online,
+            "presence:offline": self.presence_offline,
+            "chat:send": self.chat_send,
+        }
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        if event == "connect":
+            sid, environ = args[0], args[1]
+            return await self.on_connect(sid, environ, args[2] if len(args) > 2 else None)
+        if event == "disconnect":
+            return None
+        sid, payload = args[0], (args[1] if len(args) > 1 else None)
+        handler = self.events.get(event)
+        if handler is None:
+            return {
+                "ok": False,
+                "error": {"code": "unknown_event", "message": f"no event {event!r}"},
+            }
+        return await ack(self._dispatch(handler, sid, payload))
+
+    async def _dispatch(self, handler: EventHandler, sid: str, payload: Any) -> Any:
+        return await handler(await self._actor(sid), payload)
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if not token:
+            cookie = SimpleCookie(environ.get("HTTP_COOKIE", ""))
+            token = cookie[SESSION_COOKIE].value if SESSION_COOKIE in cookie else None
+        ip = environ.get("REMOTE_ADDR")
+        try:
+            actor = await self.services.accounts.authenticate(token, ip)
+        except ConsultError as exc:
+            raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.to_dict()) from None
+        await self.save_session(
+            sid,
+            {
+                "user_id": actor.user_id,
+                "role": str(actor.role),
+                "identity": str(actor.identity),
+                "name": actor.name,
+                "ip": ip,
+            },
+        )
+        await self.enter_room(sid, user_room(actor.user_id))
+        log.info("socket %s connected for user %s", sid, actor.user_id)
+
+    async def _actor(self, sid: str) -> Actor:
+        s = await self.get_session(sid)
+        return Actor(s["user_id"], Role(s["role"]), Identity(s["identity"]), s["name"], s["ip"])
+
+    # --- events -----------------------------------------------------------------------------
+
+    async def presence_online(self, actor: Actor, payload: Any) -> Any:
+        body = _validate(PresenceIn, payload)
+        return await self.services.consultations.go_online(actor, body.specialties, body.forms)
+
+    async def presence_offline(self, actor: Actor, payload: Any) -> Any:
+        return await self.services.consultations.go_offline(actor)
+
+    async def chat_send(self, actor: Actor, payload: Any) -> Any:
+        body = _validate(SendMessageIn, payload)
+        return await self.services.chat.post(actor, body.consultation_id, body.client_id, body.body)
+
+
+def _validate(model: Any, payload: Any) -> Any:
+    if not isinstance(payload, dict):
+        raise Invalid("the payload must be a JSON object", code="invalid_payload")
+    return validate(model, payload)

@@ -1,0 +1,52 @@
+"""Engine by URL: ``sqlite+aiosqlite:///file.db`` (embedded default) or ``postgresql+asyncpg://``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+
+class DatabaseConfigError(RuntimeError):
+    """The database URL names a backend this installation cannot use."""
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    if not (url.startswith("sqlite+aiosqlite") or url.startswith("postgresql+asyncpg")):
+        raise DatabaseConfigError(
+            f"unsupported database URL scheme in {sa.make_url(url).render_as_string()!r}: "
+            "use sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db"
+        )
+    try:
+        engine = create_async_engine(url, **kwargs)
+    except (NoSuchModuleError, ModuleNotFoundError, ArgumentError) as exc:
+        raise DatabaseConfigError(f"cannot open database backend: {exc}") from exc
+    if is_sqlite(url):
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when a transaction begins (see "begin").
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # Write transactions take the write lock up front: a deferred transaction that later
+        # upgrades to a writer can fail with "database is locked" instead of waiting its turn.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from consult.app import create_app
+from consult.settings import Settings
+from tests.support import ApiClient, SocketClient
+
+
+@pytest.fixture
+async def server(
+    database_url: str, aiohttp_server: Callable[..., Awaitable[TestServer]]
+) -> TestServer:
+    settings = Settings(database_url=database_url, demo=True, migrate_on_start=False)
+    return await aiohttp_server(create_app(settings))
+
+
+@pytest.fixture
+def base_url(server: TestServer) -> str:
+    return str(server.make_url("/")).rstrip("/")
+
+
+@pytest.fixture
+async def api(base_url: str) -> AsyncIterator[Callable[..., Awaitable[ApiClient]]]:
+    """``await api("anna@demo.test")``: a logged-in HTTP client (``api()`` for an anonymous one)."""
+    made: list[ApiClient] = []
+
+    async def make(email: str | None = None) -> ApiClient:
+        client = ApiClient(base_url)
+        made.append(client)
+        return await client.login(email) if email else client
+
+    yield make
+    for client in made:
+        await client.close()
+
+
+@pytest.fixture
+async def sockets(base_url: str) -> AsyncIterator[Callable[..., Awaitable[SocketClient]]]:
+    """``await sockets(token)``: a connected Socket.IO client."""
+    made: list[SocketClient] = []
+
+    async def make(token: str | None) -> SocketClient:
+        client = SocketClient()
+        made.append(client)
+        return await client.connect(base_url, token)
+
+    yield make
+    for client in made:
+        if client.sio.connected:
+            await client.close()

@@ -1,0 +1,165 @@
+"""Steps 2-5 of the walking skeleton over real HTTP and Socket.IO, on each backend."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from consult.storage import tables as t
+
+
+async def audit_rows(database_url: str) -> list[sa.Row]:
+    engine = create_async_engine(database_url)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.select(t.audit_log).order_by(t.audit_log.c.id))).all()
+    await engine.dispose()
+    return list(rows)
+
+
+async def test_chat_consultation_end_to_end(api, sockets, database_url):
+    doctor = await api("dr.house@demo.test")
+    doctor_ws = await sockets(doctor.token)
+    ack = await doctor_ws.emit(
+        "presence:online", {"specialties": ["internal-medicine"], "forms": ["chat"]}
+    )
+    assert ack["ok"], ack
+    assert ack["data"]["status"] == "online"
+
+    patient = await api("anna@demo.test")
+    patient_ws = await sockets(patient.token)
+    started = await patient.call(
+        "POST", "/api/consultations", {"specialty": "internal-medicine", "form": "chat"}, expect=201
+    )
+    assert started["status"] == "active"
+    assert started["doctor"]["name"] == "Dr Gregory House"
+    cid = started["id"]
+
+    # Both sides are told of the match, live.
+    assert (await doctor_ws.next("consultation:matched"))["consultation"]["id"] == cid
+    assert (await patient_ws.next("consultation:matched"))["consultation"]["id"] == cid
+    assert (await doctor.call("GET", "/api/consultations/open"))["consultations"][0]["id"] == cid
+
+    sent = await patient_ws.emit(
+        "chat:send", {"consultation_id": cid, "client_id": "p-1", "body": "I have a headache"}
+    )
+    assert sent["ok"], sent
+    assert sent["data"]["seq"] == 1
+    received = (await doctor_ws.next("chat:message"))["message"]
+    assert received["body"] == "I have a headache" and received["sender_role"] == "patient"
+
+    reply = await doctor_ws.emit(
+        "chat:send", {"consultation_id": cid, "client_id": "d-1", "body": "Since when?"}
+    )
+    assert reply["data"]["seq"] == 2
+    # Each participant's own sockets get the message too (other tabs stay in step).
+    echoed = [(await patient_ws.next("chat:message"))["message"]["body"] for _ in range(2)]
+    assert echoed == ["I have a headache", "Since when?"]
+
+    await doctor.call(
+        "POST",
+        f"/api/consultations/{cid}/recommendations",
+        {"text": "Drink water, rest, ibuprofen 400 mg if needed."},
+        expect=201,
+    )
+    ended = await doctor.call("POST", f"/api/consultations/{cid}/end", {})
+    assert ended["status"] == "ended" and ended["ended_at"]
+    assert (await patient_ws.next("consultation:ended"))["consultation"]["status"] == "ended"
+    assert (await patient_ws.next("record:changed"))["consultation_id"] == cid
+
+    record = await patient.call("GET", "/api/patients/me/record")
+    (entry,) = record["entries"]
+    assert entry["consultation"]["id"] == cid
+    assert [m["body"] for m in entry["transcript"]] == ["I have a headache", "Since when?"]
+    assert entry["recommendations"][0]["text"].startswith("Drink water")
+    assert entry["recommendations"][0]["doctor"]["name"] == "Dr Gregory House"
+
+    # The doctor, having consulted Anna, may read her record too.
+    theirs = await doctor.call("GET", f"/api/patients/{patient.user['id']}/record")
+    assert theirs["entries"][0]["consultation"]["id"] == cid
+
+    actions = [
+        (r.action, r.actor_id, r.patient_id, r.allowed) for r in await audit_rows(database_url)
+    ]
+    pid, did = patient.user["id"], doctor.user["id"]
+    for expected in [
+        ("consultation.start", pid, pid, True),
+        ("chat.write", pid, pid, True),
+        ("chat.write", did, pid, True),
+        ("record.recommendation.write", did, pid, True),
+        ("consultation.end", did, pid, True),
+        ("record.read", pid, pid, True),
+        ("record.read", did, pid, True),
+    ]:
+        assert expected in actions, expected
+    assert all(r.ip == "127.0.0.1" for r in await audit_rows(database_url) if r.actor_id)
+
+
+async def test_waiting_patient_is_matched_when_a_doctor_comes_online(api, sockets):
+    patient = await api("anna@demo.test")
+    patient_ws = await sockets(patient.token)
+    started = await patient.call(
+        "POST", "/api/consultations", {"specialty": "dermatology", "form": "chat"}, expect=201
+    )
+    assert started["status"] == "waiting" and started["doctor"] is None
+
+    doctor = await api("dr.skin@demo.test")
+    doctor_ws = await sockets(doctor.token)
+    ack = await doctor_ws.emit(
+        "presence:online", {"specialties": ["dermatology"], "forms": ["chat"]}
+    )
+    assert ack["ok"]
+    matched = (await patient_ws.next("consultation:matched"))["consultation"]
+    assert matched["id"] == started["id"] and matched["doctor"]["name"] == "Dr Iwona Skóra"
+    assert (await doctor_ws.next("consultation:matched"))["consultation"]["id"] == started["id"]
+
+
+async def test_a_busy_doctor_gets_the_next_patient_when_the_consultation_ends(api, sockets):
+    doctor = await api("dr.heart@demo.test")
+    doctor_ws = await sockets(doctor.token)
+    await doctor_ws.emit("presence:online", {"specialties": ["cardiology"], "forms": ["chat"]})
+    first = await api("anna@demo.test")
+    one = await first.call(
+        "POST", "/api/consultations", {"specialty": "cardiology", "form": "chat"}, expect=201
+    )
+    assert one["status"] == "active"
+    # dr.house practises cardiology too but is offline: the second patient waits.
+    second_client = await api("piotr@demo.test")
+    await second_client.call("GET", "/api/me")
+    # Piotr's basic plan does not cover cardiology, so use internal medicine + dr.house instead.
+    second = await second_client.call(
+        "POST", "/api/consultations", {"specialty": "internal-medicine", "form": "chat"}, expect=201
+    )
+    assert second["status"] == "waiting"
+    await doctor_ws.next("consultation:matched")
+    await first.call("POST", f"/api/consultations/{one['id']}/end", {})
+    # dr.heart does not take internal medicine: Piotr keeps waiting.
+    assert (await second_client.call("GET", f"/api/consultations/{second['id']}"))["status"] == (
+        "waiting"
+    )
+    # The patient may leave the queue: a waiting consultation is cancelled, not ended.
+    cancelled = await second_client.call("POST", f"/api/consultations/{second['id']}/end", {})
+    assert cancelled["status"] == "cancelled"
+    assert (await second_client.call("GET", "/api/consultations/open"))["consultations"] == []
+
+
+async def test_a_retried_message_is_stored_once_with_the_same_sequence_number(api, sockets):
+    doctor = await api("dr.grey@demo.test")
+    doctor_ws = await sockets(doctor.token)
+    await doctor_ws.emit("presence:online", {"specialties": ["paediatrics"], "forms": ["chat"]})
+    patient = await api("anna@demo.test")
+    patient_ws = await sockets(patient.token)
+    cid = (
+        await patient.call(
+            "POST", "/api/consultations", {"specialty": "paediatrics", "form": "chat"}, expect=201
+        )
+    )["id"]
+    payload = {"consultation_id": cid, "client_id": "same-id", "body": "my son has a fever"}
+    first = await patient_ws.emit("chat:send", payload)
+    again = await patient_ws.emit("chat:send", payload)
+    assert first["ok"] and again["ok"]
+    assert first["data"]["seq"] == again["data"]["seq"] == 1
+    assert first["data"]["id"] == again["data"]["id"]
+    messages = (await patient.call("GET", f"/api/consultations/{cid}/messages"))["messages"]
+    assert len(messages) == 1
+    after = await patient.call("GET", f"/api/consultations/{cid}/messages?after=1")
+    assert after["messages"] == []

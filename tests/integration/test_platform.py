@@ -1,0 +1,123 @@
+"""Health, the API description, migrations and the audit log's guarantees."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from consult.storage import tables as t
+
+
+async def test_healthz_reports_the_database(api):
+    client = await api()
+    body = await client.call("GET", "/healthz")
+    assert body == {"status": "ok", "database": "ok", "bus": "in-process"}
+
+
+async def test_openapi_describes_every_http_route(api, server):
+    spec = await (await api()).call("GET", "/api/openapi.json")
+    described = {(method.upper(), path) for path, ops in spec["paths"].items() for method in ops}
+    served = {
+        (route.method, route.resource.canonical)
+        for route in server.app.router.routes()
+        if route.resource is not None
+        and (route.resource.canonical.startswith("/api") or route.resource.canonical == "/healthz")
+        and route.method != "HEAD"
+    }
+    assert served and served == described
+    start = spec["paths"]["/api/consultations"]["post"]
+    schema = start["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert schema == "#/components/schemas/StartConsultationIn"
+    assert "identity_not_verified" in start["responses"]["4XX"]["description"]
+
+
+async def test_migrations_build_exactly_the_declared_schema(database_url):
+    engine = create_async_engine(database_url)
+    async with engine.connect() as conn:
+
+        def diff(sync_conn: sa.Connection) -> list:
+            return compare_metadata(MigrationContext.configure(sync_conn), t.metadata)
+
+        assert await conn.run_sync(diff) == []
+    await engine.dispose()
+
+
+async def test_the_audit_log_is_append_only(database_url):
+    engine = create_async_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.execute(
+            t.audit_log.insert().values(
+                at=sa.func.now(), action="test", allowed=True, actor_id=None
+            )
+        )
+    for statement in (t.audit_log.update().values(action="rewritten"), t.audit_log.delete()):
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with engine.begin() as conn:
+                await conn.execute(statement)
+    async with engine.connect() as conn:
+        assert (await conn.execute(sa.select(t.audit_log.c.action))).scalars().all() == ["test"]
+    await engine.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_the_cli_migrates_seeds_and_serves(tmp_path: Path):
+    db = tmp_path / "cli.db"
+    port = free_port()
+    env = {**os.environ, "CONSULT_DATABASE_URL": f"sqlite+aiosqlite:///{db}"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "consult", "serve", "--demo", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        async with aiohttp.ClientSession() as http:
+            while True:
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                        assert response.status == 200
+                        break
+                except aiohttp.ClientConnectionError:
+                    assert time.monotonic() < deadline, "server did not start"
+                    await asyncio.sleep(0.2)
+            async with http.post(
+                f"http://127.0.0.1:{port}/api/login",
+                json={"email": "scheduler@demo.test", "password": "demo1234"},
+            ) as response:
+                assert response.status == 200
+                assert "HttpOnly" in response.headers["Set-Cookie"]
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=10)[0].decode()
+    assert "demo1234" not in output and "password" not in output.lower()
+
+
+def test_a_bad_database_url_gives_a_clear_start_up_error():
+    result = subprocess.run(
+        [sys.executable, "-m", "consult", "migrate", "--database-url", "mysql://x@y/z"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert "unsupported database URL" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,73 @@
+"""Clients for integration tests: a JSON HTTP client and a Socket.IO client that records the
+events it receives, both talking to a real server over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+import aiohttp
+import socketio
+
+from consult.accounts.demo import DEMO_PASSWORD
+
+
+class ApiClient:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.session = aiohttp.ClientSession()
+        self.token: str | None = None
+        self.user: dict[str, Any] = {}
+
+    async def login(self, email: str, password: str = DEMO_PASSWORD) -> ApiClient:
+        body = await self.call("POST", "/api/login", {"email": email, "password": password})
+        self.token = body["token"]
+        self.user = body["user"]
+        return self
+
+    async def call(
+        self, method: str, path: str, json: Any = None, *, expect: int = 200, data: Any = None
+    ) -> Any:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        async with self.session.request(
+            method, self.base_url + path, json=json, data=data, headers=headers
+        ) as response:
+            body = await response.json() if response.status != 204 else None
+            assert response.status == expect, (response.status, body)
+            return body
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+class SocketClient:
+    def __init__(self) -> None:
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self._queues: dict[str, asyncio.Queue[Any]] = defaultdict(asyncio.Queue)
+        self.sio.on("*", self._record)
+
+    async def _record(self, event: str, data: Any = None) -> None:
+        await self._queues[event].put(data)
+
+    async def connect(self, base_url: str, token: str | None) -> SocketClient:
+        await self.sio.connect(
+            base_url,
+            auth={"token": token} if token else None,
+            transports=["websocket"],
+            wait_timeout=5,
+        )
+        return self
+
+    async def emit(self, event: str, data: Any = None) -> dict[str, Any]:
+        result: dict[str, Any] = await self.sio.call(event, data, timeout=10)
+        return result
+
+    async def next(self, event: str, timeout: float = 5) -> Any:
+        return await asyncio.wait_for(self._queues[event].get(), timeout)
+
+    def pending(self, event: str) -> int:
+        return self._queues[event].qsize()
+
+    async def close(self) -> None:
+        await self.sio.disconnect()

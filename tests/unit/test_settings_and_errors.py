@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from consult.errors import Conflict, ConsultError, Invalid, LimitReached, NotAllowed, NotFound
+from consult.settings import Settings
+from consult.signaling.acks import ack
+
+
+def test_defaults_are_the_embedded_setup():
+    s = Settings.from_env({})
+    assert s.database_url == "sqlite+aiosqlite:///consult.db"
+    assert s.redis_url == "" and (s.host, s.port) == ("127.0.0.1", 8080)
+
+
+def test_environment_then_command_line():
+    env = {
+        "CONSULT_PORT": "9000",
+        "CONSULT_DEMO": "yes",
+        "CONSULT_WEB_DIR": "/srv/web",
+        "CONSULT_REDIS_URL": "redis://127.0.0.1:6379/0",
+    }
+    s = Settings.from_env(env, port=9100, host=None)
+    assert s.port == 9100 and s.demo is True and s.web_dir == Path("/srv/web")
+    assert s.host == "127.0.0.1" and s.redis_url.startswith("redis://")
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [(Invalid, 400), (NotAllowed, 403), (NotFound, 404), (Conflict, 409), (LimitReached, 429)],
+)
+def test_errors_carry_a_status_and_a_stable_code(error: type[ConsultError], status: int):
+    exc = error("human words", code="machine_code", details={"x": 1})
+    assert exc.status == status
+    assert exc.to_dict() == {"code": "machine_code", "message": "human words", "details": {"x": 1}}
+
+
+async def test_acks_wrap_results_and_hide_internal_errors():
+    async def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    async def refused() -> None:
+        raise Conflict("no", code="busy")
+
+    assert await ack(boom()) == {
+        "ok": False,
+        "error": {"code": "internal", "message": "something went wrong"},
+    }
+    assert await ack(refused()) == {"ok": False, "error": {"code": "busy", "message": "no"}}
