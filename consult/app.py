@@ -6,6 +6,8 @@ Redis Socket.IO manager) and wires the edges to the feature services.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -14,7 +16,7 @@ from aiohttp import web
 from consult.accounts.demo import seed_demo
 from consult.clock import Clock, SystemClock
 from consult.events import EventBus
-from consult.http import routes_accounts, routes_consultations, routes_system
+from consult.http import routes_accounts, routes_booking, routes_consultations, routes_system
 from consult.http.errors import error_middleware
 from consult.http.openapi import build_openapi
 from consult.http.pages import install_pages
@@ -22,6 +24,7 @@ from consult.http.routes_system import OPENAPI
 from consult.http.routing import SERVICES
 from consult.services import Services
 from consult.settings import Settings
+from consult.signaling.fanout import QueueFanout
 from consult.signaling.namespace import ConsultNamespace
 from consult.signaling.notifier import Notifier
 from consult.signaling.server import create_sio
@@ -31,12 +34,17 @@ from consult.storage.uow import Database
 
 log = logging.getLogger(__name__)
 
-APIS = (routes_system.api, routes_accounts.api, routes_consultations.api)
+APIS = (
+    routes_system.api,
+    routes_accounts.api,
+    routes_consultations.api,
+    routes_booking.api,
+)
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, security_headers], client_max_size=1_000_000
+        middlewares=[security_headers, error_middleware], client_max_size=1_000_000
     )
     db = Database(create_engine(settings.database_url), EventBus())
     services = Services.build(settings, clock or SystemClock(), db)
@@ -45,14 +53,41 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     sio = create_sio(settings)
     sio.register_namespace(ConsultNamespace(services))
     sio.attach(app)
-    services.bus.subscribe(Notifier(sio))
+    fanout = QueueFanout(sio, services.tickets, delay=0.05)
+    app[FANOUT] = fanout
+    services.bus.subscribe(Notifier(sio, fanout))
 
     for api in APIS:
         api.install(app)
     app[OPENAPI] = build_openapi([r for api in APIS for r in api.routes])
     install_pages(app, settings.web_dir)
     app.cleanup_ctx.append(_database_lifetime)
+    app.cleanup_ctx.append(_queue_timers)
     return app
+
+
+FANOUT = web.AppKey("fanout", QueueFanout)
+
+
+async def _queue_timers(app: web.Application) -> AsyncIterator[None]:
+    """The one background task of the server: runs out offers, leases and tickets."""
+    services = app[SERVICES]
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(services.settings.sweep_interval)
+            try:
+                await services.sweeper.sweep()
+            except Exception:
+                log.exception("queue sweep failed; retrying")
+
+    task = asyncio.create_task(loop()) if services.settings.sweep_interval > 0 else None
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await app[FANOUT].close()
 
 
 async def _database_lifetime(app: web.Application) -> AsyncIterator[None]:

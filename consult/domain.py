@@ -25,12 +25,15 @@ class Form(StrEnum):
 
 class ConsultationStatus(StrEnum):
     WAITING = "waiting"
+    # Offered to a doctor who has not accepted yet; back to waiting on decline or timeout.
+    OFFERED = "offered"
     ACTIVE = "active"
     ENDED = "ended"
     CANCELLED = "cancelled"
 
 
-OPEN_STATUSES = (ConsultationStatus.WAITING, ConsultationStatus.ACTIVE)
+OPEN_STATUSES = (ConsultationStatus.WAITING, ConsultationStatus.OFFERED, ConsultationStatus.ACTIVE)
+QUEUED_STATUSES = (ConsultationStatus.WAITING, ConsultationStatus.OFFERED)
 
 
 class PresenceStatus(StrEnum):

@@ -38,6 +38,49 @@ class MessagePosted(Event):
 
 
 @dataclass(frozen=True)
+class OfferMade(Event):
+    doctor_id: int
+    consultation: dict[str, Any]
+    expires_at: str
+
+
+@dataclass(frozen=True)
+class OfferWithdrawn(Event):
+    doctor_id: int
+    consultation_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class QueueChanged(Event):
+    specialty: str
+    form: str
+
+
+@dataclass(frozen=True)
+class TicketDropped(Event):
+    patient_id: int
+    consultation_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ConsultationInterrupted(Event):
+    """The doctor's side was lost; the patient is back at the front of the queue."""
+
+    patient_id: int
+    consultation_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class PresenceChanged(Event):
+    doctor_id: int
+    status: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class RecordChanged(Event):
     patient_id: int
     consultation_id: int

@@ -62,6 +62,12 @@ class SpecialtiesOut(Out):
 class StartConsultationIn(In):
     specialty: str = Field(min_length=1, max_length=40)
     form: Form
+    preferred_doctor_id: int | None = Field(
+        default=None, description="Wait for this doctor only (they must practise the specialty)."
+    )
+    language: str | None = Field(
+        default=None, min_length=2, max_length=8, description="e.g. pl, en; doctors may filter."
+    )
 
 
 class PersonOut(Out):
@@ -79,6 +85,31 @@ class ConsultationOut(Out):
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None
+    language: str | None = None
+    offer_expires_at: datetime | None = None
+
+
+class EtaOut(Out):
+    low_minutes: int | None = Field(description="null when nobody can serve the ticket now")
+    high_minutes: int | None
+    basis: str
+
+
+class DoctorsStateOut(Out):
+    online: int = Field(description="online for this specialty and form")
+    busy: int
+    away: int
+
+
+class TicketUpdateOut(Out):
+    """Pushed to each waiting patient as ``queue:ticket`` whenever their queue moves."""
+
+    consultation_id: int
+    status: ConsultationStatus
+    place: int = Field(description="1 = next in line; 0 = being connected to a doctor now")
+    waiting: int = Field(description="tickets in this specialty and form queue")
+    eta: EtaOut
+    doctors: DoctorsStateOut
 
 
 class ConsultationsOut(Out):
@@ -88,6 +119,10 @@ class ConsultationsOut(Out):
 class PresenceIn(In):
     specialties: list[str] = Field(min_length=1, max_length=20)
     forms: list[Form] = Field(min_length=1, max_length=3)
+    capacity: int | None = Field(
+        default=None, ge=1, le=10, description="parallel chats wanted (capped by the server)"
+    )
+    languages: list[str] = Field(default_factory=list, max_length=10)
 
 
 class PresenceOut(Out):
@@ -95,6 +130,11 @@ class PresenceOut(Out):
     specialties: list[str]
     forms: list[Form]
     capacity: int
+    languages: list[str] = Field(default_factory=list)
+
+
+class OfferAnswerIn(In):
+    consultation_id: int
 
 
 # --- chat -------------------------------------------------------------------------------------

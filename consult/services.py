@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from consult.accounts.service import AccountService
+from consult.booking.service import BookingService
 from consult.chat.service import ChatService
 from consult.clock import Clock
 from consult.events import EventBus
+from consult.queue.matcher import Matcher
+from consult.queue.policy import QueueRules
+from consult.queue.presence import PresenceService
 from consult.queue.service import ConsultationService
+from consult.queue.sweeper import Sweeper
+from consult.queue.tickets import TicketService
 from consult.records.audit import Audit
 from consult.records.service import RecordService
 from consult.settings import Settings
@@ -24,13 +31,20 @@ class Services:
     audit: Audit
     accounts: AccountService
     consultations: ConsultationService
+    presence: PresenceService
+    tickets: TicketService
+    sweeper: Sweeper
     chat: ChatService
     records: RecordService
+    booking: BookingService
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock, db: Database) -> Services:
         audit = Audit(db, clock)
-        consultations = ConsultationService(db, clock, audit)
+        rules = queue_rules(settings)
+        matcher = Matcher(clock, rules)
+        consultations = ConsultationService(db, clock, audit, matcher)
+        booking = BookingService(db, clock, audit)
         return cls(
             settings=settings,
             clock=clock,
@@ -39,6 +53,21 @@ class Services:
             audit=audit,
             accounts=AccountService(db, clock, audit, settings.session_hours),
             consultations=consultations,
+            presence=PresenceService(db, clock, rules, matcher),
+            tickets=TicketService(db, clock, rules, consultations, alternatives=booking.free_slots),
+            sweeper=Sweeper(db, clock, rules, matcher, consultations),
             chat=ChatService(db, clock, audit, consultations),
             records=RecordService(db, clock, audit, consultations),
+            booking=booking,
         )
+
+
+def queue_rules(settings: Settings) -> QueueRules:
+    return QueueRules(
+        offer_timeout=timedelta(seconds=settings.offer_timeout),
+        doctor_grace=timedelta(seconds=settings.doctor_grace),
+        patient_grace=timedelta(seconds=settings.patient_grace),
+        max_parallel_chats=settings.max_parallel_chats,
+        alternatives_threshold=timedelta(seconds=settings.alternatives_threshold),
+        alternatives_count=settings.alternatives_count,
+    )

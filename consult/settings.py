@@ -28,6 +28,15 @@ class Settings:
     secure_cookies: bool = False
     # Apply pending migrations when the server starts (``consult migrate`` does it on its own).
     migrate_on_start: bool = True
+    # Walk-in queue rules (seconds unless said otherwise).
+    offer_timeout: int = 20
+    doctor_grace: int = 30
+    patient_grace: int = 60
+    max_parallel_chats: int = 3
+    alternatives_threshold: int = 30 * 60
+    alternatives_count: int = 5
+    # How often expired offers and leases are looked for.
+    sweep_interval: float = 1.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -50,6 +59,8 @@ def _parse(kind: Any, raw: str) -> Any:
         return raw.strip().lower() in {"1", "true", "yes", "on"}
     if kind == "int":
         return int(raw)
+    if kind == "float":
+        return float(raw)
     if kind == "Path":
         return Path(raw)
     return raw

@@ -11,9 +11,10 @@ import asyncio
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -21,15 +22,24 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from consult.storage.migrate import upgrade
 from consult.storage.tables import metadata
 
+T = TypeVar("T")
+
 PG_ADMIN_URL = os.environ.get(
     "CONSULT_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
 BACKENDS = [b for b in os.environ.get("CONSULT_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
 
 
+def off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn`` in a thread of its own: fixtures may be set up while an event loop runs in
+    this one (pytest-asyncio's, or Playwright's sync API), and migrations run their own loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args).result()
+
+
 def sqlite_template(directory: Path) -> Path:
     path = directory / "template.db"
-    upgrade(f"sqlite+aiosqlite:///{path}")
+    off_loop(upgrade, f"sqlite+aiosqlite:///{path}")
     return path
 
 
@@ -50,11 +60,6 @@ def postgres_database() -> Iterator[str]:
         async with engine.connect() as conn:
             await conn.execute(sa.text(sql))
         await engine.dispose()
-
-    # Fixtures may be set up from inside a running event loop: do the set-up in a thread.
-    def off_loop(fn, *args):  # type: ignore[no-untyped-def]
-        with ThreadPoolExecutor(1) as pool:
-            return pool.submit(fn, *args).result()
 
     off_loop(asyncio.run, admin_sql(f'CREATE DATABASE "{name}"'))
     try:

@@ -66,8 +66,34 @@ class SocketClient:
     async def next(self, event: str, timeout: float = 5) -> Any:
         return await asyncio.wait_for(self._queues[event].get(), timeout)
 
+    async def until(self, event: str, predicate: Any, timeout: float = 5) -> Any:
+        """The first ``event`` whose payload satisfies ``predicate`` (earlier ones are skipped)."""
+
+        async def wait() -> Any:
+            while True:
+                data = await self._queues[event].get()
+                if predicate(data):
+                    return data
+
+        return await asyncio.wait_for(wait(), timeout)
+
     def pending(self, event: str) -> int:
         return self._queues[event].qsize()
 
     async def close(self) -> None:
         await self.sio.disconnect()
+
+
+async def start_and_accept(
+    patient: ApiClient, doctor_ws: SocketClient, specialty: str, form: str = "chat"
+) -> int:
+    """The patient joins; the (online, free) doctor gets the offer and accepts it."""
+    ticket = await patient.call(
+        "POST", "/api/consultations", {"specialty": specialty, "form": form}, expect=201
+    )
+    cid = int(ticket["consultation"]["id"])
+    offer = await doctor_ws.next("queue:offer")
+    assert offer["consultation"]["id"] == cid
+    ack = await doctor_ws.emit("queue:accept", {"consultation_id": cid})
+    assert ack["ok"], ack
+    return cid

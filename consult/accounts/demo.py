@@ -7,8 +7,10 @@ import asyncio
 import logging
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from consult.accounts.passwords import hash_password
+from consult.booking.service import generate_slots
 from consult.clock import Clock
 from consult.storage import tables as t
 from consult.storage.uow import Database
@@ -59,6 +61,26 @@ USERS: list[tuple[str, str, str, str, str | None, list[str]]] = [
     ("scheduler@demo.test", "Sam Scheduler", "scheduler", "verified", None, []),
 ]
 
+# The demo clinic's wall clock; schedules are in local time and slots stored in UTC.
+DEMO_TIMEZONE = "Europe/Warsaw"
+SLOT_DAYS = 14
+WEEKDAYS = (0, 1, 2, 3, 4)
+
+# Weekly hours: doctor, specialty, kind, weekdays, from, to (HH:MM local), slot minutes.
+SCHEDULES: list[tuple[str, str, str, tuple[int, ...], str, str, int]] = [
+    ("dr.house@demo.test", "internal-medicine", "stationary", (0, 2, 4), "08:00", "12:00", 20),
+    ("dr.house@demo.test", "internal-medicine", "online", (0, 2, 4), "12:00", "16:00", 20),
+    ("dr.house@demo.test", "cardiology", "phone", (1, 3), "08:00", "16:00", 20),
+    ("dr.grey@demo.test", "paediatrics", "stationary", WEEKDAYS, "08:00", "12:00", 20),
+    ("dr.grey@demo.test", "internal-medicine", "phone", WEEKDAYS, "12:00", "16:00", 20),
+    ("dr.skin@demo.test", "dermatology", "stationary", WEEKDAYS, "08:00", "12:00", 20),
+    ("dr.skin@demo.test", "dermatology", "online", WEEKDAYS, "12:00", "16:00", 20),
+    ("dr.mind@demo.test", "psychiatry", "online", WEEKDAYS, "08:00", "16:00", 30),
+    ("dr.move@demo.test", "physiotherapy", "stationary", WEEKDAYS, "08:00", "16:00", 30),
+    ("dr.heart@demo.test", "cardiology", "stationary", WEEKDAYS, "08:00", "12:00", 20),
+    ("dr.heart@demo.test", "cardiology", "online", WEEKDAYS, "12:00", "16:00", 20),
+]
+
 
 async def seed_demo(db: Database, clock: Clock) -> int:
     """Insert whatever of the demo is missing; returns the number of users created."""
@@ -103,6 +125,37 @@ async def seed_demo(db: Database, clock: Clock) -> int:
                     [{"doctor_id": uid, "specialty_code": s} for s in specialties],
                 )
             created += 1
+        await _seed_schedules(conn)
+        slots = await generate_slots(uow, clock.now(), SLOT_DAYS)
         await uow.commit()
-    log.info("demo data: %d users created", created)
+    log.info("demo data: %d users created, %d slots opened", created, slots)
     return created
+
+
+def _minute(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+async def _seed_schedules(conn: AsyncConnection) -> None:
+    """Weekly schedules for the demo doctors that have none yet."""
+    query = sa.select(t.users.c.email, t.users.c.id).where(t.users.c.role == "doctor")
+    doctors = {email: uid for email, uid in await conn.execute(query)}
+    scheduled = set((await conn.execute(sa.select(t.schedules.c.doctor_id).distinct())).scalars())
+    rows = [
+        {
+            "doctor_id": doctors[email],
+            "specialty_code": specialty,
+            "kind": kind,
+            "weekday": day,
+            "start_minute": _minute(start),
+            "end_minute": _minute(end),
+            "slot_minutes": minutes,
+            "timezone": DEMO_TIMEZONE,
+        }
+        for email, specialty, kind, days, start, end, minutes in SCHEDULES
+        if email in doctors and doctors[email] not in scheduled
+        for day in days
+    ]
+    if rows:
+        await conn.execute(t.schedules.insert(), rows)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from consult.domain import Actor
-from consult.errors import Invalid
+from consult.errors import Invalid, NotFound
 from consult.http.routing import SERVICES, Api, int_param
+from consult.queue.schemas import TicketOut
 from consult.schemas import (
     ConsultationOut,
     ConsultationsOut,
@@ -25,10 +26,12 @@ _ACCESS = ("not_authenticated", "consultation_not_found", "not_participant")
 @api.route(
     "POST",
     "/api/consultations",
-    summary="Start an online consultation (verified patients). Matched at once with a free "
-    "doctor (status active) or left waiting for one (status waiting).",
+    summary="Join the walk-in queue for an online consultation (verified patients). The answer "
+    "is a ticket: place, wait estimate range, what happens next, and alternative slots when no "
+    "doctor is online or the wait is long. A free doctor is offered the ticket at once "
+    "(status offered, place 0); the consultation is active when they accept.",
     body=StartConsultationIn,
-    response=ConsultationOut,
+    response=TicketOut,
     status=201,
     tag="consultations",
     errors=(
@@ -39,10 +42,66 @@ _ACCESS = ("not_authenticated", "consultation_not_found", "not_participant")
         "unknown_specialty",
         "not_covered",
         "already_in_consultation",
+        "unknown_doctor",
     ),
 )
-async def start(request: web.Request, actor: Actor, body: StartConsultationIn) -> ConsultationOut:
-    return await request.app[SERVICES].consultations.start(actor, body.specialty, body.form)
+async def start(request: web.Request, actor: Actor, body: StartConsultationIn) -> TicketOut:
+    return await request.app[SERVICES].tickets.join(actor, body)
+
+
+@api.route(
+    "GET",
+    "/api/queue/ticket",
+    summary="The patient's current queue ticket, with place, estimate and doctors' state.",
+    response=TicketOut,
+    tag="queue",
+    errors=("not_authenticated", "no_ticket"),
+)
+async def ticket(request: web.Request, actor: Actor) -> TicketOut:
+    current = await request.app[SERVICES].tickets.ticket(actor)
+    if current is None:
+        raise NotFound("you are not waiting in a queue", code="no_ticket")
+    return current
+
+
+@api.route(
+    "POST",
+    "/api/consultations/{consultation_id}/accept",
+    summary="The offered doctor accepts: the consultation becomes active for both sides.",
+    body=EmptyIn,
+    response=ConsultationOut,
+    tag="queue",
+    errors=(
+        "not_authenticated",
+        "invalid_id",
+        "not_a_doctor",
+        "consultation_not_found",
+        "no_such_offer",
+    ),
+)
+async def accept(request: web.Request, actor: Actor, body: EmptyIn) -> ConsultationOut:
+    cid = int_param(request, "consultation_id")
+    return await request.app[SERVICES].consultations.accept(actor, cid)
+
+
+@api.route(
+    "POST",
+    "/api/consultations/{consultation_id}/decline",
+    summary="The offered doctor declines: the ticket keeps its place and goes to another doctor.",
+    body=EmptyIn,
+    response=ConsultationOut,
+    tag="queue",
+    errors=(
+        "not_authenticated",
+        "invalid_id",
+        "not_a_doctor",
+        "consultation_not_found",
+        "no_such_offer",
+    ),
+)
+async def decline(request: web.Request, actor: Actor, body: EmptyIn) -> ConsultationOut:
+    cid = int_param(request, "consultation_id")
+    return await request.app[SERVICES].consultations.decline(actor, cid)
 
 
 @api.route(

@@ -42,6 +42,8 @@ def consultation_out(row: Any) -> ConsultationOut:
         created_at=ts(row.created_at),
         started_at=ts(row.started_at),
         ended_at=ts(row.ended_at),
+        language=row.language,
+        offer_expires_at=ts(row.offer_expires_at),
     )
 
 

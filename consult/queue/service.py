@@ -1,10 +1,8 @@
-"""Starting, matching and ending consultations; doctors going online and offline.
+"""Joining and leaving the walk-in queue, answering offers, ending consultations.
 
-``check_*`` functions validate and authorise; ``do_*``/public methods mutate and collect
-events, which the unit of work publishes after commit. Matching happens inside the
-transaction that made it possible (a patient arriving, a doctor coming online or freeing up)
-and holds the doctors' presence rows locked, so a patient is never given to two doctors and a
-doctor never exceeds their capacity, whatever the number of server processes.
+``check_*`` functions validate and authorise; the service methods mutate inside one unit of
+work and collect events, which are published only after commit. Matching (``Matcher``) runs
+in the same transaction as the change that made it possible.
 """
 
 from __future__ import annotations
@@ -16,24 +14,25 @@ from sqlalchemy.exc import IntegrityError
 
 from consult.accounts.service import covered_specialties, doctor_specialties, specialty_name
 from consult.clock import Clock
-from consult.domain import (
-    OPEN_STATUSES,
-    Actor,
-    ConsultationStatus,
-    Form,
-    Identity,
-    PresenceStatus,
-)
+from consult.domain import OPEN_STATUSES, Actor, ConsultationStatus, Identity, PresenceStatus
 from consult.errors import Conflict, Invalid, NotAllowed, NotFound
-from consult.events import ConsultationEnded, ConsultationMatched
+from consult.events import (
+    ConsultationEnded,
+    ConsultationMatched,
+    OfferWithdrawn,
+    PresenceChanged,
+    QueueChanged,
+)
 from consult.queue import repository as repo
-from consult.queue.matching import DoctorSlot, Waiting, pick_doctor, pick_waiting
+from consult.queue.matcher import Matcher
+from consult.queue.policy import rank_at
 from consult.records.audit import Audit
-from consult.schemas import ConsultationOut, PresenceOut
+from consult.schemas import ConsultationOut, StartConsultationIn
 from consult.storage import tables as t
 from consult.storage.uow import Database, UnitOfWork
 
 log = logging.getLogger(__name__)
+_C = t.consultations.c
 
 
 def check_patient_may_start(actor: Actor) -> None:
@@ -52,15 +51,18 @@ def check_doctor(actor: Actor) -> None:
 
 
 class ConsultationService:
-    def __init__(self, db: Database, clock: Clock, audit: Audit) -> None:
+    def __init__(self, db: Database, clock: Clock, audit: Audit, matcher: Matcher) -> None:
         self._db = db
         self._clock = clock
         self._audit = audit
+        self._matcher = matcher
 
     # --- patients ---------------------------------------------------------------------------
 
-    async def start(self, actor: Actor, specialty: str, form: Form) -> ConsultationOut:
+    async def start(self, actor: Actor, request: StartConsultationIn) -> ConsultationOut:
+        """Join the queue: a free doctor is offered the ticket at once if there is one."""
         check_patient_may_start(actor)
+        specialty, form = request.specialty, str(request.form)
         async with self._db.uow() as uow:
             await specialty_name(uow, specialty)
             if specialty not in await covered_specialties(uow, actor.user_id):
@@ -68,17 +70,23 @@ class ConsultationService:
                     f"your plan does not cover {specialty!r}; book a visit or change plan",
                     code="not_covered",
                 )
+            if request.preferred_doctor_id is not None and specialty not in (
+                await doctor_specialties(uow, request.preferred_doctor_id)
+            ):
+                raise Invalid(
+                    "the preferred doctor does not practise this specialty",
+                    code="unknown_doctor",
+                )
             open_ = await repo.list_consultations(
-                uow,
-                t.consultations.c.patient_id == actor.user_id,
-                t.consultations.c.status.in_(OPEN_STATUSES),
+                uow, _C.patient_id == actor.user_id, _C.status.in_(OPEN_STATUSES)
             )
             if open_:
                 raise Conflict(
-                    "you already have an open consultation",
+                    "you already have an open consultation or queue ticket",
                     code="already_in_consultation",
                     details={"consultation_id": open_[0].id},
                 )
+            now = self._clock.now()
             try:
                 cid = (
                     await uow.conn.execute(
@@ -86,90 +94,139 @@ class ConsultationService:
                         .values(
                             patient_id=actor.user_id,
                             specialty_code=specialty,
-                            form=str(form),
+                            form=form,
                             status=ConsultationStatus.WAITING,
-                            created_at=self._clock.now(),
+                            created_at=now,
+                            rank_at=rank_at(now, 0),
+                            priority=0,
+                            language=request.language,
+                            preferred_doctor_id=request.preferred_doctor_id,
                         )
-                        .returning(t.consultations.c.id)
+                        .returning(_C.id)
                     )
                 ).scalar_one()
-            except IntegrityError as exc:  # a concurrent start by the same patient won
+            except IntegrityError as exc:  # a concurrent join by the same patient won
                 raise Conflict(
-                    "you already have an open consultation", code="already_in_consultation"
+                    "you already have an open consultation or queue ticket",
+                    code="already_in_consultation",
                 ) from exc
             await self._audit.write(
                 uow, actor, "consultation.start", patient_id=actor.user_id, consultation_id=cid
             )
-            await self._match_consultation(uow, cid, specialty, str(form))
+            uow.collect(QueueChanged(specialty, form))
+            await self._matcher.match_ticket(uow, cid)
             out = await repo.load_consultation(uow, cid)
             await uow.commit()
         assert out is not None
-        log.info("consultation %s started (%s)", cid, out.status)
+        log.info("consultation %s joined the %s/%s queue (%s)", cid, specialty, form, out.status)
         return out
+
+    async def record_estimate(
+        self, consultation_id: int, low_s: int | None, high_s: int | None
+    ) -> None:
+        """Keep the estimate shown at join, to compare it with the real wait later."""
+        async with self._db.uow() as uow:
+            await uow.conn.execute(
+                t.consultations.update()
+                .where(_C.id == consultation_id, _C.eta_low_s.is_(None))
+                .values(eta_low_s=low_s, eta_high_s=high_s)
+            )
+            await uow.commit()
 
     # --- doctors ----------------------------------------------------------------------------
 
-    async def go_online(
-        self, actor: Actor, specialties: list[str], forms: list[Form]
-    ) -> PresenceOut:
+    async def accept(self, actor: Actor, consultation_id: int) -> ConsultationOut:
         check_doctor(actor)
         async with self._db.uow() as uow:
-            practised = set(await doctor_specialties(uow, actor.user_id))
-            unknown = sorted(set(specialties) - practised)
-            if unknown:
-                raise Invalid(
-                    f"you do not practise {', '.join(unknown)}",
-                    code="specialty_not_practised",
-                    details={"specialties": unknown},
+            row = await self._offered_to(uow, actor, consultation_id)
+            await uow.conn.execute(
+                t.consultations.update()
+                .where(_C.id == consultation_id)
+                .values(
+                    status=ConsultationStatus.ACTIVE,
+                    started_at=self._clock.now(),
+                    offer_expires_at=None,
                 )
-            presence = PresenceOut(
-                status=PresenceStatus.ONLINE,
-                specialties=sorted(set(specialties)),
-                forms=sorted(set(forms)),
-                capacity=1,
             )
-            values = {**presence.model_dump(mode="json"), "since": self._clock.now()}
-            updated = await uow.conn.execute(
-                t.doctor_presence.update()
-                .where(t.doctor_presence.c.doctor_id == actor.user_id)
-                .values(**values)
+            await self._audit.write(
+                uow,
+                actor,
+                "consultation.accept",
+                patient_id=row.patient_id,
+                consultation_id=consultation_id,
             )
-            if updated.rowcount == 0:
-                await uow.conn.execute(
-                    t.doctor_presence.insert().values(doctor_id=actor.user_id, **values)
-                )
-            await self._match_doctor(uow, actor.user_id)
+            out = await repo.load_consultation(uow, consultation_id)
+            assert out is not None
+            uow.collect(ConsultationMatched(out.model_dump(mode="json")))
+            uow.collect(QueueChanged(row.specialty_code, row.form))
             await uow.commit()
-        log.info("doctor %s online for %s", actor.user_id, presence.specialties)
-        return presence
+        log.info("consultation %s accepted by doctor %s", consultation_id, actor.user_id)
+        return out
 
-    async def go_offline(self, actor: Actor) -> PresenceOut:
+    async def decline(self, actor: Actor, consultation_id: int) -> ConsultationOut:
         check_doctor(actor)
         async with self._db.uow() as uow:
+            row = await self._offered_to(uow, actor, consultation_id)
+            await self.return_to_queue(uow, row, reason="declined")
+            await self._matcher.match_ticket(uow, consultation_id)
+            out = await repo.load_consultation(uow, consultation_id)
+            await uow.commit()
+        assert out is not None
+        return out
+
+    async def return_to_queue(self, uow: UnitOfWork, row: sa.Row, *, reason: str) -> None:
+        """An offer declined or lapsed: the ticket keeps its place; the doctor is skipped for it
+        once. A lapsed offer also sends the unresponsive doctor away."""
+        await uow.conn.execute(
+            t.consultations.update()
+            .where(_C.id == row.id, _C.status == ConsultationStatus.OFFERED)
+            .values(
+                status=ConsultationStatus.WAITING,
+                doctor_id=None,
+                offer_expires_at=None,
+                declined_by=row.doctor_id,
+            )
+        )
+        uow.collect(OfferWithdrawn(row.doctor_id, row.id, reason))
+        uow.collect(QueueChanged(row.specialty_code, row.form))
+        if reason == "timeout":
             await uow.conn.execute(
                 t.doctor_presence.update()
-                .where(t.doctor_presence.c.doctor_id == actor.user_id)
-                .values(status=PresenceStatus.OFFLINE, since=self._clock.now())
+                .where(t.doctor_presence.c.doctor_id == row.doctor_id)
+                .values(status=PresenceStatus.AWAY, since=self._clock.now())
             )
-            await uow.commit()
-        return PresenceOut(status=PresenceStatus.OFFLINE, specialties=[], forms=[], capacity=0)
+            uow.collect(PresenceChanged(row.doctor_id, PresenceStatus.AWAY, "offer not answered"))
+        log.info("offer of consultation %s to doctor %s %s", row.id, row.doctor_id, reason)
+
+    async def _offered_to(self, uow: UnitOfWork, actor: Actor, consultation_id: int) -> sa.Row:
+        row = await repo.lock_consultation(uow, consultation_id)
+        if row is None:
+            raise NotFound(f"no consultation {consultation_id}", code="consultation_not_found")
+        if row.status != ConsultationStatus.OFFERED or row.doctor_id != actor.user_id:
+            raise Conflict("this patient is not offered to you (any more)", code="no_such_offer")
+        return row
 
     # --- either side ------------------------------------------------------------------------
 
     async def end(self, actor: Actor, consultation_id: int) -> ConsultationOut:
+        """End an active consultation, or (patient) leave the queue: the ticket is cancelled."""
         async with self._db.uow() as uow:
             row = await self.participant_row(uow, actor, consultation_id, "consultation.end")
             if row.status not in OPEN_STATUSES:
                 raise Conflict("the consultation has already ended", code="consultation_ended")
-            status = (
-                ConsultationStatus.ENDED
-                if row.status == ConsultationStatus.ACTIVE
-                else ConsultationStatus.CANCELLED
-            )
+            if row.status != ConsultationStatus.ACTIVE and actor.user_id != row.patient_id:
+                raise Conflict("accept or decline the offer instead", code="no_such_offer")
+            active = row.status == ConsultationStatus.ACTIVE
+            status = ConsultationStatus.ENDED if active else ConsultationStatus.CANCELLED
             await uow.conn.execute(
                 t.consultations.update()
-                .where(t.consultations.c.id == consultation_id)
-                .values(status=status, ended_at=self._clock.now(), ended_by=actor.user_id)
+                .where(_C.id == consultation_id)
+                .values(
+                    status=status,
+                    ended_at=self._clock.now(),
+                    ended_by=actor.user_id,
+                    offer_expires_at=None,
+                )
             )
             await self._audit.write(
                 uow,
@@ -181,8 +238,12 @@ class ConsultationService:
             out = await repo.load_consultation(uow, consultation_id)
             assert out is not None
             uow.collect(ConsultationEnded(out.model_dump(mode="json")))
+            if row.status == ConsultationStatus.OFFERED:
+                uow.collect(OfferWithdrawn(row.doctor_id, row.id, "patient left"))
+            if not active:
+                uow.collect(QueueChanged(row.specialty_code, row.form))
             if row.doctor_id is not None:
-                await self._match_doctor(uow, row.doctor_id)
+                await self._matcher.match_doctor(uow, row.doctor_id)
             await uow.commit()
         log.info("consultation %s %s by user %s", consultation_id, status, actor.user_id)
         return out
@@ -195,11 +256,11 @@ class ConsultationService:
         return out
 
     async def open_for(self, actor: Actor) -> list[ConsultationOut]:
-        """The actor's waiting or active consultations (a doctor may have several chats)."""
-        side = t.consultations.c.doctor_id if actor.is_doctor else t.consultations.c.patient_id
+        """The actor's open consultations: a patient's ticket, a doctor's offers and chats."""
+        side = _C.doctor_id if actor.is_doctor else _C.patient_id
         async with self._db.uow() as uow:
             return await repo.list_consultations(
-                uow, side == actor.user_id, t.consultations.c.status.in_(OPEN_STATUSES)
+                uow, side == actor.user_id, _C.status.in_(OPEN_STATUSES)
             )
 
     async def participant_row(
@@ -216,97 +277,3 @@ class ConsultationService:
             )
             raise NotAllowed("you are not part of this consultation", code="not_participant")
         return row
-
-    # --- matching ---------------------------------------------------------------------------
-
-    async def _doctor_slots(
-        self, uow: UnitOfWork, doctor_id: int | None = None
-    ) -> list[DoctorSlot]:
-        query = (
-            sa.select(t.doctor_presence)
-            .where(t.doctor_presence.c.status == PresenceStatus.ONLINE)
-            .order_by(t.doctor_presence.c.doctor_id)
-            .with_for_update()
-        )
-        if doctor_id is not None:
-            query = query.where(t.doctor_presence.c.doctor_id == doctor_id)
-        rows = (await uow.conn.execute(query)).all()
-        if not rows:
-            return []
-        active: dict[int, int] = dict(
-            (
-                await uow.conn.execute(
-                    sa.select(t.consultations.c.doctor_id, sa.func.count())
-                    .where(
-                        t.consultations.c.doctor_id.in_([r.doctor_id for r in rows]),
-                        t.consultations.c.status == ConsultationStatus.ACTIVE,
-                    )
-                    .group_by(t.consultations.c.doctor_id)
-                )
-            ).all()
-        )
-        return [
-            DoctorSlot(
-                doctor_id=r.doctor_id,
-                specialties=frozenset(r.specialties),
-                forms=frozenset(r.forms),
-                capacity=r.capacity,
-                active=int(active.get(r.doctor_id, 0)),
-            )
-            for r in rows
-        ]
-
-    async def _match_consultation(
-        self, uow: UnitOfWork, consultation_id: int, specialty: str, form: str
-    ) -> None:
-        doctor = pick_doctor(await self._doctor_slots(uow), specialty, form)
-        if doctor is not None:
-            await self._assign(uow, consultation_id, doctor.doctor_id)
-
-    async def _match_doctor(self, uow: UnitOfWork, doctor_id: int) -> None:
-        slots = await self._doctor_slots(uow, doctor_id)
-        if not slots:
-            return
-        doctor = slots[0]
-        while doctor.free > 0:
-            rows = await uow.conn.execute(
-                sa.select(
-                    t.consultations.c.id, t.consultations.c.specialty_code, t.consultations.c.form
-                )
-                .where(
-                    t.consultations.c.status == ConsultationStatus.WAITING,
-                    t.consultations.c.specialty_code.in_(doctor.specialties),
-                    t.consultations.c.form.in_(doctor.forms),
-                )
-                .order_by(t.consultations.c.created_at, t.consultations.c.id)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            )
-            queue = [Waiting(r.id, r.specialty_code, r.form) for r in rows]
-            chosen = pick_waiting(doctor, queue)
-            if chosen is None:
-                return
-            await self._assign(uow, chosen.consultation_id, doctor_id)
-            doctor = DoctorSlot(
-                doctor.doctor_id,
-                doctor.specialties,
-                doctor.forms,
-                doctor.capacity,
-                doctor.active + 1,
-            )
-
-    async def _assign(self, uow: UnitOfWork, consultation_id: int, doctor_id: int) -> None:
-        await uow.conn.execute(
-            t.consultations.update()
-            .where(
-                t.consultations.c.id == consultation_id,
-                t.consultations.c.status == ConsultationStatus.WAITING,
-            )
-            .values(
-                doctor_id=doctor_id, status=ConsultationStatus.ACTIVE, started_at=self._clock.now()
-            )
-        )
-        out = await repo.load_consultation(uow, consultation_id)
-        assert out is not None
-        uow.collect(ConsultationMatched(out.model_dump(mode="json")))
-        log.info("consultation %s matched with doctor %s", consultation_id, doctor_id)

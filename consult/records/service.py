@@ -86,7 +86,7 @@ class RecordService:
                 uow, t.consultations.c.patient_id == patient_id
             )
             if not self._may_read(
-                actor, patient_id, [c.doctor.id for c in consultations if c.doctor]
+                actor, patient_id, [c.doctor.id for c in consultations if c.doctor and c.started_at]
             ):
                 self._audit.deny_after_rollback(uow, actor, "record.read", patient_id=patient_id)
                 raise NotAllowed("you may not read this patient's record", code="not_your_patient")

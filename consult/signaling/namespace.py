@@ -17,7 +17,7 @@ import socketio
 from consult.domain import Actor, Identity, Role
 from consult.errors import ConsultError, Invalid
 from consult.http.routing import SESSION_COOKIE, validate
-from consult.schemas import PresenceIn, SendMessageIn
+from consult.schemas import OfferAnswerIn, PresenceIn, SendMessageIn
 from consult.services import Services
 from consult.signaling.acks import ack
 from consult.signaling.server import user_room
@@ -34,6 +34,10 @@ class ConsultNamespace(socketio.AsyncNamespace):
         self.events: dict[str, EventHandler] = {
             "presence:online": self.presence_online,
             "presence:offline": self.presence_offline,
+            "presence:away": self.presence_away,
+            "queue:ticket": self.queue_ticket,
+            "queue:accept": self.queue_accept,
+            "queue:decline": self.queue_decline,
             "chat:send": self.chat_send,
         }
 
@@ -42,7 +46,7 @@ class ConsultNamespace(socketio.AsyncNamespace):
             sid, environ = args[0], args[1]
             return await self.on_connect(sid, environ, args[2] if len(args) > 2 else None)
         if event == "disconnect":
-            return None
+            return await self.on_disconnect(args[0])
         sid, payload = args[0], (args[1] if len(args) > 1 else None)
         handler = self.events.get(event)
         if handler is None:
@@ -76,7 +80,22 @@ class ConsultNamespace(socketio.AsyncNamespace):
             },
         )
         await self.enter_room(sid, user_room(actor.user_id))
+        await self.services.presence.connected(actor)
         log.info("socket %s connected for user %s", sid, actor.user_id)
+
+    async def on_disconnect(self, sid: str) -> None:
+        try:
+            actor = await self._actor(sid)
+        except KeyError:  # refused at connect: no session
+            return
+        others = [
+            other
+            for other, _ in self.server.manager.get_participants("/", user_room(actor.user_id))
+            if other != sid
+        ]
+        # Another tab of the same user (in this process) keeps the lease or ticket alive.
+        if not others:
+            await self.services.presence.disconnected(actor)
 
     async def _actor(self, sid: str) -> Actor:
         s = await self.get_session(sid)
@@ -85,11 +104,24 @@ class ConsultNamespace(socketio.AsyncNamespace):
     # --- events -----------------------------------------------------------------------------
 
     async def presence_online(self, actor: Actor, payload: Any) -> Any:
-        body = _validate(PresenceIn, payload)
-        return await self.services.consultations.go_online(actor, body.specialties, body.forms)
+        return await self.services.presence.go_online(actor, _validate(PresenceIn, payload))
 
     async def presence_offline(self, actor: Actor, payload: Any) -> Any:
-        return await self.services.consultations.go_offline(actor)
+        return await self.services.presence.go_offline(actor)
+
+    async def presence_away(self, actor: Actor, payload: Any) -> Any:
+        return await self.services.presence.go_away(actor)
+
+    async def queue_ticket(self, actor: Actor, payload: Any) -> Any:
+        return await self.services.tickets.ticket(actor)
+
+    async def queue_accept(self, actor: Actor, payload: Any) -> Any:
+        body = _validate(OfferAnswerIn, payload)
+        return await self.services.consultations.accept(actor, body.consultation_id)
+
+    async def queue_decline(self, actor: Actor, payload: Any) -> Any:
+        body = _validate(OfferAnswerIn, payload)
+        return await self.services.consultations.decline(actor, body.consultation_id)
 
     async def chat_send(self, actor: Actor, payload: Any) -> Any:
         body = _validate(SendMessageIn, payload)

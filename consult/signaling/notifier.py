@@ -6,19 +6,28 @@ import socketio
 
 from consult.events import (
     ConsultationEnded,
+    ConsultationInterrupted,
     ConsultationMatched,
     Event,
     MessagePosted,
+    OfferMade,
+    OfferWithdrawn,
+    PresenceChanged,
+    QueueChanged,
     RecordChanged,
+    TicketDropped,
 )
+from consult.signaling.fanout import QueueFanout
 from consult.signaling.server import user_room
 
 
 class Notifier:
-    def __init__(self, sio: socketio.AsyncServer) -> None:
+    def __init__(self, sio: socketio.AsyncServer, fanout: QueueFanout) -> None:
         self._sio = sio
+        self._fanout = fanout
 
     async def __call__(self, event: Event) -> None:
+        emit = self._sio.emit
         match event:
             case ConsultationMatched(consultation=c) | ConsultationEnded(consultation=c):
                 name = (
@@ -29,10 +38,32 @@ class Notifier:
                 rooms = [user_room(c["patient"]["id"])]
                 if c.get("doctor"):
                     rooms.append(user_room(c["doctor"]["id"]))
-                await self._sio.emit(name, {"consultation": c}, to=rooms)
+                await emit(name, {"consultation": c}, to=rooms)
             case MessagePosted(patient_id=p, doctor_id=d, message=m):
-                await self._sio.emit(
-                    "chat:message", {"message": m}, to=[user_room(p), user_room(d)]
-                )
+                await emit("chat:message", {"message": m}, to=[user_room(p), user_room(d)])
             case RecordChanged(patient_id=p, consultation_id=cid):
-                await self._sio.emit("record:changed", {"consultation_id": cid}, to=user_room(p))
+                await emit("record:changed", {"consultation_id": cid}, to=user_room(p))
+            case OfferMade(doctor_id=d, consultation=c, expires_at=expires):
+                await emit(
+                    "queue:offer", {"consultation": c, "expires_at": expires}, to=user_room(d)
+                )
+            case OfferWithdrawn(doctor_id=d, consultation_id=cid, reason=why):
+                await emit(
+                    "queue:offer-withdrawn",
+                    {"consultation_id": cid, "reason": why},
+                    to=user_room(d),
+                )
+            case TicketDropped(patient_id=p, consultation_id=cid, reason=why):
+                await emit(
+                    "queue:dropped", {"consultation_id": cid, "reason": why}, to=user_room(p)
+                )
+            case ConsultationInterrupted(patient_id=p, consultation_id=cid, reason=why):
+                await emit(
+                    "consultation:interrupted",
+                    {"consultation_id": cid, "reason": why},
+                    to=user_room(p),
+                )
+            case PresenceChanged(doctor_id=d, status=status, reason=why):
+                await emit("presence:changed", {"status": status, "reason": why}, to=user_room(d))
+            case QueueChanged(specialty=s, form=f):
+                self._fanout.changed(s, f)

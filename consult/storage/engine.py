@@ -25,7 +25,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             "use sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db"
         )
     try:
-        engine = create_async_engine(url, **kwargs)
+        # hide_parameters: a failing statement's log line must not carry message bodies.
+        engine = create_async_engine(url, hide_parameters=True, **kwargs)
     except (NoSuchModuleError, ModuleNotFoundError, ArgumentError) as exc:
         raise DatabaseConfigError(f"cannot open database backend: {exc}") from exc
     if is_sqlite(url):

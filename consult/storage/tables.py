@@ -76,6 +76,10 @@ doctor_presence = sa.Table(
     sa.Column("forms", sa.JSON, nullable=False),
     sa.Column("capacity", sa.Integer, nullable=False),
     sa.Column("since", Timestamp, nullable=False),
+    # Languages the doctor consults in now; empty means any.
+    sa.Column("languages", sa.JSON, nullable=False, server_default="[]"),
+    # Set when the console's last connection dropped; the lease runs out after the grace period.
+    sa.Column("disconnected_at", Timestamp, nullable=True),
 )
 
 consultations = sa.Table(
@@ -93,14 +97,28 @@ consultations = sa.Table(
     sa.Column("ended_by", sa.ForeignKey("users.id"), nullable=True),
     # The last chat sequence number handed out; bumped under the row lock.
     sa.Column("last_seq", sa.Integer, nullable=False, server_default="0"),
+    # Queue order: the ticket with the earliest rank_at goes first. rank_at is the arrival time
+    # moved earlier by the ticket's priority, so waiting time raises everyone's priority alike.
+    sa.Column("rank_at", Timestamp, nullable=True),
+    sa.Column("priority", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("language", sa.String(8), nullable=True),
+    sa.Column("preferred_doctor_id", sa.ForeignKey("users.id"), nullable=True),
+    # The estimate shown at join, kept to compare with the real wait.
+    sa.Column("eta_low_s", sa.Integer, nullable=True),
+    sa.Column("eta_high_s", sa.Integer, nullable=True),
+    sa.Column("offer_expires_at", Timestamp, nullable=True),
+    sa.Column("declined_by", sa.Integer, nullable=True),
+    # Set when the patient's last connection dropped; the ticket is dropped after the grace.
+    sa.Column("patient_disconnected_at", Timestamp, nullable=True),
     sa.Index("ix_consultations_patient_id", "patient_id"),
-    # A patient has at most one open (waiting or active) consultation, enforced by the database.
+    sa.Index("ix_consultations_queue", "status", "specialty_code", "form", "rank_at"),
+    # A patient has at most one open consultation or ticket, enforced by the database.
     sa.Index(
         "uq_consultations_one_open_per_patient",
         "patient_id",
         unique=True,
-        sqlite_where=sa.text("status IN ('waiting', 'active')"),
-        postgresql_where=sa.text("status IN ('waiting', 'active')"),
+        sqlite_where=sa.text("status IN ('waiting', 'offered', 'active')"),
+        postgresql_where=sa.text("status IN ('waiting', 'offered', 'active')"),
     ),
 )
 
@@ -142,4 +160,66 @@ audit_log = sa.Table(
     sa.Column("ip", sa.String(64), nullable=True),
     sa.Column("allowed", sa.Boolean, nullable=False),
     sa.Column("detail", sa.String(300), nullable=True),
+)
+
+# --- booking (migration 0002) ------------------------------------------------------------------
+
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    # A doctor's weekly hours for one specialty and kind of visit; slots are generated from it.
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("doctor_id", sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("specialty_code", sa.ForeignKey("specialties.code"), nullable=False),
+    sa.Column("kind", sa.String(12), nullable=False),
+    sa.Column("weekday", sa.SmallInteger, nullable=False),
+    # Minutes after local midnight in ``timezone`` (the clinic's wall clock, DST included).
+    sa.Column("start_minute", sa.SmallInteger, nullable=False),
+    sa.Column("end_minute", sa.SmallInteger, nullable=False),
+    sa.Column("slot_minutes", sa.SmallInteger, nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False, server_default="UTC"),
+    sa.CheckConstraint("kind IN ('stationary', 'phone', 'online')", name="ck_schedules_kind"),
+    sa.CheckConstraint("weekday BETWEEN 0 AND 6", name="ck_schedules_weekday"),
+    sa.CheckConstraint(
+        "0 <= start_minute AND start_minute < end_minute AND end_minute <= 1440",
+        name="ck_schedules_hours",
+    ),
+    sa.CheckConstraint("slot_minutes > 0", name="ck_schedules_slot_minutes"),
+)
+
+slots = sa.Table(
+    "slots",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("doctor_id", sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("specialty_code", sa.ForeignKey("specialties.code"), nullable=False),
+    sa.Column("kind", sa.String(12), nullable=False),
+    sa.Column("starts_at", Timestamp, nullable=False),
+    sa.Column("ends_at", Timestamp, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    # Generating slots twice (or from two processes) never duplicates one.
+    sa.UniqueConstraint("doctor_id", "starts_at", name="uq_slots_doctor_starts_at"),
+    sa.Index("ix_slots_specialty_starts_at", "specialty_code", "starts_at"),
+    sa.CheckConstraint("kind IN ('stationary', 'phone', 'online')", name="ck_slots_kind"),
+    sa.CheckConstraint("starts_at < ends_at", name="ck_slots_times"),
+)
+
+bookings = sa.Table(
+    "bookings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("slot_id", sa.ForeignKey("slots.id"), nullable=False),
+    sa.Column("patient_id", sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("cancelled_at", Timestamp, nullable=True),
+    sa.CheckConstraint("status IN ('active', 'cancelled')", name="ck_bookings_status"),
+    # A slot is booked at most once, enforced by the database: of concurrent attempts one wins.
+    sa.Index(
+        "uq_bookings_one_active_per_slot",
+        "slot_id",
+        unique=True,
+        sqlite_where=sa.text("status = 'active'"),
+        postgresql_where=sa.text("status = 'active'"),
+    ),
 )

@@ -1,21 +1,32 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
 
 import pytest
 from aiohttp.test_utils import TestServer
 
 from consult.app import create_app
+from consult.clock import ManualClock
 from consult.settings import Settings
 from tests.support import ApiClient, SocketClient
 
 
 @pytest.fixture
+def clock() -> ManualClock:
+    """The server's clock: tests move it to run out offers and grace periods without sleeping."""
+    return ManualClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
 async def server(
-    database_url: str, aiohttp_server: Callable[..., Awaitable[TestServer]]
+    database_url: str, clock: ManualClock, aiohttp_server: Callable[..., Awaitable[TestServer]]
 ) -> TestServer:
-    settings = Settings(database_url=database_url, demo=True, migrate_on_start=False)
-    return await aiohttp_server(create_app(settings))
+    # No background sweeps: tests call services.sweeper.sweep() after moving the clock.
+    settings = Settings(
+        database_url=database_url, demo=True, migrate_on_start=False, sweep_interval=0
+    )
+    return await aiohttp_server(create_app(settings, clock=clock))
 
 
 @pytest.fixture

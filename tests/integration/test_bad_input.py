@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from consult.storage import tables as t
+from tests.support import start_and_accept
 
 START = "/api/consultations"
 
@@ -128,11 +129,7 @@ async def test_messages_to_someone_elses_consultation_are_refused_and_audited(
         "presence:online", {"specialties": ["internal-medicine"], "forms": ["chat"]}
     )
     anna = await api("anna@demo.test")
-    cid = (
-        await anna.call(
-            "POST", START, {"specialty": "internal-medicine", "form": "chat"}, expect=201
-        )
-    )["id"]
+    cid = await start_and_accept(anna, doctor_ws, "internal-medicine")
 
     intruder = await api("piotr@demo.test")
     intruder_ws = await sockets(intruder.token)
@@ -204,14 +201,12 @@ async def test_unknown_ids_and_routes(api):
 
 async def test_only_the_consulting_doctor_writes_recommendations(api, sockets, database_url):
     doctor = await api("dr.house@demo.test")
-    ws = await sockets(doctor.token)
-    await ws.emit("presence:online", {"specialties": ["internal-medicine"], "forms": ["chat"]})
+    doctor_ws = await sockets(doctor.token)
+    await doctor_ws.emit(
+        "presence:online", {"specialties": ["internal-medicine"], "forms": ["chat"]}
+    )
     anna = await api("anna@demo.test")
-    cid = (
-        await anna.call(
-            "POST", START, {"specialty": "internal-medicine", "form": "chat"}, expect=201
-        )
-    )["id"]
+    cid = await start_and_accept(anna, doctor_ws, "internal-medicine")
     body = await anna.call(
         "POST", f"/api/consultations/{cid}/recommendations", {"text": "self-care"}, expect=403
     )

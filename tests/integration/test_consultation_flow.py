@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from consult.storage import tables as t
+from tests.support import start_and_accept
 
 
 async def audit_rows(database_url: str) -> list[sa.Row]:
@@ -27,12 +28,18 @@ async def test_chat_consultation_end_to_end(api, sockets, database_url):
 
     patient = await api("anna@demo.test")
     patient_ws = await sockets(patient.token)
-    started = await patient.call(
+    ticket = await patient.call(
         "POST", "/api/consultations", {"specialty": "internal-medicine", "form": "chat"}, expect=201
     )
-    assert started["status"] == "active"
+    # The doctor is free: the ticket is offered to them at once and they accept.
+    started = ticket["consultation"]
+    assert started["status"] == "offered" and ticket["place"] == 0
     assert started["doctor"]["name"] == "Dr Gregory House"
     cid = started["id"]
+    offer = await doctor_ws.next("queue:offer")
+    assert offer["consultation"]["id"] == cid and offer["expires_at"]
+    accepted = await doctor_ws.emit("queue:accept", {"consultation_id": cid})
+    assert accepted["ok"] and accepted["data"]["status"] == "active"
 
     # Both sides are told of the match, live.
     assert (await doctor_ws.next("consultation:matched"))["consultation"]["id"] == cid
@@ -97,10 +104,13 @@ async def test_chat_consultation_end_to_end(api, sockets, database_url):
 async def test_waiting_patient_is_matched_when_a_doctor_comes_online(api, sockets):
     patient = await api("anna@demo.test")
     patient_ws = await sockets(patient.token)
-    started = await patient.call(
+    ticket = await patient.call(
         "POST", "/api/consultations", {"specialty": "dermatology", "form": "chat"}, expect=201
     )
+    started = ticket["consultation"]
     assert started["status"] == "waiting" and started["doctor"] is None
+    assert ticket["place"] == 1 and ticket["doctors"]["online"] == 0
+    assert ticket["eta"]["high_minutes"] is None
 
     doctor = await api("dr.skin@demo.test")
     doctor_ws = await sockets(doctor.token)
@@ -108,38 +118,51 @@ async def test_waiting_patient_is_matched_when_a_doctor_comes_online(api, socket
         "presence:online", {"specialties": ["dermatology"], "forms": ["chat"]}
     )
     assert ack["ok"]
+    offer = await doctor_ws.next("queue:offer")
+    assert offer["consultation"]["id"] == started["id"]
+    await patient_ws.until("queue:ticket", lambda t: t["place"] == 0)
+    await doctor_ws.emit("queue:accept", {"consultation_id": started["id"]})
     matched = (await patient_ws.next("consultation:matched"))["consultation"]
     assert matched["id"] == started["id"] and matched["doctor"]["name"] == "Dr Iwona Skóra"
     assert (await doctor_ws.next("consultation:matched"))["consultation"]["id"] == started["id"]
 
 
 async def test_a_busy_doctor_gets_the_next_patient_when_the_consultation_ends(api, sockets):
-    doctor = await api("dr.heart@demo.test")
+    doctor = await api("dr.grey@demo.test")
     doctor_ws = await sockets(doctor.token)
-    await doctor_ws.emit("presence:online", {"specialties": ["cardiology"], "forms": ["chat"]})
-    first = await api("anna@demo.test")
-    one = await first.call(
-        "POST", "/api/consultations", {"specialty": "cardiology", "form": "chat"}, expect=201
+    await doctor_ws.emit(
+        "presence:online", {"specialties": ["internal-medicine", "paediatrics"], "forms": ["chat"]}
     )
-    assert one["status"] == "active"
-    # dr.house practises cardiology too but is offline: the second patient waits.
-    second_client = await api("piotr@demo.test")
-    await second_client.call("GET", "/api/me")
-    # Piotr's basic plan does not cover cardiology, so use internal medicine + dr.house instead.
-    second = await second_client.call(
+    first = await api("anna@demo.test")
+    one = await start_and_accept(first, doctor_ws, "paediatrics")
+    # Capacity 1: the second patient waits, first in line, with a doctor online but busy.
+    second = await api("piotr@demo.test")
+    second_ws = await sockets(second.token)
+    ticket = await second.call(
         "POST", "/api/consultations", {"specialty": "internal-medicine", "form": "chat"}, expect=201
     )
-    assert second["status"] == "waiting"
-    await doctor_ws.next("consultation:matched")
-    await first.call("POST", f"/api/consultations/{one['id']}/end", {})
-    # dr.heart does not take internal medicine: Piotr keeps waiting.
-    assert (await second_client.call("GET", f"/api/consultations/{second['id']}"))["status"] == (
-        "waiting"
+    assert ticket["consultation"]["status"] == "waiting" and ticket["place"] == 1
+    assert ticket["doctors"] == {"online": 1, "busy": 1, "away": 0}
+    assert ticket["eta"]["low_minutes"] is not None
+    await first.call("POST", f"/api/consultations/{one}/end", {})
+    offer = await doctor_ws.next("queue:offer")
+    assert offer["consultation"]["id"] == ticket["consultation"]["id"]
+    await second_ws.until("queue:ticket", lambda t: t["place"] == 0)
+
+
+async def test_a_patient_may_leave_the_queue(api, sockets):
+    patient = await api("piotr@demo.test")
+    ticket = await patient.call(
+        "POST", "/api/consultations", {"specialty": "dermatology", "form": "chat"}, expect=201
     )
-    # The patient may leave the queue: a waiting consultation is cancelled, not ended.
-    cancelled = await second_client.call("POST", f"/api/consultations/{second['id']}/end", {})
+    cid = ticket["consultation"]["id"]
+    assert (await patient.call("GET", "/api/queue/ticket"))["consultation"]["id"] == cid
+    cancelled = await patient.call("POST", f"/api/consultations/{cid}/end", {})
     assert cancelled["status"] == "cancelled"
-    assert (await second_client.call("GET", "/api/consultations/open"))["consultations"] == []
+    assert (await patient.call("GET", "/api/consultations/open"))["consultations"] == []
+    assert (await patient.call("GET", "/api/queue/ticket", expect=404))["error"]["code"] == (
+        "no_ticket"
+    )
 
 
 async def test_a_retried_message_is_stored_once_with_the_same_sequence_number(api, sockets):
@@ -148,11 +171,7 @@ async def test_a_retried_message_is_stored_once_with_the_same_sequence_number(ap
     await doctor_ws.emit("presence:online", {"specialties": ["paediatrics"], "forms": ["chat"]})
     patient = await api("anna@demo.test")
     patient_ws = await sockets(patient.token)
-    cid = (
-        await patient.call(
-            "POST", "/api/consultations", {"specialty": "paediatrics", "form": "chat"}, expect=201
-        )
-    )["id"]
+    cid = await start_and_accept(patient, doctor_ws, "paediatrics")
     payload = {"consultation_id": cid, "client_id": "same-id", "body": "my son has a fever"}
     first = await patient_ws.emit("chat:send", payload)
     again = await patient_ws.emit("chat:send", payload)

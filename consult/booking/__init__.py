@@ -1,0 +1,1 @@
+"""Booking: doctors' weekly schedules, the slots they produce, patients' bookings, iCalendar."""

@@ -1,0 +1,266 @@
+"""Schedule, slot and booking rows, read and written inside a unit of work."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from consult.booking.policy import BookingStatus, BusyTimes, PlannedSlot, SlotKind, WeeklyHours
+from consult.booking.schemas import BookingOut, SlotOut
+from consult.clock import as_utc
+from consult.schemas import PersonOut, SpecialtyOut
+from consult.storage import tables as t
+from consult.storage.uow import UnitOfWork
+
+_doctor = t.users.alias("doctor")
+_patient = t.users.alias("patient")
+
+_SLOT_COLUMNS = (
+    t.slots.c.id.label("slot_id"),
+    t.slots.c.doctor_id,
+    t.slots.c.specialty_code,
+    t.slots.c.kind,
+    t.slots.c.starts_at,
+    t.slots.c.ends_at,
+    _doctor.c.name.label("doctor_name"),
+    t.specialties.c.name.label("specialty_name"),
+)
+
+_SLOT = (
+    sa.select(*_SLOT_COLUMNS)
+    .join(_doctor, _doctor.c.id == t.slots.c.doctor_id)
+    .join(t.specialties, t.specialties.c.code == t.slots.c.specialty_code)
+)
+
+_BOOKING = (
+    sa.select(
+        t.bookings.c.id,
+        t.bookings.c.status,
+        t.bookings.c.patient_id,
+        t.bookings.c.created_at,
+        t.bookings.c.cancelled_at,
+        _patient.c.name.label("patient_name"),
+        *_SLOT_COLUMNS,
+    )
+    .join(t.slots, t.slots.c.id == t.bookings.c.slot_id)
+    .join(_patient, _patient.c.id == t.bookings.c.patient_id)
+    .join(_doctor, _doctor.c.id == t.slots.c.doctor_id)
+    .join(t.specialties, t.specialties.c.code == t.slots.c.specialty_code)
+)
+
+_active_on_slot = (
+    sa.select(t.bookings.c.id)
+    .where(t.bookings.c.slot_id == t.slots.c.id, t.bookings.c.status == BookingStatus.ACTIVE)
+    .exists()
+)
+
+
+def slot_out(row: Any, covered: bool | None = None) -> SlotOut:
+    return SlotOut(
+        id=row.slot_id,
+        specialty=SpecialtyOut(code=row.specialty_code, name=row.specialty_name, covered=covered),
+        doctor=PersonOut(id=row.doctor_id, name=row.doctor_name),
+        kind=SlotKind(row.kind),
+        starts_at=as_utc(row.starts_at),
+        ends_at=as_utc(row.ends_at),
+        covered=covered,
+    )
+
+
+def booking_out(row: Any) -> BookingOut:
+    return BookingOut(
+        id=row.id,
+        status=BookingStatus(row.status),
+        slot=slot_out(row),
+        patient=PersonOut(id=row.patient_id, name=row.patient_name),
+        created_at=as_utc(row.created_at),
+        cancelled_at=as_utc(row.cancelled_at) if row.cancelled_at else None,
+    )
+
+
+# --- slots ------------------------------------------------------------------------------------
+
+
+async def free_slots(
+    uow: UnitOfWork, specialty: str, after: datetime, kind: SlotKind | None, limit: int
+) -> list[Any]:
+    """Slots of ``specialty`` starting after ``after`` with no active booking, soonest first."""
+    query = _SLOT.where(
+        t.slots.c.specialty_code == specialty, t.slots.c.starts_at > after, ~_active_on_slot
+    )
+    if kind is not None:
+        query = query.where(t.slots.c.kind == str(kind))
+    rows = await uow.conn.execute(query.order_by(t.slots.c.starts_at, t.slots.c.id).limit(limit))
+    return list(rows)
+
+
+async def load_slot(uow: UnitOfWork, slot_id: int) -> Any:
+    return (await uow.conn.execute(_SLOT.where(t.slots.c.id == slot_id))).first()
+
+
+async def load_slots(uow: UnitOfWork, slot_ids: list[int]) -> list[Any]:
+    rows = await uow.conn.execute(
+        _SLOT.where(t.slots.c.id.in_(slot_ids)).order_by(t.slots.c.starts_at)
+    )
+    return list(rows)
+
+
+async def active_booking_of_slot(uow: UnitOfWork, slot_id: int) -> Any:
+    """(id, patient_id) of the slot's active booking, or None."""
+    rows = await uow.conn.execute(
+        sa.select(t.bookings.c.id, t.bookings.c.patient_id).where(
+            t.bookings.c.slot_id == slot_id, t.bookings.c.status == BookingStatus.ACTIVE
+        )
+    )
+    return rows.first()
+
+
+async def busy_times(
+    uow: UnitOfWork, doctor_ids: list[int], since: datetime, until: datetime
+) -> BusyTimes:
+    """The doctors' slots that overlap ``[since, until)``."""
+    rows = await uow.conn.execute(
+        sa.select(t.slots.c.doctor_id, t.slots.c.starts_at, t.slots.c.ends_at).where(
+            t.slots.c.doctor_id.in_(doctor_ids),
+            t.slots.c.ends_at > since,
+            t.slots.c.starts_at < until,
+        )
+    )
+    return BusyTimes((r.doctor_id, as_utc(r.starts_at), as_utc(r.ends_at)) for r in rows)
+
+
+async def schedules(uow: UnitOfWork) -> list[WeeklyHours]:
+    rows = await uow.conn.execute(sa.select(t.schedules).order_by(t.schedules.c.id))
+    return [
+        WeeklyHours(
+            doctor_id=r.doctor_id,
+            specialty=r.specialty_code,
+            kind=SlotKind(r.kind),
+            weekday=r.weekday,
+            start_minute=r.start_minute,
+            end_minute=r.end_minute,
+            slot_minutes=r.slot_minutes,
+            timezone=r.timezone,
+        )
+        for r in rows
+    ]
+
+
+def _slot_values(slot: PlannedSlot, now: datetime) -> dict[str, Any]:
+    return {
+        "doctor_id": slot.doctor_id,
+        "specialty_code": slot.specialty,
+        "kind": str(slot.kind),
+        "starts_at": slot.starts_at,
+        "ends_at": slot.ends_at,
+        "created_at": now,
+    }
+
+
+async def insert_slots_if_new(uow: UnitOfWork, planned: list[PlannedSlot], now: datetime) -> None:
+    """One executemany; a slot another process inserted meanwhile (same doctor and start) is
+    skipped, not an error."""
+    if not planned:
+        return
+    dialect_insert = postgresql.insert if uow.dialect == "postgresql" else sqlite.insert
+    statement = dialect_insert(t.slots).on_conflict_do_nothing(
+        index_elements=[t.slots.c.doctor_id, t.slots.c.starts_at]
+    )
+    await uow.conn.execute(statement, [_slot_values(s, now) for s in planned])
+
+
+async def insert_slots(uow: UnitOfWork, planned: list[PlannedSlot], now: datetime) -> list[int]:
+    rows = await uow.conn.execute(
+        t.slots.insert().returning(t.slots.c.id, sort_by_parameter_order=True),
+        [_slot_values(s, now) for s in planned],
+    )
+    return [r.id for r in rows]
+
+
+# --- bookings ---------------------------------------------------------------------------------
+
+
+async def lock_user(uow: UnitOfWork, user_id: int) -> None:
+    """Serialise one user's bookings (a PostgreSQL row lock; SQLite serialises every writer).
+    ``FOR NO KEY UPDATE``: rows that merely reference the user (a login's session) still go
+    ahead."""
+    await uow.conn.execute(
+        sa.select(t.users.c.id).where(t.users.c.id == user_id).with_for_update(key_share=True)
+    )
+
+
+async def lock_users(uow: UnitOfWork, user_ids: list[int]) -> None:
+    """Several users' rows, in id order (so two lockers never wait for each other in a cycle)."""
+    await uow.conn.execute(
+        sa.select(t.users.c.id)
+        .where(t.users.c.id.in_(user_ids))
+        .order_by(t.users.c.id)
+        .with_for_update(key_share=True)
+    )
+
+
+async def lock_booking(uow: UnitOfWork, booking_id: int) -> Any:
+    return (
+        await uow.conn.execute(
+            sa.select(t.bookings, t.slots.c.doctor_id, t.slots.c.starts_at)
+            .join(t.slots, t.slots.c.id == t.bookings.c.slot_id)
+            .where(t.bookings.c.id == booking_id)
+            .with_for_update(of=t.bookings)
+        )
+    ).first()
+
+
+async def active_bookings(
+    uow: UnitOfWork, patient_id: int, now: datetime
+) -> list[tuple[datetime, datetime]]:
+    """The patient's active bookings that are not over yet, as (start, end)."""
+    rows = await uow.conn.execute(
+        sa.select(t.slots.c.starts_at, t.slots.c.ends_at)
+        .join(t.bookings, t.bookings.c.slot_id == t.slots.c.id)
+        .where(
+            t.bookings.c.patient_id == patient_id,
+            t.bookings.c.status == BookingStatus.ACTIVE,
+            t.slots.c.ends_at > now,
+        )
+    )
+    return [(as_utc(r.starts_at), as_utc(r.ends_at)) for r in rows]
+
+
+async def insert_booking(uow: UnitOfWork, slot_id: int, patient_id: int, now: datetime) -> int:
+    return int(
+        (
+            await uow.conn.execute(
+                t.bookings.insert()
+                .values(
+                    slot_id=slot_id,
+                    patient_id=patient_id,
+                    status=BookingStatus.ACTIVE,
+                    created_at=now,
+                )
+                .returning(t.bookings.c.id)
+            )
+        ).scalar_one()
+    )
+
+
+async def cancel_booking(uow: UnitOfWork, booking_id: int, now: datetime) -> None:
+    await uow.conn.execute(
+        t.bookings.update()
+        .where(t.bookings.c.id == booking_id, t.bookings.c.status == BookingStatus.ACTIVE)
+        .values(status=BookingStatus.CANCELLED, cancelled_at=now)
+    )
+
+
+async def load_booking(uow: UnitOfWork, booking_id: int) -> BookingOut | None:
+    row = (await uow.conn.execute(_BOOKING.where(t.bookings.c.id == booking_id))).first()
+    return booking_out(row) if row else None
+
+
+async def list_bookings(uow: UnitOfWork, *where: Any) -> list[BookingOut]:
+    rows = await uow.conn.execute(
+        _BOOKING.where(*where).order_by(t.slots.c.starts_at, t.bookings.c.id)
+    )
+    return [booking_out(r) for r in rows]

@@ -1,0 +1,296 @@
+"""Slots and bookings: generate slots from schedules, list free ones, book, cancel, export.
+
+``check_*`` functions validate and authorise; the service methods mutate inside one unit of
+work and audit every write. A slot is booked at most once because the database says so (a
+partial unique index on active bookings); the basic account's limit holds under concurrency
+because a patient's bookings are counted while their user row is locked.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from consult.accounts.service import covered_specialties, doctor_specialties, specialty_name
+from consult.booking import ics
+from consult.booking import repository as repo
+from consult.booking.policy import (
+    BookingStatus,
+    SlotKind,
+    check_bookable,
+    check_booking_limit,
+    check_no_overlap,
+    consecutive_slots,
+    plan_slots,
+)
+from consult.booking.schemas import BookingOut, SlotOut
+from consult.clock import Clock, as_utc
+from consult.domain import Actor, Role
+from consult.errors import Conflict, Invalid, NotAllowed, NotFound
+from consult.records.audit import Audit
+from consult.storage import tables as t
+from consult.storage.uow import Database, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+MAX_SLOT_LIST = 50
+
+LOCATIONS = {
+    SlotKind.STATIONARY: "At the clinic (in person)",
+    SlotKind.PHONE: "By phone: the doctor calls you",
+    SlotKind.ONLINE: "Online: open consult at the appointed time",
+}
+
+
+def check_patient(actor: Actor) -> None:
+    if not actor.is_patient:
+        raise NotAllowed("only patients book visits", code="not_a_patient")
+
+
+def check_scheduler(actor: Actor) -> None:
+    if actor.role is not Role.SCHEDULER:
+        raise NotAllowed("only schedulers open slots", code="not_a_scheduler")
+
+
+def check_slot_limit(limit: int) -> None:
+    if not 1 <= limit <= MAX_SLOT_LIST:
+        raise Invalid(f"limit must be 1 to {MAX_SLOT_LIST}", code="invalid_payload")
+
+
+async def generate_slots(uow: UnitOfWork, now: datetime, days: int) -> int:
+    """Create the slots every schedule gives for the next ``days`` days that do not exist yet
+    (idempotent: run it at every start or daily). Returns how many were planned."""
+    hours = await repo.schedules(uow)
+    if not hours:
+        return 0
+    doctors = sorted({h.doctor_id for h in hours})
+    await repo.lock_users(uow, doctors)  # a scheduler opening slots waits, and vice versa
+    busy = await repo.busy_times(uow, doctors, now, now + timedelta(days=days + 1))
+    planned = plan_slots(hours, now, days, busy)
+    await repo.insert_slots_if_new(uow, planned, now)
+    return len(planned)
+
+
+class BookingService:
+    def __init__(self, db: Database, clock: Clock, audit: Audit) -> None:
+        self._db = db
+        self._clock = clock
+        self._audit = audit
+
+    # --- slots ------------------------------------------------------------------------------
+
+    async def generate_slots(self, days: int = 14) -> int:
+        async with self._db.uow() as uow:
+            created = await generate_slots(uow, self._clock.now(), days)
+            await uow.commit()
+        log.info("generated %d slots for the next %d days", created, days)
+        return created
+
+    async def free_slots(
+        self,
+        actor: Actor,
+        specialty: str,
+        limit: int = 5,
+        kind: SlotKind | None = None,
+        after: datetime | None = None,
+    ) -> list[SlotOut]:
+        """The next free slots of ``specialty``, soonest first; for a patient each says whether
+        their plan covers it."""
+        check_slot_limit(limit)
+        now = self._clock.now()
+        # In UTC: SQLite keeps the wall-clock digits only, so every stored time is UTC.
+        since = max(now, after).astimezone(UTC) if after is not None else now
+        async with self._db.uow() as uow:
+            await specialty_name(uow, specialty)
+            covered = (
+                specialty in await covered_specialties(uow, actor.user_id)
+                if actor.is_patient
+                else None
+            )
+            rows = await repo.free_slots(uow, specialty, since, kind, limit)
+        return [repo.slot_out(r, covered) for r in rows]
+
+    async def open_slots(
+        self,
+        actor: Actor,
+        doctor_id: int,
+        specialty: str,
+        kind: SlotKind,
+        starts_at: datetime,
+        count: int = 1,
+        slot_minutes: int = 20,
+    ) -> list[SlotOut]:
+        """A scheduler opens ``count`` back-to-back slots for a doctor outside their schedule."""
+        check_scheduler(actor)
+        planned = consecutive_slots(doctor_id, specialty, kind, starts_at, count, slot_minutes)
+        now = self._clock.now()
+        if planned[0].starts_at <= now:
+            raise Invalid("slots can only be opened in the future", code="starts_in_past")
+        async with self._db.uow() as uow:
+            await specialty_name(uow, specialty)
+            role = (
+                await uow.conn.execute(sa.select(t.users.c.role).where(t.users.c.id == doctor_id))
+            ).scalar()
+            if role != Role.DOCTOR:
+                raise NotFound(f"no doctor {doctor_id}", code="doctor_not_found")
+            if specialty not in await doctor_specialties(uow, doctor_id):
+                raise Invalid(
+                    f"doctor {doctor_id} does not practise {specialty}",
+                    code="specialty_not_practised",
+                )
+            await repo.lock_user(uow, doctor_id)  # one scheduler at a time per doctor
+            busy = await repo.busy_times(
+                uow, [doctor_id], planned[0].starts_at, planned[-1].ends_at
+            )
+            if any(busy.overlaps(doctor_id, s.starts_at, s.ends_at) for s in planned):
+                raise Conflict("the doctor already has a slot in that time", code="slot_overlap")
+            try:
+                ids = await repo.insert_slots(uow, planned, now)
+            except IntegrityError as exc:  # another process opened the same start meanwhile
+                raise Conflict(
+                    "the doctor already has a slot in that time", code="slot_overlap"
+                ) from exc
+            await self._audit.write(
+                uow,
+                actor,
+                "slot.open",
+                detail=f"doctor {doctor_id} {specialty} {kind} slots {ids[0]}-{ids[-1]}",
+            )
+            rows = await repo.load_slots(uow, ids)
+            await uow.commit()
+        log.info("scheduler %s opened %d slots for doctor %s", actor.user_id, count, doctor_id)
+        return [repo.slot_out(r) for r in rows]
+
+    # --- bookings ---------------------------------------------------------------------------
+
+    async def book(self, actor: Actor, slot_id: int) -> BookingOut:
+        check_patient(actor)
+        now = self._clock.now()
+        async with self._db.uow() as uow:
+            # Held to the end: this patient's concurrent bookings are counted one at a time.
+            await repo.lock_user(uow, actor.user_id)
+            slot = await repo.load_slot(uow, slot_id)
+            if slot is None:
+                raise NotFound(f"no slot {slot_id}", code="slot_not_found")
+            starts_at, ends_at = as_utc(slot.starts_at), as_utc(slot.ends_at)
+            check_bookable(starts_at, now)
+            if slot.specialty_code not in await covered_specialties(uow, actor.user_id):
+                raise NotAllowed(
+                    f"your plan does not cover {slot.specialty_name}", code="not_covered"
+                )
+            taken = await repo.active_booking_of_slot(uow, slot_id)
+            if taken is not None and taken.patient_id == actor.user_id:
+                # A repeated request (a double click): the booking it made, not an error.
+                return await self._existing(uow, taken.id)
+            if taken is not None:
+                raise Conflict("this slot has just been booked by someone else", code="slot_taken")
+            mine = await repo.active_bookings(uow, actor.user_id, now)
+            check_booking_limit(actor, len(mine))
+            check_no_overlap(mine, starts_at, ends_at)
+            try:
+                booking_id = await repo.insert_booking(uow, slot_id, actor.user_id, now)
+            except IntegrityError as exc:  # a concurrent booking of the same slot won
+                raise Conflict(
+                    "this slot has just been booked by someone else", code="slot_taken"
+                ) from exc
+            await self._audit.write(
+                uow,
+                actor,
+                "booking.create",
+                patient_id=actor.user_id,
+                detail=f"booking {booking_id} slot {slot_id}",
+            )
+            out = await repo.load_booking(uow, booking_id)
+            await uow.commit()
+        assert out is not None
+        log.info("booking %s: patient %s booked slot %s", booking_id, actor.user_id, slot_id)
+        return out
+
+    async def _existing(self, uow: UnitOfWork, booking_id: int) -> BookingOut:
+        out = await repo.load_booking(uow, booking_id)
+        assert out is not None
+        return out
+
+    async def my_bookings(self, actor: Actor) -> list[BookingOut]:
+        """A patient's bookings (active and cancelled); a doctor's: those on their slots."""
+        if actor.is_patient:
+            where = t.bookings.c.patient_id == actor.user_id
+        elif actor.is_doctor:
+            where = t.slots.c.doctor_id == actor.user_id
+        else:
+            raise NotAllowed("only patients and doctors have bookings", code="not_a_patient")
+        async with self._db.uow() as uow:
+            return await repo.list_bookings(uow, where)
+
+    async def cancel(self, actor: Actor, booking_id: int) -> BookingOut:
+        now = self._clock.now()
+        async with self._db.uow() as uow:
+            row = await repo.lock_booking(uow, booking_id)
+            if row is None:
+                raise NotFound(f"no booking {booking_id}", code="booking_not_found")
+            if row.patient_id != actor.user_id:
+                self._audit.deny_after_rollback(
+                    uow, actor, "booking.cancel", patient_id=row.patient_id
+                )
+                raise NotAllowed("this is not your booking", code="not_your_booking")
+            if row.status != BookingStatus.ACTIVE:
+                raise Conflict("the booking is already cancelled", code="booking_cancelled")
+            if as_utc(row.starts_at) <= now:
+                raise Conflict("the visit has already started", code="slot_in_past")
+            await repo.cancel_booking(uow, booking_id, now)
+            await self._audit.write(
+                uow,
+                actor,
+                "booking.cancel",
+                patient_id=actor.user_id,
+                detail=f"booking {booking_id} slot {row.slot_id}",
+            )
+            out = await repo.load_booking(uow, booking_id)
+            await uow.commit()
+        assert out is not None
+        log.info("booking %s cancelled by patient %s", booking_id, actor.user_id)
+        return out
+
+    async def get(self, actor: Actor, booking_id: int) -> BookingOut:
+        """A booking, for its patient or the doctor whose slot it is; denied (and audited)
+        otherwise."""
+        async with self._db.uow() as uow:
+            out = await repo.load_booking(uow, booking_id)
+            if out is None:
+                raise NotFound(f"no booking {booking_id}", code="booking_not_found")
+            if actor.user_id not in (out.patient.id, out.slot.doctor.id):
+                self._audit.deny_after_rollback(
+                    uow, actor, "booking.read", patient_id=out.patient.id
+                )
+                raise NotAllowed("this is not your booking", code="not_your_booking")
+        return out
+
+    async def ics(self, actor: Actor, booking_id: int) -> str:
+        """The booking as an iCalendar file for the patient's calendar."""
+        booking = await self.get(actor, booking_id)
+        return ics.calendar(calendar_event(booking), self._clock.now())
+
+
+def calendar_event(booking: BookingOut) -> ics.CalendarEvent:
+    slot = booking.slot
+    kind = {
+        SlotKind.STATIONARY: "visit at the clinic",
+        SlotKind.PHONE: "phone consultation",
+        SlotKind.ONLINE: "online consultation",
+    }[slot.kind]
+    return ics.CalendarEvent(
+        uid=f"booking-{booking.id}@consult",
+        starts_at=slot.starts_at,
+        ends_at=slot.ends_at,
+        summary=f"{slot.specialty.name}: {slot.doctor.name}",
+        location=LOCATIONS[slot.kind],
+        description=(
+            f"{slot.specialty.name} {kind} with {slot.doctor.name} "
+            f"for {booking.patient.name}. Booking {booking.id}; cancel it in consult if you "
+            "cannot come."
+        ),
+        cancelled=booking.status is BookingStatus.CANCELLED,
+    )

@@ -1,0 +1,144 @@
+"""Free slots, bookings (book, list, cancel), the iCalendar download, schedulers opening slots."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from consult.booking.schemas import (
+    BookIn,
+    BookingOut,
+    BookingsOut,
+    OpenSlotsIn,
+    SlotQuery,
+    SlotsOut,
+)
+from consult.domain import Actor
+from consult.http.routing import SERVICES, Api, int_param, validate
+from consult.schemas import EmptyIn
+
+api = Api()
+_ACCESS = ("not_authenticated", "invalid_id", "booking_not_found", "not_your_booking")
+
+
+@api.route(
+    "GET",
+    "/api/slots",
+    summary="The next free slots of a specialty, soonest first. Query: `specialty` (required), "
+    "`kind` (stationary, phone, online), `limit` (1-50, default 5), `after` (ISO 8601 instant "
+    "with offset; default now). For a patient each slot says whether their plan covers it.",
+    response=SlotsOut,
+    tag="booking",
+    errors=("not_authenticated", "invalid_payload", "unknown_specialty"),
+)
+async def free_slots(request: web.Request, actor: Actor) -> SlotsOut:
+    query = validate(SlotQuery, dict(request.query))
+    assert isinstance(query, SlotQuery)
+    slots = await request.app[SERVICES].booking.free_slots(
+        actor, query.specialty, limit=query.limit, kind=query.kind, after=query.after
+    )
+    return SlotsOut(slots=slots)
+
+
+@api.route(
+    "POST",
+    "/api/slots",
+    summary="A scheduler opens back-to-back slots for a doctor, outside their weekly schedule.",
+    body=OpenSlotsIn,
+    response=SlotsOut,
+    status=201,
+    tag="booking",
+    errors=(
+        "not_authenticated",
+        "invalid_payload",
+        "not_a_scheduler",
+        "starts_in_past",
+        "unknown_specialty",
+        "doctor_not_found",
+        "specialty_not_practised",
+        "slot_overlap",
+    ),
+)
+async def open_slots(request: web.Request, actor: Actor, body: OpenSlotsIn) -> SlotsOut:
+    slots = await request.app[SERVICES].booking.open_slots(
+        actor,
+        body.doctor_id,
+        body.specialty,
+        body.kind,
+        body.starts_at,
+        count=body.count,
+        slot_minutes=body.slot_minutes,
+    )
+    return SlotsOut(slots=slots)
+
+
+@api.route(
+    "POST",
+    "/api/bookings",
+    summary="Book a free slot (patients; basic accounts hold at most 10 active bookings).",
+    body=BookIn,
+    response=BookingOut,
+    status=201,
+    tag="booking",
+    errors=(
+        "not_authenticated",
+        "invalid_payload",
+        "not_a_patient",
+        "slot_not_found",
+        "slot_in_past",
+        "not_covered",
+        "slot_taken",
+        "booking_overlap",
+        "booking_limit",
+    ),
+)
+async def book(request: web.Request, actor: Actor, body: BookIn) -> BookingOut:
+    return await request.app[SERVICES].booking.book(actor, body.slot_id)
+
+
+@api.route(
+    "GET",
+    "/api/bookings",
+    summary="The caller's bookings, active and cancelled, by start time (a doctor: the bookings "
+    "of their slots).",
+    response=BookingsOut,
+    tag="booking",
+    errors=("not_authenticated", "not_a_patient"),
+)
+async def my_bookings(request: web.Request, actor: Actor) -> BookingsOut:
+    return BookingsOut(bookings=await request.app[SERVICES].booking.my_bookings(actor))
+
+
+@api.route(
+    "POST",
+    "/api/bookings/{booking_id}/cancel",
+    summary="Cancel one's own booking before it starts; the slot is free again.",
+    body=EmptyIn,
+    response=BookingOut,
+    tag="booking",
+    errors=(*_ACCESS, "invalid_payload", "booking_cancelled", "slot_in_past"),
+)
+async def cancel(request: web.Request, actor: Actor, body: EmptyIn) -> BookingOut:
+    booking_id = int_param(request, "booking_id")
+    return await request.app[SERVICES].booking.cancel(actor, booking_id)
+
+
+@api.route(
+    "GET",
+    "/api/bookings/{booking_id}.ics",
+    summary="The booking as an iCalendar (RFC 5545) file, `text/calendar`, for the patient's "
+    "calendar. A cancelled booking gives STATUS:CANCELLED with the same UID.",
+    tag="booking",
+    errors=_ACCESS,
+)
+async def booking_ics(request: web.Request, actor: Actor) -> web.StreamResponse:
+    booking_id = int_param(request, "booking_id")
+    text = await request.app[SERVICES].booking.ics(actor, booking_id)
+    return web.Response(
+        text=text,
+        content_type="text/calendar",
+        charset="utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="booking-{booking_id}.ics"',
+            "Cache-Control": "no-store",
+        },
+    )

@@ -1,0 +1,43 @@
+"""The queue's rules, pure and clock-free: who goes first, and when leases and offers run out.
+
+Order. Each ticket has a priority in minutes and an arrival time; it ranks as if it had
+arrived that many minutes earlier (``rank_at = queued_at - priority``). The queue is served by
+ascending ``rank_at``. Because everyone's effective priority grows by one point per minute of
+waiting, a ticket with priority p overtakes only tickets that have waited less than p minutes:
+nobody starves. Ordinary tickets have priority 0 (first come, first served). A patient whose
+consultation was cut off by the doctor's side returns with ``FRONT_PRIORITY``, ahead of
+everyone who is waiting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from consult.domain import Form
+
+FRONT_PRIORITY = 24 * 60  # minutes: a day, i.e. ahead of any realistic wait
+
+
+@dataclass(frozen=True)
+class QueueRules:
+    offer_timeout: timedelta = timedelta(seconds=20)
+    doctor_grace: timedelta = timedelta(seconds=30)
+    patient_grace: timedelta = timedelta(seconds=60)
+    max_parallel_chats: int = 3
+    alternatives_threshold: timedelta = timedelta(minutes=30)
+    alternatives_count: int = 5
+
+    def capacity(self, forms: list[str], requested: int | None) -> int:
+        """Voice and video take the doctor whole; chats may run in parallel up to the limit."""
+        if any(f != Form.CHAT for f in forms):
+            return 1
+        return max(1, min(requested or 1, self.max_parallel_chats))
+
+
+def rank_at(queued_at: datetime, priority_minutes: int) -> datetime:
+    return queued_at - timedelta(minutes=priority_minutes)
+
+
+def expired(since: datetime | None, grace: timedelta, now: datetime) -> bool:
+    return since is not None and now - since >= grace

@@ -1,0 +1,219 @@
+"""The patient's view of the queue: place in line, a wait estimate (a range), the doctors'
+state, what happens next, and alternative slots when waiting is not worth it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from consult.booking.schemas import SlotOut
+from consult.clock import Clock, as_utc
+from consult.domain import QUEUED_STATUSES, Actor, ConsultationStatus, PresenceStatus
+from consult.errors import Conflict
+from consult.queue import eta
+from consult.queue import repository as repo
+from consult.queue.policy import QueueRules
+from consult.queue.schemas import TicketOut
+from consult.queue.service import ConsultationService
+from consult.schemas import DoctorsStateOut, EtaOut, StartConsultationIn, TicketUpdateOut
+from consult.storage import tables as t
+from consult.storage.uow import Database, UnitOfWork
+
+_C = t.consultations.c
+_P = t.doctor_presence.c
+_RECENT = 50  # finished consultations the estimate learns from, per specialty
+
+Alternatives = Callable[[Actor, str, int], Awaitable[list[SlotOut]]]
+
+
+@dataclass(frozen=True)
+class QueueView:
+    """One specialty-and-form queue at one moment."""
+
+    specialty: str
+    form: str
+    tickets: list[sa.Row]  # queued rows, offered first, then waiting in queue order
+    doctors: DoctorsStateOut
+    estimates: list[eta.Estimate]  # by number of tickets ahead
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for r in self.tickets if r.status == ConsultationStatus.WAITING)
+
+    def update_for(self, index: int) -> TicketUpdateOut:
+        row = self.tickets[index]
+        offered = row.status == ConsultationStatus.OFFERED
+        ahead = 0 if offered else index - (len(self.tickets) - self.waiting)
+        estimate = self.estimates[ahead] if ahead < len(self.estimates) else None
+        return TicketUpdateOut(
+            consultation_id=row.id,
+            status=row.status,
+            place=0 if offered else ahead + 1,
+            waiting=self.waiting,
+            eta=_eta_out(estimate)
+            if not offered
+            else EtaOut(
+                low_minutes=0, high_minutes=0, basis="a doctor is being asked to accept now"
+            ),
+            doctors=self.doctors,
+        )
+
+
+class TicketService:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        rules: QueueRules,
+        consultations: ConsultationService,
+        alternatives: Alternatives | None,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._rules = rules
+        self._consultations = consultations
+        self._alternatives = alternatives
+
+    async def join(self, actor: Actor, request: StartConsultationIn) -> TicketOut:
+        """Join the queue and answer with the ticket; the estimate shown is kept."""
+        consultation = await self._consultations.start(actor, request)
+        ticket = await self.ticket(actor, consultation.id)
+        if ticket is None:  # already ended by a concurrent request of the patient's
+            raise Conflict("the ticket was closed meanwhile", code="ticket_closed")
+        await self._consultations.record_estimate(
+            consultation.id,
+            _seconds(ticket.eta.low_minutes),
+            _seconds(ticket.eta.high_minutes),
+        )
+        return ticket
+
+    async def ticket(self, actor: Actor, consultation_id: int | None = None) -> TicketOut | None:
+        """The patient's current ticket (None when they are not queued)."""
+        async with self._db.uow() as uow:
+            where = [_C.patient_id == actor.user_id, _C.status.in_(QUEUED_STATUSES)]
+            if consultation_id is not None:
+                where.append(_C.id == consultation_id)
+            (consultation,) = (await repo.list_consultations(uow, *where)) or (None,)
+            if consultation is None:
+                return None
+            view = await queue_view(
+                uow, consultation.specialty.code, consultation.form, self._clock.now()
+            )
+        index = next(i for i, r in enumerate(view.tickets) if r.id == consultation.id)
+        update = view.update_for(index)
+        alternatives: list[SlotOut] = []
+        long_wait = update.eta.high_minutes is None or (
+            update.eta.high_minutes * 60 > self._rules.alternatives_threshold.total_seconds()
+        )
+        if long_wait and update.place > 0 and self._alternatives is not None:
+            alternatives = await self._alternatives(
+                actor, consultation.specialty.code, self._rules.alternatives_count
+            )
+        return TicketOut(
+            consultation=consultation,
+            place=update.place,
+            waiting=update.waiting,
+            eta=update.eta,
+            doctors=update.doctors,
+            next=_next_step(update, bool(alternatives)),
+            alternatives=alternatives,
+        )
+
+    async def updates(self, specialty: str, form: str) -> list[tuple[int, TicketUpdateOut]]:
+        """(patient id, their ticket) for everyone queued for this specialty and form."""
+        async with self._db.uow() as uow:
+            view = await queue_view(uow, specialty, form, self._clock.now())
+        return [(row.patient_id, view.update_for(i)) for i, row in enumerate(view.tickets)]
+
+
+async def queue_view(uow: UnitOfWork, specialty: str, form: str, now: datetime) -> QueueView:
+    tickets = (
+        await uow.conn.execute(
+            sa.select(_C.id, _C.patient_id, _C.status, _C.rank_at)
+            .where(_C.specialty_code == specialty, _C.form == form, _C.status.in_(QUEUED_STATUSES))
+            # Offers first ("offered" sorts before "waiting"), then queue order.
+            .order_by(_C.status, _C.rank_at, _C.id)
+        )
+    ).all()
+    doctors, busy_elapsed = await doctors_state(uow, specialty, form, now)
+    waiting = sum(1 for r in tickets if r.status == ConsultationStatus.WAITING)
+    model = eta.DurationModel.fit(await recent_durations(uow, specialty, form), form)
+    return QueueView(
+        specialty=specialty,
+        form=form,
+        tickets=list(tickets),
+        doctors=doctors,
+        estimates=eta.estimate_queue(waiting, doctors.online, busy_elapsed, model),
+    )
+
+
+async def doctors_state(
+    uow: UnitOfWork, specialty: str, form: str, now: datetime
+) -> tuple[DoctorsStateOut, list[float]]:
+    """Doctors serving this queue, and how long each busy one's consultation has run."""
+    rows = (
+        await uow.conn.execute(
+            sa.select(t.doctor_presence).where(
+                _P.status.in_([PresenceStatus.ONLINE, PresenceStatus.AWAY])
+            )
+        )
+    ).all()
+    mine = [r for r in rows if specialty in r.specialties and form in r.forms]
+    online = [r for r in mine if r.status == PresenceStatus.ONLINE and r.disconnected_at is None]
+    load: dict[int, list[float]] = {r.doctor_id: [] for r in online}
+    if online:
+        for did, started in await uow.conn.execute(
+            sa.select(_C.doctor_id, _C.started_at).where(
+                _C.doctor_id.in_(list(load)),
+                _C.status.in_([ConsultationStatus.ACTIVE, ConsultationStatus.OFFERED]),
+            )
+        ):
+            load[did].append((now - as_utc(started)).total_seconds() if started else 0.0)
+    busy = [r for r in online if len(load[r.doctor_id]) >= r.capacity]
+    state = DoctorsStateOut(online=len(online), busy=len(busy), away=len(mine) - len(online))
+    # A busy doctor frees up when their oldest consultation ends, roughly.
+    return state, [max(load[r.doctor_id]) for r in busy]
+
+
+async def recent_durations(uow: UnitOfWork, specialty: str, form: str) -> list[float]:
+    rows = await uow.conn.execute(
+        sa.select(_C.started_at, _C.ended_at)
+        .where(
+            _C.specialty_code == specialty,
+            _C.form == form,
+            _C.status == ConsultationStatus.ENDED,
+            _C.started_at.is_not(None),
+        )
+        .order_by(_C.ended_at.desc())
+        .limit(_RECENT)
+    )
+    return [(as_utc(e) - as_utc(s)).total_seconds() for s, e in rows]
+
+
+def _next_step(update: TicketUpdateOut, has_alternatives: bool) -> str:
+    if update.place == 0:
+        return "A doctor is being asked to take you now; the consultation opens when they accept."
+    if update.doctors.online == 0:
+        text = "No doctor of this specialty is online now; you stay in line until one comes."
+    else:
+        text = "You will be connected when a doctor is free; keep this page open."
+    if has_alternatives:
+        text += " You can also book one of the slots below instead."
+    return text
+
+
+def _seconds(minutes: int | None) -> int | None:
+    return None if minutes is None else minutes * 60
+
+
+def _eta_out(estimate: eta.Estimate | None) -> EtaOut:
+    if estimate is None or estimate.no_doctor_online:
+        return EtaOut(low_minutes=None, high_minutes=None, basis="no doctor online now")
+    return EtaOut(
+        low_minutes=estimate.low_seconds // 60,
+        high_minutes=None if estimate.high_seconds is None else estimate.high_seconds // 60,
+        basis=estimate.text,
+    )

@@ -1,0 +1,209 @@
+"""Browser tests: the real server in a subprocess (demo data, a fresh SQLite file) and Debian's
+headless Chromium driven by Playwright.
+
+Each browser page records console errors, uncaught exceptions and dialogs (a Content-Security-
+Policy violation is a console error), and the test checks that there were none. When a test
+fails (or with ``CONSULT_E2E_SCREENSHOTS=1``), each page's screenshot and the server's log go to
+``test-artifacts/e2e/<test>/``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Dialog,
+    Page,
+    expect,
+    sync_playwright,
+)
+
+from tests.e2e.helpers import OpenPage, PageProblems
+
+CHROMIUM = Path(os.environ.get("CONSULT_E2E_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-gpu",
+    "--no-first-run",
+]
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts" / "e2e"
+START_TIMEOUT = 30.0
+
+expect.set_options(timeout=10_000)
+
+
+@dataclass
+class Server:
+    url: str
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _consult_command() -> list[str]:
+    script = Path(sys.executable).with_name("consult")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "consult"]
+
+
+def _wait_healthy(server: Server) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(
+                f"the server exited with {server.process.returncode} before it was healthy:\n"
+                + server.log_tail()
+            )
+        try:
+            with urllib.request.urlopen(server.url + "/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"the server was not healthy after {START_TIMEOUT:.0f} s:\n" + server.log_tail())
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    """``consult serve --demo`` on a free port, with a fresh SQLite database."""
+    port = _free_port()
+    log = tmp_path / "server.log"
+    # Only this test's settings: no CONSULT_* variable from the environment (e.g. a Redis URL).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSULT_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    command = [
+        *_consult_command(),
+        "serve",
+        "--demo",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--database-url",
+        f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}",
+    ]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = Server(f"http://127.0.0.1:{port}", log, process)
+    try:
+        _wait_healthy(server)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless Debian Chromium. Missing Chromium fails the run: it is not a reason to skip."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"Chromium is not installed at {CHROMIUM}: the browser tests need it. "
+            "Install Debian's package (`apt-get install chromium`; scripts/test does) "
+            "or point CONSULT_E2E_CHROMIUM at a Chromium binary."
+        )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Remembers whether the test itself failed, for ``open_page`` to keep screenshots."""
+    report = yield
+    if report.when == "call":
+        item.stash[_FAILED] = report.failed
+    return report
+
+
+@pytest.fixture
+def open_page(
+    request: pytest.FixtureRequest, browser: Browser, server: Server
+) -> Iterator[OpenPage]:
+    """``open_page(name)``: a page in a browser context of its own (its own cookies), watched
+    for console errors, uncaught exceptions and dialogs."""
+    contexts: list[tuple[str, BrowserContext]] = []
+    problems: list[PageProblems] = []
+
+    def open_(name: str) -> tuple[Page, PageProblems]:
+        context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(10_000)
+        page = context.new_page()
+        seen = PageProblems(name)
+
+        def on_console(message: ConsoleMessage) -> None:
+            # An HTTP error answer is logged as "Failed to load resource"; the page shows it
+            # and the test asserts on what the page shows. Everything else is a problem.
+            if message.type == "error" and not message.text.startswith("Failed to load resource"):
+                seen.errors.append(f"console error: {message.text}")
+
+        def on_dialog(dialog: Dialog) -> None:
+            seen.dialogs.append(dialog.message)
+            dialog.dismiss()
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda exc: seen.errors.append(f"uncaught: {exc}"))
+        page.on("dialog", on_dialog)
+        contexts.append((name, context))
+        problems.append(seen)
+        return page, seen
+
+    yield open_
+
+    failed = request.node.stash.get(_FAILED, False)
+    # CONSULT_E2E_SCREENSHOTS=1 keeps the final screenshots of a passing test too.
+    keep = failed or bool(os.environ.get("CONSULT_E2E_SCREENSHOTS"))
+    folder = ARTIFACTS / request.node.name
+    if keep:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "server.log").write_text(server.log_tail(400))
+    for name, context in contexts:
+        if keep:
+            for i, page in enumerate(context.pages):
+                page.screenshot(path=str(folder / f"{name}-{i}.png"), full_page=True)
+        context.close()
+    if failed:
+        for seen in problems:
+            for line in seen.errors:
+                print(f"[{seen.name}] {line}")
+        print(f"screenshots and server log: {folder}")

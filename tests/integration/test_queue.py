@@ -1,0 +1,234 @@
+"""The walk-in queue over real HTTP and Socket.IO: offers, timeouts, leases, live places,
+alternatives, restarts. Time is the server's manual clock; sweeps are run by hand."""
+
+from __future__ import annotations
+
+import asyncio
+
+import sqlalchemy as sa
+from aiohttp.test_utils import TestServer
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from consult.app import create_app
+from consult.http.routing import SERVICES
+from consult.settings import Settings
+from consult.storage import tables as t
+from tests.support import ApiClient, SocketClient, start_and_accept
+
+JOIN = "/api/consultations"
+IM = {"specialties": ["internal-medicine"], "forms": ["chat"]}
+
+
+async def dropped(client: SocketClient, database_url: str, table: sa.Table, column: str) -> None:
+    """Close the socket and wait until the server has noted the drop (it does so on its own
+    time, after the client is gone)."""
+    await client.close()
+    engine = create_async_engine(database_url)
+    try:
+        for _ in range(100):
+            async with engine.connect() as conn:
+                noted = (
+                    await conn.execute(
+                        sa.select(sa.func.count())
+                        .select_from(table)
+                        .where(table.c[column].is_not(None))
+                    )
+                ).scalar()
+            if noted:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("the server never noticed the disconnection")
+    finally:
+        await engine.dispose()
+
+
+async def sweep(server: TestServer) -> int:
+    return await server.app[SERVICES].sweeper.sweep()
+
+
+async def join(patient: ApiClient, specialty: str, form: str = "chat") -> dict:
+    return await patient.call("POST", JOIN, {"specialty": specialty, "form": form}, expect=201)
+
+
+async def test_an_unanswered_offer_goes_to_the_next_doctor(api, sockets, server, clock):
+    house = await api("dr.house@demo.test")
+    house_ws = await sockets(house.token)
+    assert (await house_ws.emit("presence:online", IM))["ok"]
+    anna = await api("anna@demo.test")
+    ticket = await join(anna, "internal-medicine")
+    cid = ticket["consultation"]["id"]
+    assert (await house_ws.next("queue:offer"))["consultation"]["id"] == cid
+
+    grey = await api("dr.grey@demo.test")
+    grey_ws = await sockets(grey.token)
+    await grey_ws.emit("presence:online", IM)
+    clock.advance(19)
+    assert await sweep(server) == 0  # not yet
+    clock.advance(2)
+    assert await sweep(server) == 1
+    withdrawn = await house_ws.next("queue:offer-withdrawn")
+    assert withdrawn == {"consultation_id": cid, "reason": "timeout"}
+    await house_ws.until("presence:changed", lambda p: p["status"] == "away")
+    assert (await grey_ws.next("queue:offer"))["consultation"]["id"] == cid
+    # The lapsed offer cannot be accepted any more; the new one can.
+    late = await house_ws.emit("queue:accept", {"consultation_id": cid})
+    assert late["error"]["code"] == "no_such_offer"
+    assert (await grey_ws.emit("queue:accept", {"consultation_id": cid}))["data"]["status"] == (
+        "active"
+    )
+
+
+async def test_a_declined_offer_keeps_its_place_and_skips_that_doctor(api, sockets):
+    house = await api("dr.house@demo.test")
+    house_ws = await sockets(house.token)
+    await house_ws.emit("presence:online", IM)
+    anna = await api("anna@demo.test")
+    cid = (await join(anna, "internal-medicine"))["consultation"]["id"]
+    await house_ws.next("queue:offer")
+    declined = await house_ws.emit("queue:decline", {"consultation_id": cid})
+    assert declined["ok"] and declined["data"]["status"] == "waiting"
+    ticket = await anna.call("GET", "/api/queue/ticket")
+    assert ticket["place"] == 1 and ticket["consultation"]["status"] == "waiting"
+    # Another doctor coming online gets it; house is not offered it again at once.
+    grey = await api("dr.grey@demo.test")
+    grey_ws = await sockets(grey.token)
+    await grey_ws.emit("presence:online", IM)
+    assert (await grey_ws.next("queue:offer"))["consultation"]["id"] == cid
+    assert house_ws.pending("queue:offer") == 0
+
+
+async def test_a_dropped_console_goes_away_after_the_grace_and_its_patient_returns_first(
+    api, sockets, server, clock, database_url
+):
+    house = await api("dr.house@demo.test")
+    house_ws = await sockets(house.token)
+    await house_ws.emit("presence:online", IM)
+    anna = await api("anna@demo.test")
+    anna_ws = await sockets(anna.token)
+    cid = await start_and_accept(anna, house_ws, "internal-medicine")
+    piotr = await api("piotr@demo.test")
+    await join(piotr, "internal-medicine")
+
+    await dropped(house_ws, database_url, t.doctor_presence, "disconnected_at")
+    clock.advance(29)
+    assert await sweep(server) == 0
+    # Meanwhile the dropped console gets no new patients (piotr still waits).
+    assert (await piotr.call("GET", "/api/queue/ticket"))["consultation"]["status"] == "waiting"
+    clock.advance(2)
+    assert await sweep(server) == 1
+    interrupted = await anna_ws.next("consultation:interrupted")
+    assert interrupted == {"consultation_id": cid, "reason": "doctor disconnected"}
+    # Anna is back at the front, ahead of piotr who joined before her consultation was cut.
+    assert (await anna.call("GET", "/api/queue/ticket"))["place"] == 1
+    assert (await piotr.call("GET", "/api/queue/ticket"))["place"] == 2
+    grey = await api("dr.grey@demo.test")
+    grey_ws = await sockets(grey.token)
+    await grey_ws.emit("presence:online", IM)
+    assert (await grey_ws.next("queue:offer"))["consultation"]["id"] == cid
+
+
+async def test_a_console_that_reconnects_within_the_grace_keeps_its_patients(
+    api, sockets, server, clock, database_url
+):
+    house = await api("dr.house@demo.test")
+    house_ws = await sockets(house.token)
+    await house_ws.emit("presence:online", IM)
+    anna = await api("anna@demo.test")
+    cid = await start_and_accept(anna, house_ws, "internal-medicine")
+    await dropped(house_ws, database_url, t.doctor_presence, "disconnected_at")
+    clock.advance(20)
+    await sockets(house.token)
+    clock.advance(20)
+    assert await sweep(server) == 0
+    assert (await anna.call("GET", f"/api/consultations/{cid}"))["status"] == "active"
+
+
+async def test_a_patients_ticket_outlives_a_short_drop_but_not_a_long_one(
+    api, sockets, server, clock, database_url
+):
+    anna = await api("anna@demo.test")
+    anna_ws = await sockets(anna.token)
+    cid = (await join(anna, "dermatology"))["consultation"]["id"]
+    await dropped(anna_ws, database_url, t.consultations, "patient_disconnected_at")
+    clock.advance(50)
+    anna_ws = await sockets(anna.token)  # back within 60 s: the ticket is hers again
+    clock.advance(50)
+    assert await sweep(server) == 0
+    assert (await anna.call("GET", "/api/queue/ticket"))["consultation"]["id"] == cid
+    await dropped(anna_ws, database_url, t.consultations, "patient_disconnected_at")
+    clock.advance(61)
+    assert await sweep(server) == 1
+    assert (await anna.call("GET", f"/api/consultations/{cid}"))["status"] == "cancelled"
+    assert (await anna.call("GET", "/api/queue/ticket", expect=404))["error"]["code"] == (
+        "no_ticket"
+    )
+
+
+async def test_places_move_live_when_someone_ahead_leaves(api, sockets):
+    anna = await api("anna@demo.test")
+    first = (await join(anna, "dermatology"))["consultation"]["id"]
+    piotr = await api("piotr@demo.test")
+    piotr_ws = await sockets(piotr.token)
+    ticket = await join(piotr, "dermatology")
+    assert ticket["place"] == 2 and ticket["waiting"] == 2
+    await anna.call("POST", f"/api/consultations/{first}/end", {})
+    update = await piotr_ws.until("queue:ticket", lambda t: t["place"] == 1)
+    assert update["waiting"] == 1 and update["doctors"]["online"] == 0
+
+
+async def test_one_ticket_at_a_time(api):
+    anna = await api("anna@demo.test")
+    await join(anna, "dermatology")
+    body = await anna.call("POST", JOIN, {"specialty": "cardiology", "form": "chat"}, expect=409)
+    assert body["error"]["code"] == "already_in_consultation"
+
+
+async def test_alternative_slots_are_offered_when_no_doctor_is_online(api):
+    piotr = await api("piotr@demo.test")
+    ticket = await join(piotr, "dermatology")
+    assert ticket["doctors"]["online"] == 0 and ticket["eta"]["high_minutes"] is None
+    assert "No doctor" in ticket["next"]
+    slots = ticket["alternatives"]
+    assert len(slots) == 5
+    assert all(s["specialty"]["code"] == "dermatology" and s["covered"] for s in slots)
+    assert [s["starts_at"] for s in slots] == sorted(s["starts_at"] for s in slots)
+    # One click: book the first alternative; the ticket stays until the patient leaves it.
+    booking = await piotr.call("POST", "/api/bookings", {"slot_id": slots[0]["id"]}, expect=201)
+    assert booking["slot"]["id"] == slots[0]["id"]
+
+
+async def test_no_alternatives_when_a_doctor_is_free_soon(api, sockets):
+    grey = await api("dr.grey@demo.test")
+    grey_ws = await sockets(grey.token)
+    await grey_ws.emit("presence:online", {"specialties": ["paediatrics"], "forms": ["chat"]})
+    anna = await api("anna@demo.test")
+    await start_and_accept(anna, grey_ws, "paediatrics")
+    piotr = await api("piotr@demo.test")
+    ticket = await join(piotr, "paediatrics")
+    assert ticket["place"] == 1 and ticket["alternatives"] == []
+    assert ticket["eta"]["low_minutes"] <= ticket["eta"]["high_minutes"]
+
+
+async def test_the_queue_survives_a_restart(api, sockets, database_url, clock, aiohttp_server):
+    anna = await api("anna@demo.test")
+    piotr = await api("piotr@demo.test")
+    first = (await join(anna, "dermatology"))["consultation"]["id"]
+    second = (await join(piotr, "dermatology"))["consultation"]["id"]
+
+    settings = Settings(database_url=database_url, migrate_on_start=False, sweep_interval=0)
+    restarted = await aiohttp_server(create_app(settings, clock=clock))
+    url = str(restarted.make_url("/")).rstrip("/")
+    for client in (anna, piotr):
+        client.base_url = url
+    assert (await anna.call("GET", "/api/queue/ticket"))["place"] == 1
+    assert (await piotr.call("GET", "/api/queue/ticket"))["place"] == 2
+    skin = ApiClient(url)
+    await skin.login("dr.skin@demo.test")
+    skin_ws = await SocketClient().connect(url, skin.token)
+    try:
+        await skin_ws.emit("presence:online", {"specialties": ["dermatology"], "forms": ["chat"]})
+        assert (await skin_ws.next("queue:offer"))["consultation"]["id"] == first
+        assert (await piotr.call("GET", f"/api/consultations/{second}"))["status"] == "waiting"
+    finally:
+        await skin_ws.close()
+        await skin.close()

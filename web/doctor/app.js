@@ -1,0 +1,471 @@
+// The doctor console: log in, go online for some specialties and forms, consult the patients
+// matched to you (chat, recommendations, history) and end the consultation.
+
+import {
+  $,
+  ErrorBanner,
+  api,
+  bindConnectionIndicator,
+  connectSocket,
+  currentUser,
+  el,
+  emitAck,
+  formatDateTime,
+  guarded,
+  login,
+  logout,
+  show,
+  userError,
+} from "/static/api.js";
+import { ChatPanel } from "/static/chat.js";
+import { renderRecord, statusText } from "/static/record.js";
+
+const errors = new ErrorBanner($("#error"));
+const state = {
+  me: null,
+  socket: null,
+  cards: new Map(), // consultation id -> ConsultationCard
+};
+
+// --- session -------------------------------------------------------------------------------
+
+async function boot() {
+  try {
+    const me = await currentUser();
+    if (me) await enter(me);
+    else showLogin();
+  } catch (err) {
+    showLogin();
+    errors.show(err);
+  } finally {
+    show($("#loading"), false);
+  }
+}
+
+function showLogin() {
+  show($("#login-section"));
+  show($("#app-section"), false);
+  for (const id of ["#whoami", "#logout-button", "#connection"]) show($(id), false);
+  $("#login-email").focus();
+}
+
+$("#login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  await guarded(errors, $("#login-button"), async () => {
+    const { user } = await login($("#login-email").value.trim(), $("#login-password").value);
+    $("#login-password").value = "";
+    await enter(user);
+  });
+});
+
+$("#logout-button").addEventListener("click", () =>
+  guarded(errors, $("#logout-button"), async () => {
+    // Leaving the console: take no more patients (best effort; the logout happens anyway).
+    if (state.socket && state.socket.connected) {
+      await emitAck(state.socket, "presence:offline", {}, 3000).catch(() => null);
+    }
+    await logout();
+    if (state.socket) state.socket.disconnect();
+    state.socket = null;
+    state.me = null;
+    state.cards.clear();
+    $("#consultations").replaceChildren();
+    showNotice("");
+    $("#presence-status").dataset.state = "unknown";
+    $("#presence-status").textContent = "You are not taking patients from this console.";
+    showLogin();
+  }),
+);
+
+async function enter(me) {
+  state.me = me;
+  show($("#login-section"), false);
+  show($("#app-section"));
+  $("#whoami").textContent = me.name;
+  show($("#whoami"));
+  show($("#logout-button"));
+  const isDoctor = me.role === "doctor";
+  show($("#wrong-role"), !isDoctor);
+  show($("#presence-section"), isDoctor);
+  show($("#consultations-section"), isDoctor);
+  if (!isDoctor) return;
+  renderEmpty();
+  connect();
+  await loadSpecialties(me.specialties);
+}
+
+// --- availability --------------------------------------------------------------------------
+
+async function loadSpecialties(codes) {
+  const { specialties } = await api("GET", "/api/specialties");
+  const names = new Map(specialties.map((s) => [s.code, s.name]));
+  $("#specialty-choices").replaceChildren(
+    ...codes.map((code) =>
+      el(
+        "label",
+        { className: "inline" },
+        el("input", {
+          type: "checkbox",
+          name: "specialty",
+          value: code,
+          checked: true,
+          "data-testid": `specialty-${code}`,
+        }),
+        ` ${names.get(code) || code}`,
+      ),
+    ),
+  );
+}
+
+function checkedValues(name) {
+  return [...document.querySelectorAll(`#presence-form input[name=${name}]:checked`)].map(
+    (input) => input.value,
+  );
+}
+
+$("#presence-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  await guarded(errors, $("#online-button"), async () => {
+    const specialties = checkedValues("specialty");
+    const forms = checkedValues("form");
+    if (!specialties.length) throw userError("Choose at least one specialty.");
+    if (!forms.length) throw userError("Choose at least one form.");
+    renderPresence(await emitAck(state.socket, "presence:online", { specialties, forms }));
+  });
+});
+
+$("#offline-button").addEventListener("click", () =>
+  guarded(errors, $("#offline-button"), async () => {
+    renderPresence(await emitAck(state.socket, "presence:offline", {}));
+  }),
+);
+
+function renderPresence(presence) {
+  const node = $("#presence-status");
+  node.dataset.state = presence.status;
+  if (presence.status === "online") {
+    const names = presence.specialties.map((code) => {
+      const box = document.querySelector(`input[name=specialty][value="${CSS.escape(code)}"]`);
+      return box ? box.parentElement.textContent.trim() : code;
+    });
+    node.textContent =
+      `Online for ${names.join(", ")} (${presence.forms.join(", ")}). ` +
+      "Patients are connected to you as they arrive.";
+  } else {
+    node.textContent = "Offline. You receive no new patients.";
+  }
+}
+
+// --- live connection -----------------------------------------------------------------------
+
+function connect() {
+  const socket = connectSocket();
+  state.socket = socket;
+  bindConnectionIndicator(socket, $("#connection"), (err) =>
+    errors.show(`The live connection was refused: ${err.message}. Please log in again.`),
+  );
+  socket.on("connect", () => sync().catch((err) => errors.show(err)));
+  socket.on("consultation:matched", ({ consultation }) => upsert(consultation));
+  socket.on("consultation:ended", ({ consultation }) => upsert(consultation));
+  // The walk-in queue offers a patient; the doctor accepts or declines before it lapses.
+  socket.on("queue:offer", ({ consultation, expires_at: expiresAt }) =>
+    upsert(consultation, expiresAt),
+  );
+  socket.on("queue:offer-withdrawn", ({ consultation_id: id, reason }) => {
+    const card = state.cards.get(id);
+    if (card && card.consultation.status === "offered") {
+      card.close();
+      showNotice(`The offer of ${card.consultation.patient.name} was withdrawn (${reason}).`);
+    }
+  });
+  socket.on("presence:changed", ({ status, reason }) => {
+    const node = $("#presence-status");
+    if (node.dataset.state === status) return;
+    node.dataset.state = status;
+    node.textContent = `You are ${status}${reason ? ` (${reason})` : ""}.`;
+  });
+  socket.on("chat:message", ({ message }) => {
+    const card = state.cards.get(message.consultation_id);
+    if (card) card.chat.receive(message);
+  });
+}
+
+/** After every (re)connect: the open consultations, and what was missed in each chat. */
+async function sync() {
+  const { consultations } = await api("GET", "/api/consultations/open");
+  const openIds = new Set(consultations.map((c) => c.id));
+  for (const c of consultations) upsert(c);
+  for (const [id, card] of state.cards) {
+    if (!card.isOpen() || openIds.has(id)) continue;
+    if (card.consultation.status === "offered") card.close(); // the offer lapsed meanwhile
+    else card.update(await api("GET", `/api/consultations/${id}`));
+  }
+  const active = [...state.cards.values()].filter((c) => c.consultation.status === "active");
+  await Promise.all(active.map((c) => c.chat.catchUp()));
+}
+
+function upsert(consultation, offerExpiresAt) {
+  let card = state.cards.get(consultation.id);
+  if (card) {
+    card.update(consultation);
+  } else {
+    if (!OPEN.has(consultation.status)) return;
+    card = new ConsultationCard(consultation, offerExpiresAt);
+    showNotice("");
+    state.cards.set(consultation.id, card);
+    $("#consultations").prepend(card.element);
+    card.start();
+  }
+  renderEmpty();
+}
+
+function renderEmpty() {
+  show($("#no-consultations"), state.cards.size === 0);
+}
+
+function showNotice(text) {
+  const node = $("#notice");
+  node.textContent = text;
+  show(node, Boolean(text));
+}
+
+const OPEN = new Set(["waiting", "offered", "active"]);
+
+// --- one consultation --------------------------------------------------------------------
+
+class ConsultationCard {
+  constructor(consultation, offerExpiresAt) {
+    this.consultation = consultation;
+    this.offerExpiresAt = offerExpiresAt || consultation.offer_expires_at || null;
+    const id = consultation.id;
+    this.chat = new ChatPanel({
+      consultation,
+      me: state.me,
+      socket: () => state.socket,
+      onError: (err) => errors.show(err),
+    });
+    this.title = el("h3", { "data-testid": "patient-name", text: consultation.patient.name });
+    this.meta = el("p", { className: "muted", "data-testid": "consultation-meta" });
+    this.statusBadge = el("span", { className: "badge", "data-testid": "consultation-status" });
+    this.endButton = el("button", {
+      type: "button",
+      className: "danger",
+      text: "End consultation",
+      "data-testid": "end-consultation",
+      on: { click: () => this.end() },
+    });
+    this.acceptButton = el("button", {
+      type: "button",
+      text: "Accept",
+      "data-testid": "accept-offer",
+      on: { click: () => this.answerOffer("queue:accept") },
+    });
+    this.declineButton = el("button", {
+      type: "button",
+      className: "secondary",
+      text: "Decline",
+      "data-testid": "decline-offer",
+      on: { click: () => this.answerOffer("queue:decline") },
+    });
+    this.offerText = el("p", { className: "notice", "data-testid": "offer" });
+    this.offer = el(
+      "div",
+      { className: "offer" },
+      this.offerText,
+      el("div", { className: "actions" }, this.acceptButton, this.declineButton),
+    );
+    this.closeButton = el("button", {
+      type: "button",
+      className: "secondary",
+      text: "Close",
+      hidden: true,
+      "data-testid": "close-consultation",
+      on: { click: () => this.close() },
+    });
+
+    const textId = `recommendation-${id}`;
+    this.recommendationText = el("textarea", {
+      id: textId,
+      rows: 4,
+      maxlength: 10000,
+      placeholder: "e.g. Rest, fluids, paracetamol 500 mg up to 4× a day; see a GP in 3 days.",
+      "data-testid": "recommendation-input",
+    });
+    this.saveButton = el("button", {
+      type: "submit",
+      text: "Save recommendation",
+      "data-testid": "save-recommendation",
+    });
+    this.savedList = el("ul", {
+      className: "recommendations",
+      "data-testid": "saved-recommendations",
+    });
+    this.noneSaved = el("p", { className: "muted", text: "None yet." });
+    this.recommendationForm = el(
+      "form",
+      { className: "recommendation-form", on: { submit: (e) => this.saveRecommendation(e) } },
+      el("label", { for: textId, text: "Recommendation for the patient's record" }),
+      this.recommendationText,
+      this.saveButton,
+    );
+    this.history = el("div", { className: "history", "data-testid": "patient-history" });
+
+    this.element = el(
+      "article",
+      {
+        className: "card consultation-card",
+        "data-testid": "consultation-card",
+        "data-consultation-id": id,
+      },
+      el(
+        "div",
+        { className: "card-head" },
+        el("div", {}, this.title, this.meta),
+        el("div", { className: "actions" }, this.statusBadge, this.endButton, this.closeButton),
+      ),
+      this.offer,
+      (this.grid = el(
+        "div",
+        { className: "consultation-grid" },
+        el("div", {}, el("h4", { text: "Chat" }), this.chat.element),
+        el(
+          "div",
+          {},
+          el("h4", { text: "Outcome" }),
+          this.recommendationForm,
+          el("h5", { text: "Saved recommendations" }),
+          this.noneSaved,
+          this.savedList,
+          el(
+            "details",
+            { className: "history-details" },
+            el("summary", { text: "Patient history (earlier consultations)" }),
+            this.history,
+          ),
+        ),
+      )),
+    );
+    this.render();
+  }
+
+  isOpen() {
+    return OPEN.has(this.consultation.status);
+  }
+
+  /** Once it is active: the transcript so far and what is already in the patient's record. */
+  start() {
+    if (this.started || this.consultation.status !== "active") return;
+    this.started = true;
+    this.chat.catchUp().catch((err) => errors.show(err));
+    this.loadRecord().catch((err) => errors.show(err));
+  }
+
+  update(consultation) {
+    this.consultation = consultation;
+    this.chat.setConsultation(consultation);
+    this.render();
+    this.start();
+  }
+
+  render() {
+    const c = this.consultation;
+    const open = this.isOpen();
+    this.element.dataset.status = c.status;
+    const since = c.started_at
+      ? `started ${formatDateTime(c.started_at)}`
+      : `waiting since ${formatDateTime(c.created_at)}`;
+    this.meta.textContent = `${c.specialty.name} · ${c.form} · ${since}`;
+    this.statusBadge.className = `badge ${c.status}`;
+    this.statusBadge.textContent = c.status === "offered" ? "Offered to you" : statusText(c.status);
+    const offered = c.status === "offered";
+    this.endButton.hidden = !open || offered;
+    this.closeButton.hidden = open;
+    this.recommendationForm.hidden = c.status !== "active";
+    this.offer.hidden = !offered;
+    this.grid.hidden = offered;
+    if (offered) {
+      const until = this.offerExpiresAt
+        ? ` Please answer by ${new Date(this.offerExpiresAt).toLocaleTimeString()}.`
+        : "";
+      this.offerText.textContent =
+        `${c.patient.name} is waiting for ${c.specialty.name} (${c.form}).` + until;
+    }
+  }
+
+  async answerOffer(event) {
+    const id = this.consultation.id;
+    const button = event === "queue:accept" ? this.acceptButton : this.declineButton;
+    await guarded(errors, button, async () => {
+      const consultation = await emitAck(state.socket, event, { consultation_id: id });
+      if (event === "queue:accept") this.update(consultation);
+      else this.close();
+    });
+  }
+
+  async loadRecord() {
+    const record = await api("GET", `/api/patients/${this.consultation.patient.id}/record`);
+    const mine = record.entries.find((e) => e.consultation.id === this.consultation.id);
+    this.savedList.replaceChildren();
+    this.noneSaved.hidden = false;
+    if (mine) for (const r of mine.recommendations) this.addSaved(r);
+    const earlier = {
+      ...record,
+      entries: record.entries.filter((e) => e.consultation.id !== this.consultation.id),
+    };
+    renderRecord(this.history, earlier, state.me);
+  }
+
+  addSaved(recommendation) {
+    this.noneSaved.hidden = true;
+    this.savedList.append(
+      el(
+        "li",
+        { "data-testid": "saved-recommendation" },
+        el("p", { className: "body", text: recommendation.text }),
+        el("p", { className: "muted small", text: formatDateTime(recommendation.created_at) }),
+      ),
+    );
+  }
+
+  async saveRecommendation(event) {
+    event.preventDefault();
+    const text = this.recommendationText.value.trim();
+    if (!text) {
+      errors.show("Write the recommendation first.");
+      return;
+    }
+    await guarded(errors, this.saveButton, async () => {
+      const saved = await api(
+        "POST",
+        `/api/consultations/${this.consultation.id}/recommendations`,
+        { text },
+      );
+      this.addSaved(saved);
+      this.recommendationText.value = "";
+    });
+  }
+
+  async end() {
+    const id = this.consultation.id;
+    await guarded(errors, this.endButton, async () => {
+      try {
+        this.update(await api("POST", `/api/consultations/${id}/end`, {}));
+      } catch (err) {
+        // Ended meanwhile (e.g. by the patient): show how it stands, and say so.
+        if (err.code === "consultation_ended") {
+          this.update(await api("GET", `/api/consultations/${id}`));
+        }
+        throw err;
+      }
+    });
+    this.render();
+  }
+
+  close() {
+    state.cards.delete(this.consultation.id);
+    this.element.remove();
+    renderEmpty();
+  }
+}
+
+boot();
