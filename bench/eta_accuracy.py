@@ -43,15 +43,12 @@ import json
 import math
 import platform
 import random
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from consult.queue.eta import (  # noqa: E402
+from consult.queue.eta import (
     HORIZON_SECONDS,
     DurationModel,
     Estimate,

@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import socketio
 from aiohttp import web
 
 from consult.accounts.demo import seed_demo
@@ -55,6 +56,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     sio.attach(app)
     fanout = QueueFanout(sio, services.tickets, delay=0.05)
     app[FANOUT] = fanout
+    app[SIO] = sio
+    # Close the sockets first on shutdown, so SIGTERM does not wait for clients to leave.
+    app.on_shutdown.append(_close_sockets)
     services.bus.subscribe(Notifier(sio, fanout))
 
     for api in APIS:
@@ -67,6 +71,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
 
 
 FANOUT = web.AppKey("fanout", QueueFanout)
+SIO = web.AppKey("sio", socketio.AsyncServer)
+
+
+async def _close_sockets(app: web.Application) -> None:
+    await app[SIO].shutdown()
 
 
 async def _queue_timers(app: web.Application) -> AsyncIterator[None]:
@@ -109,10 +118,10 @@ async def security_headers(
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
-    if response.content_type == "text/html":
-        response.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; connect-src 'self'; img-src 'self' data: blob:; "
-            "media-src 'self' blob:; object-src 'none'; frame-ancestors 'none'",
-        )
+    # On every response: a static HTML file's type is only known once it is sent.
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; connect-src 'self'; img-src 'self' data: blob:; "
+        "media-src 'self' blob:; object-src 'none'; frame-ancestors 'none'",
+    )
     return response

@@ -4,7 +4,7 @@ state, what happens next, and alternative slots when waiting is not worth it."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -25,6 +25,7 @@ from consult.storage.uow import Database, UnitOfWork
 _C = t.consultations.c
 _P = t.doctor_presence.c
 _RECENT = 50  # finished consultations the estimate learns from, per specialty
+EXACT_PLACES = 60  # places in line given an exact range; further back, a lower bound
 
 Alternatives = Callable[[Actor, str, int], Awaitable[list[SlotOut]]]
 
@@ -37,7 +38,22 @@ class QueueView:
     form: str
     tickets: list[sa.Row]  # queued rows, offered first, then waiting in queue order
     doctors: DoctorsStateOut
-    estimates: list[eta.Estimate]  # by number of tickets ahead
+    model: eta.DurationModel
+    busy_elapsed: list[float]
+    _estimates: dict[int, eta.Estimate] = field(default_factory=dict)
+
+    def estimate(self, ahead: int) -> eta.Estimate:
+        """Computed on demand (a few ms each); beyond ``EXACT_PLACES`` the estimate of the last
+        exact place is shown as a lower bound ("more than ...")."""
+        capped = min(ahead, EXACT_PLACES)
+        if capped not in self._estimates:
+            self._estimates[capped] = eta.estimate_wait(
+                capped, self.doctors.online, self.busy_elapsed, self.model
+            )
+        found = self._estimates[capped]
+        if ahead > capped and found.high_seconds is not None:
+            return replace(found, high_seconds=None, beyond_horizon=True)
+        return found
 
     @property
     def waiting(self) -> int:
@@ -47,7 +63,7 @@ class QueueView:
         row = self.tickets[index]
         offered = row.status == ConsultationStatus.OFFERED
         ahead = 0 if offered else index - (len(self.tickets) - self.waiting)
-        estimate = self.estimates[ahead] if ahead < len(self.estimates) else None
+        estimate = None if offered else self.estimate(ahead)
         return TicketUpdateOut(
             consultation_id=row.id,
             status=row.status,
@@ -139,14 +155,14 @@ async def queue_view(uow: UnitOfWork, specialty: str, form: str, now: datetime) 
         )
     ).all()
     doctors, busy_elapsed = await doctors_state(uow, specialty, form, now)
-    waiting = sum(1 for r in tickets if r.status == ConsultationStatus.WAITING)
     model = eta.DurationModel.fit(await recent_durations(uow, specialty, form), form)
     return QueueView(
         specialty=specialty,
         form=form,
         tickets=list(tickets),
         doctors=doctors,
-        estimates=eta.estimate_queue(waiting, doctors.online, busy_elapsed, model),
+        model=model,
+        busy_elapsed=busy_elapsed,
     )
 
 
