@@ -99,7 +99,7 @@ class ConsultationService:
                             created_at=now,
                             rank_at=rank_at(now, 0),
                             priority=0,
-                            language=request.language,
+                            language=request.language.lower() if request.language else None,
                             preferred_doctor_id=request.preferred_doctor_id,
                         )
                         .returning(_C.id)

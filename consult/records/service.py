@@ -95,7 +95,8 @@ class RecordService:
             )
             entries = []
             for c in consultations:
-                if c.status == ConsultationStatus.CANCELLED:
+                # A ticket cancelled before any doctor took it holds nothing clinical.
+                if c.status == ConsultationStatus.CANCELLED and c.started_at is None:
                     continue
                 entries.append(
                     RecordEntryOut(
