@@ -53,7 +53,7 @@ class Services:
             audit=audit,
             accounts=AccountService(db, clock, audit, settings.session_hours),
             consultations=consultations,
-            presence=PresenceService(db, clock, rules, matcher),
+            presence=PresenceService(db, clock, rules, matcher, consultations),
             tickets=TicketService(db, clock, rules, consultations, alternatives=booking.free_slots),
             sweeper=Sweeper(db, clock, rules, matcher, consultations),
             chat=ChatService(db, clock, audit, consultations),

@@ -122,9 +122,14 @@ class Matcher:
         )
         out = await repo.load_consultation(uow, consultation_id)
         assert out is not None
-        uow.collect(OfferMade(doctor_id, out.model_dump(mode="json"), expires.isoformat()))
+        uow.collect(OfferMade(doctor_id, out.model_dump(mode="json"), _iso(expires)))
         uow.collect(QueueChanged(out.specialty.code, out.form))
         log.info("consultation %s offered to doctor %s", consultation_id, doctor_id)
+
+
+def _iso(moment: datetime) -> str:
+    """The same shape as every other timestamp in the payloads (pydantic's ``...Z``)."""
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _serves(doctor: DoctorSlot) -> sa.ColumnElement[bool]:

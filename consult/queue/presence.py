@@ -15,12 +15,12 @@ import sqlalchemy as sa
 
 from consult.accounts.service import doctor_specialties
 from consult.clock import Clock
-from consult.domain import QUEUED_STATUSES, Actor, PresenceStatus
+from consult.domain import QUEUED_STATUSES, Actor, ConsultationStatus, PresenceStatus
 from consult.errors import Invalid
 from consult.events import PresenceChanged
 from consult.queue.matcher import Matcher
 from consult.queue.policy import QueueRules
-from consult.queue.service import check_doctor
+from consult.queue.service import ConsultationService, check_doctor
 from consult.schemas import PresenceIn, PresenceOut
 from consult.storage import tables as t
 from consult.storage.uow import Database
@@ -30,7 +30,15 @@ _P = t.doctor_presence.c
 
 
 class PresenceService:
-    def __init__(self, db: Database, clock: Clock, rules: QueueRules, matcher: Matcher) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        rules: QueueRules,
+        matcher: Matcher,
+        consultations: ConsultationService,
+    ) -> None:
+        self._consultations = consultations
         self._db = db
         self._clock = clock
         self._rules = rules
@@ -81,14 +89,31 @@ class PresenceService:
         return await self._set_status(actor, PresenceStatus.AWAY, "went away")
 
     async def _set_status(self, actor: Actor, status: PresenceStatus, reason: str) -> PresenceOut:
+        """Stop taking patients: offers not yet answered go back to the queue (consultations
+        are locked before the presence row, the order every other path uses)."""
         check_doctor(actor)
         async with self._db.uow() as uow:
-            await uow.conn.execute(
+            offers = (
+                await uow.conn.execute(
+                    sa.select(t.consultations)
+                    .where(
+                        t.consultations.c.doctor_id == actor.user_id,
+                        t.consultations.c.status == ConsultationStatus.OFFERED,
+                    )
+                    .with_for_update()
+                )
+            ).all()
+            for row in offers:
+                await self._consultations.return_to_queue(uow, row, reason=f"doctor {status}")
+            changed = await uow.conn.execute(
                 t.doctor_presence.update()
                 .where(_P.doctor_id == actor.user_id)
                 .values(status=status, since=self._clock.now())
             )
-            uow.collect(PresenceChanged(actor.user_id, status, reason))
+            if changed.rowcount:
+                uow.collect(PresenceChanged(actor.user_id, status, reason))
+            for row in offers:
+                await self._matcher.match_ticket(uow, row.id)
             await uow.commit()
         return PresenceOut(status=status, specialties=[], forms=[], capacity=0)
 
@@ -117,9 +142,10 @@ class PresenceService:
         now = self._clock.now()
         async with self._db.uow() as uow:
             if actor.is_doctor:
+                # Whatever the status: an away doctor may still be consulting.
                 await uow.conn.execute(
                     t.doctor_presence.update()
-                    .where(_P.doctor_id == actor.user_id, _P.status == PresenceStatus.ONLINE)
+                    .where(_P.doctor_id == actor.user_id)
                     .values(disconnected_at=now)
                 )
             elif actor.is_patient:

@@ -168,15 +168,17 @@ class ConsultationService:
         async with self._db.uow() as uow:
             row = await self._offered_to(uow, actor, consultation_id)
             await self.return_to_queue(uow, row, reason="declined")
-            await self._matcher.match_ticket(uow, consultation_id)
+            # Answer with the ticket as the decliner left it, not whoever is offered it next.
             out = await repo.load_consultation(uow, consultation_id)
+            await self._matcher.match_ticket(uow, consultation_id)
             await uow.commit()
         assert out is not None
         return out
 
     async def return_to_queue(self, uow: UnitOfWork, row: sa.Row, *, reason: str) -> None:
-        """An offer declined or lapsed: the ticket keeps its place; the doctor is skipped for it
-        once. A lapsed offer also sends the unresponsive doctor away."""
+        """An offer declined or lapsed: the ticket keeps its place and is not offered again to
+        the doctor who last declined it or let it lapse. A lapsed offer also sends that doctor,
+        if still online, away."""
         await uow.conn.execute(
             t.consultations.update()
             .where(_C.id == row.id, _C.status == ConsultationStatus.OFFERED)
@@ -192,7 +194,10 @@ class ConsultationService:
         if reason == "timeout":
             await uow.conn.execute(
                 t.doctor_presence.update()
-                .where(t.doctor_presence.c.doctor_id == row.doctor_id)
+                .where(
+                    t.doctor_presence.c.doctor_id == row.doctor_id,
+                    t.doctor_presence.c.status == PresenceStatus.ONLINE,
+                )
                 .values(status=PresenceStatus.AWAY, since=self._clock.now())
             )
             uow.collect(PresenceChanged(row.doctor_id, PresenceStatus.AWAY, "offer not answered"))

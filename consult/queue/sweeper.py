@@ -76,28 +76,22 @@ class Sweeper:
         return len(rows)
 
     async def _expire_doctor_leases(self, uow: UnitOfWork) -> int:
+        """Doctors whose console has been gone for the grace period: online ones go away, and
+        the patients they were consulting return to the front of the queue. Consultations are
+        locked before presence rows, the order every other path takes."""
         now = self._clock.now()
         doctors = (
             (
                 await uow.conn.execute(
-                    sa.select(_P.doctor_id)
-                    .where(
-                        _P.status == PresenceStatus.ONLINE,
-                        _P.disconnected_at <= now - self._rules.doctor_grace,
+                    sa.select(_P.doctor_id).where(
+                        _P.disconnected_at <= now - self._rules.doctor_grace
                     )
-                    .with_for_update(skip_locked=True)
                 )
             )
             .scalars()
             .all()
         )
         for doctor_id in doctors:
-            await uow.conn.execute(
-                t.doctor_presence.update()
-                .where(_P.doctor_id == doctor_id)
-                .values(status=PresenceStatus.AWAY, since=now)
-            )
-            uow.collect(PresenceChanged(doctor_id, PresenceStatus.AWAY, "console disconnected"))
             rows = (
                 await uow.conn.execute(
                     sa.select(t.consultations)
@@ -108,6 +102,28 @@ class Sweeper:
                     .with_for_update()
                 )
             ).all()
+            presence = (
+                await uow.conn.execute(
+                    sa.select(_P.status)
+                    .where(_P.doctor_id == doctor_id, _P.disconnected_at.is_not(None))
+                    .with_for_update()
+                )
+            ).first()
+            if presence is None:  # reconnected meanwhile
+                continue
+            await uow.conn.execute(
+                t.doctor_presence.update()
+                .where(_P.doctor_id == doctor_id)
+                .values(
+                    disconnected_at=None,
+                    status=PresenceStatus.AWAY
+                    if presence.status == PresenceStatus.ONLINE
+                    else presence.status,
+                    since=now,
+                )
+            )
+            if presence.status == PresenceStatus.ONLINE:
+                uow.collect(PresenceChanged(doctor_id, PresenceStatus.AWAY, "console disconnected"))
             for row in rows:
                 if row.status == ConsultationStatus.OFFERED:
                     await self._consultations.return_to_queue(uow, row, reason="doctor away")

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from consult.chat import repository as chat_repo
 from consult.clock import Clock, as_utc
-from consult.domain import Actor, ConsultationStatus, Role
+from consult.domain import QUEUED_STATUSES, Actor, ConsultationStatus, Role
 from consult.errors import Conflict, NotAllowed, NotFound
 from consult.events import RecordChanged
 from consult.queue import repository as queue_repo
@@ -85,9 +85,13 @@ class RecordService:
             consultations = await queue_repo.list_consultations(
                 uow, t.consultations.c.patient_id == patient_id
             )
-            if not self._may_read(
-                actor, patient_id, [c.doctor.id for c in consultations if c.doctor and c.started_at]
-            ):
+            # Doctors who took the patient (not those merely offered a returning ticket).
+            consulting = [
+                c.doctor.id
+                for c in consultations
+                if c.doctor and c.started_at and c.status not in QUEUED_STATUSES
+            ]
+            if not self._may_read(actor, patient_id, consulting):
                 self._audit.deny_after_rollback(uow, actor, "record.read", patient_id=patient_id)
                 raise NotAllowed("you may not read this patient's record", code="not_your_patient")
             recommendations = await _recommendations(

@@ -232,3 +232,52 @@ async def test_the_queue_survives_a_restart(api, sockets, database_url, clock, a
     finally:
         await skin_ws.close()
         await skin.close()
+
+
+async def test_going_away_hands_a_pending_offer_to_another_doctor(api, sockets):
+    house = await api("dr.house@demo.test")
+    house_ws = await sockets(house.token)
+    await house_ws.emit("presence:online", IM)
+    anna = await api("anna@demo.test")
+    cid = (await join(anna, "internal-medicine"))["consultation"]["id"]
+    await house_ws.next("queue:offer")
+    grey = await api("dr.grey@demo.test")
+    grey_ws = await sockets(grey.token)
+    await grey_ws.emit("presence:online", IM)
+    away = await house_ws.emit("presence:away", {})
+    assert away["ok"] and away["data"]["status"] == "away"
+    withdrawn = await house_ws.next("queue:offer-withdrawn")
+    assert withdrawn == {"consultation_id": cid, "reason": "doctor away"}
+    offer = await grey_ws.next("queue:offer")
+    assert offer["consultation"]["id"] == cid
+    # The offer's deadline is written like every other timestamp.
+    assert offer["expires_at"].endswith("Z")
+    assert offer["expires_at"] == offer["consultation"]["offer_expires_at"]
+
+
+async def test_an_away_doctor_whose_console_drops_still_hands_back_their_patient(
+    api, sockets, server, clock, database_url
+):
+    house = await api("dr.house@demo.test")
+    house_ws = await sockets(house.token)
+    await house_ws.emit("presence:online", IM)
+    anna = await api("anna@demo.test")
+    anna_ws = await sockets(anna.token)
+    cid = await start_and_accept(anna, house_ws, "internal-medicine")
+    # Away means "no new patients"; the consultation in progress goes on...
+    await house_ws.emit("presence:away", {})
+    assert (await anna.call("GET", f"/api/consultations/{cid}"))["status"] == "active"
+    # ...until the console is gone for the grace period.
+    await dropped(house_ws, database_url, t.doctor_presence, "disconnected_at")
+    clock.advance(31)
+    await sweep(server)
+    assert (await anna_ws.next("consultation:interrupted"))["consultation_id"] == cid
+    assert (await anna.call("GET", "/api/queue/ticket"))["place"] == 1
+    # The interrupted consultation stays in the record, and an offered (not yet accepted)
+    # doctor may not read the patient's record.
+    grey = await api("dr.grey@demo.test")
+    grey_ws = await sockets(grey.token)
+    await grey_ws.emit("presence:online", IM)
+    await grey_ws.next("queue:offer")
+    body = await grey.call("GET", f"/api/patients/{anna.user['id']}/record", expect=403)
+    assert body["error"]["code"] == "not_your_patient"
