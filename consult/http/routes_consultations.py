@@ -21,6 +21,13 @@ from consult.schemas import (
 
 api = Api()
 _ACCESS = ("not_authenticated", "consultation_not_found", "not_participant")
+_OFFER_ERRORS = (
+    "not_authenticated",
+    "invalid_id",
+    "not_a_doctor",
+    "consultation_not_found",
+    "no_such_offer",
+)
 
 
 @api.route(
@@ -43,6 +50,7 @@ _ACCESS = ("not_authenticated", "consultation_not_found", "not_participant")
         "not_covered",
         "already_in_consultation",
         "unknown_doctor",
+        "ticket_closed",
     ),
 )
 async def start(request: web.Request, actor: Actor, body: StartConsultationIn) -> TicketOut:
@@ -71,13 +79,7 @@ async def ticket(request: web.Request, actor: Actor) -> TicketOut:
     body=EmptyIn,
     response=ConsultationOut,
     tag="queue",
-    errors=(
-        "not_authenticated",
-        "invalid_id",
-        "not_a_doctor",
-        "consultation_not_found",
-        "no_such_offer",
-    ),
+    errors=_OFFER_ERRORS,
 )
 async def accept(request: web.Request, actor: Actor, body: EmptyIn) -> ConsultationOut:
     cid = int_param(request, "consultation_id")
@@ -91,13 +93,7 @@ async def accept(request: web.Request, actor: Actor, body: EmptyIn) -> Consultat
     body=EmptyIn,
     response=ConsultationOut,
     tag="queue",
-    errors=(
-        "not_authenticated",
-        "invalid_id",
-        "not_a_doctor",
-        "consultation_not_found",
-        "no_such_offer",
-    ),
+    errors=_OFFER_ERRORS,
 )
 async def decline(request: web.Request, actor: Actor, body: EmptyIn) -> ConsultationOut:
     cid = int_param(request, "consultation_id")
@@ -136,7 +132,7 @@ async def get_consultation(request: web.Request, actor: Actor) -> ConsultationOu
     body=EmptyIn,
     response=ConsultationOut,
     tag="consultations",
-    errors=("invalid_id", "consultation_ended", *_ACCESS),
+    errors=("invalid_id", "invalid_payload", "consultation_ended", "no_such_offer", *_ACCESS),
 )
 async def end(request: web.Request, actor: Actor, body: EmptyIn) -> ConsultationOut:
     cid = int_param(request, "consultation_id")

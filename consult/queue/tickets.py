@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
 from consult.booking.schemas import SlotOut
 from consult.clock import Clock, as_utc
-from consult.domain import QUEUED_STATUSES, Actor, ConsultationStatus, PresenceStatus
+from consult.domain import QUEUED_STATUSES, Actor, ConsultationStatus
 from consult.errors import Conflict
 from consult.queue import eta
 from consult.queue import repository as repo
+from consult.queue.doctors import doctor_loads, doctors_summary
 from consult.queue.policy import QueueRules
 from consult.queue.schemas import TicketOut
 from consult.queue.service import ConsultationService
@@ -23,7 +24,6 @@ from consult.storage import tables as t
 from consult.storage.uow import Database, UnitOfWork
 
 _C = t.consultations.c
-_P = t.doctor_presence.c
 _RECENT = 50  # finished consultations the estimate learns from, per specialty
 EXACT_PLACES = 60  # places in line given an exact range; further back, a lower bound
 
@@ -92,6 +92,7 @@ class TicketService:
         self._rules = rules
         self._consultations = consultations
         self._alternatives = alternatives
+        self._estimates = EstimateCache()
 
     async def join(self, actor: Actor, request: StartConsultationIn) -> TicketOut:
         """Join the queue and answer with the ticket; the estimate shown is kept."""
@@ -116,7 +117,11 @@ class TicketService:
             if consultation is None:
                 return None
             view = await queue_view(
-                uow, consultation.specialty.code, consultation.form, self._clock.now()
+                uow,
+                consultation.specialty.code,
+                consultation.form,
+                self._clock.now(),
+                self._estimates,
             )
         index = next(i for i, r in enumerate(view.tickets) if r.id == consultation.id)
         update = view.update_for(index)
@@ -141,11 +146,52 @@ class TicketService:
     async def updates(self, specialty: str, form: str) -> list[tuple[int, TicketUpdateOut]]:
         """(patient id, their ticket) for everyone queued for this specialty and form."""
         async with self._db.uow() as uow:
-            view = await queue_view(uow, specialty, form, self._clock.now())
+            view = await queue_view(uow, specialty, form, self._clock.now(), self._estimates)
         return [(row.patient_id, view.update_for(i)) for i, row in enumerate(view.tickets)]
 
 
-async def queue_view(uow: UnitOfWork, specialty: str, form: str, now: datetime) -> QueueView:
+class EstimateCache:
+    """Per-place estimates cost milliseconds each and change slowly: a queue's table of them is
+    reused while its inputs (doctors online, whole minutes each busy doctor has been busy, the
+    duration model) stay the same, for at most ``ttl``. Owned by one TicketService."""
+
+    def __init__(self, ttl: timedelta = timedelta(seconds=15)) -> None:
+        self._ttl = ttl
+        self._tables: dict[tuple[object, ...], tuple[datetime, dict[int, eta.Estimate]]] = {}
+
+    def table(
+        self,
+        now: datetime,
+        specialty: str,
+        form: str,
+        online: int,
+        busy_elapsed: list[float],
+        model: eta.DurationModel,
+    ) -> dict[int, eta.Estimate]:
+        key = (
+            specialty,
+            form,
+            online,
+            tuple(sorted(int(e // 60) for e in busy_elapsed)),
+            round(model.median_seconds),
+            round(model.spread, 2),
+        )
+        found = self._tables.get(key)
+        if found is None or found[0] <= now:
+            if len(self._tables) > 256:  # stale keys of long-gone states
+                self._tables = {k: v for k, v in self._tables.items() if v[0] > now}
+            found = (now + self._ttl, {})
+            self._tables[key] = found
+        return found[1]
+
+
+async def queue_view(
+    uow: UnitOfWork,
+    specialty: str,
+    form: str,
+    now: datetime,
+    cache: EstimateCache | None = None,
+) -> QueueView:
     tickets = (
         await uow.conn.execute(
             sa.select(_C.id, _C.patient_id, _C.status, _C.rank_at)
@@ -156,6 +202,9 @@ async def queue_view(uow: UnitOfWork, specialty: str, form: str, now: datetime) 
     ).all()
     doctors, busy_elapsed = await doctors_state(uow, specialty, form, now)
     model = eta.DurationModel.fit(await recent_durations(uow, specialty, form), form)
+    estimates = (
+        cache.table(now, specialty, form, doctors.online, busy_elapsed, model) if cache else {}
+    )
     return QueueView(
         specialty=specialty,
         form=form,
@@ -163,35 +212,16 @@ async def queue_view(uow: UnitOfWork, specialty: str, form: str, now: datetime) 
         doctors=doctors,
         model=model,
         busy_elapsed=busy_elapsed,
+        _estimates=estimates,
     )
 
 
 async def doctors_state(
     uow: UnitOfWork, specialty: str, form: str, now: datetime
 ) -> tuple[DoctorsStateOut, list[float]]:
-    """Doctors serving this queue, and how long each busy one's consultation has run."""
-    rows = (
-        await uow.conn.execute(
-            sa.select(t.doctor_presence).where(
-                _P.status.in_([PresenceStatus.ONLINE, PresenceStatus.AWAY])
-            )
-        )
-    ).all()
-    mine = [r for r in rows if specialty in r.specialties and form in r.forms]
-    online = [r for r in mine if r.status == PresenceStatus.ONLINE and r.disconnected_at is None]
-    load: dict[int, list[float]] = {r.doctor_id: [] for r in online}
-    if online:
-        for did, started in await uow.conn.execute(
-            sa.select(_C.doctor_id, _C.started_at).where(
-                _C.doctor_id.in_(list(load)),
-                _C.status.in_([ConsultationStatus.ACTIVE, ConsultationStatus.OFFERED]),
-            )
-        ):
-            load[did].append((now - as_utc(started)).total_seconds() if started else 0.0)
-    busy = [r for r in online if len(load[r.doctor_id]) >= r.capacity]
-    state = DoctorsStateOut(online=len(online), busy=len(busy), away=len(mine) - len(online))
-    # A busy doctor frees up when their oldest consultation ends, roughly.
-    return state, [max(load[r.doctor_id]) for r in busy]
+    """Doctors serving this queue, and how long each busy one's consultation has run (the
+    counting rules are in ``doctors.py``, shared with the schedulers' dashboard)."""
+    return doctors_summary(await doctor_loads(uow, now, specialty, form), specialty, form)
 
 
 async def recent_durations(uow: UnitOfWork, specialty: str, form: str) -> list[float]:
