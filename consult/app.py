@@ -17,7 +17,13 @@ from aiohttp import web
 from consult.accounts.demo import seed_demo
 from consult.clock import Clock, SystemClock
 from consult.events import EventBus
-from consult.http import routes_accounts, routes_booking, routes_consultations, routes_system
+from consult.http import (
+    routes_accounts,
+    routes_booking,
+    routes_consultations,
+    routes_scheduler,
+    routes_system,
+)
 from consult.http.errors import error_middleware
 from consult.http.openapi import build_openapi
 from consult.http.pages import install_pages
@@ -28,6 +34,7 @@ from consult.settings import Settings
 from consult.signaling.fanout import QueueFanout
 from consult.signaling.namespace import ConsultNamespace
 from consult.signaling.notifier import Notifier
+from consult.signaling.scheduler_push import SchedulerPush
 from consult.signaling.server import create_sio
 from consult.storage.engine import create_engine
 from consult.storage.migrate import upgrade_async
@@ -40,6 +47,7 @@ APIS = (
     routes_accounts.api,
     routes_consultations.api,
     routes_booking.api,
+    routes_scheduler.api,
 )
 
 
@@ -60,6 +68,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     # Close the sockets first on shutdown, so SIGTERM does not wait for clients to leave.
     app.on_shutdown.append(_close_sockets)
     services.bus.subscribe(Notifier(sio, fanout))
+    # The schedulers' live dashboard: at most four overviews a second.
+    scheduler_push = SchedulerPush(
+        sio, services.dashboard, interval=0.25, local_audience=not settings.redis_url
+    )
+    app[SCHEDULER_PUSH] = scheduler_push
+    services.bus.subscribe(scheduler_push)
 
     for api in APIS:
         api.install(app)
@@ -72,6 +86,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
 
 FANOUT = web.AppKey("fanout", QueueFanout)
 SIO = web.AppKey("sio", socketio.AsyncServer)
+SCHEDULER_PUSH = web.AppKey("scheduler_push", SchedulerPush)
 
 
 async def _close_sockets(app: web.Application) -> None:
@@ -97,6 +112,7 @@ async def _queue_timers(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await app[FANOUT].close()
+    await app[SCHEDULER_PUSH].close()
 
 
 async def _database_lifetime(app: web.Application) -> AsyncIterator[None]:

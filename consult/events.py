@@ -65,6 +65,14 @@ class TicketDropped(Event):
 
 
 @dataclass(frozen=True)
+class TicketMoved(Event):
+    """A scheduler moved the patient's ticket to another specialty's queue."""
+
+    patient_id: int
+    consultation: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class ConsultationInterrupted(Event):
     """The doctor's side was lost; the patient is back at the front of the queue."""
 

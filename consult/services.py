@@ -10,6 +10,7 @@ from consult.booking.service import BookingService
 from consult.chat.service import ChatService
 from consult.clock import Clock
 from consult.events import EventBus
+from consult.queue.dashboard import DashboardService
 from consult.queue.matcher import Matcher
 from consult.queue.policy import QueueRules
 from consult.queue.presence import PresenceService
@@ -37,6 +38,7 @@ class Services:
     chat: ChatService
     records: RecordService
     booking: BookingService
+    dashboard: DashboardService
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock, db: Database) -> Services:
@@ -59,6 +61,9 @@ class Services:
             chat=ChatService(db, clock, audit, consultations),
             records=RecordService(db, clock, audit, consultations),
             booking=booking,
+            dashboard=DashboardService(
+                db, clock, audit, matcher, consultations, wait_breach=settings.wait_breach
+            ),
         )
 
 

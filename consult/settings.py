@@ -35,6 +35,8 @@ class Settings:
     max_parallel_chats: int = 3
     alternatives_threshold: int = 30 * 60
     alternatives_count: int = 5
+    # Schedulers' dashboard: a queue whose longest wait exceeds this (seconds) is in breach.
+    wait_breach: int = 15 * 60
     # How often expired offers and leases are looked for.
     sweep_interval: float = 1.0
 

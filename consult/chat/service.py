@@ -14,6 +14,7 @@ from consult.queue.service import ConsultationService
 from consult.records.audit import Audit
 from consult.schemas import MessageOut
 from consult.storage import tables as t
+from consult.storage.retry import retry_transient
 from consult.storage.uow import Database
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class ChatService:
         self._audit = audit
         self._consultations = consultations
 
+    @retry_transient()
     async def post(
         self, actor: Actor, consultation_id: int, client_id: str, body: str
     ) -> MessageOut:

@@ -9,7 +9,12 @@ from aiohttp import web
 
 from consult.http.errors import error_response
 
-_PAGES = {"/": "index.html", "/patient/": "patient/index.html", "/doctor/": "doctor/index.html"}
+_PAGES = {
+    "/": "index.html",
+    "/patient/": "patient/index.html",
+    "/doctor/": "doctor/index.html",
+    "/scheduler/": "scheduler/index.html",
+}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SOCKET_IO_BUNDLE = Path("node_modules/socket.io-client/dist/socket.io.esm.min.js")
 
@@ -19,7 +24,7 @@ def install_pages(app: web.Application, web_dir: Path) -> None:
         app.router.add_get(path, _file_handler(web_dir / file))
     app.router.add_get("/vendor/socket.io.esm.min.js", _socket_io_bundle(web_dir))
     app.router.add_static("/static/", web_dir / "common", follow_symlinks=False)
-    for page in ("patient", "doctor"):
+    for page in ("patient", "doctor", "scheduler"):
         app.router.add_static(f"/{page}/", web_dir / page, follow_symlinks=False)
 
 

@@ -33,6 +33,19 @@ class Matcher:
         self._clock = clock
         self._rules = rules
 
+    async def lock_presence(self, uow: UnitOfWork) -> None:
+        """Lock every presence row, in doctor id order, before changing one of them.
+
+        Matching locks the online doctors' rows in id order; a transaction that updated one
+        doctor's row first and matched afterwards would hold a higher id while waiting for a
+        lower one, and deadlock with a concurrent join. Taking them all in order up front keeps
+        every transaction's presence locks in one order."""
+        await uow.conn.execute(
+            sa.select(t.doctor_presence.c.doctor_id)
+            .order_by(t.doctor_presence.c.doctor_id)
+            .with_for_update()
+        )
+
     async def doctor_slots(self, uow: UnitOfWork, doctor_id: int | None = None) -> list[DoctorSlot]:
         query = (
             sa.select(t.doctor_presence)

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from consult.accounts.service import doctor_specialties
 from consult.clock import Clock
-from consult.domain import QUEUED_STATUSES, Actor, ConsultationStatus, PresenceStatus
+from consult.domain import OPEN_STATUSES, Actor, ConsultationStatus, PresenceStatus
 from consult.errors import Invalid
 from consult.events import PresenceChanged
 from consult.queue.matcher import Matcher
@@ -23,6 +23,7 @@ from consult.queue.policy import QueueRules
 from consult.queue.service import ConsultationService, check_doctor
 from consult.schemas import PresenceIn, PresenceOut
 from consult.storage import tables as t
+from consult.storage.retry import retry_transient
 from consult.storage.uow import Database
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class PresenceService:
         self._rules = rules
         self._matcher = matcher
 
+    @retry_transient()
     async def go_online(self, actor: Actor, request: PresenceIn) -> PresenceOut:
         check_doctor(actor)
         forms = sorted({str(f) for f in request.forms})
@@ -88,6 +90,7 @@ class PresenceService:
     async def go_away(self, actor: Actor) -> PresenceOut:
         return await self._set_status(actor, PresenceStatus.AWAY, "went away")
 
+    @retry_transient()
     async def _set_status(self, actor: Actor, status: PresenceStatus, reason: str) -> PresenceOut:
         """Stop taking patients: offers not yet answered go back to the queue (consultations
         are locked before the presence row, the order every other path uses)."""
@@ -103,6 +106,7 @@ class PresenceService:
                     .with_for_update()
                 )
             ).all()
+            await self._matcher.lock_presence(uow)
             for row in offers:
                 await self._consultations.return_to_queue(uow, row, reason=f"doctor {status}")
             changed = await uow.conn.execute(
@@ -117,15 +121,18 @@ class PresenceService:
             await uow.commit()
         return PresenceOut(status=status, specialties=[], forms=[], capacity=0)
 
+    @retry_transient()
     async def connected(self, actor: Actor) -> None:
         """A connection of this user came (back): their lease or ticket holds again."""
         async with self._db.uow() as uow:
             if actor.is_doctor:
-                await uow.conn.execute(
+                back = await uow.conn.execute(
                     t.doctor_presence.update()
                     .where(_P.doctor_id == actor.user_id, _P.disconnected_at.is_not(None))
                     .values(disconnected_at=None)
                 )
+                if back.rowcount:  # takes patients again, from the front of the queue
+                    await self._matcher.match_doctor(uow, actor.user_id)
             elif actor.is_patient:
                 await uow.conn.execute(
                     t.consultations.update()
@@ -137,6 +144,7 @@ class PresenceService:
                 )
             await uow.commit()
 
+    @retry_transient()
     async def disconnected(self, actor: Actor) -> None:
         """The user's last connection (in this process) dropped: the grace period starts."""
         now = self._clock.now()
@@ -149,11 +157,13 @@ class PresenceService:
                     .values(disconnected_at=now)
                 )
             elif actor.is_patient:
+                # Active ones too: if their doctor is lost later, the ticket that returns to the
+                # queue must still know its patient is gone.
                 await uow.conn.execute(
                     t.consultations.update()
                     .where(
                         t.consultations.c.patient_id == actor.user_id,
-                        t.consultations.c.status.in_(QUEUED_STATUSES),
+                        t.consultations.c.status.in_(OPEN_STATUSES),
                     )
                     .values(patient_disconnected_at=now)
                 )

@@ -29,6 +29,7 @@ from consult.queue.policy import rank_at
 from consult.records.audit import Audit
 from consult.schemas import ConsultationOut, StartConsultationIn
 from consult.storage import tables as t
+from consult.storage.retry import retry_transient
 from consult.storage.uow import Database, UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class ConsultationService:
 
     # --- patients ---------------------------------------------------------------------------
 
+    @retry_transient()
     async def start(self, actor: Actor, request: StartConsultationIn) -> ConsultationOut:
         """Join the queue: a free doctor is offered the ticket at once if there is one."""
         check_patient_may_start(actor)
@@ -135,6 +137,7 @@ class ConsultationService:
 
     # --- doctors ----------------------------------------------------------------------------
 
+    @retry_transient()
     async def accept(self, actor: Actor, consultation_id: int) -> ConsultationOut:
         check_doctor(actor)
         async with self._db.uow() as uow:
@@ -163,6 +166,7 @@ class ConsultationService:
         log.info("consultation %s accepted by doctor %s", consultation_id, actor.user_id)
         return out
 
+    @retry_transient()
     async def decline(self, actor: Actor, consultation_id: int) -> ConsultationOut:
         check_doctor(actor)
         async with self._db.uow() as uow:
@@ -171,6 +175,8 @@ class ConsultationService:
             # Answer with the ticket as the decliner left it, not whoever is offered it next.
             out = await repo.load_consultation(uow, consultation_id)
             await self._matcher.match_ticket(uow, consultation_id)
+            # The decliner is free again: the next ticket they serve goes to them.
+            await self._matcher.match_doctor(uow, actor.user_id)
             await uow.commit()
         assert out is not None
         return out
@@ -213,6 +219,7 @@ class ConsultationService:
 
     # --- either side ------------------------------------------------------------------------
 
+    @retry_transient()
     async def end(self, actor: Actor, consultation_id: int) -> ConsultationOut:
         """End an active consultation, or (patient) leave the queue: the ticket is cancelled."""
         async with self._db.uow() as uow:

@@ -24,6 +24,7 @@ from consult.queue.matcher import Matcher
 from consult.queue.policy import FRONT_PRIORITY, QueueRules, rank_at
 from consult.queue.service import ConsultationService
 from consult.storage import tables as t
+from consult.storage.retry import retry_transient
 from consult.storage.uow import Database, UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -46,9 +47,13 @@ class Sweeper:
         self._matcher = matcher
         self._consultations = consultations
 
+    @retry_transient()
     async def sweep(self) -> int:
         """Apply every timeout that is due; returns how many things changed."""
         async with self._db.uow() as uow:
+            # Presence rows first, all in id order; consultations are then taken with
+            # SKIP LOCKED, so a sweep never waits on a row another transaction holds.
+            await self._matcher.lock_presence(uow)
             changed = (
                 await self._lapse_offers(uow)
                 + await self._expire_doctor_leases(uow)
@@ -92,16 +97,22 @@ class Sweeper:
             .all()
         )
         for doctor_id in doctors:
+            theirs = (
+                _C.doctor_id == doctor_id,
+                _C.status.in_([ConsultationStatus.ACTIVE, ConsultationStatus.OFFERED]),
+            )
             rows = (
                 await uow.conn.execute(
-                    sa.select(t.consultations)
-                    .where(
-                        _C.doctor_id == doctor_id,
-                        _C.status.in_([ConsultationStatus.ACTIVE, ConsultationStatus.OFFERED]),
-                    )
-                    .with_for_update()
+                    sa.select(t.consultations).where(*theirs).with_for_update(skip_locked=True)
                 )
             ).all()
+            total = (
+                await uow.conn.execute(
+                    sa.select(sa.func.count()).select_from(t.consultations).where(*theirs)
+                )
+            ).scalar_one()
+            if len(rows) != total:  # one is being changed right now: next sweep
+                continue
             presence = (
                 await uow.conn.execute(
                     sa.select(_P.status)

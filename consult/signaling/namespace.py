@@ -20,6 +20,7 @@ from consult.http.routing import SESSION_COOKIE, validate
 from consult.schemas import OfferAnswerIn, PresenceIn, SendMessageIn
 from consult.services import Services
 from consult.signaling.acks import ack
+from consult.signaling.scheduler_push import SCHEDULERS_ROOM
 from consult.signaling.server import user_room
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ class ConsultNamespace(socketio.AsyncNamespace):
             },
         )
         await self.enter_room(sid, user_room(actor.user_id))
+        if actor.role is Role.SCHEDULER:  # the live dashboard (scheduler:overview)
+            await self.enter_room(sid, SCHEDULERS_ROOM)
         await self.services.presence.connected(actor)
         log.info("socket %s connected for user %s", sid, actor.user_id)
 

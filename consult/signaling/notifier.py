@@ -16,6 +16,7 @@ from consult.events import (
     QueueChanged,
     RecordChanged,
     TicketDropped,
+    TicketMoved,
 )
 from consult.signaling.fanout import QueueFanout
 from consult.signaling.server import user_room
@@ -57,6 +58,8 @@ class Notifier:
                 await emit(
                     "queue:dropped", {"consultation_id": cid, "reason": why}, to=user_room(p)
                 )
+            case TicketMoved(patient_id=p, consultation=c):
+                await emit("queue:moved", {"consultation": c}, to=user_room(p))
             case ConsultationInterrupted(patient_id=p, consultation_id=cid, reason=why):
                 await emit(
                     "consultation:interrupted",

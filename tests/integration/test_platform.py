@@ -34,7 +34,10 @@ async def test_openapi_describes_every_http_route(api, server):
         (route.method, route.resource.canonical)
         for route in server.app.router.routes()
         if route.resource is not None
-        and (route.resource.canonical.startswith("/api") or route.resource.canonical == "/healthz")
+        and (
+            route.resource.canonical.startswith("/api")
+            or route.resource.canonical in ("/healthz", "/metrics")
+        )
         and route.method != "HEAD"
     }
     assert served and served == described

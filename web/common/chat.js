@@ -28,7 +28,7 @@ export class ChatPanel {
       "aria-label": "Conversation",
       "data-testid": "chat-transcript",
     });
-    this.empty = el("p", { className: "muted", text: "No messages yet. Say hello." });
+    this.empty = el("p", { className: "muted" });
     this.input = el("textarea", {
       id: inputId,
       rows: 2,
@@ -67,6 +67,7 @@ export class ChatPanel {
     this.input.disabled = !active;
     this.sendButton.disabled = !active;
     this.form.hidden = !active;
+    this.empty.textContent = active ? "No messages yet. Say hello." : "No messages.";
   }
 
   /** Loads the messages after the last one seen (all of them the first time). */

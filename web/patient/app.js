@@ -1,4 +1,5 @@
-// The patient page: log in, start an online consultation, chat with the doctor, read the record.
+// The patient page: log in, start an online consultation, wait in the queue (place, estimate,
+// alternatives to book instead), chat with the doctor, book and cancel visits, read the record.
 
 import {
   $,
@@ -15,16 +16,44 @@ import {
 } from "/static/api.js";
 import { ChatPanel } from "/static/chat.js";
 import { renderRecord } from "/static/record.js";
+import { BookVisit, MyBookings } from "/patient/bookings.js";
+import { Alternatives, renderTicket } from "/patient/ticket.js";
 
 const errors = new ErrorBanner($("#error"));
 const state = {
   me: null,
   socket: null,
   consultation: null, // the open consultation, or the one that just ended
-  ticket: null, // the queue ticket while waiting (place, estimate, what happens next)
-  notice: "", // why the consultation stopped, when the server says
+  // The queue ticket while waiting: {consultation_id, status, place, waiting, eta, doctors,
+  // next, alternatives}. Live updates (queue:ticket) carry no next/alternatives: those are
+  // kept from the last full ticket, which is fetched again when the situation changes.
+  ticket: null,
+  ticketUpdates: 0, // live updates received, to tell whether a fetched ticket is still current
+  notice: "", // why the consultation stopped or went back to the queue, when the server says
   chat: null,
 };
+
+const myBookings = new MyBookings({
+  errors,
+  onChanged: () => {
+    refreshTicket().catch((err) => errors.show(err));
+    bookVisit.refresh().catch((err) => errors.show(err));
+  },
+});
+const bookVisit = new BookVisit({
+  onBooked: () => {
+    myBookings.reload();
+    refreshTicket().catch((err) => errors.show(err));
+  },
+});
+const alternatives = new Alternatives({
+  onChanged: () => {
+    myBookings.reload();
+    refreshTicket().catch((err) => errors.show(err));
+    bookVisit.refresh().catch((err) => errors.show(err));
+  },
+  onLeave: () => leaveOrEnd(),
+});
 
 // --- session -------------------------------------------------------------------------------
 
@@ -71,13 +100,26 @@ $("#logout-button").addEventListener("click", () =>
     });
     $("#chat-container").replaceChildren();
     $("#record").replaceChildren();
+    myBookings.me = null;
+    myBookings.clear();
+    bookVisit.clear();
+    alternatives.update(null, null);
     show($("#consultation-section"), false);
     showLogin();
   }),
 );
 
+const PATIENT_SECTIONS = [
+  "#start-section",
+  "#consultation-section",
+  "#book-section",
+  "#bookings-section",
+  "#record-section",
+];
+
 async function enter(me) {
   state.me = me;
+  myBookings.me = me;
   show($("#login-section"), false);
   show($("#app-section"));
   $("#whoami").textContent = `${me.name}${me.plan ? ` · ${me.plan} plan` : ""}`;
@@ -85,15 +127,16 @@ async function enter(me) {
   show($("#logout-button"));
   if (me.role !== "patient") {
     show($("#wrong-role"));
-    for (const id of ["#start-section", "#consultation-section", "#record-section"]) {
-      show($(id), false);
-    }
+    for (const id of PATIENT_SECTIONS) show($(id), false);
     return;
   }
   show($("#wrong-role"), false);
+  for (const id of PATIENT_SECTIONS) {
+    if (id !== "#consultation-section") show($(id));
+  }
   show($("#identity-note"), me.identity !== "verified");
   connect();
-  await Promise.all([loadSpecialties(), loadRecord()]);
+  await Promise.all([loadSpecialties(), loadRecord(), myBookings.load()]);
 }
 
 // --- live connection -------------------------------------------------------------------------
@@ -106,7 +149,10 @@ function connect() {
   );
   // On every (re)connect: catch up with what happened while we were away.
   socket.on("connect", () => sync().catch((err) => errors.show(err)));
-  socket.on("consultation:matched", ({ consultation }) => setConsultation(consultation));
+  socket.on("consultation:matched", ({ consultation }) => {
+    state.notice = "";
+    setConsultation(consultation);
+  });
   socket.on("consultation:ended", ({ consultation }) => {
     if (state.consultation && state.consultation.id === consultation.id) {
       setConsultation(consultation);
@@ -117,30 +163,127 @@ function connect() {
     if (state.chat) state.chat.receive(message);
   });
   socket.on("record:changed", () => loadRecord().catch((err) => errors.show(err)));
-  // The walk-in queue: a new place or estimate; leaving the queue or a visit cut short.
+
+  // The walk-in queue: a new place, estimate or doctors' state.
   socket.on("queue:ticket", (update) => {
     const c = state.consultation;
-    if (!c || c.id !== update.consultation_id || !isQueued(c)) return;
-    state.ticket = update; // "next" is not in updates: it was said for the old place
-    if (isQueued(update)) state.consultation = { ...c, status: update.status };
+    if (!c || c.id !== update.consultation_id) {
+      // A ticket this page does not know (started in another tab, or before the answer to
+      // Start arrived): catch up, unless a consultation of this page is still open.
+      if (!c || !isOpen(c)) scheduleSync();
+      return;
+    }
+    if (!isQueued(c)) return;
+    const before = state.ticket && state.ticket.consultation_id === c.id ? state.ticket : null;
+    state.ticketUpdates += 1;
+    state.ticket = { ...(before || { next: "", alternatives: [] }), ...update };
+    if (isQueued(update) && update.status !== c.status) {
+      state.consultation = { ...c, status: update.status };
+    }
+    // "next" and the alternatives depend on the situation: fetch them when it changed (and
+    // meanwhile say nothing rather than something no longer true).
+    const changed = !before || situation(before) !== situation(state.ticket);
+    if (changed) state.ticket.next = "";
     renderConsultation();
+    if (changed) refreshTicket().catch((err) => errors.show(err));
   });
-  const stopped = (prefix) => ({ consultation_id: id, reason }) => {
+  // Taken out of the queue after the connection was lost too long.
+  socket.on("queue:dropped", ({ consultation_id: id }) => {
     if (!state.consultation || state.consultation.id !== id) return;
-    state.notice = `${prefix}${reason ? ` (${reason})` : ""}.`;
+    state.notice =
+      "You were taken out of the queue because this page was disconnected for too long. " +
+      "Press Start to join the queue again.";
     refreshConsultation().catch((err) => errors.show(err));
-  };
-  socket.on("queue:dropped", stopped("You were taken out of the queue"));
-  socket.on("consultation:interrupted", stopped("The consultation was interrupted"));
+  });
+  // The doctor's console was lost: the consultation is back in the queue, ahead of everyone.
+  // A scheduler moved the ticket to another specialty's queue: same ticket, new queue.
+  socket.on("queue:moved", ({ consultation }) => {
+    if (!state.consultation || state.consultation.id !== consultation.id) return;
+    state.notice =
+      `A scheduler moved you to the ${consultation.specialty.name} queue, where you keep ` +
+      "the time you have already waited.";
+    refreshConsultation().catch((err) => errors.show(err));
+  });
+  socket.on("consultation:interrupted", ({ consultation_id: id }) => {
+    if (!state.consultation || state.consultation.id !== id) return;
+    state.notice =
+      "The connection to your doctor was lost. You are back at the front of the queue: the " +
+      "next free doctor will take you, and your conversation so far is kept.";
+    refreshConsultation().catch((err) => errors.show(err));
+  });
+}
+
+/** What "next" and the alternatives depend on; when it changes, the full ticket is fetched. */
+function situation(t) {
+  const eta = t.eta || {};
+  const doctors = t.doctors || {};
+  const high = eta.high_minutes;
+  return JSON.stringify([
+    t.status,
+    t.place === 0,
+    (doctors.online || 0) > 0,
+    high === null || high === undefined,
+    (high || 0) > 30,
+  ]);
 }
 
 async function refreshConsultation() {
   if (!state.consultation) return;
-  setConsultation(await api("GET", `/api/consultations/${state.consultation.id}`));
+  const consultation = await api("GET", `/api/consultations/${state.consultation.id}`);
+  if (isQueued(consultation)) {
+    const answer = await loadTicket();
+    if (answer && answer.consultation.id === consultation.id) state.ticket = asTicket(answer);
+  }
+  setConsultation(consultation);
   await loadRecord();
 }
 
-/** The queue ticket of a queued consultation; null where the server has no queue tickets. */
+/** The full ticket of the queued consultation: the place, estimate, next step, alternatives. */
+let ticketRequest = null;
+let ticketAgain = false;
+async function refreshTicket() {
+  // One request at a time; a refresh asked for meanwhile runs once after it.
+  if (ticketRequest) {
+    ticketAgain = true;
+    return ticketRequest;
+  }
+  ticketRequest = (async () => {
+    do {
+      ticketAgain = false;
+      await fetchTicket();
+    } while (ticketAgain);
+  })();
+  try {
+    await ticketRequest;
+  } finally {
+    ticketRequest = null;
+  }
+}
+
+async function fetchTicket() {
+  const c = state.consultation;
+  if (!c || !isQueued(c)) return;
+  const updatesBefore = state.ticketUpdates;
+  const answer = await loadTicket();
+  const now = state.consultation;
+  if (!now || now.id !== c.id || !isQueued(now)) return;
+  if (!answer || answer.consultation.id !== c.id) {
+    // No longer queued (taken by a doctor, or dropped): see how it stands.
+    await refreshConsultation();
+    return;
+  }
+  const fresh = asTicket(answer);
+  if (state.ticketUpdates === updatesBefore) {
+    state.ticket = fresh;
+    state.consultation = answer.consultation;
+  } else {
+    // A live update came in meanwhile and may be newer: keep its place and estimate.
+    state.ticket = { ...state.ticket, next: fresh.next, alternatives: fresh.alternatives };
+  }
+  renderConsultation();
+}
+
+/** The queue ticket of the patient, or null when they are not queued. */
 async function loadTicket() {
   try {
     return await api("GET", "/api/queue/ticket");
@@ -154,13 +297,32 @@ async function sync() {
   const { consultations } = await api("GET", "/api/consultations/open");
   if (consultations.length) {
     const current = consultations[0];
-    if (isQueued(current)) state.ticket = asTicket(await loadTicket());
+    if (isQueued(current)) {
+      const answer = await loadTicket();
+      state.ticket = answer ? asTicket(answer) : null;
+    }
     setConsultation(current);
   } else if (state.consultation && isOpen(state.consultation)) {
     // It ended while we were disconnected.
+    const wasQueued = isQueued(state.consultation);
     await refreshConsultation();
+    if (wasQueued && state.consultation.status === "cancelled" && !state.notice) {
+      state.notice =
+        "While this page was disconnected, your place in the queue was given up. " +
+        "Press Start to join the queue again.";
+      renderConsultation();
+    }
   }
   if (state.chat) await state.chat.catchUp();
+}
+
+let syncTimer = null;
+function scheduleSync() {
+  if (syncTimer) return;
+  syncTimer = setTimeout(() => {
+    syncTimer = null;
+    sync().catch((err) => errors.show(err));
+  }, 200);
 }
 
 // --- starting and ending -----------------------------------------------------------------
@@ -185,6 +347,7 @@ async function loadSpecialties() {
   } else if (firstCovered) {
     select.value = firstCovered.code;
   }
+  bookVisit.setSpecialties(specialties);
 }
 
 $("#start-form").addEventListener("submit", async (event) => {
@@ -195,25 +358,32 @@ $("#start-form").addEventListener("submit", async (event) => {
       specialty: form.get("specialty"),
       form: form.get("form"),
     });
-    // The answer is a queue ticket ({consultation, place, eta, next, ...}) or, from a server
-    // without the walk-in queue, the consultation itself.
-    const consultation = answer.consultation || answer;
-    state.ticket = answer.consultation ? asTicket(answer) : null;
+    // The answer is a queue ticket ({consultation, place, eta, next, alternatives, ...}).
+    state.ticket = asTicket(answer);
     state.notice = "";
-    setConsultation(consultation);
+    setConsultation(answer.consultation);
   });
   renderConsultation();
 });
 
-$("#end-button").addEventListener("click", async () => {
+$("#end-button").addEventListener("click", () => leaveOrEnd());
+
+/** Leaves the queue, or ends the consultation under way. */
+async function leaveOrEnd() {
   const c = state.consultation;
-  if (!c) return;
+  if (!c || !isOpen(c)) return;
   await guarded(errors, $("#end-button"), async () => {
-    setConsultation(await api("POST", `/api/consultations/${c.id}/end`, {}));
+    try {
+      setConsultation(await api("POST", `/api/consultations/${c.id}/end`, {}));
+    } catch (err) {
+      // Ended meanwhile (by the doctor, or dropped): show how it stands, and say so.
+      if (err.code === "consultation_ended") await refreshConsultation();
+      throw err;
+    }
     await loadRecord();
   });
   renderConsultation();
-});
+}
 
 // --- the consultation ----------------------------------------------------------------------
 
@@ -242,6 +412,10 @@ function setConsultation(consultation) {
     $("#chat-container").replaceChildren();
   }
   renderConsultation();
+  const t = state.ticket;
+  if (isQueued(consultation) && (!t || t.consultation_id !== consultation.id)) {
+    refreshTicket().catch((err) => errors.show(err));
+  }
 }
 
 function renderConsultation() {
@@ -251,6 +425,9 @@ function renderConsultation() {
   // A basic (unverified) account may press Start too: the server says why it is refused.
   $("#start-button").disabled = open;
   $("#start-section").classList.toggle("dimmed", open);
+  const ticket = c && state.ticket && state.ticket.consultation_id === c.id ? state.ticket : null;
+  renderTicket(c, ticket);
+  alternatives.update(c, ticket ? ticket.alternatives : null);
   if (!c) return;
   const section = $("#consultation-section");
   section.dataset.status = c.status;
@@ -259,9 +436,8 @@ function renderConsultation() {
   show(endButton, open);
   endButton.textContent = isQueued(c) ? "Leave the queue" : "End consultation";
   $("#consultation-status").textContent = statusLine(c);
-  const details = [ticketLine(c), state.notice].filter(Boolean).join(" ");
-  $("#consultation-details").textContent = details;
-  show($("#consultation-details"), Boolean(details));
+  $("#consultation-notice").textContent = state.notice;
+  show($("#consultation-notice"), Boolean(state.notice));
   $("#chat-container").hidden = !state.chat;
   if (c.status === "active") {
     state.chat.input.focus({ preventScroll: true });
@@ -272,9 +448,9 @@ function statusLine(c) {
   const what = `${c.specialty.name}, ${c.form}`;
   switch (c.status) {
     case "waiting":
-      return `Waiting for a doctor (${what}). You will be connected as soon as one is free.`;
+      return `Waiting for a doctor (${what}).`;
     case "offered":
-      return `A doctor is being connected to you now (${what}).`;
+      return `Connecting you to a doctor (${what}).`;
     case "active":
       return `With ${c.doctor.name} (${what}).`;
     case "ended":
@@ -283,35 +459,22 @@ function statusLine(c) {
         "It is in your record below."
       );
     case "cancelled":
-      return "You left the queue. The consultation was cancelled.";
+      return state.notice ? "You are no longer in the queue." : "You left the queue.";
     default:
       return c.status;
   }
 }
 
-/** Place in line and the wait estimate, when the server gives a queue ticket. */
-function ticketLine(c) {
-  const t = state.ticket;
-  if (!t || t.consultation_id !== c.id || !isQueued(c)) return "";
-  const parts = [];
-  const eta = t.eta || {};
-  if (t.place > 0) {
-    parts.push(`You are number ${t.place} in line.`);
-    if (eta.low_minutes != null && eta.high_minutes != null) {
-      parts.push(`Estimated wait: ${eta.low_minutes}–${eta.high_minutes} min.`);
-    } else {
-      parts.push("No doctor for this specialty is online right now.");
-    }
-  }
-  if (t.next) parts.push(t.next);
-  return parts.join(" ");
-}
-
 /** A ticket from POST /api/consultations or GET /api/queue/ticket, in the shape of an update. */
 function asTicket(answer) {
   if (!answer) return null;
-  const { consultation, alternatives, ...rest } = answer;
-  return { ...rest, consultation_id: consultation.id, status: consultation.status };
+  const { consultation, ...rest } = answer;
+  return {
+    ...rest,
+    alternatives: rest.alternatives || [],
+    consultation_id: consultation.id,
+    status: consultation.status,
+  };
 }
 
 // --- the record --------------------------------------------------------------------------
