@@ -20,6 +20,8 @@ class Settings:
     database_url: str = "sqlite+aiosqlite:///consult.db"
     # Empty: one process, in-memory Socket.IO manager. A redis:// URL: several processes.
     redis_url: str = ""
+    # The Redis pub/sub channel of this deployment (several deployments may share one Redis).
+    redis_channel: str = "consult"
     demo: bool = False
     web_dir: Path = REPO_ROOT / "web"
     session_hours: int = 12

@@ -103,6 +103,8 @@ class PresenceService:
                         t.consultations.c.doctor_id == actor.user_id,
                         t.consultations.c.status == ConsultationStatus.OFFERED,
                     )
+                    # Handed on in queue order: the first in line gets the next free doctor.
+                    .order_by(t.consultations.c.rank_at, t.consultations.c.id)
                     .with_for_update()
                 )
             ).all()

@@ -11,7 +11,7 @@ def create_sio(settings: Settings) -> socketio.AsyncServer:
     manager: socketio.AsyncManager | None = None
     if settings.redis_url:
         # Several processes: emits go through Redis pub/sub to whichever process holds the socket.
-        manager = socketio.AsyncRedisManager(settings.redis_url)
+        manager = socketio.AsyncRedisManager(settings.redis_url, channel=settings.redis_channel)
     return socketio.AsyncServer(
         async_mode="aiohttp",
         client_manager=manager,
