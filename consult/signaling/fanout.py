@@ -24,21 +24,33 @@ class QueueFanout:
         self._sio = sio
         self._tickets = tickets
         self._delay = delay
-        self._pending: set[tuple[str, str]] = set()
+        # Per queue: scheduled (a push will start), or running plus dirty (one more after it).
+        self._scheduled: set[tuple[str, str]] = set()
+        self._running: set[tuple[str, str]] = set()
+        self._dirty: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def changed(self, specialty: str, form: str) -> None:
         key = (specialty, form)
-        if key in self._pending:
+        if key in self._scheduled:
             return
-        self._pending.add(key)
+        if key in self._running:
+            # Paced to delivery: at most one push per queue in flight; this change rides on the
+            # push that starts when the current one is done.
+            self._dirty.add(key)
+            return
+        self._schedule(key)
+
+    def _schedule(self, key: tuple[str, str]) -> None:
+        self._scheduled.add(key)
         task = asyncio.create_task(self._push(key))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _push(self, key: tuple[str, str]) -> None:
         await asyncio.sleep(self._delay)
-        self._pending.discard(key)
+        self._scheduled.discard(key)
+        self._running.add(key)
         try:
             updates = await self._tickets.updates(*key)
             for patient_id, update in updates:
@@ -47,6 +59,11 @@ class QueueFanout:
                 )
         except Exception:
             log.exception("queue fan-out failed for %s/%s", *key)
+        finally:
+            self._running.discard(key)
+            if key in self._dirty:
+                self._dirty.discard(key)
+                self._schedule(key)
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 
@@ -14,6 +15,12 @@ class Database:
     def __init__(self, engine: AsyncEngine, bus: EventBus) -> None:
         self.engine = engine
         self.bus = bus
+        # SQLite has one writer, and every transaction here begins IMMEDIATE (engine.py). Waiting
+        # for it in SQLite's busy handler (sleeps of up to 100 ms, holding a pooled connection)
+        # convoys under load; one transaction at a time, queued in order on the loop, does not.
+        self.writer_lock: asyncio.Lock | None = (
+            asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        )
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self)
@@ -32,15 +39,29 @@ class UnitOfWork:
         self._events: list[Event] = []
         self._after_rollback: list[Callable[[], Awaitable[None]]] = []
         self._committed = False
+        self._holding = False
 
     @property
     def dialect(self) -> str:
         return self.conn.dialect.name
 
     async def __aenter__(self) -> UnitOfWork:
-        self.conn = await self._db.engine.connect()
-        await self.conn.begin()
+        lock = self._db.writer_lock
+        if lock is not None:
+            await lock.acquire()
+            self._holding = True
+        try:
+            self.conn = await self._db.engine.connect()
+            await self.conn.begin()
+        except BaseException:
+            self._release()
+            raise
         return self
+
+    def _release(self) -> None:
+        if self._holding and self._db.writer_lock is not None:
+            self._holding = False
+            self._db.writer_lock.release()
 
     async def __aexit__(
         self,
@@ -53,6 +74,7 @@ class UnitOfWork:
                 await self.conn.rollback()
         finally:
             await self.conn.close()
+            self._release()
         if not self._committed:
             for callback in self._after_rollback:
                 await callback()
@@ -68,6 +90,8 @@ class UnitOfWork:
     async def commit(self) -> None:
         await self.conn.commit()
         self._committed = True
+        # Subscribers may run units of work of their own.
+        self._release()
         events, self._events = self._events, []
         for event in events:
             await self._db.bus.publish(event)

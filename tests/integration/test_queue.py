@@ -281,3 +281,20 @@ async def test_an_away_doctor_whose_console_drops_still_hands_back_their_patient
     await grey_ws.next("queue:offer")
     body = await grey.call("GET", f"/api/patients/{anna.user['id']}/record", expect=403)
     assert body["error"]["code"] == "not_your_patient"
+
+
+async def test_a_join_answered_after_the_doctor_accepted_says_so(api, sockets, server):
+    """The join's answer is built after its transaction; a doctor fast enough to accept in
+    between must not turn the patient's successful join into an error."""
+    house = await api("dr.house@demo.test")
+    house_ws = await sockets(house.token)
+    await house_ws.emit("presence:online", IM)
+    anna = await api("anna@demo.test")
+    cid = await start_and_accept(anna, house_ws, "internal-medicine")
+    services = server.app[SERVICES]
+    actor = await services.accounts.authenticate(anna.token)
+    ticket = await services.tickets.ticket(actor, cid)
+    assert ticket is not None and ticket.place == 0
+    assert ticket.consultation.status == "active" and "accepted" in ticket.next
+    # Without the id (the patient's "current ticket"), an active consultation is no ticket.
+    assert await services.tickets.ticket(actor) is None
