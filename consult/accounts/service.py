@@ -56,7 +56,7 @@ class AccountService:
     async def authenticate(self, token: str | None, ip: str | None = None) -> Actor:
         if not token:
             raise NotAuthenticated("log in first")
-        async with self._db.uow() as uow:
+        async with self._db.reader() as uow:
             row = (
                 await uow.conn.execute(
                     sa.select(t.users, t.sessions.c.expires_at)

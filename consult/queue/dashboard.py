@@ -71,7 +71,7 @@ class DashboardService:
     async def overview(self) -> OverviewOut:
         """Every specialty's queues now, all forms together and each form apart."""
         now = self._clock.now()
-        async with self._db.uow() as uow:
+        async with self._db.reader() as uow:
             queues = await read_queues(uow, now)
         return build_overview(queues, now, self._wait_breach)
 

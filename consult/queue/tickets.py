@@ -113,7 +113,7 @@ class TicketService:
         statuses = [*QUEUED_STATUSES]
         if consultation_id is not None:
             statuses.append(ConsultationStatus.ACTIVE)
-        async with self._db.uow() as uow:
+        async with self._db.reader() as uow:
             where = [_C.patient_id == actor.user_id, _C.status.in_(statuses)]
             if consultation_id is not None:
                 where.append(_C.id == consultation_id)
@@ -158,7 +158,7 @@ class TicketService:
 
     async def updates(self, specialty: str, form: str) -> list[tuple[int, TicketUpdateOut]]:
         """(patient id, their ticket) for everyone queued for this specialty and form."""
-        async with self._db.uow() as uow:
+        async with self._db.reader() as uow:
             view = await queue_view(uow, specialty, form, self._clock.now(), self._estimates)
         return [(row.patient_id, view.update_for(i)) for i, row in enumerate(view.tickets)]
 

@@ -9,6 +9,8 @@ from sqlalchemy import event
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+READONLY = "consult_readonly"
+
 
 class DatabaseConfigError(RuntimeError):
     """The database URL names a backend this installation cannot use."""
@@ -50,4 +52,6 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(conn: Any) -> None:
         # Write transactions take the write lock up front: a deferred transaction that later
         # upgrades to a writer can fail with "database is locked" instead of waiting its turn.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Read-only units of work read a WAL snapshot beside the writer.
+        readonly = conn.get_execution_options().get(READONLY, False)
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")

@@ -9,6 +9,7 @@ from types import TracebackType
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from consult.events import Event, EventBus
+from consult.storage.engine import READONLY
 
 
 class Database:
@@ -25,6 +26,11 @@ class Database:
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self)
 
+    def reader(self) -> UnitOfWork:
+        """A transaction that only reads: on SQLite it neither takes nor waits for the writer
+        (it reads a WAL snapshot); it must not write."""
+        return UnitOfWork(self, readonly=True)
+
     async def dispose(self) -> None:
         await self.engine.dispose()
 
@@ -34,8 +40,9 @@ class UnitOfWork:
 
     conn: AsyncConnection
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, readonly: bool = False) -> None:
         self._db = db
+        self._readonly = readonly
         self._events: list[Event] = []
         self._after_rollback: list[Callable[[], Awaitable[None]]] = []
         self._committed = False
@@ -47,11 +54,13 @@ class UnitOfWork:
 
     async def __aenter__(self) -> UnitOfWork:
         lock = self._db.writer_lock
-        if lock is not None:
+        if lock is not None and not self._readonly:
             await lock.acquire()
             self._holding = True
         try:
             self.conn = await self._db.engine.connect()
+            if self._readonly:
+                await self.conn.execution_options(**{READONLY: True})
             await self.conn.begin()
         except BaseException:
             self._release()
