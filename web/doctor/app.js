@@ -7,16 +7,14 @@ import {
   api,
   bindConnectionIndicator,
   connectSocket,
-  currentUser,
   el,
   emitAck,
   formatDateTime,
   guarded,
-  login,
-  logout,
   show,
   userError,
 } from "/static/api.js";
+import { startSession } from "/static/session.js";
 import { ChatPanel } from "/static/chat.js";
 import { renderRecord, statusText } from "/static/record.js";
 
@@ -29,53 +27,23 @@ const state = {
 
 // --- session -------------------------------------------------------------------------------
 
-async function boot() {
-  try {
-    const me = await currentUser();
-    if (me) await enter(me);
-    else showLogin();
-  } catch (err) {
-    showLogin();
-    errors.show(err);
-  } finally {
-    show($("#loading"), false);
+async function beforeLogout() {
+  // Leaving the console: take no more patients (best effort; the logout happens anyway).
+  if (state.socket && state.socket.connected) {
+    await emitAck(state.socket, "presence:offline", {}, 3000).catch(() => null);
   }
 }
 
-function showLogin() {
-  show($("#login-section"));
-  show($("#app-section"), false);
-  for (const id of ["#whoami", "#logout-button", "#connection"]) show($(id), false);
-  $("#login-email").focus();
+function afterLogout() {
+  if (state.socket) state.socket.disconnect();
+  state.socket = null;
+  state.me = null;
+  state.cards.clear();
+  $("#consultations").replaceChildren();
+  showNotice("");
+  $("#presence-status").dataset.state = "unknown";
+  $("#presence-status").textContent = "You are not taking patients from this console.";
 }
-
-$("#login-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  await guarded(errors, $("#login-button"), async () => {
-    const { user } = await login($("#login-email").value.trim(), $("#login-password").value);
-    $("#login-password").value = "";
-    await enter(user);
-  });
-});
-
-$("#logout-button").addEventListener("click", () =>
-  guarded(errors, $("#logout-button"), async () => {
-    // Leaving the console: take no more patients (best effort; the logout happens anyway).
-    if (state.socket && state.socket.connected) {
-      await emitAck(state.socket, "presence:offline", {}, 3000).catch(() => null);
-    }
-    await logout();
-    if (state.socket) state.socket.disconnect();
-    state.socket = null;
-    state.me = null;
-    state.cards.clear();
-    $("#consultations").replaceChildren();
-    showNotice("");
-    $("#presence-status").dataset.state = "unknown";
-    $("#presence-status").textContent = "You are not taking patients from this console.";
-    showLogin();
-  }),
-);
 
 async function enter(me) {
   state.me = me;
@@ -468,4 +436,4 @@ class ConsultationCard {
   }
 }
 
-boot();
+startSession({ errors, enter, beforeLogout, afterLogout });

@@ -7,13 +7,11 @@ import {
   api,
   bindConnectionIndicator,
   connectSocket,
-  currentUser,
   el,
   guarded,
-  login,
-  logout,
   show,
 } from "/static/api.js";
+import { startSession } from "/static/session.js";
 import { ChatPanel } from "/static/chat.js";
 import { renderRecord } from "/static/record.js";
 import { BookVisit, MyBookings } from "/patient/bookings.js";
@@ -57,57 +55,24 @@ const alternatives = new Alternatives({
 
 // --- session -------------------------------------------------------------------------------
 
-async function boot() {
-  try {
-    const me = await currentUser();
-    if (me) await enter(me);
-    else showLogin();
-  } catch (err) {
-    showLogin();
-    errors.show(err);
-  } finally {
-    show($("#loading"), false);
-  }
-}
-
-function showLogin() {
-  show($("#login-section"));
-  show($("#app-section"), false);
-  for (const id of ["#whoami", "#logout-button", "#connection"]) show($(id), false);
-  $("#login-email").focus();
-}
-
-$("#login-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  await guarded(errors, $("#login-button"), async () => {
-    const { user } = await login($("#login-email").value.trim(), $("#login-password").value);
-    $("#login-password").value = "";
-    await enter(user);
+function afterLogout() {
+  if (state.socket) state.socket.disconnect();
+  Object.assign(state, {
+    me: null,
+    socket: null,
+    consultation: null,
+    ticket: null,
+    notice: "",
+    chat: null,
   });
-});
-
-$("#logout-button").addEventListener("click", () =>
-  guarded(errors, $("#logout-button"), async () => {
-    await logout();
-    if (state.socket) state.socket.disconnect();
-    Object.assign(state, {
-      me: null,
-      socket: null,
-      consultation: null,
-      ticket: null,
-      notice: "",
-      chat: null,
-    });
-    $("#chat-container").replaceChildren();
-    $("#record").replaceChildren();
-    myBookings.me = null;
-    myBookings.clear();
-    bookVisit.clear();
-    alternatives.update(null, null);
-    show($("#consultation-section"), false);
-    showLogin();
-  }),
-);
+  $("#chat-container").replaceChildren();
+  $("#record").replaceChildren();
+  myBookings.me = null;
+  myBookings.clear();
+  bookVisit.clear();
+  alternatives.update(null, null);
+  show($("#consultation-section"), false);
+}
 
 const PATIENT_SECTIONS = [
   "#start-section",
@@ -488,4 +453,4 @@ $("#record-refresh").addEventListener("click", () =>
   guarded(errors, $("#record-refresh"), loadRecord),
 );
 
-boot();
+startSession({ errors, enter, afterLogout });

@@ -8,13 +8,11 @@ import {
   api,
   bindConnectionIndicator,
   connectSocket,
-  currentUser,
   el,
   guarded,
-  login,
-  logout,
   show,
 } from "/static/api.js";
+import { startSession } from "/static/session.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const errors = new ErrorBanner($("#error"));
@@ -28,47 +26,14 @@ const state = {
 
 // --- session -------------------------------------------------------------------------------
 
-async function boot() {
-  try {
-    const me = await currentUser();
-    if (me) await enter(me);
-    else showLogin();
-  } catch (err) {
-    showLogin();
-    errors.show(err);
-  } finally {
-    show($("#loading"), false);
-  }
+function afterLogout() {
+  if (state.socket) state.socket.disconnect();
+  clearInterval(state.timer);
+  Object.assign(state, { me: null, socket: null, overview: null, timer: null });
+  hold.pending = null;
+  $("#queues").replaceChildren();
+  showNotice("");
 }
-
-function showLogin() {
-  show($("#login-section"));
-  show($("#app-section"), false);
-  for (const id of ["#whoami", "#logout-button", "#connection"]) show($(id), false);
-  $("#login-email").focus();
-}
-
-$("#login-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  await guarded(errors, $("#login-button"), async () => {
-    const { user } = await login($("#login-email").value.trim(), $("#login-password").value);
-    $("#login-password").value = "";
-    await enter(user);
-  });
-});
-
-$("#logout-button").addEventListener("click", () =>
-  guarded(errors, $("#logout-button"), async () => {
-    await logout();
-    if (state.socket) state.socket.disconnect();
-    clearInterval(state.timer);
-    Object.assign(state, { me: null, socket: null, overview: null, timer: null });
-    hold.pending = null;
-    $("#queues").replaceChildren();
-    showNotice("");
-    showLogin();
-  }),
-);
 
 async function enter(me) {
   state.me = me;
@@ -541,4 +506,4 @@ function plural(n, one, many = `${one}s`) {
   return `${n} ${n === 1 ? one : many}`;
 }
 
-boot();
+startSession({ errors, enter, afterLogout });
