@@ -4,7 +4,10 @@ events it receives, both talking to a real server over loopback."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import sys
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -97,3 +100,16 @@ async def start_and_accept(
     ack = await doctor_ws.emit("queue:accept", {"consultation_id": cid})
     assert ack["ok"], ack
     return cid
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def consult_command() -> list[str]:
+    """How to run the ``consult`` CLI of this virtualenv in a subprocess."""
+    script = Path(sys.executable).with_name("consult")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "consult"]

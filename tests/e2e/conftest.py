@@ -10,9 +10,7 @@ fails (or with ``CONSULT_E2E_SCREENSHOTS=1``), each page's screenshot and the se
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -32,6 +30,7 @@ from playwright.sync_api import (
 )
 
 from tests.e2e.helpers import OpenPage, PageProblems
+from tests.support import consult_command, free_port
 
 CHROMIUM = Path(os.environ.get("CONSULT_E2E_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -60,17 +59,6 @@ class Server:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _consult_command() -> list[str]:
-    script = Path(sys.executable).with_name("consult")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "consult"]
-
-
 def _wait_healthy(server: Server) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -92,13 +80,13 @@ def _wait_healthy(server: Server) -> None:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     """``consult serve --demo`` on a free port, with a fresh SQLite database."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "server.log"
     # Only this test's settings: no CONSULT_* variable from the environment (e.g. a Redis URL).
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONSULT_")}
     env["PYTHONUNBUFFERED"] = "1"
     command = [
-        *_consult_command(),
+        *consult_command(),
         "serve",
         "--demo",
         "--host",

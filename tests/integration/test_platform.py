@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from consult.storage import tables as t
+from tests.support import free_port
 
 
 async def test_healthz_reports_the_database(api):
@@ -73,12 +73,6 @@ async def test_the_audit_log_is_append_only(database_url):
     async with engine.connect() as conn:
         assert (await conn.execute(sa.select(t.audit_log.c.action))).scalars().all() == ["test"]
     await engine.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_the_cli_migrates_seeds_and_serves(tmp_path: Path):

@@ -28,9 +28,7 @@ import os
 import random
 import secrets
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -54,7 +52,7 @@ from consult.services import Services
 from consult.storage import tables as t
 from tests import backends
 from tests.queue_model import B, actor, build_services, seed
-from tests.support import ApiClient, SocketClient
+from tests.support import ApiClient, SocketClient, consult_command, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("CONSULT_TEST_REDIS_URL", "redis://127.0.0.1:6379/7")
@@ -67,17 +65,6 @@ pytestmark = pytest.mark.skipif(
 
 
 # --- processes ---------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _consult_command() -> list[str]:
-    script = Path(sys.executable).with_name("consult")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "consult"]
 
 
 @dataclass
@@ -104,7 +91,7 @@ class Cluster:
     def start(self, *names: str, demo: str | None = None) -> None:
         """Start these processes at once and wait until each is healthy."""
         for name in names:
-            port = _free_port()
+            port = free_port()
             log = self.directory / f"{name}-{port}.log"
             # Only this test's settings: nothing from the environment's CONSULT_* variables.
             env = {k: v for k, v in os.environ.items() if not k.startswith("CONSULT_")}
@@ -112,7 +99,7 @@ class Cluster:
             # This run's own pub/sub channel: other runs on the same Redis are not heard.
             env["CONSULT_REDIS_CHANNEL"] = f"consult-test-{self.database_url.rsplit('/', 1)[-1]}"
             command = [
-                *_consult_command(),
+                *consult_command(),
                 "serve",
                 "--host",
                 "127.0.0.1",
