@@ -1020,6 +1020,7 @@ def drive(
     failed = sum(r["failed"] for r in replies)
     out["connect"] = summary_ms(times) | {"failed": failed}
     phase_end("connect")
+    rss_connected = server.rss_kb()
     if failed:
         raise Stop(f"{failed} clients could not connect")
 
@@ -1071,6 +1072,7 @@ def drive(
     out["memory"] = {
         "rss_before_kb": rss_before,
         "rss_after_kb": rss_after,
+        "rss_connected_kb": rss_connected,
         "queued": queued,
         "per_patient_kb": round((rss_after - rss_before) / max(1, queued), 1),
     }
@@ -1264,7 +1266,8 @@ def report(results: dict[str, dict[str, Any]], plan: Plan) -> dict[str, Any]:
             print(
                 f"{name}: server RSS {m['rss_before_kb'] / 1024:.1f} MB before connecting, "
                 f"{m['rss_after_kb'] / 1024:.1f} MB with {m['queued']} patients queued: "
-                f"{m['per_patient_kb']:.1f} KB per patient"
+                f"{m['per_patient_kb']:.1f} KB per patient "
+                f"({m['rss_connected_kb'] / 1024:.1f} MB once connected, before joining)"
             )
     print()
     print("server CPU (share of one core) and client processes, per phase:")

@@ -50,7 +50,6 @@ _OFFER_ERRORS = (
         "not_covered",
         "already_in_consultation",
         "unknown_doctor",
-        "ticket_closed",
     ),
 )
 async def start(request: web.Request, actor: Actor, body: StartConsultationIn) -> TicketOut:

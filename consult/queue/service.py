@@ -8,6 +8,7 @@ in the same transaction as the change that made it possible.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -27,13 +28,20 @@ from consult.queue import repository as repo
 from consult.queue.matcher import Matcher
 from consult.queue.policy import rank_at
 from consult.records.audit import Audit
-from consult.schemas import ConsultationOut, StartConsultationIn
+from consult.schemas import ConsultationOut, EtaOut, StartConsultationIn
 from consult.storage import tables as t
 from consult.storage.retry import retry_transient
 from consult.storage.uow import Database, UnitOfWork
 
 log = logging.getLogger(__name__)
 _C = t.consultations.c
+
+
+Estimator = Callable[[UnitOfWork, ConsultationOut], Awaitable[EtaOut]]
+
+
+def _seconds(minutes: int | None) -> int | None:
+    return None if minutes is None else minutes * 60
 
 
 def check_patient_may_start(actor: Actor) -> None:
@@ -61,8 +69,12 @@ class ConsultationService:
     # --- patients ---------------------------------------------------------------------------
 
     @retry_transient()
-    async def start(self, actor: Actor, request: StartConsultationIn) -> ConsultationOut:
-        """Join the queue: a free doctor is offered the ticket at once if there is one."""
+    async def start(
+        self, actor: Actor, request: StartConsultationIn, estimate: Estimator | None = None
+    ) -> ConsultationOut:
+        """Join the queue: a free doctor is offered the ticket at once if there is one.
+        ``estimate`` gives the wait shown to the patient, read in this transaction; it is kept
+        on the ticket, to compare with the real wait later."""
         check_patient_may_start(actor)
         specialty, form = request.specialty, str(request.form)
         async with self._db.uow() as uow:
@@ -118,22 +130,20 @@ class ConsultationService:
             uow.collect(QueueChanged(specialty, form))
             await self._matcher.match_ticket(uow, cid)
             out = await repo.load_consultation(uow, cid)
+            assert out is not None
+            if estimate is not None:
+                shown = await estimate(uow, out)
+                await uow.conn.execute(
+                    t.consultations.update()
+                    .where(_C.id == cid)
+                    .values(
+                        eta_low_s=_seconds(shown.low_minutes),
+                        eta_high_s=_seconds(shown.high_minutes),
+                    )
+                )
             await uow.commit()
-        assert out is not None
         log.info("consultation %s joined the %s/%s queue (%s)", cid, specialty, form, out.status)
         return out
-
-    async def record_estimate(
-        self, consultation_id: int, low_s: int | None, high_s: int | None
-    ) -> None:
-        """Keep the estimate shown at join, to compare it with the real wait later."""
-        async with self._db.uow() as uow:
-            await uow.conn.execute(
-                t.consultations.update()
-                .where(_C.id == consultation_id, _C.eta_low_s.is_(None))
-                .values(eta_low_s=low_s, eta_high_s=high_s)
-            )
-            await uow.commit()
 
     # --- doctors ----------------------------------------------------------------------------
 

@@ -6,20 +6,26 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
 from consult.booking.schemas import SlotOut
 from consult.clock import Clock, as_utc
 from consult.domain import QUEUED_STATUSES, Actor, ConsultationStatus
-from consult.errors import Conflict
 from consult.queue import eta
 from consult.queue import repository as repo
 from consult.queue.doctors import doctor_loads, doctors_summary
 from consult.queue.policy import QueueRules
 from consult.queue.schemas import TicketOut
 from consult.queue.service import ConsultationService
-from consult.schemas import DoctorsStateOut, EtaOut, StartConsultationIn, TicketUpdateOut
+from consult.schemas import (
+    ConsultationOut,
+    DoctorsStateOut,
+    EtaOut,
+    StartConsultationIn,
+    TicketUpdateOut,
+)
 from consult.storage import tables as t
 from consult.storage.uow import Database, UnitOfWork
 
@@ -63,19 +69,49 @@ class QueueView:
         row = self.tickets[index]
         offered = row.status == ConsultationStatus.OFFERED
         ahead = 0 if offered else index - (len(self.tickets) - self.waiting)
-        estimate = None if offered else self.estimate(ahead)
         return TicketUpdateOut(
             consultation_id=row.id,
             status=row.status,
             place=0 if offered else ahead + 1,
             waiting=self.waiting,
-            eta=_eta_out(estimate)
-            if not offered
-            else EtaOut(
-                low_minutes=0, high_minutes=0, basis="a doctor is being asked to accept now"
-            ),
+            eta=_OFFERED_ETA if offered else _eta_out(self.estimate(ahead)),
             doctors=self.doctors,
         )
+
+    def payloads(self) -> list[tuple[int, dict[str, Any]]]:
+        """(patient id, ``queue:ticket`` payload) for every queued patient: what
+        ``update_for(i).model_dump(mode="json")`` gives, built as plain dicts. With thousands
+        waiting, a push is otherwise mostly model validation; the parts every payload shares
+        (the doctors, one estimate per place) are built once."""
+        doctors = self.doctors.model_dump(mode="json")
+        offered_eta = _OFFERED_ETA.model_dump(mode="json")
+        etas: dict[int, dict[str, Any]] = {}
+        first_waiting = len(self.tickets) - self.waiting
+        out: list[tuple[int, dict[str, Any]]] = []
+        for index, row in enumerate(self.tickets):
+            if row.status == ConsultationStatus.OFFERED:
+                place, eta_json = 0, offered_eta
+            else:
+                ahead = index - first_waiting
+                key = min(ahead, EXACT_PLACES + 1)  # beyond the horizon all read the same
+                if key not in etas:
+                    etas[key] = _eta_out(self.estimate(ahead)).model_dump(mode="json")
+                eta_json = etas[key]
+                place = ahead + 1
+            out.append(
+                (
+                    row.patient_id,
+                    {
+                        "consultation_id": row.id,
+                        "status": str(row.status),
+                        "place": place,
+                        "waiting": self.waiting,
+                        "eta": eta_json,
+                        "doctors": doctors,
+                    },
+                )
+            )
+        return out
 
 
 class TicketService:
@@ -95,21 +131,20 @@ class TicketService:
         self._estimates = EstimateCache()
 
     async def join(self, actor: Actor, request: StartConsultationIn) -> TicketOut:
-        """Join the queue and answer with the ticket; the estimate shown is kept."""
-        consultation = await self._consultations.start(actor, request)
-        ticket = await self.ticket(actor, consultation.id)
-        if ticket is None:  # left already, by a concurrent request of the patient's
-            raise Conflict("the ticket was closed meanwhile", code="ticket_closed")
-        await self._consultations.record_estimate(
-            consultation.id,
-            _seconds(ticket.eta.low_minutes),
-            _seconds(ticket.eta.high_minutes),
-        )
-        return ticket
+        """Join the queue and answer with the ticket. The ticket is read, and the estimate it
+        shows stored, in the joining transaction: one unit of work per join."""
+        tickets: list[TicketOut] = []
+
+        async def estimate(uow: UnitOfWork, consultation: ConsultationOut) -> EtaOut:
+            tickets[:] = [await self._ticket_in(uow, consultation)]
+            return tickets[0].eta
+
+        await self._consultations.start(actor, request, estimate=estimate)
+        return await self._with_alternatives(actor, tickets[0])
 
     async def ticket(self, actor: Actor, consultation_id: int | None = None) -> TicketOut | None:
-        """The patient's current ticket (None when they are not queued). Asked for by id (the
-        answer to a join), a ticket already accepted by a doctor is answered as place 0."""
+        """The patient's current ticket (None when they are not queued). Asked for by id, a
+        ticket already accepted by a doctor is answered as place 0."""
         statuses = [*QUEUED_STATUSES]
         if consultation_id is not None:
             statuses.append(ConsultationStatus.ACTIVE)
@@ -120,47 +155,58 @@ class TicketService:
             (consultation,) = (await repo.list_consultations(uow, *where)) or (None,)
             if consultation is None:
                 return None
-            view = await queue_view(
-                uow,
-                consultation.specialty.code,
-                consultation.form,
-                self._clock.now(),
-                self._estimates,
-            )
+            ticket = await self._ticket_in(uow, consultation)
+        return await self._with_alternatives(actor, ticket)
+
+    async def _ticket_in(self, uow: UnitOfWork, consultation: ConsultationOut) -> TicketOut:
+        """One patient's ticket from counts (their place, the queue's length), not from the
+        whole queue: a join must not read every waiting row."""
+        specialty, form = consultation.specialty.code, str(consultation.form)
+        now = self._clock.now()
+        ahead, waiting = await queue_position(uow, consultation.id)
+        view = await queue_view(uow, specialty, form, now, self._estimates, tickets=False)
+        view = replace(view, waiting=waiting)
+        next_step = None
         if consultation.status == ConsultationStatus.ACTIVE:
-            return TicketOut(
-                consultation=consultation,
-                place=0,
-                waiting=view.waiting,
-                eta=EtaOut(low_minutes=0, high_minutes=0, basis="a doctor has accepted you"),
-                doctors=view.doctors,
-                next="Your doctor has accepted: the consultation is open.",
-            )
-        index = next(i for i, r in enumerate(view.tickets) if r.id == consultation.id)
-        update = view.update_for(index)
-        alternatives: list[SlotOut] = []
-        long_wait = update.eta.high_minutes is None or (
-            update.eta.high_minutes * 60 > self._rules.alternatives_threshold.total_seconds()
-        )
-        if long_wait and update.place > 0 and self._alternatives is not None:
-            alternatives = await self._alternatives(
-                actor, consultation.specialty.code, self._rules.alternatives_count
-            )
+            place, eta_out = 0, EtaOut(low_minutes=0, high_minutes=0, basis=_ACCEPTED)
+            next_step = "Your doctor has accepted: the consultation is open."
+        elif consultation.status == ConsultationStatus.OFFERED:
+            place, eta_out = 0, _OFFERED_ETA
+        else:
+            place, eta_out = ahead + 1, _eta_out(view.estimate(ahead))
         return TicketOut(
             consultation=consultation,
-            place=update.place,
-            waiting=update.waiting,
-            eta=update.eta,
-            doctors=update.doctors,
-            next=_next_step(update, bool(alternatives)),
-            alternatives=alternatives,
+            place=place,
+            waiting=waiting,
+            eta=eta_out,
+            doctors=view.doctors,
+            next=next_step or _next_step(place, view.doctors.online, False),
         )
 
-    async def updates(self, specialty: str, form: str) -> list[tuple[int, TicketUpdateOut]]:
-        """(patient id, their ticket) for everyone queued for this specialty and form."""
+    async def _with_alternatives(self, actor: Actor, ticket: TicketOut) -> TicketOut:
+        long_wait = ticket.eta.high_minutes is None or (
+            ticket.eta.high_minutes * 60 > self._rules.alternatives_threshold.total_seconds()
+        )
+        if not (long_wait and ticket.place > 0 and self._alternatives is not None):
+            return ticket
+        alternatives = await self._alternatives(
+            actor, ticket.consultation.specialty.code, self._rules.alternatives_count
+        )
+        if not alternatives:
+            return ticket
+        return ticket.model_copy(
+            update={
+                "alternatives": alternatives,
+                "next": _next_step(ticket.place, ticket.doctors.online, True),
+            }
+        )
+
+    async def updates(self, specialty: str, form: str) -> list[tuple[int, dict[str, Any]]]:
+        """(patient id, their ``queue:ticket`` payload, a ``TicketUpdateOut`` as JSON) for
+        everyone queued for this specialty and form."""
         async with self._db.reader() as uow:
             view = await queue_view(uow, specialty, form, self._clock.now(), self._estimates)
-        return [(row.patient_id, view.update_for(i)) for i, row in enumerate(view.tickets)]
+        return view.payloads()
 
 
 class EstimateCache:
@@ -204,15 +250,24 @@ async def queue_view(
     form: str,
     now: datetime,
     cache: EstimateCache | None = None,
+    *,
+    tickets: bool = True,
 ) -> QueueView:
-    tickets = (
-        await uow.conn.execute(
-            sa.select(_C.id, _C.patient_id, _C.status, _C.rank_at)
-            .where(_C.specialty_code == specialty, _C.form == form, _C.status.in_(QUEUED_STATUSES))
-            # Offers first ("offered" sorts before "waiting"), then queue order.
-            .order_by(_C.status, _C.rank_at, _C.id)
+    """The queue with its rows, or (``tickets=False``) only what estimates need."""
+    rows: list[sa.Row] = []
+    if tickets:
+        rows = list(
+            await uow.conn.execute(
+                sa.select(_C.id, _C.patient_id, _C.status, _C.rank_at)
+                .where(
+                    _C.specialty_code == specialty,
+                    _C.form == form,
+                    _C.status.in_(QUEUED_STATUSES),
+                )
+                # Offers first ("offered" sorts before "waiting"), then queue order.
+                .order_by(_C.status, _C.rank_at, _C.id)
+            )
         )
-    ).all()
     doctors, busy_elapsed = await doctors_state(uow, specialty, form, now)
     model = eta.DurationModel.fit(await recent_durations(uow, specialty, form), form)
     estimates = (
@@ -221,13 +276,39 @@ async def queue_view(
     return QueueView(
         specialty=specialty,
         form=form,
-        tickets=list(tickets),
+        tickets=rows,
         doctors=doctors,
         model=model,
         busy_elapsed=busy_elapsed,
-        waiting=sum(1 for r in tickets if r.status == ConsultationStatus.WAITING),
+        waiting=sum(1 for r in rows if r.status == ConsultationStatus.WAITING),
         _estimates=estimates,
     )
+
+
+async def queue_position(uow: UnitOfWork, consultation_id: int) -> tuple[int, int]:
+    """(waiting tickets ahead of this one, waiting tickets in its queue), by counting along
+    the queue index: the order is ``queue_view``'s (rank_at, then id)."""
+    me = t.consultations.alias("me")
+    other = t.consultations.alias("other")
+    same_queue = sa.and_(
+        other.c.status == ConsultationStatus.WAITING,
+        other.c.specialty_code == me.c.specialty_code,
+        other.c.form == me.c.form,
+    )
+    before = sa.or_(
+        other.c.rank_at < me.c.rank_at,
+        sa.and_(other.c.rank_at == me.c.rank_at, other.c.id < me.c.id),
+    )
+    count = sa.select(sa.func.count()).select_from(other)
+    row = (
+        await uow.conn.execute(
+            sa.select(
+                count.where(same_queue, before).scalar_subquery().label("ahead"),
+                count.where(same_queue).scalar_subquery().label("waiting"),
+            ).where(me.c.id == consultation_id)
+        )
+    ).one()
+    return int(row.ahead), int(row.waiting)
 
 
 async def doctors_state(
@@ -253,20 +334,20 @@ async def recent_durations(uow: UnitOfWork, specialty: str, form: str) -> list[f
     return [(as_utc(e) - as_utc(s)).total_seconds() for s, e in rows]
 
 
-def _next_step(update: TicketUpdateOut, has_alternatives: bool) -> str:
-    if update.place == 0:
+_OFFERED_ETA = EtaOut(low_minutes=0, high_minutes=0, basis="a doctor is being asked to accept now")
+_ACCEPTED = "a doctor has accepted you"
+
+
+def _next_step(place: int, online: int, has_alternatives: bool) -> str:
+    if place == 0:
         return "A doctor is being asked to take you now; the consultation opens when they accept."
-    if update.doctors.online == 0:
+    if online == 0:
         text = "No doctor of this specialty is online now; you stay in line until one comes."
     else:
         text = "You will be connected when a doctor is free; keep this page open."
     if has_alternatives:
         text += " You can also book one of the slots below instead."
     return text
-
-
-def _seconds(minutes: int | None) -> int | None:
-    return None if minutes is None else minutes * 60
 
 
 def _eta_out(estimate: eta.Estimate | None) -> EtaOut:

@@ -54,9 +54,7 @@ class QueueFanout:
         try:
             updates = await self._tickets.updates(*key)
             for patient_id, update in updates:
-                await self._sio.emit(
-                    "queue:ticket", update.model_dump(mode="json"), to=user_room(patient_id)
-                )
+                await self._sio.emit("queue:ticket", update, to=user_room(patient_id))
         except Exception:
             log.exception("queue fan-out failed for %s/%s", *key)
         finally:

@@ -1,0 +1,45 @@
+"""The fan-out's plain-dict tickets are exactly what the documented model gives."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from consult.domain import ConsultationStatus
+from consult.queue import eta
+from consult.queue.tickets import EXACT_PLACES, QueueView
+from consult.schemas import DoctorsStateOut
+
+
+def _view(offered: int, waiting: int, online: int, busy: list[float]) -> QueueView:
+    rows = [
+        SimpleNamespace(id=1000 + i, patient_id=i, status=ConsultationStatus.OFFERED)
+        for i in range(offered)
+    ] + [
+        SimpleNamespace(id=2000 + i, patient_id=100 + i, status=ConsultationStatus.WAITING)
+        for i in range(waiting)
+    ]
+    return QueueView(
+        specialty="cardiology",
+        form="chat",
+        tickets=rows,  # type: ignore[arg-type]  # rows only need these attributes
+        doctors=DoctorsStateOut(online=online, busy=len(busy), away=1),
+        model=eta.DurationModel.fit([600.0, 900.0, 1200.0], "chat"),
+        busy_elapsed=busy,
+        waiting=waiting,
+    )
+
+
+@pytest.mark.parametrize(
+    ("offered", "waiting", "online", "busy"),
+    [(0, 0, 1, []), (2, 5, 3, [60.0, 400.0]), (1, EXACT_PLACES + 15, 4, [10.0] * 4), (0, 3, 0, [])],
+)
+def test_payloads_match_the_model_for_every_place(offered, waiting, online, busy):
+    view = _view(offered, waiting, online, busy)
+    payloads = view.payloads()
+    assert [patient for patient, _ in payloads] == [r.patient_id for r in view.tickets]
+    for index, (_, payload) in enumerate(payloads):
+        assert payload == view.update_for(index).model_dump(mode="json")
+    places = [p["place"] for _, p in payloads]
+    assert places == [0] * offered + list(range(1, waiting + 1))
