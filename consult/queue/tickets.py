@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,6 +16,7 @@ from consult.domain import QUEUED_STATUSES, Actor, ConsultationStatus
 from consult.queue import eta
 from consult.queue import repository as repo
 from consult.queue.doctors import doctor_loads, doctors_summary
+from consult.queue.estimates import EstimateTables
 from consult.queue.policy import QueueRules
 from consult.queue.schemas import TicketOut
 from consult.queue.service import ConsultationService
@@ -47,20 +48,18 @@ class QueueView:
     model: eta.DurationModel
     busy_elapsed: list[float]
     waiting: int
-    _estimates: dict[int, eta.Estimate] = field(default_factory=dict)
+    # Estimates by place (``estimates.py``), at least as deep as the view was read for.
+    table: list[eta.Estimate] = field(default_factory=list)
 
     def estimate(self, ahead: int) -> eta.Estimate:
         """Beyond ``EXACT_PLACES`` the estimate of the last exact place is shown as a lower bound
-        ("more than ..."). The table up to the place asked for is computed in one go
-        (``estimate_queue`` shares the work: ~60 places cost about what two do one by one)."""
+        ("more than ...")."""
         capped = min(ahead, EXACT_PLACES)
-        if capped not in self._estimates:
-            upto = min(max(capped, self.waiting - 1), EXACT_PLACES)
-            computed = eta.estimate_queue(
-                upto + 1, self.doctors.online, self.busy_elapsed, self.model
+        if capped >= len(self.table):  # deeper than the view was read for: compute here
+            self.table[:] = eta.estimate_queue(
+                capped + 1, self.doctors.online, self.busy_elapsed, self.model
             )
-            self._estimates.update(enumerate(computed))
-        found = self._estimates[capped]
+        found = self.table[capped]
         if ahead > capped and found.high_seconds is not None:
             return replace(found, high_seconds=None, beyond_horizon=True)
         return found
@@ -128,7 +127,7 @@ class TicketService:
         self._rules = rules
         self._consultations = consultations
         self._alternatives = alternatives
-        self._estimates = EstimateCache()
+        self._estimates = EstimateTables(max_places=EXACT_PLACES + 1)
 
     async def join(self, actor: Actor, request: StartConsultationIn) -> TicketOut:
         """Join the queue and answer with the ticket. The ticket is read, and the estimate it
@@ -164,7 +163,9 @@ class TicketService:
         specialty, form = consultation.specialty.code, str(consultation.form)
         now = self._clock.now()
         ahead, waiting = await queue_position(uow, consultation.id)
-        view = await queue_view(uow, specialty, form, now, self._estimates, tickets=False)
+        view = await queue_view(
+            uow, specialty, form, now, self._estimates, tickets=False, places=ahead + 1
+        )
         view = replace(view, waiting=waiting)
         next_step = None
         if consultation.status == ConsultationStatus.ACTIVE:
@@ -209,51 +210,18 @@ class TicketService:
         return view.payloads()
 
 
-class EstimateCache:
-    """Per-place estimates cost milliseconds each and change slowly: a queue's table of them is
-    reused while its inputs (doctors online, whole minutes each busy doctor has been busy, the
-    duration model) stay the same, for at most ``ttl``. Owned by one TicketService."""
-
-    def __init__(self, ttl: timedelta = timedelta(seconds=15)) -> None:
-        self._ttl = ttl
-        self._tables: dict[tuple[object, ...], tuple[datetime, dict[int, eta.Estimate]]] = {}
-
-    def table(
-        self,
-        now: datetime,
-        specialty: str,
-        form: str,
-        online: int,
-        busy_elapsed: list[float],
-        model: eta.DurationModel,
-    ) -> dict[int, eta.Estimate]:
-        key = (
-            specialty,
-            form,
-            online,
-            tuple(sorted(int(e // 60) for e in busy_elapsed)),
-            round(model.median_seconds),
-            round(model.spread, 2),
-        )
-        found = self._tables.get(key)
-        if found is None or found[0] <= now:
-            if len(self._tables) > 256:  # stale keys of long-gone states
-                self._tables = {k: v for k, v in self._tables.items() if v[0] > now}
-            found = (now + self._ttl, {})
-            self._tables[key] = found
-        return found[1]
-
-
 async def queue_view(
     uow: UnitOfWork,
     specialty: str,
     form: str,
     now: datetime,
-    cache: EstimateCache | None = None,
+    tables: EstimateTables | None = None,
     *,
     tickets: bool = True,
+    places: int | None = None,
 ) -> QueueView:
-    """The queue with its rows, or (``tickets=False``) only what estimates need."""
+    """The queue with its rows and estimates for every place, or (``tickets=False``) only the
+    estimates for the first ``places`` places."""
     rows: list[sa.Row] = []
     if tickets:
         rows = list(
@@ -270,9 +238,11 @@ async def queue_view(
         )
     doctors, busy_elapsed = await doctors_state(uow, specialty, form, now)
     model = eta.DurationModel.fit(await recent_durations(uow, specialty, form), form)
-    estimates = (
-        cache.table(now, specialty, form, doctors.online, busy_elapsed, model) if cache else {}
-    )
+    waiting = sum(1 for r in rows if r.status == ConsultationStatus.WAITING)
+    depth = min(places if places is not None else waiting, EXACT_PLACES + 1)
+    table: list[eta.Estimate] = []
+    if tables is not None:
+        table = await tables.table(now, specialty, form, depth, doctors.online, busy_elapsed, model)
     return QueueView(
         specialty=specialty,
         form=form,
@@ -280,8 +250,8 @@ async def queue_view(
         doctors=doctors,
         model=model,
         busy_elapsed=busy_elapsed,
-        waiting=sum(1 for r in rows if r.status == ConsultationStatus.WAITING),
-        _estimates=estimates,
+        waiting=waiting,
+        table=list(table),
     )
 
 

@@ -1,0 +1,131 @@
+"""Per-queue tables of wait estimates by place, computed off the event loop and reused.
+
+A table (``eta.estimate_queue``) costs tens of milliseconds of pure Python: computed on the
+event loop, it held up every other request and, inside a join, the SQLite writer. So tables
+are computed in a worker thread, once per queue state however many requests want it, and
+reused while the queue's inputs stay the same (doctors online, the whole minutes each busy
+doctor has been busy, the duration model), for at most ``ttl``.
+
+When only the busy doctors' minutes or the model moved, the queue's previous table is answered
+at once while the new one is computed (for at most ``stale``): an estimate a few seconds old is
+still honest at a resolution of minutes. A change in the doctors online is never answered from
+an old table; nor is a place deeper than the old table reaches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from consult.queue import eta
+
+log = logging.getLogger(__name__)
+
+_MIN_PLACES = 8
+
+
+@dataclass(frozen=True)
+class _Table:
+    key: tuple[object, ...]
+    online: int
+    computed_at: datetime
+    estimates: list[eta.Estimate]
+
+
+class EstimateTables:
+    """Owned by one TicketService; one table per specialty-and-form queue."""
+
+    def __init__(
+        self,
+        max_places: int,
+        ttl: timedelta = timedelta(seconds=15),
+        stale: timedelta = timedelta(seconds=30),
+    ) -> None:
+        self._max_places = max_places
+        self._ttl = ttl
+        self._stale = stale
+        self._tables: dict[tuple[str, str], _Table] = {}
+        self._running: dict[tuple[object, ...], asyncio.Task[_Table]] = {}
+
+    async def table(
+        self,
+        now: datetime,
+        specialty: str,
+        form: str,
+        places: int,
+        online: int,
+        busy_elapsed: Sequence[float],
+        model: eta.DurationModel,
+    ) -> list[eta.Estimate]:
+        """Estimates for places ``0 .. n - 1`` with ``n >= min(places, max_places)``."""
+        queue = (specialty, form)
+        needed = max(1, min(places, self._max_places))
+        key = (
+            specialty,
+            form,
+            online,
+            tuple(sorted(int(e // 60) for e in busy_elapsed)),
+            round(model.median_seconds),
+            round(model.spread, 2),
+            round(model.uncertainty, 3),
+        )
+        found = self._tables.get(queue)
+        deep_enough = found is not None and len(found.estimates) >= needed
+        if found is not None and deep_enough and found.key == key:
+            if now < found.computed_at + self._ttl:
+                return found.estimates
+        # Computed deeper than asked, so that a growing queue does not recompute per join.
+        size = min(self._max_places, max(_MIN_PLACES, 2 * needed))
+        if found is not None and found.key == key:
+            size = max(size, len(found.estimates))
+        task = self._compute(queue, key, now, size, online, list(busy_elapsed), model)
+        if (
+            found is not None
+            and deep_enough
+            and found.online == online
+            and now < found.computed_at + self._stale
+        ):
+            return found.estimates
+        return (await asyncio.shield(task)).estimates
+
+    async def settle(self) -> None:
+        """Wait for the tables being computed now (tests, shutdown)."""
+        await asyncio.gather(*self._running.values(), return_exceptions=True)
+
+    def _compute(
+        self,
+        queue: tuple[str, str],
+        key: tuple[object, ...],
+        now: datetime,
+        size: int,
+        online: int,
+        busy_elapsed: list[float],
+        model: eta.DurationModel,
+    ) -> asyncio.Task[_Table]:
+        flight = (*key, size)
+        running = self._running.get(flight)
+        if running is not None:
+            return running
+
+        async def compute() -> _Table:
+            estimates = await asyncio.to_thread(
+                eta.estimate_queue, size, online, busy_elapsed, model
+            )
+            table = _Table(key, online, now, estimates)
+            current = self._tables.get(queue)
+            if current is None or current.computed_at <= now:
+                self._tables[queue] = table
+            return table
+
+        task = asyncio.create_task(compute())
+        self._running[flight] = task
+        task.add_done_callback(lambda done: self._finished(flight, done))
+        return task
+
+    def _finished(self, flight: tuple[object, ...], task: asyncio.Task[_Table]) -> None:
+        self._running.pop(flight, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("wait estimates failed", exc_info=task.exception())

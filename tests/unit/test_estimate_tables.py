@@ -1,0 +1,54 @@
+"""Wait-estimate tables are computed off the event loop, once per queue state, and reused."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from consult.queue import eta
+from consult.queue.estimates import EstimateTables
+
+NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+MODEL = eta.DurationModel.fit([600.0, 900.0, 1200.0], "chat")
+
+
+async def test_a_table_is_the_model_s_estimates_and_is_reused_until_the_ttl():
+    tables = EstimateTables(max_places=61, ttl=timedelta(seconds=15))
+    first = await tables.table(NOW, "cardiology", "chat", 5, 2, [130.0], MODEL)
+    assert first[:5] == eta.estimate_queue(5, 2, [130.0], MODEL)
+    # Busy for 2 min 10 s or 2 min 50 s: the same whole minutes, the same table.
+    assert await tables.table(NOW, "cardiology", "chat", 5, 2, [170.0], MODEL) is first
+    later = NOW + timedelta(seconds=16)
+    # Past the ttl the old table is answered while a new one is computed, then the new one.
+    assert await tables.table(later, "cardiology", "chat", 5, 2, [130.0], MODEL) is first
+    await tables.settle()
+    fresh = await tables.table(later, "cardiology", "chat", 5, 2, [130.0], MODEL)
+    assert fresh is not first and fresh[:5] == first[:5]
+
+
+async def test_a_change_of_doctors_online_is_never_answered_from_an_old_table():
+    tables = EstimateTables(max_places=61)
+    one = await tables.table(NOW, "cardiology", "chat", 3, 1, [300.0], MODEL)
+    none = await tables.table(NOW, "cardiology", "chat", 3, 0, [], MODEL)
+    assert all(e.no_doctor_online for e in none) and not one[0].no_doctor_online
+    two = await tables.table(NOW, "cardiology", "chat", 3, 2, [300.0], MODEL)
+    assert two[:3] == eta.estimate_queue(3, 2, [300.0], MODEL)
+
+
+async def test_busy_minutes_moving_serve_the_old_table_then_the_new_one():
+    tables = EstimateTables(max_places=61)
+    old = await tables.table(NOW, "cardiology", "chat", 4, 1, [60.0], MODEL)
+    assert await tables.table(NOW, "cardiology", "chat", 4, 1, [900.0], MODEL) is old
+    await tables.settle()
+    new = await tables.table(NOW, "cardiology", "chat", 4, 1, [900.0], MODEL)
+    assert new[:4] == eta.estimate_queue(4, 1, [900.0], MODEL) != old[:4]
+
+
+async def test_a_deeper_place_than_the_table_reaches_is_computed_before_answering():
+    tables = EstimateTables(max_places=61)
+    short = await tables.table(NOW, "cardiology", "chat", 2, 1, [60.0], MODEL)
+    deep = await tables.table(NOW, "cardiology", "chat", 40, 1, [60.0], MODEL)
+    assert len(short) < 40 <= len(deep)
+    assert deep[:40] == eta.estimate_queue(40, 1, [60.0], MODEL)
+    # Never deeper than max_places.
+    capped = await tables.table(NOW, "cardiology", "chat", 500, 1, [60.0], MODEL)
+    assert len(capped) == 61
