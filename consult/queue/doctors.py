@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from consult.clock import as_utc
 from consult.domain import ConsultationStatus, PresenceStatus
+from consult.queue.repository import code_set, presence_columns
 from consult.schemas import DoctorsStateOut
 from consult.storage import tables as t
 from consult.storage.uow import UnitOfWork
@@ -72,7 +73,7 @@ async def doctor_loads(
     given), in doctor id order; two queries."""
     rows = (
         await uow.conn.execute(
-            sa.select(t.doctor_presence, t.users.c.name)
+            sa.select(*presence_columns(), t.users.c.name)
             .join(t.users, t.users.c.id == _P.doctor_id)
             .where(_P.status.in_([PresenceStatus.ONLINE, PresenceStatus.AWAY]))
             .order_by(_P.doctor_id)
@@ -81,7 +82,8 @@ async def doctor_loads(
     rows = [
         r
         for r in rows
-        if (specialty is None or specialty in r.specialties) and (form is None or form in r.forms)
+        if (specialty is None or specialty in code_set(r.specialties))
+        and (form is None or form in code_set(r.forms))
     ]
     elapsed: dict[int, list[float]] = {r.doctor_id: [] for r in rows}
     if rows:
@@ -98,8 +100,8 @@ async def doctor_loads(
             name=r.name,
             status=r.status,
             connected=r.disconnected_at is None,
-            specialties=frozenset(r.specialties),
-            forms=frozenset(r.forms),
+            specialties=code_set(r.specialties),
+            forms=code_set(r.forms),
             capacity=r.capacity,
             elapsed=tuple(elapsed[r.doctor_id]),
         )

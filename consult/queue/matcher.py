@@ -48,7 +48,7 @@ class Matcher:
 
     async def doctor_slots(self, uow: UnitOfWork, doctor_id: int | None = None) -> list[DoctorSlot]:
         query = (
-            sa.select(t.doctor_presence)
+            sa.select(*repo.presence_columns())
             .where(
                 t.doctor_presence.c.status == PresenceStatus.ONLINE,
                 # A console that dropped gets no new patients during its grace period.
@@ -76,11 +76,11 @@ class Matcher:
         return [
             DoctorSlot(
                 doctor_id=r.doctor_id,
-                specialties=frozenset(r.specialties),
-                forms=frozenset(r.forms),
+                specialties=repo.code_set(r.specialties),
+                forms=repo.code_set(r.forms),
                 capacity=r.capacity,
                 active=load.get(r.doctor_id, 0),
-                languages=frozenset(r.languages or ()),
+                languages=repo.code_set(r.languages),
             )
             for r in rows
         ]

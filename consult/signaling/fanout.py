@@ -2,8 +2,9 @@
 
 Changes are coalesced per queue: the first change schedules one recomputation a moment later
 (``delay``), and changes meanwhile ride along, so a burst of matches costs one query and one
-emit per waiting patient instead of one per change and patient. Tasks are owned and cancelled
-on shutdown.
+emit per waiting patient instead of one per change and patient. A push is in flight until
+this process has written it out to the sockets; one more follows it if the queue moved
+meanwhile. Tasks are owned and cancelled on shutdown.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import socketio
 
 from consult.queue.tickets import TicketService
-from consult.signaling.server import user_room
+from consult.signaling.server import sent, user_room
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +54,12 @@ class QueueFanout:
         self._running.add(key)
         try:
             updates = await self._tickets.updates(*key)
-            for patient_id, update in updates:
-                await self._sio.emit("queue:ticket", update, to=user_room(patient_id))
+            rooms = [user_room(patient_id) for patient_id, _ in updates]
+            for room, (_, update) in zip(rooms, updates, strict=True):
+                await self._sio.emit("queue:ticket", update, to=room)
+            # In flight until written out: otherwise, when moves come faster than sockets
+            # drain, every socket queues ticket after stale ticket.
+            await sent(self._sio, rooms)
         except Exception:
             log.exception("queue fan-out failed for %s/%s", *key)
         finally:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
+
 import socketio
 
 from consult.settings import Settings
@@ -27,3 +30,22 @@ def create_sio(settings: Settings) -> socketio.AsyncServer:
 
 def user_room(user_id: int) -> str:
     return f"user:{user_id}"
+
+
+async def sent(sio: socketio.AsyncServer, rooms: Iterable[str], limit: float = 10.0) -> None:
+    """Wait until this process's sockets in ``rooms`` have written out what was emitted to them
+    (their engine.io send queues are empty), or ``limit`` seconds. Reads engine.io's per-socket
+    ``queue``: tests/integration/test_queue.py fails if a python-socketio upgrade drops it."""
+    loop = asyncio.get_running_loop()
+    sockets = [
+        socket
+        for room in rooms
+        for _, eio_sid in sio.manager.get_participants("/", room)
+        if (socket := sio.eio.sockets.get(eio_sid)) is not None
+    ]
+    deadline = loop.time() + limit
+    while loop.time() < deadline:
+        sockets = [s for s in sockets if s.queue.qsize() > 0]
+        if not sockets:
+            return
+        await asyncio.sleep(0.005)

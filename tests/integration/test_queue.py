@@ -9,9 +9,10 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestServer
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from consult.app import create_app
+from consult.app import SIO, create_app
 from consult.http.routing import SERVICES
 from consult.settings import Settings
+from consult.signaling.server import sent, user_room
 from consult.storage import tables as t
 from tests.support import ApiClient, SocketClient, start_and_accept
 
@@ -298,3 +299,19 @@ async def test_a_join_answered_after_the_doctor_accepted_says_so(api, sockets, s
     assert ticket.consultation.status == "active" and "accepted" in ticket.next
     # Without the id (the patient's "current ticket"), an active consultation is no ticket.
     assert await services.tickets.ticket(actor) is None
+
+
+async def test_a_push_counts_as_sent_once_written_out_to_the_sockets(api, sockets, server):
+    """The fan-out paces itself on engine.io's per-socket send queue (signaling/server.py
+    ``sent``); this fails if a python-socketio upgrade changes that queue."""
+    sio = server.app[SIO]
+    piotr = await api("piotr@demo.test")
+    piotr_ws = await sockets(piotr.token)
+    me = (await piotr.call("GET", "/api/me"))["id"]
+    room = user_room(me)
+    ((_, eio_sid),) = list(sio.manager.get_participants("/", room))
+    for n in range(200):
+        await sio.emit("bench:ping", {"n": n, "pad": "x" * 2000}, to=room)
+    await sent(sio, [room], limit=10)
+    assert sio.eio.sockets[eio_sid].queue.qsize() == 0
+    assert (await piotr_ws.until("bench:ping", lambda m: m["n"] == 199))["n"] == 199
