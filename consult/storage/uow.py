@@ -47,6 +47,7 @@ class UnitOfWork:
         self._after_rollback: list[Callable[[], Awaitable[None]]] = []
         self._committed = False
         self._holding = False
+        self._open = False
 
     @property
     def dialect(self) -> str:
@@ -61,11 +62,23 @@ class UnitOfWork:
             self.conn = await self._db.engine.connect()
             if self._readonly:
                 await self.conn.execution_options(**{READONLY: True})
+            self._open = True
             await self.conn.begin()
         except BaseException:
-            self._release()
+            if self._open:
+                await self._close()
+            else:
+                self._release()
             raise
         return self
+
+    async def _close(self) -> None:
+        if self._open:
+            self._open = False
+            try:
+                await self.conn.close()
+            finally:
+                self._release()
 
     def _release(self) -> None:
         if self._holding and self._db.writer_lock is not None:
@@ -82,8 +95,7 @@ class UnitOfWork:
             if not self._committed:
                 await self.conn.rollback()
         finally:
-            await self.conn.close()
-            self._release()
+            await self._close()
         if not self._committed:
             for callback in self._after_rollback:
                 await callback()
@@ -99,8 +111,10 @@ class UnitOfWork:
     async def commit(self) -> None:
         await self.conn.commit()
         self._committed = True
-        # Subscribers may run units of work of their own.
-        self._release()
+        # Subscribers may run units of work of their own: the connection goes back to the pool
+        # first. Publishing while holding it, each busy commit needed a second connection, and
+        # under load every pooled connection waited for another (queue_bench froze).
+        await self._close()
         events, self._events = self._events, []
         for event in events:
             await self._db.bus.publish(event)
