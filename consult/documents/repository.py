@@ -1,0 +1,126 @@
+"""Document rows, read and written inside a unit of work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from consult.clock import as_utc
+from consult.documents.schemas import DocumentOut
+from consult.schemas import DocumentRefOut
+from consult.storage import tables as t
+from consult.storage.uow import UnitOfWork
+
+_D = t.documents.c
+
+# The columns the chat's message query joins in to show a shared document (labelled apart from
+# the message's own columns).
+MESSAGE_DOCUMENT_COLUMNS = (
+    _D.filename.label("doc_filename"),
+    _D.description.label("doc_description"),
+    _D.content_type.label("doc_content_type"),
+    _D.size.label("doc_size"),
+    _D.deleted_at.label("doc_deleted_at"),
+)
+
+
+def message_document(row: Any) -> DocumentRefOut | None:
+    """The shared document of a message row selected with ``MESSAGE_DOCUMENT_COLUMNS``."""
+    if row.document_id is None:
+        return None
+    return DocumentRefOut(
+        id=row.document_id,
+        filename=row.doc_filename,
+        description=row.doc_description,
+        content_type=row.doc_content_type,
+        size=row.doc_size,
+        deleted=row.doc_deleted_at is not None,
+    )
+
+
+def document_url(document_id: int) -> str:
+    return f"/api/documents/{document_id}/content"
+
+
+def document_out(row: Any) -> DocumentOut:
+    return DocumentOut(
+        id=row.id,
+        patient_id=row.patient_id,
+        filename=row.filename,
+        description=row.description,
+        content_type=row.content_type,
+        size=row.size,
+        sha256=row.sha256,
+        created_at=as_utc(row.created_at),
+        url=document_url(row.id),
+    )
+
+
+async def load(uow: UnitOfWork, document_id: int) -> Any:
+    return (await uow.conn.execute(sa.select(t.documents).where(_D.id == document_id))).first()
+
+
+async def current(uow: UnitOfWork, patient_id: int) -> list[Any]:
+    """The patient's documents that are not deleted, oldest first."""
+    rows = await uow.conn.execute(
+        sa.select(t.documents)
+        .where(_D.patient_id == patient_id, _D.deleted_at.is_(None))
+        .order_by(_D.id)
+    )
+    return list(rows)
+
+
+async def count_current(uow: UnitOfWork, patient_id: int) -> int:
+    return int(
+        (
+            await uow.conn.execute(
+                sa.select(sa.func.count())
+                .select_from(t.documents)
+                .where(_D.patient_id == patient_id, _D.deleted_at.is_(None))
+            )
+        ).scalar_one()
+    )
+
+
+async def insert(uow: UnitOfWork, **values: Any) -> int:
+    return int(
+        (
+            await uow.conn.execute(t.documents.insert().values(**values).returning(_D.id))
+        ).scalar_one()
+    )
+
+
+async def mark_deleted(uow: UnitOfWork, document_id: int, at: Any) -> None:
+    await uow.conn.execute(
+        t.documents.update()
+        .where(_D.id == document_id, _D.deleted_at.is_(None))
+        .values(deleted_at=at)
+    )
+
+
+async def doctor_consults(uow: UnitOfWork, doctor_id: int, patient_id: int) -> bool:
+    """Whether the doctor is consulting the patient now (an active consultation)."""
+    c = t.consultations.c
+    row = (
+        await uow.conn.execute(
+            sa.select(c.id)
+            .where(c.doctor_id == doctor_id, c.patient_id == patient_id, c.status == "active")
+            .limit(1)
+        )
+    ).first()
+    return row is not None
+
+
+async def shared_with(uow: UnitOfWork, doctor_id: int, document_id: int) -> int | None:
+    """The consultation of this doctor's into which the document was shared, if any."""
+    m, c = t.messages.c, t.consultations.c
+    row = (
+        await uow.conn.execute(
+            sa.select(c.id)
+            .select_from(t.messages.join(t.consultations, c.id == m.consultation_id))
+            .where(m.document_id == document_id, c.doctor_id == doctor_id)
+            .limit(1)
+        )
+    ).first()
+    return int(row.id) if row else None

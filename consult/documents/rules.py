@@ -1,0 +1,83 @@
+"""The document rules, as pure checks: limits, the display name, the description."""
+
+from __future__ import annotations
+
+import unicodedata
+from urllib.parse import unquote
+
+from consult.errors import ConsultError, Invalid
+
+# 8 MB, in the binary sense the portal uses: 8 x 1024 x 1024 bytes.
+MAX_SIZE = 8 * 1024 * 1024
+# Documents a patient may keep at a time (deleted ones do not count).
+MAX_FILES = 5
+MAX_DESCRIPTION = 500
+MAX_FILENAME = 200
+
+
+class FileTooLarge(ConsultError):
+    status = 413
+    default_code = "file_too_large"
+
+
+class UnsupportedFileType(ConsultError):
+    status = 415
+    default_code = "unsupported_file_type"
+
+
+def file_too_large() -> FileTooLarge:
+    return FileTooLarge(f"a document may be at most {MAX_SIZE // (1024 * 1024)} MB")
+
+
+def unsupported_file_type() -> UnsupportedFileType:
+    return UnsupportedFileType(
+        "only JPEG, PNG and PDF files are accepted, and this file's content is none of them "
+        "(or it is incomplete)"
+    )
+
+
+def safe_filename(raw: str | None) -> str:
+    """The upload's name as metadata: refused if it tries to name a path, stripped of control
+    characters, at most ``MAX_FILENAME`` characters (the extension kept)."""
+    if raw is None or not raw.strip():
+        raise Invalid("the file name is missing", code="invalid_filename")
+    # Some clients (aiohttp's, curl's) percent-encode the name: judge it both ways.
+    try:
+        decoded = unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        decoded = raw
+    for candidate in (raw, decoded):
+        if "\x00" in candidate or "/" in candidate or "\\" in candidate:
+            raise Invalid(
+                "the file name may not contain a path (/, \\, ..) or a NUL byte",
+                code="invalid_filename",
+            )
+    if decoded.strip() in (".", ".."):
+        raise Invalid("the file name may not be . or ..", code="invalid_filename")
+    name = "".join(c for c in decoded if unicodedata.category(c)[0] != "C").strip()
+    if not name or name.strip(".") == "":
+        raise Invalid(
+            "the file name is empty once control characters are removed", code="invalid_filename"
+        )
+    if len(name) > MAX_FILENAME:
+        stem, dot, ext = name.rpartition(".")
+        if dot and len(ext) <= 10:
+            name = stem[: MAX_FILENAME - len(ext) - 1] + "." + ext
+        else:
+            name = name[:MAX_FILENAME]
+    return name
+
+
+def check_description(raw: str | None) -> str:
+    text = (raw or "").strip()
+    if not text:
+        raise Invalid(
+            "a description is required: say what the document is, for the doctor",
+            code="description_required",
+        )
+    if len(text) > MAX_DESCRIPTION:
+        raise Invalid(
+            f"the description may be at most {MAX_DESCRIPTION} characters ({len(text)} given)",
+            code="description_too_long",
+        )
+    return text

@@ -1,0 +1,268 @@
+"""Uploading, listing, reading, deleting and sharing a patient's medical documents.
+
+An upload is streamed to a temporary file first, outside any transaction (on SQLite a unit of
+work holds the only writer, which must not wait on a slow client); then one short transaction
+re-checks the limit under the patient's row lock and inserts the row. A refused upload leaves
+no row and no file.
+
+Who reads a document: its patient; a doctor while consulting that patient (an active
+consultation); and a doctor into whose consultation the patient shared it, also after that
+consultation ended - the message is part of the transcript that doctor keeps reading in the
+record (records/service.py: a doctor reads a record through a past consultation of theirs).
+Every access is audited, refusals too.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from consult.booking.repository import lock_user
+from consult.chat.service import ChatService
+from consult.clock import Clock
+from consult.documents import repository as repo
+from consult.documents.rules import MAX_FILES, check_description, safe_filename
+from consult.documents.schemas import DocumentOut
+from consult.documents.sniff import display_name
+from consult.documents.storage import DocumentStore, ReadChunk, Received
+from consult.domain import Actor, Identity
+from consult.errors import Invalid, LimitReached, NotAllowed, NotFound
+from consult.records.audit import Audit
+from consult.schemas import MessageOut
+from consult.storage.uow import Database
+
+log = logging.getLogger(__name__)
+
+
+def check_patient(actor: Actor) -> None:
+    if not actor.is_patient:
+        raise NotAllowed("only patients upload and manage documents", code="not_a_patient")
+    if actor.identity is not Identity.VERIFIED:
+        raise NotAllowed(
+            "documents need a verified account; confirm your identity first",
+            code="identity_not_verified",
+        )
+
+
+def too_many() -> LimitReached:
+    return LimitReached(
+        f"you may keep at most {MAX_FILES} documents at a time; delete one first",
+        code="too_many_documents",
+    )
+
+
+@dataclass
+class Download:
+    document: DocumentOut
+    path: Path
+
+
+@dataclass
+class Upload:
+    """An upload in progress: fed by the HTTP edge part by part, then finished or abandoned."""
+
+    filename: str | None = None
+    description: str | None = None
+    received: Received | None = None
+
+
+class DocumentService:
+    def __init__(
+        self, db: Database, clock: Clock, audit: Audit, store: DocumentStore, chat: ChatService
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._audit = audit
+        self._store = store
+        self._chat = chat
+
+    # --- upload ---------------------------------------------------------------------------
+
+    async def begin_upload(self, actor: Actor) -> Upload:
+        """Refuse early, before any byte of the file is read, what would be refused anyway."""
+        check_patient(actor)
+        async with self._db.reader() as uow:
+            if await repo.count_current(uow, actor.user_id) >= MAX_FILES:
+                raise too_many()
+        return Upload()
+
+    async def receive_file(
+        self, upload: Upload, filename: str | None, read_chunk: ReadChunk
+    ) -> None:
+        if upload.received is not None:
+            raise Invalid("send one file per upload", code="one_file_per_upload")
+        upload.filename = safe_filename(filename)
+        upload.received = await self._store.receive(read_chunk)
+
+    async def abandon(self, upload: Upload) -> None:
+        if upload.received is not None:
+            await self._store.discard(upload.received.temp)
+            upload.received = None
+
+    async def finish_upload(self, actor: Actor, upload: Upload) -> DocumentOut:
+        """Keep a received upload: on any refusal, nothing of it is left."""
+        try:
+            received = upload.received
+            if received is None:
+                raise Invalid("the upload has no file part named 'file'", code="file_required")
+            description = check_description(upload.description)
+            assert upload.filename is not None
+            return await self._keep(actor, received, upload.filename, description)
+        finally:
+            await self.abandon(upload)
+
+    async def _keep(
+        self, actor: Actor, received: Received, filename: str, description: str
+    ) -> DocumentOut:
+        stored = await self._store.keep(received)
+        committed = False
+        try:
+            async with self._db.uow() as uow:
+                # One patient's uploads one at a time, so the limit holds under concurrency.
+                await lock_user(uow, actor.user_id)
+                if await repo.count_current(uow, actor.user_id) >= MAX_FILES:
+                    raise too_many()
+                document_id = await repo.insert(
+                    uow,
+                    patient_id=actor.user_id,
+                    stored_name=stored,
+                    filename=display_name(filename, received.content_type),
+                    description=description,
+                    content_type=received.content_type,
+                    size=received.size,
+                    sha256=received.sha256,
+                    created_at=self._clock.now(),
+                )
+                await self._audit.write(
+                    uow,
+                    actor,
+                    "document.upload",
+                    patient_id=actor.user_id,
+                    detail=f"document {document_id}",
+                )
+                out = repo.document_out(await repo.load(uow, document_id))
+                await uow.commit()
+                committed = True
+        finally:
+            if not committed:
+                await self._store.remove(stored)
+        log.info("document %s uploaded by patient %s", document_id, actor.user_id)
+        return out
+
+    # --- reading --------------------------------------------------------------------------
+
+    async def mine(self, actor: Actor) -> list[DocumentOut]:
+        check_patient(actor)
+        return await self._list(actor, actor.user_id)
+
+    async def of_patient(self, actor: Actor, patient_id: int) -> list[DocumentOut]:
+        """A patient's documents, for the doctor consulting them now (or the patient)."""
+        if actor.is_patient and actor.user_id == patient_id:
+            return await self._list(actor, patient_id)
+        async with self._db.uow() as uow:
+            if not (actor.is_doctor and await repo.doctor_consults(uow, actor.user_id, patient_id)):
+                self._audit.deny_after_rollback(uow, actor, "document.list", patient_id=patient_id)
+                raise NotAllowed(
+                    "you see a patient's documents only while consulting them",
+                    code="not_your_patient",
+                )
+            rows = await repo.current(uow, patient_id)
+            await self._audit.write(uow, actor, "document.list", patient_id=patient_id)
+            await uow.commit()
+        return [repo.document_out(r) for r in rows]
+
+    async def _list(self, actor: Actor, patient_id: int) -> list[DocumentOut]:
+        async with self._db.uow() as uow:
+            rows = await repo.current(uow, patient_id)
+            await self._audit.write(uow, actor, "document.list", patient_id=patient_id)
+            await uow.commit()
+        return [repo.document_out(r) for r in rows]
+
+    async def download(self, actor: Actor, document_id: int) -> Download:
+        async with self._db.uow() as uow:
+            row = await repo.load(uow, document_id)
+            if row is None:
+                raise NotFound(f"no document {document_id}", code="document_not_found")
+            consultation_id = None
+            if actor.is_patient and actor.user_id == row.patient_id:
+                allowed = True
+            elif actor.is_doctor:
+                consultation_id = await repo.shared_with(uow, actor.user_id, document_id)
+                allowed = consultation_id is not None or await repo.doctor_consults(
+                    uow, actor.user_id, row.patient_id
+                )
+            else:
+                allowed = False
+            if not allowed:
+                self._audit.deny_after_rollback(
+                    uow, actor, "document.read", patient_id=row.patient_id
+                )
+                raise NotAllowed("this document is not yours to see", code="not_your_document")
+            if row.deleted_at is not None:
+                raise NotFound("the patient has deleted this document", code="document_deleted")
+            await self._audit.write(
+                uow,
+                actor,
+                "document.read",
+                patient_id=row.patient_id,
+                consultation_id=consultation_id,
+                detail=f"document {document_id}",
+            )
+            await uow.commit()
+        path = self._store.path(row.stored_name)
+        if not await self._store.exists(row.stored_name):
+            log.error("the file of document %s is missing from the documents directory", row.id)
+            raise NotFound("the document's file is missing", code="document_file_missing")
+        return Download(repo.document_out(row), path)
+
+    # --- deleting and sharing ---------------------------------------------------------------
+
+    async def delete(self, actor: Actor, document_id: int) -> None:
+        """The file goes; the row stays (marked deleted) for the chat messages that name it."""
+        check_patient(actor)
+        async with self._db.uow() as uow:
+            row = await repo.load(uow, document_id)
+            if row is None or row.deleted_at is not None:
+                raise NotFound(f"no document {document_id}", code="document_not_found")
+            if row.patient_id != actor.user_id:
+                self._audit.deny_after_rollback(
+                    uow, actor, "document.delete", patient_id=row.patient_id
+                )
+                raise NotAllowed("this document is not yours", code="not_your_document")
+            await repo.mark_deleted(uow, document_id, self._clock.now())
+            await self._audit.write(
+                uow,
+                actor,
+                "document.delete",
+                patient_id=actor.user_id,
+                detail=f"document {document_id}",
+            )
+            await uow.commit()
+        await self._store.remove(row.stored_name)
+        log.info("document %s deleted by its patient", document_id)
+
+    async def share(
+        self, actor: Actor, consultation_id: int, document_id: int, client_id: str
+    ) -> MessageOut:
+        """Post the patient's own document into their active consultation's chat."""
+        check_patient(actor)
+        async with self._db.uow() as uow:
+            row = await repo.load(uow, document_id)
+            if row is None or row.deleted_at is not None:
+                raise NotFound(f"no document {document_id}", code="document_not_found")
+            if row.patient_id != actor.user_id:
+                self._audit.deny_after_rollback(
+                    uow, actor, "document.share", patient_id=row.patient_id
+                )
+                raise NotAllowed("this document is not yours", code="not_your_document")
+        # The chat checks the consultation is the patient's and active, and audits the write.
+        message = await self._chat.post(
+            actor,
+            consultation_id,
+            client_id,
+            f"Shared a document: {row.filename}",
+            document_id=document_id,
+        )
+        log.info("document %s shared into consultation %s", document_id, consultation_id)
+        return message

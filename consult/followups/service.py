@@ -1,0 +1,159 @@
+"""Follow-up questions: a patient asks the doctor of a finished consultation, within a window of
+days after it ended; the question lands in that doctor's inbox; the doctor answers once, the
+answer goes live to the patient and stays in their record. Every read and write is audited.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+
+from consult.clock import Clock, as_utc
+from consult.domain import Actor, ConsultationStatus, Identity
+from consult.errors import Conflict, NotAllowed, NotFound
+from consult.events import FollowUpAnswered, FollowUpAsked, RecordChanged
+from consult.followups import repository as repo
+from consult.followups.schemas import AskIn
+from consult.queue.service import ConsultationService, check_doctor
+from consult.records.audit import Audit
+from consult.schemas import FollowUpOut
+from consult.storage.retry import retry_transient
+from consult.storage.uow import Database, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+def check_patient(actor: Actor) -> None:
+    if not actor.is_patient:
+        raise NotAllowed("only patients ask follow-up questions", code="not_a_patient")
+    if actor.identity is not Identity.VERIFIED:
+        raise NotAllowed(
+            "follow-up questions need a verified account; confirm your identity first",
+            code="identity_not_verified",
+        )
+
+
+class FollowUpService:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        audit: Audit,
+        consultations: ConsultationService,
+        *,
+        window_days: int,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._audit = audit
+        self._consultations = consultations
+        self.window = timedelta(days=window_days)
+
+    @retry_transient()
+    async def ask(self, actor: Actor, consultation_id: int, request: AskIn) -> FollowUpOut:
+        check_patient(actor)
+        async with self._db.uow() as uow:
+            row = await self._consultations.participant_row(
+                uow, actor, consultation_id, "follow_up.ask"
+            )
+            if row.status != ConsultationStatus.ENDED or row.doctor_id is None:
+                raise Conflict(
+                    "follow-up questions can be asked only after a finished consultation",
+                    code="consultation_not_finished",
+                )
+            if request.doctor_id is not None and request.doctor_id != row.doctor_id:
+                raise NotAllowed(
+                    "a follow-up question goes to the doctor of the consultation only",
+                    code="not_the_consulting_doctor",
+                )
+            closes = as_utc(row.ended_at) + self.window
+            now = self._clock.now()
+            if now > closes:
+                raise Conflict(
+                    f"follow-up questions to this consultation's doctor were possible for "
+                    f"{self.window.days} days after it ended; book a new consultation instead",
+                    code="follow_up_window_closed",
+                    details={"closed_at": closes.isoformat()},
+                )
+            fid = await repo.insert(
+                uow,
+                consultation_id=consultation_id,
+                patient_id=actor.user_id,
+                doctor_id=row.doctor_id,
+                question=request.question,
+                asked_at=now,
+            )
+            await self._audit.write(
+                uow,
+                actor,
+                "follow_up.ask",
+                patient_id=actor.user_id,
+                consultation_id=consultation_id,
+            )
+            out = await repo.load(uow, fid)
+            assert out is not None
+            uow.collect(FollowUpAsked(row.doctor_id, out.model_dump(mode="json")))
+            await uow.commit()
+        log.info("follow-up %s asked about consultation %s", fid, consultation_id)
+        return out
+
+    @retry_transient()
+    async def answer(self, actor: Actor, follow_up_id: int, text: str) -> FollowUpOut:
+        check_doctor(actor)
+        async with self._db.uow() as uow:
+            row = await repo.lock(uow, follow_up_id)
+            if row is None:
+                raise NotFound(f"no follow-up question {follow_up_id}", code="follow_up_not_found")
+            if row.doctor_id != actor.user_id:
+                self._audit.deny_after_rollback(
+                    uow,
+                    actor,
+                    "follow_up.answer",
+                    patient_id=row.patient_id,
+                    consultation_id=row.consultation_id,
+                )
+                raise NotAllowed(
+                    "this question was asked to another doctor", code="not_your_follow_up"
+                )
+            if not await repo.answer(uow, follow_up_id, text, self._clock.now()):
+                raise Conflict(
+                    "this question has been answered already", code="follow_up_already_answered"
+                )
+            await self._audit.write(
+                uow,
+                actor,
+                "follow_up.answer",
+                patient_id=row.patient_id,
+                consultation_id=row.consultation_id,
+            )
+            out = await repo.load(uow, follow_up_id)
+            assert out is not None
+            uow.collect(
+                FollowUpAnswered(row.patient_id, row.doctor_id, out.model_dump(mode="json"))
+            )
+            uow.collect(RecordChanged(row.patient_id, row.consultation_id))
+            await uow.commit()
+        log.info("follow-up %s answered (consultation %s)", follow_up_id, row.consultation_id)
+        return out
+
+    async def list_for(self, actor: Actor, *, answered: bool = False) -> list[FollowUpOut]:
+        """A doctor's inbox (unanswered, oldest first; ``answered``: those answered), or a
+        patient's own questions."""
+        async with self._db.uow() as uow:
+            if actor.is_doctor:
+                found = await repo.inbox(uow, actor.user_id, answered=answered)
+            elif actor.is_patient:
+                found = await repo.of_patient(uow, actor.user_id)
+            else:
+                raise NotAllowed("only patients and doctors have follow-ups", code="not_allowed")
+            await self._audit_reads(uow, actor, found)
+            await uow.commit()
+        return found
+
+    async def _audit_reads(
+        self, uow: UnitOfWork, actor: Actor, found: Iterable[FollowUpOut]
+    ) -> None:
+        # One entry per patient whose questions were read (none when the list is empty).
+        for patient_id in sorted({f.patient.id for f in found}):
+            await self._audit.write(uow, actor, "follow_up.read", patient_id=patient_id)

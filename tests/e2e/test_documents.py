@@ -1,0 +1,159 @@
+"""Documents and follow-up questions in two browsers: the patient uploads a document (a bad file
+is refused with a clear message), shares it into the consultation's chat, and the doctor opens
+it from the console; after the visit the patient asks a follow-up question and the doctor's
+answer reaches her page live."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.helpers import OpenPage, assert_no_problems, chat_bodies, log_in, take_patient
+
+PATIENT = "Anna Kowalska"
+DESCRIPTION = "Rash on my left arm, photographed on Sunday"
+
+
+def png() -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    raw = b"".join(b"\x00" + b"\xd0\x40\x40" * 4 for _ in range(4))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def upload(page: Page, name: str, mime: str, content: bytes, description: str) -> None:
+    page.get_by_test_id("document-file").set_input_files(
+        {"name": name, "mimeType": mime, "buffer": content}
+    )
+    page.get_by_label("Description for the doctor").fill(description)
+    page.get_by_test_id("document-upload").click()
+
+
+def go_online(doctor: Page) -> None:
+    doctor.goto("/doctor/")
+    log_in(doctor, "dr.house@demo.test")
+    expect(doctor.get_by_test_id("connection")).to_have_attribute("data-state", "on")
+    doctor.get_by_test_id("specialty-cardiology").uncheck()
+    doctor.get_by_test_id("go-online").click()
+    expect(doctor.get_by_test_id("presence-status")).to_have_attribute("data-state", "online")
+
+
+@pytest.mark.e2e
+def test_the_patient_uploads_and_shares_a_document_and_the_doctor_opens_it(
+    open_page: OpenPage, tmp_path: Path
+) -> None:
+    doctor, doctor_problems = open_page("doctor")
+    patient, patient_problems = open_page("patient")
+    go_online(doctor)
+
+    patient.goto("/patient/")
+    log_in(patient, "anna@demo.test")
+    expect(patient.get_by_test_id("documents-empty")).to_be_visible()
+
+    # An HTML page named .png is refused with a clear message, and nothing is listed.
+    upload(patient, "photo.png", "image/png", b"<html><script>alert(1)</script></html>", "x")
+    expect(patient.get_by_test_id("documents-error")).to_contain_text(
+        "Only JPEG, PNG and PDF files are accepted, and this file"
+    )
+    expect(patient.get_by_test_id("document")).to_have_count(0)
+
+    # A real PNG is stored and listed with its description.
+    image = png()
+    upload(patient, "rash.png", "image/png", image, DESCRIPTION)
+    listed = patient.get_by_test_id("document")
+    expect(listed).to_have_count(1)
+    expect(listed.get_by_test_id("document-link")).to_have_text("rash.png")
+    expect(listed.get_by_test_id("document-description")).to_have_text(DESCRIPTION)
+    expect(patient.get_by_test_id("documents-error")).to_be_hidden()
+    # Sharing needs a running consultation.
+    expect(listed.get_by_test_id("document-share")).to_be_disabled()
+
+    # She starts a chat consultation; the doctor takes her and sees her documents.
+    patient.get_by_label("Specialist").select_option("internal-medicine")
+    patient.get_by_test_id("form-chat").check()
+    patient.get_by_test_id("start").click()
+    card = doctor.get_by_test_id("consultation-card")
+    expect(card.get_by_test_id("patient-name")).to_have_text(PATIENT)
+    take_patient(card)
+    expect(patient.get_by_test_id("consultation")).to_have_attribute("data-status", "active")
+    in_console = card.get_by_test_id("patient-documents").get_by_test_id("document-link")
+    expect(in_console).to_have_text("rash.png")
+
+    # She shares it into the chat: it appears on both pages, with the description.
+    listed.get_by_test_id("document-share").click()
+    expect(listed.get_by_test_id("document-share")).to_have_text("Shared")
+    shared = card.get_by_test_id("chat-transcript").get_by_test_id("document-ref")
+    expect(shared).to_have_count(1)
+    expect(shared.get_by_test_id("document-description")).to_have_text(DESCRIPTION)
+    expect(chat_bodies(card)).to_have_text(["Shared a document: rash.png"])
+    expect(patient.get_by_test_id("chat-transcript").get_by_test_id("document-link")).to_have_text(
+        "rash.png"
+    )
+
+    # The doctor opens it from the chat: the file the patient uploaded, as a download.
+    with doctor.expect_download() as download_info:
+        shared.get_by_test_id("document-link").click()
+    download = download_info.value
+    assert download.suggested_filename == "rash.png"
+    saved = tmp_path / "opened.png"
+    download.save_as(saved)
+    assert saved.read_bytes() == image
+
+    # She deletes it; the chat keeps saying it was shared, now as deleted.
+    listed.get_by_test_id("document-delete").click()
+    expect(patient.get_by_test_id("document")).to_have_count(0)
+    expect(patient.get_by_test_id("documents-empty")).to_be_visible()
+
+    assert_no_problems(doctor_problems, patient_problems)
+
+
+@pytest.mark.e2e
+def test_a_follow_up_question_and_its_answer_live(open_page: OpenPage) -> None:
+    doctor, doctor_problems = open_page("doctor")
+    patient, patient_problems = open_page("patient")
+    go_online(doctor)
+    patient.goto("/patient/")
+    log_in(patient, "anna@demo.test")
+    expect(patient.get_by_test_id("follow-up-form")).to_be_hidden()
+
+    patient.get_by_label("Specialist").select_option("internal-medicine")
+    patient.get_by_test_id("start").click()
+    card = doctor.get_by_test_id("consultation-card")
+    take_patient(card)
+    card.get_by_test_id("end-consultation").click()
+    expect(patient.get_by_test_id("consultation")).to_have_attribute("data-status", "ended")
+
+    # After the visit she asks Dr House a question; it lands in his inbox at once.
+    expect(patient.get_by_test_id("follow-up-form")).to_be_visible()
+    expect(patient.get_by_label("About the consultation")).to_contain_text("Dr Gregory House")
+    question = "The rash is fading. Should I still use the cream?"
+    patient.get_by_label("Your question").fill(question)
+    patient.get_by_test_id("follow-up-send").click()
+    asked = patient.get_by_test_id("follow-up")
+    expect(asked.get_by_test_id("follow-up-question")).to_have_text(question)
+    expect(asked).to_have_attribute("data-answered", "no")
+
+    in_inbox = doctor.get_by_test_id("inbox").get_by_test_id("follow-up")
+    expect(in_inbox.get_by_test_id("follow-up-question")).to_have_text(question)
+    expect(in_inbox).to_contain_text(PATIENT)
+    answer = "Yes, for three more days, then stop."
+    in_inbox.get_by_label("Your answer").fill(answer)
+    in_inbox.get_by_test_id("follow-up-answer-send").click()
+    expect(doctor.get_by_test_id("inbox-empty")).to_be_visible()
+
+    # The answer reaches her page live, without a reload.
+    expect(asked).to_have_attribute("data-answered", "yes")
+    expect(asked.get_by_test_id("follow-up-answer")).to_have_text(answer)
+
+    assert_no_problems(doctor_problems, patient_problems)
