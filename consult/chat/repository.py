@@ -5,14 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from consult.clock import as_utc
+from consult.documents.repository import MESSAGE_DOCUMENT_COLUMNS, message_document
 from consult.schemas import MessageOut
 from consult.storage import tables as t
 from consult.storage.uow import UnitOfWork
 
-_MESSAGE = sa.select(t.messages, t.users.c.role.label("sender_role")).join(
-    t.users, t.users.c.id == t.messages.c.sender_id
+_MESSAGE = (
+    sa.select(t.messages, t.users.c.role.label("sender_role"), *MESSAGE_DOCUMENT_COLUMNS)
+    .join(t.users, t.users.c.id == t.messages.c.sender_id)
+    # A document the patient shared with the message (documents/).
+    .outerjoin(t.documents, t.documents.c.id == t.messages.c.document_id)
 )
 
 
@@ -26,6 +32,7 @@ def message_out(row: Any) -> MessageOut:
         client_id=row.client_id,
         body=row.body,
         created_at=as_utc(row.created_at),
+        document=message_document(row),
     )
 
 
@@ -53,3 +60,132 @@ async def message_by_client_id(
         )
     ).first()
     return message_out(row) if row else None
+
+
+async def lock_consultations(uow: UnitOfWork, consultation_ids: list[int]) -> dict[int, Any]:
+    """The consultations' rows, locked in id order (so two batches never wait on each other in
+    a cycle); on SQLite the transaction already holds the write lock."""
+    rows = await uow.conn.execute(
+        sa.select(
+            t.consultations.c.id,
+            t.consultations.c.status,
+            t.consultations.c.patient_id,
+            t.consultations.c.doctor_id,
+            t.consultations.c.last_seq,
+        )
+        .where(t.consultations.c.id.in_(sorted(consultation_ids)))
+        .order_by(t.consultations.c.id)
+        .with_for_update()
+    )
+    return {r.id: r for r in rows}
+
+
+async def messages_by_client_ids(
+    uow: UnitOfWork, keys: set[tuple[int, int, str]]
+) -> dict[tuple[int, int, str], MessageOut]:
+    """Stored messages among ``(consultation_id, sender_id, client_id)`` keys (retries)."""
+    if not keys:
+        return {}
+    consultations = {k[0] for k in keys}
+    client_ids = {k[2] for k in keys}
+    rows = await uow.conn.execute(
+        _MESSAGE.where(
+            t.messages.c.consultation_id.in_(consultations),
+            t.messages.c.client_id.in_(client_ids),
+        )
+    )
+    found = {(r.consultation_id, r.sender_id, r.client_id): message_out(r) for r in rows}
+    return {k: m for k, m in found.items() if k in keys}
+
+
+async def insert_messages(uow: UnitOfWork, rows: list[dict[str, Any]]) -> list[int]:
+    """Inserts in one multi-row statement; returns the new ids in the order of ``rows``."""
+    if not rows:
+        return []
+    # Matched back by (consultation_id, seq), which is unique: asking SQLAlchemy to keep the
+    # parameters' order instead makes it insert row by row on SQLite (five times slower).
+    result = await uow.conn.execute(
+        t.messages.insert().returning(
+            t.messages.c.id, t.messages.c.consultation_id, t.messages.c.seq
+        ),
+        rows,
+    )
+    ids = {(r.consultation_id, r.seq): r.id for r in result}
+    return [ids[(row["consultation_id"], row["seq"])] for row in rows]
+
+
+async def set_last_seqs(uow: UnitOfWork, last_seqs: dict[int, int]) -> None:
+    if not last_seqs:
+        return
+    await uow.conn.execute(
+        t.consultations.update()
+        .where(t.consultations.c.id == sa.bindparam("b_id"))
+        .values(last_seq=sa.bindparam("b_seq")),
+        [{"b_id": cid, "b_seq": seq} for cid, seq in last_seqs.items()],
+    )
+
+
+async def consultation_chat_state(uow: UnitOfWork, consultation_id: int) -> Any:
+    """Participants, status, last seq and read receipts, without a lock (read-only paths)."""
+    return (
+        await uow.conn.execute(
+            sa.select(
+                t.consultations.c.id,
+                t.consultations.c.status,
+                t.consultations.c.patient_id,
+                t.consultations.c.doctor_id,
+                t.consultations.c.last_seq,
+                t.consultations.c.patient_read_seq,
+                t.consultations.c.doctor_read_seq,
+            ).where(t.consultations.c.id == consultation_id)
+        )
+    ).first()
+
+
+async def advance_read(uow: UnitOfWork, consultation_id: int, column: str, seq: int) -> None:
+    """Moves one side's read receipt forward (never back)."""
+    col = t.consultations.c[column]
+    await uow.conn.execute(
+        t.consultations.update()
+        .where(t.consultations.c.id == consultation_id, col < seq)
+        .values({column: seq})
+    )
+
+
+async def messages_by_ids(uow: UnitOfWork, ids: list[int]) -> list[MessageOut]:
+    """The messages with these ids, in sequence order per consultation (as inserted)."""
+    if not ids:
+        return []
+    rows = await uow.conn.execute(
+        _MESSAGE.where(t.messages.c.id.in_(ids)).order_by(t.messages.c.id)
+    )
+    return [message_out(r) for r in rows]
+
+
+async def reserve_seqs(uow: UnitOfWork, counts: dict[int, int]) -> dict[int, Any]:
+    """Adds ``counts[id]`` to each consultation's ``last_seq`` in one statement, which also
+    locks the rows; returns them (``last_seq`` as it is now, after the reservation)."""
+    c = t.consultations.c
+    rows = await uow.conn.execute(
+        t.consultations.update()
+        .where(c.id.in_(sorted(counts)))
+        .values(last_seq=c.last_seq + sa.case(counts, value=c.id, else_=0))
+        .returning(c.id, c.status, c.patient_id, c.doctor_id, c.last_seq)
+    )
+    return {r.id: r for r in rows}
+
+
+async def insert_new_messages(uow: UnitOfWork, rows: list[dict[str, Any]]) -> list[int] | None:
+    """Inserts the messages in one statement, skipping any whose client id is stored already;
+    returns the new ids in the order of ``rows``, or None if any was skipped."""
+    target = ["consultation_id", "sender_id", "client_id"]
+    base: Any = (
+        pg_insert(t.messages).on_conflict_do_nothing(index_elements=target)
+        if uow.dialect == "postgresql"
+        else sqlite_insert(t.messages).on_conflict_do_nothing(index_elements=target)
+    )
+    statement = base.returning(t.messages.c.id, t.messages.c.consultation_id, t.messages.c.seq)
+    ids = {(r.consultation_id, r.seq): r.id for r in await uow.conn.execute(statement, rows)}
+    if len(ids) != len(rows):
+        return None
+    return [ids[(row["consultation_id"], row["seq"])] for row in rows]

@@ -1,82 +1,81 @@
-"""Posting and reading chat messages. A message is acknowledged only after it is committed; a
-retry with the same client id returns the stored message instead of storing it twice."""
+"""Posting and reading chat messages, read receipts and typing notices.
+
+A message is acknowledged only after it is committed; a retry with the same client id returns
+the stored message instead of storing it twice. Messages are written by a group-commit writer
+(``writer.py``). After a reconnect a client resumes from the last sequence number it holds.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from consult.chat import repository as repo
+from consult.chat.limits import RateLimiter, check_length
+from consult.chat.writer import Draft, GroupWriter
 from consult.clock import Clock
 from consult.domain import Actor, ConsultationStatus
-from consult.errors import Conflict
-from consult.events import MessagePosted
+from consult.errors import Conflict, NotAllowed, NotFound
+from consult.events import MessagesRead, Typing
+from consult.queue.repository import is_participant
 from consult.queue.service import ConsultationService
 from consult.records.audit import Audit
-from consult.schemas import MessageOut
-from consult.storage import tables as t
+from consult.schemas import (
+    MessageOut,
+    ReadStateOut,
+    ReceiptOut,
+    ResumeOut,
+    TypingOut,
+)
 from consult.storage.retry import retry_transient
-from consult.storage.uow import Database
+from consult.storage.uow import Database, UnitOfWork
 
 log = logging.getLogger(__name__)
+
+# Typing notices are advisory; a page sends one every few seconds at most while typing.
+TYPING_RATE = 2.0
+TYPING_BURST = 5
 
 
 class ChatService:
     def __init__(
-        self, db: Database, clock: Clock, audit: Audit, consultations: ConsultationService
+        self,
+        db: Database,
+        clock: Clock,
+        audit: Audit,
+        consultations: ConsultationService,
+        *,
+        max_length: int = 4000,
+        rate: float = 10.0,
+        burst: int = 20,
     ) -> None:
         self._db = db
         self._clock = clock
         self._audit = audit
         self._consultations = consultations
+        self.max_length = max_length
+        self.limiter = RateLimiter(clock, rate, burst)
+        self._typing_limiter = RateLimiter(clock, TYPING_RATE, TYPING_BURST, what="typing notices")
+        self._writer = GroupWriter(db, clock)
 
-    @retry_transient()
     async def post(
-        self, actor: Actor, consultation_id: int, client_id: str, body: str
+        self,
+        actor: Actor,
+        consultation_id: int,
+        client_id: str,
+        body: str,
+        *,
+        document_id: int | None = None,
     ) -> MessageOut:
-        async with self._db.uow() as uow:
-            # The row lock orders concurrent senders: sequence numbers follow commit order.
-            row = await self._consultations.participant_row(
-                uow, actor, consultation_id, "chat.write"
-            )
-            existing = await repo.message_by_client_id(
-                uow, consultation_id, actor.user_id, client_id
-            )
-            if existing is not None:
-                return existing
-            if row.status != ConsultationStatus.ACTIVE:
-                raise Conflict(
-                    "messages can be sent only while the consultation is active",
-                    code="consultation_not_active",
-                )
-            seq = row.last_seq + 1
-            now = self._clock.now()
-            await uow.conn.execute(
-                t.consultations.update()
-                .where(t.consultations.c.id == consultation_id)
-                .values(last_seq=seq)
-            )
-            await uow.conn.execute(
-                t.messages.insert().values(
-                    consultation_id=consultation_id,
-                    seq=seq,
-                    sender_id=actor.user_id,
-                    client_id=client_id,
-                    body=body,
-                    created_at=now,
-                )
-            )
-            await self._audit.write(
-                uow, actor, "chat.write", patient_id=row.patient_id, consultation_id=consultation_id
-            )
-            message = await repo.message_by_client_id(
-                uow, consultation_id, actor.user_id, client_id
-            )
-            assert message is not None
-            uow.collect(
-                MessagePosted(row.patient_id, row.doctor_id, message.model_dump(mode="json"))
-            )
-            await uow.commit()
-        return message
+        """Store a message (or find it again, for a retry) and return it once committed.
+
+        Too long, or too fast for this participant: refused before anything is stored.
+        """
+        check_length(body, self.max_length)
+        self.limiter.take(consultation_id, actor.user_id)
+        return await self._writer.write(
+            Draft(actor, consultation_id, client_id, body, document_id=document_id)
+        )
 
     async def transcript(
         self, actor: Actor, consultation_id: int, after_seq: int = 0
@@ -91,3 +90,100 @@ class ChatService:
             )
             await uow.commit()
         return messages
+
+    @retry_transient()
+    async def resume(self, actor: Actor, consultation_id: int, after_seq: int) -> ResumeOut:
+        """After a (re)connect: every message after ``after_seq`` in order, the consultation's
+        status and both read receipts. Messages pushed meanwhile carry higher seqs, so a client
+        that applies messages in seq order neither misses nor repeats one."""
+        async with self._db.uow() as uow:
+            # No row lock: a resume must not hold up the senders of this consultation.
+            row = await repo.consultation_chat_state(uow, consultation_id)
+            self._check_participant(uow, actor, row, consultation_id, "chat.read")
+            messages = await repo.messages_after(uow, consultation_id, after_seq)
+            await self._audit.write(
+                uow, actor, "chat.read", patient_id=row.patient_id, consultation_id=consultation_id
+            )
+            await uow.commit()
+        last_seq = max([row.last_seq, after_seq, *(m.seq for m in messages)])
+        return ResumeOut(
+            consultation_id=consultation_id,
+            status=row.status,
+            messages=messages,
+            last_seq=last_seq,
+            read=_read_state(row),
+        )
+
+    @retry_transient()
+    async def mark_read(self, actor: Actor, consultation_id: int, seq: int) -> ReceiptOut:
+        """A read receipt: the actor has seen every message up to ``seq``. It only moves
+        forward, and never past the last message; both participants are told when it moves."""
+        async with self._db.uow() as uow:
+            row = await self._consultations.participant_row(
+                uow, actor, consultation_id, "chat.receipt"
+            )
+            column = "patient_read_seq" if actor.user_id == row.patient_id else "doctor_read_seq"
+            read_seq = min(seq, row.last_seq)
+            state = {
+                "patient_read_seq": row.patient_read_seq,
+                "doctor_read_seq": row.doctor_read_seq,
+            }
+            moved = read_seq > state[column]
+            state[column] = max(read_seq, state[column])
+            receipt = ReceiptOut(
+                consultation_id=consultation_id,
+                reader_id=actor.user_id,
+                reader_role=actor.role,
+                read_seq=state[column],
+                read=ReadStateOut(**state),
+            )
+            if moved:
+                await repo.advance_read(uow, consultation_id, column, read_seq)
+                await self._audit.write(
+                    uow,
+                    actor,
+                    "chat.receipt",
+                    patient_id=row.patient_id,
+                    consultation_id=consultation_id,
+                    detail=f"read up to {read_seq}",
+                )
+                uow.collect(
+                    MessagesRead(row.patient_id, row.doctor_id, receipt.model_dump(mode="json"))
+                )
+                await uow.commit()
+        return receipt
+
+    async def typing(self, actor: Actor, consultation_id: int, typing: bool) -> TypingOut:
+        """Tell the other participant that the actor is (or stopped) typing. Nothing is
+        stored; a lost notice is harmless (the page clears the indicator after a few seconds)."""
+        self._typing_limiter.take(consultation_id, actor.user_id)
+        async with self._db.reader() as uow:
+            row = await repo.consultation_chat_state(uow, consultation_id)
+            self._check_participant(uow, actor, row, consultation_id, "chat.typing")
+            if row.status != ConsultationStatus.ACTIVE:
+                raise Conflict("the consultation is not active", code="consultation_not_active")
+            out = TypingOut(
+                consultation_id=consultation_id,
+                user_id=actor.user_id,
+                role=actor.role,
+                typing=typing,
+            )
+            other = row.doctor_id if actor.user_id == row.patient_id else row.patient_id
+            uow.collect(Typing(other, out.model_dump(mode="json")))
+            await uow.commit()
+        return out
+
+    def _check_participant(
+        self, uow: UnitOfWork, actor: Actor, row: Any, consultation_id: int, action: str
+    ) -> None:
+        if row is None:
+            raise NotFound(f"no consultation {consultation_id}", code="consultation_not_found")
+        if not is_participant(actor, row):
+            self._audit.deny_after_rollback(
+                uow, actor, action, patient_id=row.patient_id, consultation_id=consultation_id
+            )
+            raise NotAllowed("you are not part of this consultation", code="not_participant")
+
+
+def _read_state(row: Any) -> ReadStateOut:
+    return ReadStateOut(patient_read_seq=row.patient_read_seq, doctor_read_seq=row.doctor_read_seq)

@@ -1,10 +1,23 @@
 // The chat panel of one consultation, shared by the patient page and the doctor console.
 //
-// Messages are ordered by the server's sequence number, never by arrival. A message is sent
-// with a client id made here; the ack carries the stored message. A retry reuses the client
-// id, so the server stores it once. After a reconnect, `catchUp()` fetches what was missed.
+// Nothing acknowledged is lost, doubled or reordered:
+// - Messages are shown in the server's sequence order, without gaps: a message pushed past a
+//   gap waits until the gap is filled by `catchUp()` ("chat:resume" from the last seq held).
+//   A seq already shown is ignored, so a message pushed twice, or pushed and resumed, shows once.
+// - A message is written to this tab's outbox (sessionStorage) with a client id made here
+//   before it is sent, and removed only when the server's ack (after its commit) comes back.
+//   Messages are sent one at a time, in the order written. After a reconnect or a page reload
+//   the outbox is sent again with the same client ids; the server stores each one once.
+// Typing notices and read receipts go both ways; text is always set with textContent.
 
-import { api, el, emitAck, formatTime, newClientId } from "/static/api.js";
+import { ApiError, api, el, emitAck, formatTime, newClientId, userError } from "/static/api.js";
+import { documentLink } from "/static/documents.js";
+
+export const MAX_LENGTH = 4000;
+const TYPING_EVERY_MS = 3000; // a notice at most this often while typing
+const TYPING_IDLE_MS = 4000; // stopped typing after this long without a key
+const TYPING_SHOWN_MS = 6000; // the other's notice fades if no update comes
+const ACK_TIMEOUT_MS = 8000;
 
 export class ChatPanel {
   /**
@@ -16,9 +29,19 @@ export class ChatPanel {
     this.me = me;
     this.socket = socket;
     this.onError = onError;
-    this.messages = new Map(); // seq -> message
-    this.pending = new Map(); // client_id -> {body, failed}
+    this.messages = new Map(); // seq -> message, contiguous from 1 to lastSeq
+    this.ahead = new Map(); // seq -> message pushed past a gap
     this.lastSeq = 0;
+    this.read = { patient_read_seq: 0, doctor_read_seq: 0 };
+    this.sentReadSeq = 0;
+    this.online = true;
+    this.flushing = false;
+    this.catchingUp = null;
+    this.storageKey = `consult.chat.outbox.${consultation.id}.${me.id}`;
+    this.outbox = this._loadOutbox(); // [{client_id, body, failed?, error?}] in order written
+    this.typingSentAt = 0;
+    this.typingTimer = null;
+    this.theirTypingTimer = null;
 
     const inputId = `chat-input-${consultation.id}`;
     this.list = el("ol", {
@@ -29,10 +52,22 @@ export class ChatPanel {
       "data-testid": "chat-transcript",
     });
     this.empty = el("p", { className: "muted" });
+    this.status = el("p", {
+      className: "muted",
+      role: "status",
+      "data-testid": "chat-status",
+      hidden: true,
+    });
+    this.typingNode = el("p", {
+      className: "muted",
+      "aria-live": "polite",
+      "data-testid": "chat-typing",
+      hidden: true,
+    });
     this.input = el("textarea", {
       id: inputId,
       rows: 2,
-      maxlength: 4000,
+      maxlength: MAX_LENGTH,
       placeholder: "Write a message…",
       "data-testid": "chat-input",
     });
@@ -50,14 +85,24 @@ export class ChatPanel {
         this.form.requestSubmit();
       }
     });
+    this.input.addEventListener("input", () => this._typed());
     this.element = el(
       "section",
-      { className: "chat", "data-testid": "chat-panel", "aria-label": "Chat" },
+      {
+        className: "chat",
+        "data-testid": "chat-panel",
+        "data-connection": "online",
+        "aria-label": "Chat",
+      },
       this.empty,
       this.list,
+      this.typingNode,
+      this.status,
       this.form,
     );
+    document.addEventListener("visibilitychange", () => this._sendReceipt());
     this.setConsultation(consultation);
+    this._render();
   }
 
   /** Updates who is who and whether sending is possible (only while active). */
@@ -68,51 +113,275 @@ export class ChatPanel {
     this.sendButton.disabled = !active;
     this.form.hidden = !active;
     this.empty.textContent = active ? "No messages yet. Say hello." : "No messages.";
+    if (!active) {
+      this._showTheirTyping(false);
+      // What is still in the outbox can no longer be sent (a message stored whose ack was
+      // lost leaves the outbox at the next catch-up).
+      for (const entry of this.outbox) {
+        entry.failed = true;
+        entry.error = "the consultation has ended";
+      }
+      if (this.outbox.length) this._render();
+    }
   }
 
-  /** Loads the messages after the last one seen (all of them the first time). */
-  async catchUp() {
-    const { messages } = await api(
-      "GET",
-      `/api/consultations/${this.consultation.id}/messages?after=${this.lastSeq}`,
-    );
-    for (const message of messages) this.receive(message);
-  }
-
-  /** A stored message, from the transcript, an ack or the "chat:message" event. */
-  receive(message) {
-    if (message.consultation_id !== this.consultation.id) return;
-    if (message.sender_id === this.me.id) this.pending.delete(message.client_id);
-    this.messages.set(message.seq, message);
-    this.lastSeq = Math.max(this.lastSeq, message.seq);
+  /** The live connection dropped (false) or is back (true; `catchUp()` follows). */
+  setOnline(online) {
+    this.online = online;
+    this.element.dataset.connection = online ? "online" : "reconnecting";
     this._render();
   }
+
+  /**
+   * After every (re)connect and on load: every message after the last one held, in order,
+   * then the outbox is sent again. Concurrent calls share one request.
+   */
+  catchUp() {
+    if (!this.catchingUp) {
+      this.catchingUp = this._catchUp().finally(() => {
+        this.catchingUp = null;
+      });
+    }
+    return this.catchingUp;
+  }
+
+  async _catchUp() {
+    const socket = this.socket();
+    let data;
+    if (socket && socket.connected) {
+      data = await emitAck(socket, "chat:resume", {
+        consultation_id: this.consultation.id,
+        after_seq: this.lastSeq,
+      });
+      this.online = true;
+      this.element.dataset.connection = "online";
+    } else {
+      const path = `/api/consultations/${this.consultation.id}/messages?after=${this.lastSeq}`;
+      data = await api("GET", path);
+    }
+    for (const message of data.messages) this.receive(message);
+    if (data.read) this._setRead(data.read);
+    this._render();
+    this._flush();
+  }
+
+  /** A stored message, from the transcript, a resume, an ack or the "chat:message" event. */
+  receive(message) {
+    if (message.consultation_id !== this.consultation.id) return;
+    if (message.sender_id === this.me.id && this._settled(message.client_id)) this._render();
+    if (message.seq <= this.lastSeq) return; // already shown
+    this.ahead.set(message.seq, message);
+    let gap = false;
+    while (this.ahead.has(this.lastSeq + 1)) {
+      this.lastSeq += 1;
+      this.messages.set(this.lastSeq, this.ahead.get(this.lastSeq));
+      this.ahead.delete(this.lastSeq);
+    }
+    if (this.ahead.size > 0) gap = true;
+    if (message.sender_id !== this.me.id) this._showTheirTyping(false);
+    this._render();
+    this._sendReceipt();
+    // A push skipped a message (lost on the way): fetch what is missing.
+    if (gap) this.catchUp().catch((err) => this.onError(err));
+  }
+
+  /** A "chat:read" event: how far each side has read. */
+  receipt(receipt) {
+    if (receipt.consultation_id !== this.consultation.id) return;
+    this._setRead(receipt.read);
+    this._render();
+  }
+
+  /** A "chat:typing" event from the other participant. */
+  typing(notice) {
+    if (notice.consultation_id !== this.consultation.id || notice.user_id === this.me.id) return;
+    this._showTheirTyping(notice.typing);
+  }
+
+  // --- sending --------------------------------------------------------------------------------
 
   _onSubmit(event) {
     event.preventDefault();
     const body = this.input.value.trim();
     if (!body) return;
+    if (body.length > MAX_LENGTH) {
+      this.onError(userError(`A message may have at most ${MAX_LENGTH} characters.`));
+      return;
+    }
     this.input.value = "";
-    this._send(newClientId(), body);
+    this._typingStopped();
+    this.outbox.push({ client_id: newClientId(), body });
+    this._saveOutbox();
+    this._render();
+    this._flush();
   }
 
-  async _send(clientId, body) {
-    this.pending.set(clientId, { body, failed: false });
-    this._render();
+  /** Sends the outbox one message at a time, in order, while connected. */
+  async _flush() {
+    if (this.flushing) return;
+    this.flushing = true;
     try {
-      const message = await emitAck(this.socket(), "chat:send", {
-        consultation_id: this.consultation.id,
-        client_id: clientId,
-        body,
-      });
-      this.receive(message);
-    } catch (err) {
-      const entry = this.pending.get(clientId);
-      if (entry) entry.failed = true;
-      this._render();
-      this.onError(err);
+      for (;;) {
+        const next = this.outbox.find((entry) => !entry.failed);
+        const socket = this.socket();
+        if (!next || !socket || !socket.connected) return;
+        if (this.consultation.status !== "active") return;
+        let message;
+        try {
+          message = await emitAck(
+            socket,
+            "chat:send",
+            { consultation_id: this.consultation.id, client_id: next.client_id, body: next.body },
+            ACK_TIMEOUT_MS,
+          );
+        } catch (err) {
+          if (!(await this._sendFailed(next, err))) return;
+          continue;
+        }
+        this.receive(message);
+      }
+    } finally {
+      this.flushing = false;
     }
   }
+
+  /** Whether to go on with the outbox after a failed send. */
+  async _sendFailed(entry, err) {
+    const code = err instanceof ApiError ? err.code : "";
+    if (code === "rate_limited") {
+      this.status.textContent = "You are sending very fast; your message follows in a moment.";
+      this.status.hidden = false;
+      await new Promise((resolve) => setTimeout(resolve, 1000 * (err.details?.retry_after || 1)));
+      this.status.hidden = true;
+      return true;
+    }
+    if (code === "timeout" || code === "network") {
+      // No answer: it may or may not be stored. It is sent again with the same client id (the
+      // server stores it once): now if still connected, else after the reconnect.
+      const socket = this.socket();
+      return Boolean(socket && socket.connected);
+    }
+    // Refused for good (too long, consultation ended...): keep it, marked, for the user.
+    entry.failed = true;
+    entry.error = err.message;
+    this._saveOutbox();
+    this._render();
+    this.onError(err);
+    return true;
+  }
+
+  _retry(clientId) {
+    const entry = this.outbox.find((e) => e.client_id === clientId);
+    if (!entry) return;
+    entry.failed = false;
+    entry.error = undefined;
+    this._saveOutbox();
+    this._render();
+    this._flush();
+  }
+
+  _discard(clientId) {
+    this.outbox = this.outbox.filter((e) => e.client_id !== clientId);
+    this._saveOutbox();
+    this._render();
+  }
+
+  /** The message is stored: out of the outbox. Whether it was there. */
+  _settled(clientId) {
+    const before = this.outbox.length;
+    this.outbox = this.outbox.filter((e) => e.client_id !== clientId);
+    if (this.outbox.length === before) return false;
+    this._saveOutbox();
+    return true;
+  }
+
+  _loadOutbox() {
+    try {
+      const saved = JSON.parse(sessionStorage.getItem(this.storageKey) || "[]");
+      return Array.isArray(saved) ? saved.filter((e) => e && e.client_id && e.body) : [];
+    } catch {
+      return [];
+    }
+  }
+
+  _saveOutbox() {
+    try {
+      if (this.outbox.length) sessionStorage.setItem(this.storageKey, JSON.stringify(this.outbox));
+      else sessionStorage.removeItem(this.storageKey);
+    } catch {
+      // Storage full or disabled: the outbox still lives in this page.
+    }
+  }
+
+  // --- typing and receipts --------------------------------------------------------------------
+
+  _typed() {
+    const now = Date.now();
+    if (now - this.typingSentAt > TYPING_EVERY_MS) {
+      this.typingSentAt = now;
+      this._emitTyping(true);
+    }
+    clearTimeout(this.typingTimer);
+    this.typingTimer = setTimeout(() => this._typingStopped(), TYPING_IDLE_MS);
+  }
+
+  _typingStopped() {
+    clearTimeout(this.typingTimer);
+    if (!this.typingSentAt) return;
+    this.typingSentAt = 0;
+    this._emitTyping(false);
+  }
+
+  _emitTyping(typing) {
+    const socket = this.socket();
+    if (!socket || !socket.connected || this.consultation.status !== "active") return;
+    // Advisory: a lost or refused notice is not worth a message to the user.
+    socket.emit("chat:typing", { consultation_id: this.consultation.id, typing });
+  }
+
+  _showTheirTyping(typing) {
+    clearTimeout(this.theirTypingTimer);
+    this.typingNode.hidden = !typing;
+    if (typing) {
+      this.typingNode.textContent = `${this._otherName()} is typing…`;
+      this.theirTypingTimer = setTimeout(() => this._showTheirTyping(false), TYPING_SHOWN_MS);
+    }
+  }
+
+  _sendReceipt() {
+    if (document.visibilityState !== "visible" || this.lastSeq <= this.sentReadSeq) return;
+    const socket = this.socket();
+    if (!socket || !socket.connected) return;
+    const mine = this.me.id === this.consultation.patient.id ? "patient" : "doctor";
+    if (this.read[`${mine}_read_seq`] >= this.lastSeq) return;
+    this.sentReadSeq = this.lastSeq;
+    emitAck(socket, "chat:read", { consultation_id: this.consultation.id, seq: this.lastSeq })
+      .then((receipt) => this.receipt(receipt))
+      .catch(() => {
+        this.sentReadSeq = 0; // sent again with the next message or reconnect
+      });
+  }
+
+  _setRead(read) {
+    this.read = {
+      patient_read_seq: Math.max(this.read.patient_read_seq, read.patient_read_seq),
+      doctor_read_seq: Math.max(this.read.doctor_read_seq, read.doctor_read_seq),
+    };
+  }
+
+  /** How far the other participant has read. */
+  _theirReadSeq() {
+    const theyArePatient = this.me.id !== this.consultation.patient.id;
+    return theyArePatient ? this.read.patient_read_seq : this.read.doctor_read_seq;
+  }
+
+  _otherName() {
+    const c = this.consultation;
+    if (this.me.id === c.patient.id) return c.doctor ? c.doctor.name : "The doctor";
+    return c.patient.name;
+  }
+
+  // --- rendering ------------------------------------------------------------------------------
 
   _senderLabel(message) {
     if (message.sender_id === this.me.id) return "You";
@@ -123,36 +392,51 @@ export class ChatPanel {
   }
 
   _render() {
-    const items = [...this.messages.values()]
-      .sort((a, b) => a.seq - b.seq)
-      .map((m) =>
+    const theirRead = this._theirReadSeq();
+    const items = [...this.messages.values()].map((m) => {
+      const mine = m.sender_id === this.me.id;
+      const read = mine && m.seq <= theirRead;
+      return el(
+        "li",
+        {
+          className: mine ? "message mine" : "message theirs",
+          "data-testid": "chat-message",
+          "data-seq": m.seq,
+          "data-sender-role": m.sender_role,
+          "data-read": mine ? String(read) : undefined,
+        },
         el(
-          "li",
-          {
-            className: m.sender_id === this.me.id ? "message mine" : "message theirs",
-            "data-testid": "chat-message",
-            "data-seq": m.seq,
-            "data-sender-role": m.sender_role,
-          },
-          el(
-            "div",
-            { className: "meta" },
-            el("span", { className: "who", text: this._senderLabel(m) }),
-            el("time", { datetime: m.created_at, text: formatTime(m.created_at) }),
-          ),
-          el("p", { className: "body", "data-testid": "message-body", text: m.body }),
+          "div",
+          { className: "meta" },
+          el("span", { className: "who", text: this._senderLabel(m) }),
+          el("time", { datetime: m.created_at, text: formatTime(m.created_at) }),
+          read ? el("span", { className: "receipt", "data-testid": "message-read", text: "Read" }) : null,
         ),
+        el("p", { className: "body", "data-testid": "message-body", text: m.body }),
+        m.document ? documentLink(m.document) : null,
       );
-    for (const [clientId, entry] of this.pending) {
-      const status = entry.failed ? "Not sent." : "Sending…";
-      const retry = entry.failed
-        ? el("button", {
-            type: "button",
-            className: "link",
-            text: "Retry",
-            on: { click: () => this._send(clientId, entry.body) },
-          })
-        : null;
+    });
+    for (const entry of this.outbox) {
+      let status = this.online ? "Sending…" : "Waiting for the connection…";
+      if (entry.failed) status = `Not sent: ${entry.error || "refused"}.`;
+      const canRetry = entry.failed && this.consultation.status === "active";
+      const actions = entry.failed
+        ? [
+            canRetry &&
+              el("button", {
+                type: "button",
+                className: "link",
+                text: "Retry",
+                on: { click: () => this._retry(entry.client_id) },
+              }),
+            el("button", {
+              type: "button",
+              className: "link",
+              text: "Discard",
+              on: { click: () => this._discard(entry.client_id) },
+            }),
+          ]
+        : [];
       items.push(
         el(
           "li",
@@ -162,7 +446,7 @@ export class ChatPanel {
             { className: "meta" },
             el("span", { className: "who", text: "You" }),
             status,
-            retry,
+            ...actions,
           ),
           el("p", { className: "body", text: entry.body }),
         ),
@@ -170,6 +454,13 @@ export class ChatPanel {
     }
     this.list.replaceChildren(...items);
     this.empty.hidden = items.length > 0;
+    if (!this.online) {
+      this.status.textContent = "Reconnecting… Messages you write are sent when the connection is back.";
+      this.status.hidden = false;
+    } else if (this.status.textContent.startsWith("Reconnecting")) {
+      this.status.hidden = true;
+      this.status.textContent = "";
+    }
     this.list.scrollTop = this.list.scrollHeight;
   }
 }
