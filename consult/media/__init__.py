@@ -1,0 +1,1 @@
+"""Media: aiortc peers per consultation (relay, recording); the only package importing aiortc."""
