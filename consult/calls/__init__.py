@@ -1,0 +1,1 @@
+"""Calls in a consultation: who may call, switching the form with consent, recording consent."""

@@ -1,0 +1,67 @@
+"""The form switch rules: chat, voice and video, and when the other side must agree.
+
+Pure domain: no storage, no transport. Going up to video shows the other participant's camera
+(and theirs to you), so it needs their consent; going down (video -> voice -> chat) or chat ->
+voice does not: either side may always stop showing more of themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from consult.domain import Form
+from consult.errors import Conflict, NotAllowed
+
+CALL_FORMS = (Form.VOICE, Form.VIDEO)
+
+
+def has_call(form: Form) -> bool:
+    """Whether the consultation has media (a call room) in this form."""
+    return form in CALL_FORMS
+
+
+def needs_consent(current: Form, wanted: Form) -> bool:
+    return wanted is Form.VIDEO and current is not Form.VIDEO
+
+
+@dataclass(frozen=True)
+class SwitchRequest:
+    """A pending request to switch to ``form``, waiting for ``to_user``'s answer."""
+
+    consultation_id: int
+    form: Form
+    previous: Form
+    requested_by: int
+    to_user: int
+    at: datetime
+
+
+class PendingSwitches:
+    """At most one open request per consultation; a new request replaces the old one."""
+
+    def __init__(self) -> None:
+        self._pending: dict[int, SwitchRequest] = {}
+
+    def request(self, request: SwitchRequest) -> SwitchRequest:
+        self._pending[request.consultation_id] = request
+        return request
+
+    def get(self, consultation_id: int) -> SwitchRequest | None:
+        return self._pending.get(consultation_id)
+
+    def take_for_answer(self, consultation_id: int, user_id: int) -> SwitchRequest:
+        """The request ``user_id`` answers now (and no longer pending); only its addressee may."""
+        request = self._pending.get(consultation_id)
+        if request is None:
+            raise Conflict("There is no form switch to answer.", code="form_no_request")
+        if request.to_user != user_id:
+            raise NotAllowed(
+                "Only the other participant answers a form switch request.",
+                code="form_own_request",
+            )
+        del self._pending[consultation_id]
+        return request
+
+    def clear(self, consultation_id: int) -> None:
+        self._pending.pop(consultation_id, None)

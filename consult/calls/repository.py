@@ -1,0 +1,197 @@
+"""SQL of calls: the forms timeline, recording consents and recordings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from consult.clock import as_utc
+from consult.domain import Form
+from consult.schemas import FormStretchOut, RecordingOut
+from consult.storage import tables as t
+from consult.storage.uow import UnitOfWork
+
+_F = t.consultation_forms.c
+_RC = t.recording_consents.c
+_R = t.recordings.c
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else as_utc(value)
+
+
+async def stretches(uow: UnitOfWork, consultation: Any) -> list[FormStretchOut]:
+    """The consultation's forms in order; without rows, its first form throughout."""
+    rows = (
+        await uow.conn.execute(
+            sa.select(t.consultation_forms)
+            .where(_F.consultation_id == consultation.id)
+            .order_by(_F.id)
+        )
+    ).all()
+    if not rows:
+        return [
+            FormStretchOut(
+                form=Form(consultation.form),
+                started_at=_utc(consultation.started_at),
+                ended_at=_utc(consultation.ended_at),
+            )
+        ]
+    out = [
+        FormStretchOut(
+            form=Form(r.form),
+            started_at=_utc(r.started_at),
+            ended_at=_utc(r.ended_at),
+            requested_by=r.requested_by,
+        )
+        for r in rows
+    ]
+    # A stretch left open by a consultation that ended (e.g. in another process) ends with it.
+    if out[-1].ended_at is None and consultation.ended_at is not None:
+        out[-1] = out[-1].model_copy(update={"ended_at": as_utc(consultation.ended_at)})
+    return out
+
+
+async def current_form(uow: UnitOfWork, consultation: Any) -> Form:
+    form = (
+        await uow.conn.execute(
+            sa.select(_F.form)
+            .where(_F.consultation_id == consultation.id)
+            .order_by(_F.id.desc())
+            .limit(1)
+        )
+    ).scalar()
+    return Form(form if form is not None else consultation.form)
+
+
+async def switch_form(
+    uow: UnitOfWork, consultation: Any, form: Form, requested_by: int | None, now: datetime
+) -> None:
+    """Close the open stretch and open one in ``form`` (the first switch also writes down the
+    form the consultation started in)."""
+    has_rows = (
+        await uow.conn.execute(
+            sa.select(sa.func.count()).where(_F.consultation_id == consultation.id)
+        )
+    ).scalar_one()
+    if not has_rows:
+        await uow.conn.execute(
+            t.consultation_forms.insert().values(
+                consultation_id=consultation.id,
+                form=consultation.form,
+                started_at=consultation.started_at or now,
+                ended_at=now,
+                requested_by=None,
+            )
+        )
+    else:
+        await close_stretch(uow, consultation.id, now)
+    await uow.conn.execute(
+        t.consultation_forms.insert().values(
+            consultation_id=consultation.id,
+            form=str(form),
+            started_at=now,
+            ended_at=None,
+            requested_by=requested_by,
+        )
+    )
+
+
+async def close_stretch(uow: UnitOfWork, consultation_id: int, now: datetime) -> None:
+    await uow.conn.execute(
+        t.consultation_forms.update()
+        .where(_F.consultation_id == consultation_id, _F.ended_at.is_(None))
+        .values(ended_at=now)
+    )
+
+
+async def add_consent(
+    uow: UnitOfWork, consultation_id: int, user_id: int, consent: bool, now: datetime
+) -> None:
+    await uow.conn.execute(
+        t.recording_consents.insert().values(
+            consultation_id=consultation_id, user_id=user_id, consent=consent, at=now
+        )
+    )
+
+
+async def consents(uow: UnitOfWork, consultation_id: int) -> dict[int, bool]:
+    """Each participant's latest answer (no row: no consent)."""
+    rows = await uow.conn.execute(
+        sa.select(_RC.user_id, _RC.consent)
+        .where(_RC.consultation_id == consultation_id)
+        .order_by(_RC.id)
+    )
+    latest: dict[int, bool] = {}
+    for user_id, consent in rows:
+        latest[user_id] = bool(consent)
+    return latest
+
+
+async def add_recording(
+    uow: UnitOfWork, consultation_id: int, stored_name: str, now: datetime
+) -> int:
+    return int(
+        (
+            await uow.conn.execute(
+                t.recordings.insert()
+                .values(
+                    consultation_id=consultation_id,
+                    stored_name=stored_name,
+                    status="recording",
+                    started_at=now,
+                )
+                .returning(_R.id)
+            )
+        ).scalar_one()
+    )
+
+
+async def finish_recording(
+    uow: UnitOfWork,
+    recording_id: int,
+    now: datetime,
+    *,
+    size: int | None,
+    sha256: str | None,
+) -> None:
+    await uow.conn.execute(
+        t.recordings.update()
+        .where(_R.id == recording_id)
+        .values(
+            status="ready" if sha256 is not None else "failed",
+            ended_at=now,
+            size=size,
+            sha256=sha256,
+        )
+    )
+
+
+async def recording_row(uow: UnitOfWork, recording_id: int) -> Any:
+    return (await uow.conn.execute(sa.select(t.recordings).where(_R.id == recording_id))).first()
+
+
+async def recordings_of(uow: UnitOfWork, consultation_ids: Iterable[int]) -> list[RecordingOut]:
+    ids = list(consultation_ids)
+    if not ids:
+        return []
+    rows = await uow.conn.execute(
+        sa.select(t.recordings).where(_R.consultation_id.in_(ids)).order_by(_R.id)
+    )
+    return [recording_out(r) for r in rows]
+
+
+def recording_out(r: Any) -> RecordingOut:
+    return RecordingOut(
+        id=r.id,
+        consultation_id=r.consultation_id,
+        status=r.status,
+        started_at=as_utc(r.started_at),
+        ended_at=_utc(r.ended_at),
+        size=r.size,
+        sha256=r.sha256,
+        url=f"/api/consultations/{r.consultation_id}/recordings/{r.id}",
+    )

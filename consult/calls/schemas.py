@@ -1,0 +1,84 @@
+"""Socket.IO payloads of calls (in and out); docs/protocol.md describes them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from consult.domain import Form
+from consult.schemas import In, Out
+
+
+class CallIn(In):
+    consultation_id: int
+
+
+class OfferIn(In):
+    consultation_id: int
+    # The page's complete offer (gathering finished: no trickle ICE).
+    sdp: str = Field(min_length=1, max_length=64_000)
+    type: Literal["offer"] = "offer"
+
+
+class FormIn(In):
+    consultation_id: int
+    form: Form
+
+
+class FormAnswerIn(In):
+    consultation_id: int
+    accept: bool
+
+
+class RecordConsentIn(In):
+    consultation_id: int
+    consent: bool
+
+
+class AnswerOut(Out):
+    consultation_id: int
+    sdp: str
+    type: str
+
+
+class FormRequestOut(Out):
+    consultation_id: int
+    form: Form
+    previous: Form
+    requested_by: int
+    to_user: int
+    at: datetime
+
+
+class FormChangeOut(Out):
+    consultation_id: int
+    form: Form
+    previous: Form
+    requested_by: int | None
+    at: datetime
+    declined: bool = Field(
+        default=False, description="True: the other side declined; the form did not change."
+    )
+
+
+class RecordingStateOut(Out):
+    consultation_id: int
+    patient_consent: bool
+    doctor_consent: bool
+    recording: bool = Field(description="A recording of this call is being written now.")
+    recording_id: int | None = None
+
+
+class CallStateOut(Out):
+    """What the page needs on (re)load: the form now, ICE servers, a pending request, recording."""
+
+    consultation_id: int
+    form: Form
+    ice_servers: list[dict[str, Any]] = Field(
+        description="For RTCPeerConnection({iceServers}): STUN, and TURN with short-lived "
+        "credentials for this user."
+    )
+    pending: FormRequestOut | None
+    recording: RecordingStateOut

@@ -1,0 +1,485 @@
+// The call panel of one consultation (patient page and doctor console): local preview, the other
+// side's video and sound, mute, camera on/off, hang up, switching the form (chat, voice, video)
+// with the other side's consent for video, recording consent, "reconnecting", and on the
+// doctor's console the call quality of both legs as the server measures it.
+//
+// Media goes through the server (one RTCPeerConnection with it per page). The offer is sent when
+// ICE gathering is complete (the server answers with all its candidates: no trickle ICE). A form
+// change, or a connection that fails, makes a new peer: the server swaps it in for the old one.
+// Text is always set with textContent.
+
+import { el, emitAck, formatTime } from "/static/api.js";
+
+const FORMS = ["chat", "voice", "video"];
+const GATHER_MS = 3000; // the offer goes with the candidates gathered by then
+const RECONNECT_MS = 1500; // a connection "disconnected" this long is rebuilt
+
+const PEER_TEXT = {
+  connecting: "connecting…",
+  connected: "connected",
+  reconnecting: "reconnecting…",
+  closed: "left the call",
+};
+
+export class CallPanel {
+  /**
+   * consultation: the consultation object; me: the logged-in user; socket: () => the current
+   * Socket.IO socket; onError: (err) => void; showQuality: the doctor's console shows figures.
+   */
+  constructor({ consultation, me, socket, onError, showQuality = false }) {
+    this.consultation = consultation;
+    this.me = me;
+    this.socket = socket;
+    this.onError = onError;
+    this.showQuality = showQuality;
+    this.form = consultation.form;
+    this.iceServers = [];
+    this.pc = null;
+    this.stream = null; // what this page sends
+    this.remote = new MediaStream();
+    this.muted = false;
+    this.cameraOff = false;
+    this.pending = null;
+    this.connecting = null;
+    this.reconnectTimer = null;
+    this.closed = false;
+    this.started = false;
+    this.handlers = {};
+    this.boundSocket = null;
+
+    const other = me.role === "doctor" ? "The patient" : "The doctor";
+    this.otherName = other;
+    this.status = el("p", { className: "call-status", role: "status", "data-testid": "call-status" });
+    this.peerState = el("p", {
+      className: "call-peer muted",
+      "aria-live": "polite",
+      "data-testid": "call-peer-state",
+    });
+    this.localVideo = el("video", {
+      className: "call-local",
+      autoplay: true,
+      playsinline: true,
+      "aria-label": "Your camera",
+      "data-testid": "local-video",
+    });
+    this.localVideo.muted = true; // never play one's own microphone back
+    this.remoteVideo = el("video", {
+      className: "call-remote",
+      autoplay: true,
+      playsinline: true,
+      "aria-label": `${other}'s video`,
+      "data-testid": "remote-video",
+    });
+    this.remoteVideo.srcObject = this.remote;
+    this.muteButton = this._button("Mute", "call-mute", () => this.toggleMute());
+    this.cameraButton = this._button("Camera off", "call-camera", () => this.toggleCamera());
+    this.hangupButton = this._button("Hang up", "call-hangup", () => this.hangup(), "danger");
+    this.formButtons = Object.fromEntries(
+      FORMS.map((form) => [
+        form,
+        this._button(`Switch to ${form}`, `call-form-${form}`, () => this.requestForm(form), "secondary"),
+      ]),
+    );
+    this.requestText = el("p", { "data-testid": "call-request-text" });
+    this.acceptButton = this._button("Accept", "call-form-accept", () => this.answer(true));
+    this.declineButton = this._button("Decline", "call-form-decline", () => this.answer(false), "secondary");
+    this.requestBox = el(
+      "div",
+      { className: "notice call-request", hidden: true, "data-testid": "call-request" },
+      this.requestText,
+      el("div", { className: "actions" }, this.acceptButton, this.declineButton),
+    );
+    const consentId = `call-consent-${consultation.id}`;
+    this.consentBox = el("input", {
+      type: "checkbox",
+      id: consentId,
+      "data-testid": "call-record-consent",
+      on: { change: () => this.setConsent(this.consentBox.checked) },
+    });
+    this.recordingText = el("p", { className: "muted small", "data-testid": "call-recording" });
+    this.quality = el("table", { className: "call-quality", hidden: true, "data-testid": "call-quality" });
+
+    this.media = el("div", { className: "call-media" }, this.remoteVideo, this.localVideo);
+    this.controls = el(
+      "div",
+      { className: "actions call-controls" },
+      this.muteButton,
+      this.cameraButton,
+      this.hangupButton,
+    );
+    this.element = el(
+      "section",
+      { className: "call-panel", "data-testid": "call-panel", "aria-label": "Call" },
+      this.status,
+      this.peerState,
+      this.media,
+      this.controls,
+      el("div", { className: "actions call-forms" }, ...Object.values(this.formButtons)),
+      this.requestBox,
+      el(
+        "label",
+        { className: "inline call-consent", for: consentId },
+        this.consentBox,
+        " I agree to calls in this consultation being recorded for my record",
+      ),
+      this.recordingText,
+      this.quality,
+    );
+    this._bind();
+    this.render();
+  }
+
+  _button(text, testId, onClick, className = "") {
+    return el("button", { type: "button", className, text, "data-testid": testId, on: { click: onClick } });
+  }
+
+  // --- socket events ---------------------------------------------------------------------------
+
+  _bind() {
+    const socket = this.socket();
+    if (!socket || socket === this.boundSocket) return;
+    this._unbind();
+    const mine = (handler) => (payload) => {
+      if (payload && payload.consultation_id === this.consultation.id) handler(payload);
+    };
+    this.handlers = {
+      "call:state": mine((s) => this._peerChanged(s)),
+      "call:form-requested": mine((r) => this._requested(r)),
+      "call:form-changed": mine((c) => this._formChanged(c)),
+      "call:recording": mine((r) => this._recording(r)),
+      "call:quality": mine((q) => this._quality(q)),
+      // After the socket was down: catch up with a form switch or request missed meanwhile.
+      connect: () => this.started && this.refresh().catch((err) => this.onError(err)),
+    };
+    for (const [event, handler] of Object.entries(this.handlers)) socket.on(event, handler);
+    this.boundSocket = socket;
+  }
+
+  _unbind() {
+    if (!this.boundSocket) return;
+    for (const [event, handler] of Object.entries(this.handlers)) this.boundSocket.off(event, handler);
+    this.boundSocket = null;
+  }
+
+  /** Read the call's state (form, ICE servers, a pending request) and join if it has media. */
+  async start() {
+    this._bind();
+    this.started = true;
+    await this.refresh();
+  }
+
+  async refresh() {
+    if (this.closed) return;
+    const state = await emitAck(this.socket(), "call:config", { consultation_id: this.consultation.id });
+    this.iceServers = state.ice_servers;
+    this.pending = state.pending;
+    this._recording(state.recording);
+    if (state.form !== this.form || (state.form !== "chat" && !this.pc)) {
+      this._formChanged({ form: state.form, declined: false });
+    }
+    this.render();
+  }
+
+  /** The consultation changed (e.g. ended): an ended consultation has no call. */
+  setConsultation(consultation) {
+    this.consultation = consultation;
+    if (consultation.status !== "active") this.destroy();
+    this.render();
+  }
+
+  destroy() {
+    this.closed = true;
+    this._leave();
+    this._unbind();
+  }
+
+  // --- media -----------------------------------------------------------------------------------
+
+  async join() {
+    if (this.closed || this.form === "chat") return;
+    if (this.connecting) return this.connecting;
+    this.connecting = this._join().finally(() => {
+      this.connecting = null;
+    });
+    return this.connecting;
+  }
+
+  async _join() {
+    const wantVideo = this.form === "video";
+    const hasVideo = Boolean(this.stream && this.stream.getVideoTracks().length);
+    if (!this.stream || hasVideo !== wantVideo) {
+      this._stopLocal();
+      this.stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: wantVideo });
+      this.localVideo.srcObject = wantVideo ? this.stream : null;
+      this._applyMute();
+    }
+    this._closePeer();
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    this.pc = pc;
+    for (const track of this.stream.getTracks()) pc.addTrack(track, this.stream);
+    // Receive what the form carries, even if this page has no camera to send.
+    if (wantVideo && !this.stream.getVideoTracks().length) pc.addTransceiver("video", { direction: "recvonly" });
+    pc.ontrack = (event) => {
+      for (const old of this.remote.getTracks()) {
+        if (old.kind === event.track.kind) this.remote.removeTrack(old);
+      }
+      this.remote.addTrack(event.track);
+      this.remoteVideo.play().catch(() => {}); // autoplay may wait for the page to be visible
+    };
+    pc.onconnectionstatechange = () => this._ownStateChanged(pc);
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    if (pc !== this.pc) return; // replaced meanwhile
+    const answer = await emitAck(this.socket(), "call:offer", {
+      consultation_id: this.consultation.id,
+      sdp: pc.localDescription.sdp,
+      type: "offer",
+    });
+    if (pc !== this.pc) return;
+    await pc.setRemoteDescription({ type: answer.type, sdp: answer.sdp });
+    this.render();
+  }
+
+  _ownStateChanged(pc) {
+    if (pc !== this.pc) return;
+    const s = pc.connectionState;
+    this.element.dataset.connection = s;
+    if (s === "disconnected" || s === "failed") {
+      this.status.textContent = "Reconnecting…";
+      clearTimeout(this.reconnectTimer);
+      // A network drop: a new peer (new ICE credentials); the server replaces the old leg.
+      this.reconnectTimer = setTimeout(() => {
+        if (this.pc === pc && pc.connectionState !== "connected") {
+          this.join().catch((err) => this.onError(err));
+        }
+      }, s === "failed" ? 0 : RECONNECT_MS);
+    } else {
+      this.render();
+    }
+  }
+
+  _closePeer() {
+    if (this.pc) {
+      this.pc.onconnectionstatechange = null;
+      this.pc.ontrack = null;
+      this.pc.close();
+      this.pc = null;
+    }
+    for (const track of this.remote.getTracks()) this.remote.removeTrack(track);
+  }
+
+  _stopLocal() {
+    if (this.stream) for (const track of this.stream.getTracks()) track.stop();
+    this.stream = null;
+    this.localVideo.srcObject = null;
+  }
+
+  _leave() {
+    clearTimeout(this.reconnectTimer);
+    this._closePeer();
+    this._stopLocal();
+    this.element.dataset.connection = "closed";
+    this.peerState.textContent = "";
+  }
+
+  toggleMute() {
+    this.muted = !this.muted;
+    this._applyMute();
+    this.render();
+  }
+
+  toggleCamera() {
+    this.cameraOff = !this.cameraOff;
+    this._applyMute();
+    this.render();
+  }
+
+  _applyMute() {
+    if (!this.stream) return;
+    for (const track of this.stream.getAudioTracks()) track.enabled = !this.muted;
+    for (const track of this.stream.getVideoTracks()) track.enabled = !this.cameraOff;
+  }
+
+  // --- forms, consent, recording ---------------------------------------------------------------
+
+  async hangup() {
+    await this._act(this.hangupButton, async () => {
+      this._formChanged(await emitAck(this.socket(), "call:hangup", { consultation_id: this.consultation.id }));
+    });
+  }
+
+  async requestForm(form) {
+    await this._act(this.formButtons[form], async () => {
+      const result = await emitAck(this.socket(), "call:form", { consultation_id: this.consultation.id, form });
+      if ("to_user" in result) {
+        this.status.textContent = `Waiting for ${this.otherName.toLowerCase()} to agree to ${form}…`;
+      } else {
+        this._formChanged(result);
+      }
+    });
+  }
+
+  async answer(accept) {
+    await this._act(accept ? this.acceptButton : this.declineButton, async () => {
+      this.pending = null;
+      this._formChanged(
+        await emitAck(this.socket(), "call:form-answer", { consultation_id: this.consultation.id, accept }),
+      );
+    });
+  }
+
+  async setConsent(consent) {
+    await this._act(this.consentBox, async () => {
+      this._recording(
+        await emitAck(this.socket(), "call:record-consent", { consultation_id: this.consultation.id, consent }),
+      );
+    });
+  }
+
+  async _act(control, work) {
+    control.disabled = true;
+    try {
+      await work();
+    } catch (err) {
+      this.onError(err);
+    } finally {
+      control.disabled = false;
+      this.render();
+    }
+  }
+
+  _requested(request) {
+    if (request.to_user !== this.me.id) return;
+    this.pending = request;
+    this.render();
+  }
+
+  _formChanged(change) {
+    this.pending = null;
+    if (change.declined) {
+      this.status.textContent = `Staying in ${change.form}: the switch was declined.`;
+      this.render(false);
+      return;
+    }
+    if (change.form === this.form && this.pc) return this.render();
+    this.form = change.form;
+    if (this.form === "chat") this._leave();
+    else this.join().catch((err) => this.onError(err));
+    this.render();
+  }
+
+  _recording(state) {
+    const mine = this.me.role === "doctor" ? state.doctor_consent : state.patient_consent;
+    const theirs = this.me.role === "doctor" ? state.patient_consent : state.doctor_consent;
+    this.consentBox.checked = mine;
+    this.element.dataset.recording = state.recording ? "yes" : "no";
+    this.recordingText.textContent = state.recording
+      ? "This call is being recorded (both agreed)."
+      : mine && !theirs
+        ? `Not recorded: ${this.otherName.toLowerCase()} has not agreed.`
+        : "Not recorded.";
+  }
+
+  _peerChanged(update) {
+    if (update.user_id === this.me.id) return;
+    if (this.form === "chat") {
+      this.peerState.textContent = ""; // a hung-up call's last news
+      return;
+    }
+    this.element.dataset.peer = update.state;
+    this.peerState.textContent = `${this.otherName}: ${PEER_TEXT[update.state] || update.state}`;
+  }
+
+  _quality(quality) {
+    if (!this.showQuality) return;
+    const row = (cells, tag = "td") => el("tr", {}, ...cells.map((text) => el(tag, { text })));
+    const rows = [row(["Leg", "State", "RTT", "Loss", "Bitrate", "Frame rate"], "th")];
+    for (const leg of quality.legs) {
+      const streams = leg.streams.filter((s) => s.direction === "in");
+      const video = streams.find((s) => s.kind === "video") || streams[0];
+      const loss = Math.max(0, ...leg.streams.map((s) => s.loss || 0));
+      const bitrate = leg.streams.reduce((sum, s) => sum + (s.direction === "in" ? s.bitrate : 0), 0);
+      rows.push(
+        row([
+          leg.role,
+          leg.state,
+          leg.rtt_ms == null ? "–" : `${Math.round(leg.rtt_ms)} ms`,
+          `${(loss * 100).toFixed(1)} %`,
+          `${Math.round(bitrate / 1000)} kbit/s`,
+          video ? `${Math.round(video.fps)} fps` : "–",
+        ]),
+      );
+    }
+    this.quality.replaceChildren(...rows);
+    this.quality.hidden = false;
+  }
+
+  render(updateStatus = true) {
+    const active = this.consultation.status === "active" && !this.closed;
+    const inCall = active && this.form !== "chat";
+    this.element.hidden = !active;
+    this.element.dataset.form = this.form;
+    this.media.hidden = !inCall;
+    this.localVideo.hidden = this.form !== "video";
+    this.remoteVideo.hidden = this.form !== "video";
+    this.controls.hidden = !inCall;
+    this.cameraButton.hidden = this.form !== "video";
+    this.muteButton.textContent = this.muted ? "Unmute" : "Mute";
+    this.muteButton.setAttribute("aria-pressed", String(this.muted));
+    this.cameraButton.textContent = this.cameraOff ? "Camera on" : "Camera off";
+    this.cameraButton.setAttribute("aria-pressed", String(this.cameraOff));
+    for (const [form, button] of Object.entries(this.formButtons)) button.hidden = form === this.form;
+    const pending = this.pending && this.pending.to_user === this.me.id ? this.pending : null;
+    this.requestBox.hidden = !pending;
+    if (pending) {
+      this.requestText.textContent = `${this.otherName} asks to switch to ${pending.form}.`;
+    }
+    if (!this.showQuality || !inCall) this.quality.hidden = true;
+    if (updateStatus) {
+      this.status.textContent = inCall ? `In a ${this.form} call.` : "Chat only: no call.";
+    }
+  }
+}
+
+/** For the record: the forms a consultation went through, and its recordings to download. */
+export function renderCallHistory(forms, recordings) {
+  const parts = [];
+  if (forms.length > 1) {
+    parts.push(
+      el("p", {
+        className: "muted small",
+        "data-testid": "record-forms",
+        text: `Forms used: ${forms
+          .map((f) => `${f.form}${f.started_at ? ` (from ${formatTime(f.started_at)})` : ""}`)
+          .join(" → ")}`,
+      }),
+    );
+  }
+  for (const r of recordings) {
+    const label = r.status === "ready" ? "Call recording (WebM)" : `Call recording: ${r.status}`;
+    parts.push(
+      el(
+        "p",
+        { className: "small", "data-testid": "record-recording" },
+        r.status === "ready" ? el("a", { href: r.url, download: "", text: label }) : label,
+        ` · ${formatTime(r.started_at)}`,
+      ),
+    );
+  }
+  return el("div", { className: "record-calls" }, ...parts);
+}
+
+/** Resolves when ICE gathering is complete, or after GATHER_MS with what was gathered. */
+function gathered(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      pc.removeEventListener("icegatheringstatechange", check);
+      clearTimeout(timer);
+      resolve();
+    };
+    const check = () => pc.iceGatheringState === "complete" && done();
+    const timer = setTimeout(done, GATHER_MS);
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
