@@ -20,7 +20,10 @@ from consult.events import EventBus
 from consult.http import (
     routes_accounts,
     routes_booking,
+    routes_calls,
     routes_consultations,
+    routes_documents,
+    routes_followups,
     routes_scheduler,
     routes_system,
 )
@@ -31,6 +34,7 @@ from consult.http.routes_system import OPENAPI
 from consult.http.routing import SERVICES
 from consult.services import Services
 from consult.settings import Settings
+from consult.signaling.calls import CallPush
 from consult.signaling.fanout import QueueFanout
 from consult.signaling.namespace import ConsultNamespace
 from consult.signaling.notifier import Notifier
@@ -48,6 +52,9 @@ APIS = (
     routes_consultations.api,
     routes_booking.api,
     routes_scheduler.api,
+    routes_documents.api,
+    routes_followups.api,
+    routes_calls.api,
 )
 
 
@@ -74,6 +81,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     )
     app[SCHEDULER_PUSH] = scheduler_push
     services.bus.subscribe(scheduler_push)
+    # Calls: a consultation that ends ends its call; media state and quality pushed to pages.
+    services.bus.subscribe(services.calls.on_event)
+    app[CALL_PUSH] = CallPush(sio, services.calls, interval=2.0)
 
     for api in APIS:
         api.install(app)
@@ -81,12 +91,14 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     install_pages(app, settings.web_dir)
     app.cleanup_ctx.append(_database_lifetime)
     app.cleanup_ctx.append(_queue_timers)
+    app.cleanup_ctx.append(_calls_lifetime)
     return app
 
 
 FANOUT = web.AppKey("fanout", QueueFanout)
 SIO = web.AppKey("sio", socketio.AsyncServer)
 SCHEDULER_PUSH = web.AppKey("scheduler_push", SchedulerPush)
+CALL_PUSH = web.AppKey("call_push", CallPush)
 
 
 async def _close_sockets(app: web.Application) -> None:
@@ -113,6 +125,14 @@ async def _queue_timers(app: web.Application) -> AsyncIterator[None]:
             await task
     await app[FANOUT].close()
     await app[SCHEDULER_PUSH].close()
+
+
+async def _calls_lifetime(app: web.Application) -> AsyncIterator[None]:
+    """The quality push runs while the server does; shutdown finishes recordings, closes peers."""
+    app[CALL_PUSH].start()
+    yield
+    await app[CALL_PUSH].close()
+    await app[SERVICES].calls.close()
 
 
 async def _database_lifetime(app: web.Application) -> AsyncIterator[None]:

@@ -38,6 +38,23 @@ class MessagePosted(Event):
 
 
 @dataclass(frozen=True)
+class MessagesRead(Event):
+    """A participant has read the chat up to ``receipt["read_seq"]`` (a read receipt)."""
+
+    patient_id: int
+    doctor_id: int
+    receipt: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Typing(Event):
+    """A participant started or stopped typing; told to the other participant only."""
+
+    to_user_id: int
+    typing: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class OfferMade(Event):
     doctor_id: int
     consultation: dict[str, Any]
@@ -92,6 +109,47 @@ class PresenceChanged(Event):
 class RecordChanged(Event):
     patient_id: int
     consultation_id: int
+
+
+@dataclass(frozen=True)
+class FollowUpAsked(Event):
+    """A patient asked the doctor of a finished consultation a follow-up question."""
+
+    doctor_id: int
+    follow_up: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FollowUpAnswered(Event):
+    patient_id: int
+    doctor_id: int
+    follow_up: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CallFormRequested(Event):
+    """A participant asked to switch the form (e.g. to video); the other one answers."""
+
+    to_user_id: int
+    request: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CallFormChanged(Event):
+    """The consultation's form changed (or a request was declined: ``change["declined"]``)."""
+
+    patient_id: int
+    doctor_id: int
+    change: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CallRecordingChanged(Event):
+    """A recording consent was given or withdrawn, or a recording started or stopped."""
+
+    patient_id: int
+    doctor_id: int
+    recording: dict[str, Any]
 
 
 Handler = Callable[[Event], Awaitable[None]]

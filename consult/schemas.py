@@ -110,6 +110,10 @@ class TicketUpdateOut(Out):
     waiting: int = Field(description="tickets in this specialty and form queue")
     eta: EtaOut
     doctors: DoctorsStateOut
+    long_wait: bool = Field(
+        description="no doctor can serve the ticket now or the upper estimate passes "
+        "CONSULT_ALTERNATIVES_THRESHOLD: the full ticket (GET /api/queue/ticket) offers slots"
+    )
 
 
 class ConsultationsOut(Out):
@@ -145,7 +149,20 @@ class SendMessageIn(In):
     client_id: str = Field(
         min_length=1, max_length=64, description="The sender's own id; a retry reuses it."
     )
-    body: str = Field(min_length=1, max_length=4000)
+    # The length limit (CONSULT_CHAT_MAX_LENGTH, 4,000 characters) is checked by the chat
+    # service, so that a long message gets its own error code (message_too_long).
+    body: str = Field(min_length=1, description="At most 4,000 characters (message_too_long).")
+
+
+class DocumentRefOut(Out):
+    """A document as the chat shows it (shared into the consultation by the patient)."""
+
+    id: int
+    filename: str
+    description: str
+    content_type: str
+    size: int = Field(description="bytes")
+    deleted: bool = Field(default=False, description="the patient has deleted it since")
 
 
 class MessageOut(Out):
@@ -157,10 +174,56 @@ class MessageOut(Out):
     client_id: str
     body: str
     created_at: datetime
+    document: DocumentRefOut | None = Field(
+        default=None, description="a document the patient shared with this message"
+    )
 
 
 class MessagesOut(Out):
     messages: list[MessageOut]
+
+
+class ResumeIn(In):
+    consultation_id: int
+    after_seq: int = Field(default=0, ge=0, description="The last seq the client holds.")
+
+
+class ReadStateOut(Out):
+    patient_read_seq: int = Field(description="The patient has read every message up to this seq.")
+    doctor_read_seq: int = Field(description="The doctor has read every message up to this seq.")
+
+
+class ResumeOut(Out):
+    consultation_id: int
+    status: ConsultationStatus
+    messages: list[MessageOut] = Field(description="Every message after after_seq, in order.")
+    last_seq: int = Field(description="The consultation's last seq when this was read.")
+    read: ReadStateOut
+
+
+class ReadIn(In):
+    consultation_id: int
+    seq: int = Field(ge=0, description="The highest seq the reader has seen.")
+
+
+class ReceiptOut(Out):
+    consultation_id: int
+    reader_id: int
+    reader_role: Role
+    read_seq: int
+    read: ReadStateOut
+
+
+class TypingIn(In):
+    consultation_id: int
+    typing: bool
+
+
+class TypingOut(Out):
+    consultation_id: int
+    user_id: int
+    role: Role
+    typing: bool
 
 
 # --- records ----------------------------------------------------------------------------------
@@ -178,10 +241,50 @@ class RecommendationOut(Out):
     created_at: datetime
 
 
+class FollowUpOut(Out):
+    """An "Ask the doctor" question after a finished consultation, and its answer."""
+
+    id: int
+    consultation_id: int
+    patient: PersonOut
+    doctor: PersonOut
+    question: str
+    asked_at: datetime
+    answer: str | None
+    answered_at: datetime | None
+
+
+class FormStretchOut(Out):
+    """One stretch of a consultation in one form (calls: chat -> voice -> video and back)."""
+
+    form: Form
+    started_at: datetime | None
+    ended_at: datetime | None
+    requested_by: int | None = None
+
+
+class RecordingOut(Out):
+    """A call recording (both sides consented); downloaded from its ``url``."""
+
+    id: int
+    consultation_id: int
+    status: str = Field(description="recording, ready or failed")
+    started_at: datetime
+    ended_at: datetime | None
+    size: int | None
+    sha256: str | None
+    url: str
+
+
 class RecordEntryOut(Out):
     consultation: ConsultationOut
     transcript: list[MessageOut]
     recommendations: list[RecommendationOut]
+    follow_ups: list[FollowUpOut] = Field(default_factory=list)
+    forms: list[FormStretchOut] = Field(
+        default_factory=list, description="The forms used, in order, and when."
+    )
+    recordings: list[RecordingOut] = Field(default_factory=list)
 
 
 class RecordOut(Out):

@@ -7,9 +7,15 @@ from datetime import timedelta
 
 from consult.accounts.service import AccountService
 from consult.booking.service import BookingService
+from consult.calls.recordings import RecordingStore
+from consult.calls.service import CallService
 from consult.chat.service import ChatService
 from consult.clock import Clock
+from consult.documents.service import DocumentService
+from consult.documents.storage import DocumentStore
 from consult.events import EventBus
+from consult.followups.service import FollowUpService
+from consult.media.ice import IceConfig
 from consult.queue.dashboard import DashboardService
 from consult.queue.matcher import Matcher
 from consult.queue.policy import QueueRules
@@ -39,6 +45,9 @@ class Services:
     records: RecordService
     booking: BookingService
     dashboard: DashboardService
+    documents: DocumentService
+    follow_ups: FollowUpService
+    calls: CallService
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock, db: Database) -> Services:
@@ -47,6 +56,16 @@ class Services:
         matcher = Matcher(clock, rules)
         consultations = ConsultationService(db, clock, audit, matcher)
         booking = BookingService(db, clock, audit)
+        chat = ChatService(
+            db,
+            clock,
+            audit,
+            consultations,
+            max_length=settings.chat_max_length,
+            rate=settings.chat_rate,
+            burst=settings.chat_burst,
+        )
+        documents = DocumentStore(settings.documents_path(), web_root=settings.web_dir)
         return cls(
             settings=settings,
             clock=clock,
@@ -58,11 +77,23 @@ class Services:
             presence=PresenceService(db, clock, rules, matcher, consultations),
             tickets=TicketService(db, clock, rules, consultations, alternatives=booking.free_slots),
             sweeper=Sweeper(db, clock, rules, matcher, consultations),
-            chat=ChatService(db, clock, audit, consultations),
+            chat=chat,
             records=RecordService(db, clock, audit, consultations),
             booking=booking,
             dashboard=DashboardService(
                 db, clock, audit, matcher, consultations, wait_breach=settings.wait_breach
+            ),
+            documents=DocumentService(db, clock, audit, documents, chat),
+            follow_ups=FollowUpService(
+                db, clock, audit, consultations, window_days=settings.follow_up_days
+            ),
+            calls=CallService(
+                db,
+                clock,
+                audit,
+                consultations,
+                ice=IceConfig.from_settings(settings),
+                recordings=RecordingStore(settings.recordings_path(), web_root=settings.web_dir),
             ),
         )
 

@@ -6,7 +6,7 @@ The defaults are the embedded set-up: a SQLite file and the in-process bus.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,25 @@ class Settings:
     wait_breach: int = 15 * 60
     # How often expired offers and leases are looked for.
     sweep_interval: float = 1.0
+    # Media (consult/media/ice.py): comma-separated stun:/turn: URLs; TURN credentials are
+    # derived from the secret (coturn use-auth-secret) and live turn_ttl seconds.
+    stun_urls: str = ""
+    turn_urls: str = ""
+    turn_secret: str = field(default="", repr=False)
+    turn_ttl: int = 3600
+    # Chat limits: characters per message; messages per second per participant of a
+    # consultation, with bursts of up to chat_burst (a token bucket in each process).
+    chat_max_length: int = 4000
+    chat_rate: float = 10.0
+    chat_burst: int = 20
+    # Where uploaded medical documents are kept (never under web/). Empty: a folder beside the
+    # SQLite file (consult.db -> consult-documents/), or ./consult-documents for PostgreSQL.
+    documents_dir: str = ""
+    # "Ask the doctor": how many days after a finished consultation follow-up questions go in.
+    follow_up_days: int = 14
+    # Where call recordings are written (never under web/). Empty: beside the SQLite file
+    # (consult.db -> consult-recordings/), or ./consult-recordings for PostgreSQL.
+    recordings_dir: str = ""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -55,6 +74,27 @@ class Settings:
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+    def documents_path(self) -> Path:
+        return (
+            Path(self.documents_dir) if self.documents_dir else self._beside_database("documents")
+        )
+
+    def recordings_path(self) -> Path:
+        return (
+            Path(self.recordings_dir)
+            if self.recordings_dir
+            else self._beside_database("recordings")
+        )
+
+    def _beside_database(self, kind: str) -> Path:
+        """``<db>-<kind>/`` beside the SQLite file; ``./consult-<kind>`` otherwise."""
+        prefix = "sqlite+aiosqlite:///"
+        database = self.database_url.removeprefix(prefix)
+        if self.database_url.startswith(prefix) and database and ":memory:" not in database:
+            db_file = Path(database)
+            return db_file.parent / f"{db_file.stem}-{kind}"
+        return Path(f"consult-{kind}")
 
 
 def _parse(kind: Any, raw: str) -> Any:

@@ -15,6 +15,10 @@ class TicketOut(Out):
     waiting: int = Field(description="tickets in this specialty and form queue")
     eta: EtaOut
     doctors: DoctorsStateOut
+    long_wait: bool = Field(
+        description="no doctor can serve the ticket now or the upper estimate passes "
+        "CONSULT_ALTERNATIVES_THRESHOLD (alternatives are then offered when there are slots)"
+    )
     next: str = Field(description="what happens next, in words for the patient")
     alternatives: list[SlotOut] = Field(
         default_factory=list, description="free slots offered when the wait is long or no doctor"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -64,38 +64,44 @@ class QueueView:
             return replace(found, high_seconds=None, beyond_horizon=True)
         return found
 
-    def update_for(self, index: int) -> TicketUpdateOut:
+    def update_for(self, index: int, long_wait_after: timedelta) -> TicketUpdateOut:
         row = self.tickets[index]
         offered = row.status == ConsultationStatus.OFFERED
         ahead = 0 if offered else index - (len(self.tickets) - self.waiting)
+        eta_out = _OFFERED_ETA if offered else _eta_out(self.estimate(ahead))
         return TicketUpdateOut(
             consultation_id=row.id,
             status=row.status,
             place=0 if offered else ahead + 1,
             waiting=self.waiting,
-            eta=_OFFERED_ETA if offered else _eta_out(self.estimate(ahead)),
+            eta=eta_out,
             doctors=self.doctors,
+            long_wait=not offered and is_long_wait(eta_out, long_wait_after),
         )
 
-    def payloads(self) -> list[tuple[int, dict[str, Any]]]:
+    def payloads(self, long_wait_after: timedelta) -> list[tuple[int, dict[str, Any]]]:
         """(patient id, ``queue:ticket`` payload) for every queued patient: what
         ``update_for(i).model_dump(mode="json")`` gives, built as plain dicts. With thousands
         waiting, a push is otherwise mostly model validation; the parts every payload shares
         (the doctors, one estimate per place) are built once."""
         doctors = self.doctors.model_dump(mode="json")
         offered_eta = _OFFERED_ETA.model_dump(mode="json")
-        etas: dict[int, dict[str, Any]] = {}
+        etas: dict[int, tuple[dict[str, Any], bool]] = {}
         first_waiting = len(self.tickets) - self.waiting
         out: list[tuple[int, dict[str, Any]]] = []
         for index, row in enumerate(self.tickets):
             if row.status == ConsultationStatus.OFFERED:
-                place, eta_json = 0, offered_eta
+                place, eta_json, long_wait = 0, offered_eta, False
             else:
                 ahead = index - first_waiting
                 key = min(ahead, EXACT_PLACES + 1)  # beyond the horizon all read the same
                 if key not in etas:
-                    etas[key] = _eta_out(self.estimate(ahead)).model_dump(mode="json")
-                eta_json = etas[key]
+                    eta_out = _eta_out(self.estimate(ahead))
+                    etas[key] = (
+                        eta_out.model_dump(mode="json"),
+                        is_long_wait(eta_out, long_wait_after),
+                    )
+                eta_json, long_wait = etas[key]
                 place = ahead + 1
             out.append(
                 (
@@ -107,6 +113,7 @@ class QueueView:
                         "waiting": self.waiting,
                         "eta": eta_json,
                         "doctors": doctors,
+                        "long_wait": long_wait,
                     },
                 )
             )
@@ -181,14 +188,12 @@ class TicketService:
             waiting=waiting,
             eta=eta_out,
             doctors=view.doctors,
+            long_wait=place > 0 and is_long_wait(eta_out, self._rules.alternatives_threshold),
             next=next_step or _next_step(place, view.doctors.online, False),
         )
 
     async def _with_alternatives(self, actor: Actor, ticket: TicketOut) -> TicketOut:
-        long_wait = ticket.eta.high_minutes is None or (
-            ticket.eta.high_minutes * 60 > self._rules.alternatives_threshold.total_seconds()
-        )
-        if not (long_wait and ticket.place > 0 and self._alternatives is not None):
+        if not (ticket.long_wait and self._alternatives is not None):
             return ticket
         alternatives = await self._alternatives(
             actor, ticket.consultation.specialty.code, self._rules.alternatives_count
@@ -207,7 +212,7 @@ class TicketService:
         everyone queued for this specialty and form."""
         async with self._db.reader() as uow:
             view = await queue_view(uow, specialty, form, self._clock.now(), self._estimates)
-        return view.payloads()
+        return view.payloads(self._rules.alternatives_threshold)
 
 
 async def queue_view(
@@ -306,6 +311,13 @@ async def recent_durations(uow: UnitOfWork, specialty: str, form: str) -> list[f
 
 _OFFERED_ETA = EtaOut(low_minutes=0, high_minutes=0, basis="a doctor is being asked to accept now")
 _ACCEPTED = "a doctor has accepted you"
+
+
+def is_long_wait(eta_out: EtaOut, threshold: timedelta) -> bool:
+    """Waiting is not worth it (alternatives are offered): nobody can serve the ticket now,
+    or the upper estimate passes the threshold."""
+    high = eta_out.high_minutes
+    return high is None or high * 60 > threshold.total_seconds()
 
 
 def _next_step(place: int, online: int, has_alternatives: bool) -> str:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from consult.calls import repository as calls_repo
 from consult.chat import repository as chat_repo
 from consult.clock import Clock, as_utc
 from consult.domain import QUEUED_STATUSES, Actor, ConsultationStatus, Role
 from consult.errors import Conflict, NotAllowed, NotFound
 from consult.events import RecordChanged
+from consult.followups import repository as follow_up_repo
 from consult.queue import repository as queue_repo
 from consult.queue.service import ConsultationService
 from consult.records.audit import Audit
@@ -97,6 +99,14 @@ class RecordService:
             recommendations = await _recommendations(
                 uow, t.recommendations.c.patient_id == patient_id
             )
+            follow_ups = await follow_up_repo.of_patient(uow, patient_id)
+            recordings = await calls_repo.recordings_of(uow, [c.id for c in consultations])
+            consultation_rows = {
+                r.id: r
+                for r in await uow.conn.execute(
+                    sa.select(t.consultations).where(t.consultations.c.patient_id == patient_id)
+                )
+            }
             entries = []
             for c in consultations:
                 # A ticket cancelled before any doctor took it holds nothing clinical.
@@ -107,6 +117,9 @@ class RecordService:
                         consultation=c,
                         transcript=await chat_repo.messages_after(uow, c.id),
                         recommendations=[r for r in recommendations if r.consultation_id == c.id],
+                        follow_ups=[f for f in follow_ups if f.consultation_id == c.id],
+                        forms=await calls_repo.stretches(uow, consultation_rows[c.id]),
+                        recordings=[r for r in recordings if r.consultation_id == c.id],
                     )
                 )
             await self._audit.write(uow, actor, "record.read", patient_id=patient_id)

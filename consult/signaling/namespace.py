@@ -17,9 +17,17 @@ import socketio
 from consult.domain import Actor, Identity, Role
 from consult.errors import ConsultError, Invalid
 from consult.http.routing import SESSION_COOKIE, validate
-from consult.schemas import OfferAnswerIn, PresenceIn, SendMessageIn
+from consult.schemas import (
+    OfferAnswerIn,
+    PresenceIn,
+    ReadIn,
+    ResumeIn,
+    SendMessageIn,
+    TypingIn,
+)
 from consult.services import Services
 from consult.signaling.acks import ack
+from consult.signaling.calls import call_events
 from consult.signaling.scheduler_push import SCHEDULERS_ROOM
 from consult.signaling.server import user_room
 
@@ -40,6 +48,10 @@ class ConsultNamespace(socketio.AsyncNamespace):
             "queue:accept": self.queue_accept,
             "queue:decline": self.queue_decline,
             "chat:send": self.chat_send,
+            "chat:resume": self.chat_resume,
+            "chat:read": self.chat_read,
+            "chat:typing": self.chat_typing,
+            **call_events(services.calls),
         }
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
@@ -129,6 +141,18 @@ class ConsultNamespace(socketio.AsyncNamespace):
     async def chat_send(self, actor: Actor, payload: Any) -> Any:
         body = _validate(SendMessageIn, payload)
         return await self.services.chat.post(actor, body.consultation_id, body.client_id, body.body)
+
+    async def chat_resume(self, actor: Actor, payload: Any) -> Any:
+        body = _validate(ResumeIn, payload)
+        return await self.services.chat.resume(actor, body.consultation_id, body.after_seq)
+
+    async def chat_read(self, actor: Actor, payload: Any) -> Any:
+        body = _validate(ReadIn, payload)
+        return await self.services.chat.mark_read(actor, body.consultation_id, body.seq)
+
+    async def chat_typing(self, actor: Actor, payload: Any) -> Any:
+        body = _validate(TypingIn, payload)
+        return await self.services.chat.typing(actor, body.consultation_id, body.typing)
 
 
 def _validate(model: Any, payload: Any) -> Any:

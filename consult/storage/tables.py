@@ -97,6 +97,9 @@ consultations = sa.Table(
     sa.Column("ended_by", sa.ForeignKey("users.id"), nullable=True),
     # The last chat sequence number handed out; bumped under the row lock.
     sa.Column("last_seq", sa.Integer, nullable=False, server_default="0"),
+    # Read receipts (migration 0005): the highest seq each side has read; it only moves forward.
+    sa.Column("patient_read_seq", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("doctor_read_seq", sa.Integer, nullable=False, server_default="0"),
     # Queue order: the ticket with the earliest rank_at goes first. rank_at is the arrival time
     # moved earlier by the ticket's priority, so waiting time raises everyone's priority alike.
     sa.Column("rank_at", Timestamp, nullable=True),
@@ -132,6 +135,8 @@ messages = sa.Table(
     sa.Column("client_id", sa.String(64), nullable=False),
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
+    # A document the patient shared into the chat (migration 0004).
+    sa.Column("document_id", sa.ForeignKey("documents.id"), nullable=True),
     sa.UniqueConstraint("consultation_id", "seq", name="uq_messages_consultation_seq"),
     sa.UniqueConstraint("consultation_id", "sender_id", "client_id", name="uq_messages_client_id"),
 )
@@ -222,4 +227,86 @@ bookings = sa.Table(
         sqlite_where=sa.text("status = 'active'"),
         postgresql_where=sa.text("status = 'active'"),
     ),
+)
+
+# --- documents and follow-up questions (migration 0004) ----------------------------------------
+
+documents = sa.Table(
+    "documents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("patient_id", sa.ForeignKey("users.id"), nullable=False, index=True),
+    # The file's generated name in the documents directory; the upload's name is metadata only.
+    sa.Column("stored_name", sa.String(64), nullable=False, unique=True),
+    sa.Column("filename", sa.String(200), nullable=False),
+    sa.Column("description", sa.String(500), nullable=False),
+    sa.Column("content_type", sa.String(40), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    # Deleted by the patient: the file is gone, the row stays for the chat messages that name it.
+    sa.Column("deleted_at", Timestamp, nullable=True),
+    sa.CheckConstraint(
+        "content_type IN ('image/jpeg', 'image/png', 'application/pdf')",
+        name="ck_documents_content_type",
+    ),
+)
+
+follow_ups = sa.Table(
+    "follow_ups",
+    metadata,
+    # "Ask the doctor": a question after a finished consultation, to that consultation's doctor.
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("consultation_id", sa.ForeignKey("consultations.id"), nullable=False, index=True),
+    sa.Column("patient_id", sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("doctor_id", sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("question", sa.Text, nullable=False),
+    sa.Column("asked_at", Timestamp, nullable=False),
+    sa.Column("answer", sa.Text, nullable=True),
+    sa.Column("answered_at", Timestamp, nullable=True),
+    # The doctor's inbox: their unanswered questions, oldest first.
+    sa.Index("ix_follow_ups_inbox", "doctor_id", "answered_at", "asked_at"),
+)
+
+# --- calls: forms used, recording consent, recordings (migration 0006) -------------------------
+
+consultation_forms = sa.Table(
+    "consultation_forms",
+    metadata,
+    # The forms a consultation went through (chat -> voice -> video and back), one row per stretch;
+    # the open stretch has no ended_at. No rows: the whole consultation kept its first form.
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("consultation_id", sa.ForeignKey("consultations.id"), nullable=False, index=True),
+    sa.Column("form", sa.String(8), nullable=False),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("ended_at", Timestamp, nullable=True),
+    # Who asked for this form (null for the form the patient chose when joining).
+    sa.Column("requested_by", sa.ForeignKey("users.id"), nullable=True),
+    sa.CheckConstraint("form IN ('chat', 'voice', 'video')", name="ck_consultation_forms_form"),
+)
+
+recording_consents = sa.Table(
+    "recording_consents",
+    metadata,
+    # Append-only: each participant's latest row is their consent now.
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("consultation_id", sa.ForeignKey("consultations.id"), nullable=False, index=True),
+    sa.Column("user_id", sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("consent", sa.Boolean, nullable=False),
+    sa.Column("at", Timestamp, nullable=False),
+)
+
+recordings = sa.Table(
+    "recordings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("consultation_id", sa.ForeignKey("consultations.id"), nullable=False, index=True),
+    # The file's generated name in the recordings directory (never under web/).
+    sa.Column("stored_name", sa.String(64), nullable=False, unique=True),
+    sa.Column("status", sa.String(12), nullable=False),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("ended_at", Timestamp, nullable=True),
+    sa.Column("size", sa.Integer, nullable=True),
+    sa.Column("sha256", sa.String(64), nullable=True),
+    sa.CheckConstraint("status IN ('recording', 'ready', 'failed')", name="ck_recordings_status"),
 )

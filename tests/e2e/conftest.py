@@ -40,6 +40,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-gpu",
     "--no-first-run",
+    # A fake camera (a moving test pattern) and microphone (a beep), granted without a prompt;
+    # autoplay without a gesture: the call tests check that media flows, not Chrome's policy.
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
 ]
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "e2e"

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -20,11 +21,20 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 async def server(
-    database_url: str, clock: ManualClock, aiohttp_server: Callable[..., Awaitable[TestServer]]
+    database_url: str,
+    clock: ManualClock,
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    tmp_path: Path,
 ) -> TestServer:
     # No background sweeps: tests call services.sweeper.sweep() after moving the clock.
+    # Files (documents, recordings) go to the test's own folder, whatever the database.
     settings = Settings(
-        database_url=database_url, demo=True, migrate_on_start=False, sweep_interval=0
+        database_url=database_url,
+        demo=True,
+        migrate_on_start=False,
+        sweep_interval=0,
+        documents_dir=str(tmp_path / "documents"),
+        recordings_dir=str(tmp_path / "recordings"),
     )
     return await aiohttp_server(create_app(settings, clock=clock))
 

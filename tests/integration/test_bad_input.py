@@ -162,10 +162,13 @@ async def test_malformed_socket_payloads_get_error_acks(api, sockets, database_u
         None,
         {"consultation_id": "abc", "client_id": "1", "body": "x"},
         {"consultation_id": 1, "client_id": "1", "body": ""},
-        {"consultation_id": 1, "client_id": "1", "body": "x" * 4001},
     ):
         ack = await ws.emit("chat:send", payload)
         assert ack["ok"] is False and ack["error"]["code"] == "invalid_payload", (payload, ack)
+    # Too long has its own code, with the limit.
+    ack = await ws.emit("chat:send", {"consultation_id": 1, "client_id": "1", "body": "x" * 4001})
+    assert ack["ok"] is False and ack["error"]["code"] == "message_too_long", ack
+    assert ack["error"]["details"] == {"max_length": 4000, "length": 4001}
     ack = await ws.emit("no:such:event", {})
     assert ack["error"]["code"] == "unknown_event"
     # A patient cannot go online as a doctor.

@@ -175,6 +175,7 @@ async def test_places_move_live_when_someone_ahead_leaves(api, sockets):
     await anna.call("POST", f"/api/consultations/{first}/end", {})
     update = await piotr_ws.until("queue:ticket", lambda t: t["place"] == 1)
     assert update["waiting"] == 1 and update["doctors"]["online"] == 0
+    assert update["long_wait"] is True  # nobody online: the page offers slots
 
 
 async def test_one_ticket_at_a_time(api):
@@ -188,7 +189,7 @@ async def test_alternative_slots_are_offered_when_no_doctor_is_online(api):
     piotr = await api("piotr@demo.test")
     ticket = await join(piotr, "dermatology")
     assert ticket["doctors"]["online"] == 0 and ticket["eta"]["high_minutes"] is None
-    assert "No doctor" in ticket["next"]
+    assert ticket["long_wait"] is True and "No doctor" in ticket["next"]
     slots = ticket["alternatives"]
     assert len(slots) == 5
     assert all(s["specialty"]["code"] == "dermatology" and s["covered"] for s in slots)
@@ -207,6 +208,7 @@ async def test_no_alternatives_when_a_doctor_is_free_soon(api, sockets):
     piotr = await api("piotr@demo.test")
     ticket = await join(piotr, "paediatrics")
     assert ticket["place"] == 1 and ticket["alternatives"] == []
+    assert ticket["long_wait"] is False
     assert ticket["eta"]["low_minutes"] <= ticket["eta"]["high_minutes"]
 
 

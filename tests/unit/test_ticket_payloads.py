@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -10,6 +11,8 @@ from consult.domain import ConsultationStatus
 from consult.queue import eta
 from consult.queue.tickets import EXACT_PLACES, QueueView
 from consult.schemas import DoctorsStateOut
+
+THRESHOLD = timedelta(minutes=30)
 
 
 def _view(offered: int, waiting: int, online: int, busy: list[float]) -> QueueView:
@@ -37,9 +40,13 @@ def _view(offered: int, waiting: int, online: int, busy: list[float]) -> QueueVi
 )
 def test_payloads_match_the_model_for_every_place(offered, waiting, online, busy):
     view = _view(offered, waiting, online, busy)
-    payloads = view.payloads()
+    payloads = view.payloads(THRESHOLD)
     assert [patient for patient, _ in payloads] == [r.patient_id for r in view.tickets]
     for index, (_, payload) in enumerate(payloads):
-        assert payload == view.update_for(index).model_dump(mode="json")
+        assert payload == view.update_for(index, THRESHOLD).model_dump(mode="json")
     places = [p["place"] for _, p in payloads]
     assert places == [0] * offered + list(range(1, waiting + 1))
+    # Alternatives are suggested exactly where the wait is unknown or past the threshold.
+    for _, p in payloads:
+        high = p["eta"]["high_minutes"]
+        assert p["long_wait"] == (p["place"] > 0 and (high is None or high > 30))

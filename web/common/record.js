@@ -1,6 +1,7 @@
 // Renders a patient record ({patient, entries: [{consultation, transcript, recommendations}]}).
 
 import { el, formatDateTime, formatTime } from "/static/api.js";
+import { renderCallHistory } from "/static/call.js";
 
 const STATUS_TEXT = {
   waiting: "Waiting for a doctor",
@@ -26,7 +27,7 @@ export function renderRecord(container, record, me) {
   container.replaceChildren(...entries.map((entry) => renderEntry(entry, me)));
 }
 
-function renderEntry({ consultation: c, transcript, recommendations }, me) {
+function renderEntry({ consultation: c, transcript, recommendations, forms, recordings }, me) {
   const when = c.started_at || c.created_at;
   const open = ["waiting", "offered", "active"].includes(c.status);
   return el(
@@ -49,6 +50,7 @@ function renderEntry({ consultation: c, transcript, recommendations }, me) {
         el("span", { className: `badge ${c.status}`, text: statusText(c.status) }),
       ),
     ),
+    renderCallHistory(forms || [], recordings || []),
     el("h4", { text: "Recommendations" }),
     renderRecommendations(recommendations),
     open

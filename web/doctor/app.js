@@ -16,7 +16,10 @@ import {
 } from "/static/api.js";
 import { startSession } from "/static/session.js";
 import { ChatPanel } from "/static/chat.js";
+import { CallPanel } from "/static/call.js";
 import { renderRecord, statusText } from "/static/record.js";
+import { PatientDocuments } from "/static/documents.js";
+import { FollowUpInbox } from "/static/followups.js";
 
 const errors = new ErrorBanner($("#error"));
 const state = {
@@ -24,6 +27,11 @@ const state = {
   socket: null,
   cards: new Map(), // consultation id -> ConsultationCard
 };
+const inbox = new FollowUpInbox({
+  list: $("#inbox"),
+  empty: $("#inbox-empty"),
+  onError: (err) => errors.show(err),
+});
 
 // --- session -------------------------------------------------------------------------------
 
@@ -38,8 +46,10 @@ function afterLogout() {
   if (state.socket) state.socket.disconnect();
   state.socket = null;
   state.me = null;
+  for (const card of state.cards.values()) card.call.destroy();
   state.cards.clear();
   $("#consultations").replaceChildren();
+  inbox.clear();
   showNotice("");
   $("#presence-status").dataset.state = "unknown";
   $("#presence-status").textContent = "You are not taking patients from this console.";
@@ -56,6 +66,7 @@ async function enter(me) {
   show($("#wrong-role"), !isDoctor);
   show($("#presence-section"), isDoctor);
   show($("#consultations-section"), isDoctor);
+  show($("#inbox-section"), isDoctor);
   if (!isDoctor) return;
   renderEmpty();
   connect();
@@ -152,15 +163,31 @@ function connect() {
     node.dataset.state = status;
     node.textContent = `You are ${status}${reason ? ` (${reason})` : ""}.`;
   });
+  // "Ask the doctor": a new question, or one answered (here or in another tab).
+  socket.on("follow-up:asked", ({ follow_up: followUp }) => inbox.asked(followUp));
+  socket.on("follow-up:answered", ({ follow_up: followUp }) => inbox.answered(followUp));
   socket.on("chat:message", ({ message }) => {
     const card = state.cards.get(message.consultation_id);
     if (card) card.chat.receive(message);
+  });
+  // Read receipts (what the patient has read) and typing notices, per consultation card.
+  socket.on("chat:read", (receipt) => {
+    const card = state.cards.get(receipt.consultation_id);
+    if (card) card.chat.receipt(receipt);
+  });
+  socket.on("chat:typing", (notice) => {
+    const card = state.cards.get(notice.consultation_id);
+    if (card) card.chat.typing(notice);
+  });
+  socket.on("disconnect", () => {
+    for (const card of state.cards.values()) card.chat.setOnline(false);
   });
 }
 
 /** After every (re)connect: the open consultations, and what was missed in each chat. */
 async function sync() {
   const { consultations } = await api("GET", "/api/consultations/open");
+  inbox.load().catch((err) => errors.show(err));
   const openIds = new Set(consultations.map((c) => c.id));
   for (const c of consultations) upsert(c);
   for (const [id, card] of state.cards) {
@@ -211,6 +238,14 @@ class ConsultationCard {
       me: state.me,
       socket: () => state.socket,
       onError: (err) => errors.show(err),
+    });
+    // Voice and video with the patient, with both legs' quality figures for the doctor.
+    this.call = new CallPanel({
+      consultation,
+      me: state.me,
+      socket: () => state.socket,
+      onError: (err) => errors.show(err),
+      showQuality: true,
     });
     this.title = el("h3", { "data-testid": "patient-name", text: consultation.patient.name });
     this.meta = el("p", { className: "muted", "data-testid": "consultation-meta" });
@@ -277,6 +312,7 @@ class ConsultationCard {
       this.saveButton,
     );
     this.history = el("div", { className: "history", "data-testid": "patient-history" });
+    this.documents = new PatientDocuments(consultation.patient.id);
 
     this.element = el(
       "article",
@@ -295,7 +331,7 @@ class ConsultationCard {
       (this.grid = el(
         "div",
         { className: "consultation-grid" },
-        el("div", {}, el("h4", { text: "Chat" }), this.chat.element),
+        el("div", {}, this.call.element, el("h4", { text: "Chat" }), this.chat.element),
         el(
           "div",
           {},
@@ -304,6 +340,8 @@ class ConsultationCard {
           el("h5", { text: "Saved recommendations" }),
           this.noneSaved,
           this.savedList,
+          el("h5", { text: "Patient's documents" }),
+          this.documents.element,
           el(
             "details",
             { className: "history-details" },
@@ -325,12 +363,15 @@ class ConsultationCard {
     if (this.started || this.consultation.status !== "active") return;
     this.started = true;
     this.chat.catchUp().catch((err) => errors.show(err));
+    this.call.start().catch((err) => errors.show(err));
     this.loadRecord().catch((err) => errors.show(err));
+    this.documents.load().catch((err) => errors.show(err));
   }
 
   update(consultation) {
     this.consultation = consultation;
     this.chat.setConsultation(consultation);
+    this.call.setConsultation(consultation);
     this.render();
     this.start();
   }
@@ -430,6 +471,7 @@ class ConsultationCard {
   }
 
   close() {
+    this.call.destroy();
     state.cards.delete(this.consultation.id);
     this.element.remove();
     renderEmpty();

@@ -9,13 +9,17 @@ import {
   connectSocket,
   el,
   guarded,
+  newClientId,
   show,
 } from "/static/api.js";
 import { startSession } from "/static/session.js";
 import { ChatPanel } from "/static/chat.js";
+import { CallPanel } from "/static/call.js";
 import { renderRecord } from "/static/record.js";
 import { BookVisit, MyBookings } from "/patient/bookings.js";
 import { Alternatives, renderTicket } from "/patient/ticket.js";
+import { MyDocuments } from "/static/documents.js";
+import { AskTheDoctor } from "/static/followups.js";
 
 const errors = new ErrorBanner($("#error"));
 const state = {
@@ -29,6 +33,7 @@ const state = {
   ticketUpdates: 0, // live updates received, to tell whether a fetched ticket is still current
   notice: "", // why the consultation stopped or went back to the queue, when the server says
   chat: null,
+  call: null, // the call panel of the active consultation (voice, video, form switches)
 };
 
 const myBookings = new MyBookings({
@@ -52,6 +57,38 @@ const alternatives = new Alternatives({
   },
   onLeave: () => leaveOrEnd(),
 });
+const myDocuments = new MyDocuments({
+  nodes: {
+    form: $("#document-form"),
+    file: $("#document-file"),
+    description: $("#document-description"),
+    button: $("#document-upload"),
+    list: $("#documents"),
+    empty: $("#documents-empty"),
+    error: $("#documents-error"),
+  },
+  // Into the running consultation's chat; the message also comes back as chat:message.
+  onShare: async (doc) => {
+    const c = state.consultation;
+    if (!c || c.status !== "active") throw new Error("Start a consultation to share a document.");
+    const message = await api("POST", `/api/consultations/${c.id}/documents`, {
+      document_id: doc.id,
+      client_id: newClientId(),
+    });
+    if (state.chat) state.chat.receive(message);
+  },
+});
+const askTheDoctor = new AskTheDoctor({
+  nodes: {
+    form: $("#follow-up-form"),
+    select: $("#follow-up-consultation"),
+    question: $("#follow-up-question"),
+    button: $("#follow-up-send"),
+    list: $("#follow-ups"),
+    empty: $("#follow-ups-empty"),
+    error: $("#follow-ups-error"),
+  },
+});
 
 // --- session -------------------------------------------------------------------------------
 
@@ -65,11 +102,14 @@ function afterLogout() {
     notice: "",
     chat: null,
   });
+  setCall(null);
   $("#chat-container").replaceChildren();
   $("#record").replaceChildren();
   myBookings.me = null;
   myBookings.clear();
   bookVisit.clear();
+  myDocuments.clear();
+  askTheDoctor.clear();
   alternatives.update(null, null);
   show($("#consultation-section"), false);
 }
@@ -80,6 +120,8 @@ const PATIENT_SECTIONS = [
   "#book-section",
   "#bookings-section",
   "#record-section",
+  "#documents-section",
+  "#follow-ups-section",
 ];
 
 async function enter(me) {
@@ -100,8 +142,17 @@ async function enter(me) {
     if (id !== "#consultation-section") show($(id));
   }
   show($("#identity-note"), me.identity !== "verified");
+  // Documents need a verified account, like online consultations.
+  const verified = me.identity === "verified";
+  show($("#documents-section"), verified);
   connect();
-  await Promise.all([loadSpecialties(), loadRecord(), myBookings.load()]);
+  await Promise.all([
+    loadSpecialties(),
+    loadRecord(),
+    myBookings.load(),
+    verified ? myDocuments.load() : null,
+    askTheDoctor.load(),
+  ]);
 }
 
 // --- live connection -------------------------------------------------------------------------
@@ -127,7 +178,13 @@ function connect() {
   socket.on("chat:message", ({ message }) => {
     if (state.chat) state.chat.receive(message);
   });
+  // Read receipts and typing notices; the chat shows "reconnecting" while the socket is down.
+  socket.on("chat:read", (receipt) => state.chat && state.chat.receipt(receipt));
+  socket.on("chat:typing", (notice) => state.chat && state.chat.typing(notice));
+  socket.on("disconnect", () => state.chat && state.chat.setOnline(false));
   socket.on("record:changed", () => loadRecord().catch((err) => errors.show(err)));
+  // The doctor answered a follow-up question.
+  socket.on("follow-up:answered", ({ follow_up: followUp }) => askTheDoctor.receive(followUp));
 
   // The walk-in queue: a new place, estimate or doctors' state.
   socket.on("queue:ticket", (update) => {
@@ -180,16 +237,9 @@ function connect() {
 
 /** What "next" and the alternatives depend on; when it changes, the full ticket is fetched. */
 function situation(t) {
-  const eta = t.eta || {};
   const doctors = t.doctors || {};
-  const high = eta.high_minutes;
-  return JSON.stringify([
-    t.status,
-    t.place === 0,
-    (doctors.online || 0) > 0,
-    high === null || high === undefined,
-    (high || 0) > 30,
-  ]);
+  // long_wait: the server's own rule for offering alternative slots (its threshold).
+  return JSON.stringify([t.status, t.place === 0, (doctors.online || 0) > 0, Boolean(t.long_wait)]);
 }
 
 async function refreshConsultation() {
@@ -376,6 +426,7 @@ function setConsultation(consultation) {
     state.chat = null;
     $("#chat-container").replaceChildren();
   }
+  setCall(consultation.status === "active" ? consultation : null);
   renderConsultation();
   const t = state.ticket;
   if (isQueued(consultation) && (!t || t.consultation_id !== consultation.id)) {
@@ -383,9 +434,28 @@ function setConsultation(consultation) {
   }
 }
 
+/** The call panel follows the active consultation: made when it starts, gone when it ends. */
+function setCall(consultation) {
+  if (state.call && (!consultation || state.call.consultation.id !== consultation.id)) {
+    state.call.destroy();
+    state.call = null;
+    $("#call-container").replaceChildren();
+  }
+  if (!consultation || state.call) return;
+  state.call = new CallPanel({
+    consultation,
+    me: state.me,
+    socket: () => state.socket,
+    onError: (err) => errors.show(err),
+  });
+  $("#call-container").replaceChildren(state.call.element);
+  state.call.start().catch((err) => errors.show(err));
+}
+
 function renderConsultation() {
   const c = state.consultation;
   const open = Boolean(c && isOpen(c));
+  myDocuments.setCanShare(Boolean(c && c.status === "active"));
   show($("#consultation-section"), Boolean(c));
   // A basic (unverified) account may press Start too: the server says why it is refused.
   $("#start-button").disabled = open;
@@ -447,6 +517,7 @@ function asTicket(answer) {
 async function loadRecord() {
   const record = await api("GET", "/api/patients/me/record");
   renderRecord($("#record"), record, state.me);
+  askTheDoctor.setRecord(record);
 }
 
 $("#record-refresh").addEventListener("click", () =>
