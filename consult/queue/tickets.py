@@ -231,7 +231,8 @@ async def queue_view(
     if tickets:
         rows = list(
             await uow.conn.execute(
-                sa.select(_C.id, _C.patient_id, _C.status, _C.rank_at)
+                # rank_at only orders: not selected (a datetime parsed per row, per push, on SQLite)
+                sa.select(_C.id, _C.patient_id, _C.status)
                 .where(
                     _C.specialty_code == specialty,
                     _C.form == form,
