@@ -7,9 +7,10 @@ reused while the queue's inputs stay the same (doctors online, the whole minutes
 doctor has been busy, the duration model), for at most ``ttl``.
 
 When only the busy doctors' minutes or the model moved, the queue's previous table is answered
-at once while the new one is computed (for at most ``stale``): an estimate a few seconds old is
-still honest at a resolution of minutes. A change in the doctors online is never answered from
-an old table; nor is a place deeper than the old table reaches.
+at once while the new one is computed (for at most ``stale``), and a queue computes one table at
+a time, at most one per ``refresh`` while an old one may be answered: an estimate a few seconds
+old is still honest at a resolution of minutes. A change in the doctors online is never answered
+from an old table; nor is a place deeper than the old table reaches.
 """
 
 from __future__ import annotations
@@ -43,12 +44,14 @@ class EstimateTables:
         max_places: int,
         ttl: timedelta = timedelta(seconds=15),
         stale: timedelta = timedelta(seconds=30),
+        refresh: timedelta = timedelta(seconds=2),
     ) -> None:
         self._max_places = max_places
         self._ttl = ttl
         self._stale = stale
+        self._refresh = refresh
         self._tables: dict[tuple[str, str], _Table] = {}
-        self._running: dict[tuple[object, ...], asyncio.Task[_Table]] = {}
+        self._running: dict[tuple[str, str], asyncio.Task[_Table]] = {}
 
     async def table(
         self,
@@ -72,24 +75,35 @@ class EstimateTables:
             round(model.spread, 2),
             round(model.uncertainty, 3),
         )
-        found = self._tables.get(queue)
-        deep_enough = found is not None and len(found.estimates) >= needed
-        if found is not None and deep_enough and found.key == key:
-            if now < found.computed_at + self._ttl:
-                return found.estimates
-        # Computed deeper than asked, so that a growing queue does not recompute per join.
         size = min(self._max_places, max(_MIN_PLACES, 2 * needed))
-        if found is not None and found.key == key:
-            size = max(size, len(found.estimates))
-        task = self._compute(queue, key, now, size, online, list(busy_elapsed), model)
-        if (
-            found is not None
-            and deep_enough
-            and found.online == online
-            and now < found.computed_at + self._stale
-        ):
-            return found.estimates
-        return (await asyncio.shield(task)).estimates
+        while True:
+            found = self._tables.get(queue)
+            deep_enough = found is not None and len(found.estimates) >= needed
+            if found is not None and deep_enough and found.key == key:
+                if now < found.computed_at + self._ttl:
+                    return found.estimates
+            usable = (
+                found is not None
+                and deep_enough
+                and found.online == online
+                and now < found.computed_at + self._stale
+            )
+            running = self._running.get(queue)
+            if running is not None:
+                # One table at a time per queue: while doctors start and end consultations,
+                # the inputs change with every match, and a table per change kept a core busy.
+                if usable and found is not None:
+                    return found.estimates
+                await asyncio.shield(running)
+                continue
+            if usable and found is not None and now < found.computed_at + self._refresh:
+                return found.estimates
+            if found is not None and found.key == key:
+                size = max(size, len(found.estimates))
+            task = self._compute(queue, key, now, size, online, list(busy_elapsed), model)
+            if usable and found is not None:
+                return found.estimates
+            return (await asyncio.shield(task)).estimates
 
     async def settle(self) -> None:
         """Wait for the tables being computed now (tests, shutdown)."""
@@ -105,11 +119,6 @@ class EstimateTables:
         busy_elapsed: list[float],
         model: eta.DurationModel,
     ) -> asyncio.Task[_Table]:
-        flight = (*key, size)
-        running = self._running.get(flight)
-        if running is not None:
-            return running
-
         async def compute() -> _Table:
             estimates = await asyncio.to_thread(
                 eta.estimate_queue, size, online, busy_elapsed, model
@@ -121,11 +130,12 @@ class EstimateTables:
             return table
 
         task = asyncio.create_task(compute())
-        self._running[flight] = task
-        task.add_done_callback(lambda done: self._finished(flight, done))
+        self._running[queue] = task
+        task.add_done_callback(lambda done: self._finished(queue, done))
         return task
 
-    def _finished(self, flight: tuple[object, ...], task: asyncio.Task[_Table]) -> None:
-        self._running.pop(flight, None)
+    def _finished(self, queue: tuple[str, str], task: asyncio.Task[_Table]) -> None:
+        if self._running.get(queue) is task:
+            del self._running[queue]
         if not task.cancelled() and task.exception() is not None:
             log.error("wait estimates failed", exc_info=task.exception())

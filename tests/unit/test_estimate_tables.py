@@ -35,11 +35,18 @@ async def test_a_change_of_doctors_online_is_never_answered_from_an_old_table():
 
 
 async def test_busy_minutes_moving_serve_the_old_table_then_the_new_one():
-    tables = EstimateTables(max_places=61)
+    tables = EstimateTables(max_places=61, refresh=timedelta(seconds=2))
     old = await tables.table(NOW, "cardiology", "chat", 4, 1, [60.0], MODEL)
-    assert await tables.table(NOW, "cardiology", "chat", 4, 1, [900.0], MODEL) is old
+    # Within the refresh interval the old table stands, and nothing is computed.
+    soon = NOW + timedelta(seconds=1)
+    assert await tables.table(soon, "cardiology", "chat", 4, 1, [900.0], MODEL) is old
     await tables.settle()
-    new = await tables.table(NOW, "cardiology", "chat", 4, 1, [900.0], MODEL)
+    assert await tables.table(soon, "cardiology", "chat", 4, 1, [900.0], MODEL) is old
+    # After it, the old table is answered once more while the new one is computed.
+    later = NOW + timedelta(seconds=3)
+    assert await tables.table(later, "cardiology", "chat", 4, 1, [900.0], MODEL) is old
+    await tables.settle()
+    new = await tables.table(later, "cardiology", "chat", 4, 1, [900.0], MODEL)
     assert new[:4] == eta.estimate_queue(4, 1, [900.0], MODEL) != old[:4]
 
 
