@@ -4,6 +4,8 @@ It speaks the same protocol subset as consult's walk-in queue and makes the same
 emits, with everything held in memory: no database, no authentication (a token is
 ``"<role>:<user id>"``), no estimate model, no audit. What it keeps from consult on purpose:
 
+- the same interpreter tuning as ``consult serve`` (GIL switch interval, GC thresholds and
+  ``gc.freeze()``; ``--default-runtime`` for CPython's defaults);
 - the same ``socketio.AsyncServer`` settings (``consult/signaling/server.py``) and a room
   ``user:<id>`` per user, entered on connect; every emit goes to those rooms;
 - ``POST /api/consultations`` answers a ticket of the same shape and size (a consultation,
@@ -33,14 +35,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import itertools
 import json
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import socketio
 from aiohttp import web
+
+from consult.__main__ import GC_THRESHOLDS, SWITCH_INTERVAL
 
 SPECIALTY = {"code": "internal-medicine", "name": "Internal medicine", "covered": None}
 NEXT_WAIT = "You will be connected when a doctor is free; keep this page open."
@@ -381,11 +387,24 @@ def main() -> None:
         action="store_true",
         help="a push is done when its emits are queued, not when they have left the server",
     )
+    parser.add_argument(
+        "--default-runtime",
+        action="store_true",
+        help="CPython's default GIL switch interval and GC thresholds instead of consult's",
+    )
     args = parser.parse_args()
+    if not args.default_runtime:
+        # The same interpreter tuning as `consult serve`, so that the ratio measures consult's
+        # own work, not a difference in runtime settings.
+        sys.setswitchinterval(SWITCH_INTERVAL)
+        gc.set_threshold(*GC_THRESHOLDS)
+    app = create_app(args.delay, paced=not args.unpaced)
+    if not args.default_runtime:
+        gc.freeze()
     print(f"bare queue server on http://{args.host}:{args.port}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         web.run_app(
-            create_app(args.delay, paced=not args.unpaced),
+            app,
             host=args.host,
             port=args.port,
             print=None,
