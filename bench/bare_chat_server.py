@@ -1,7 +1,8 @@
 """The baseline for ``bench/chat_bench.py``: a bare python-socketio chat relay, no storage.
 
 It speaks consult's ``chat:send`` and answers and emits what consult does, from memory: the
-same ``socketio.AsyncServer`` settings (``consult/signaling/server.py``), a room ``user:<id>``
+same ``socketio.AsyncServer`` settings (``consult/signaling/server.py``) and interpreter tuning
+(``consult/runtime.py``), a room ``user:<id>``
 per user entered on connect, a per-consultation sequence number, an ack
 ``{"ok": true, "data": message}`` with a message of the same shape, and ``chat:message`` to
 both participants' rooms. What it leaves out: authentication (a token is ``"<role>:<user id>"``),
@@ -22,6 +23,8 @@ from typing import Any
 
 import socketio
 from aiohttp import web
+
+from consult import runtime
 
 PATIENT_BASE = 10_000
 DOCTOR_BASE = 20_000
@@ -84,9 +87,12 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8766)
     args = parser.parse_args()
+    runtime.tune()  # the same interpreter tuning as `consult serve`
+    app = create_app()
+    runtime.started()
     print(f"bare chat relay on http://{args.host}:{args.port}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
-        web.run_app(create_app(), host=args.host, port=args.port, print=None)
+        web.run_app(app, host=args.host, port=args.port, print=None)
 
 
 if __name__ == "__main__":

@@ -35,10 +35,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import itertools
 import json
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -46,7 +44,7 @@ from typing import Any
 import socketio
 from aiohttp import web
 
-from consult.__main__ import GC_THRESHOLDS, SWITCH_INTERVAL
+from consult import runtime
 
 SPECIALTY = {"code": "internal-medicine", "name": "Internal medicine", "covered": None}
 NEXT_WAIT = "You will be connected when a doctor is free; keep this page open."
@@ -393,14 +391,11 @@ def main() -> None:
         help="CPython's default GIL switch interval and GC thresholds instead of consult's",
     )
     args = parser.parse_args()
-    if not args.default_runtime:
-        # The same interpreter tuning as `consult serve`, so that the ratio measures consult's
-        # own work, not a difference in runtime settings.
-        sys.setswitchinterval(SWITCH_INTERVAL)
-        gc.set_threshold(*GC_THRESHOLDS)
+    if not args.default_runtime:  # the same interpreter tuning as `consult serve`
+        runtime.tune()
     app = create_app(args.delay, paced=not args.unpaced)
     if not args.default_runtime:
-        gc.freeze()
+        runtime.started()
     print(f"bare queue server on http://{args.host}:{args.port}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         web.run_app(

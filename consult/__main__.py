@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import sys
 
 from aiohttp import web
 
+from consult import runtime
 from consult.settings import Settings
 from consult.storage.engine import DatabaseConfigError
-
-SWITCH_INTERVAL = 0.0005  # seconds; see main()
-GC_THRESHOLDS = (50_000, 50, 100)  # see main()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,17 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             from consult.app import create_app
 
-            # The database drivers' threads hand every result back to the event loop; with the
-            # default 5 ms interval a result waits that long whenever the loop is busy, which
-            # stretched each statement, and the SQLite writer's turn, under load (queue_bench).
-            sys.setswitchinterval(SWITCH_INTERVAL)
-            # Thousands of sockets and their sessions are long-lived objects: with the default
-            # thresholds the cyclic collector walked them all several times a second, pausing
-            # the event loop for the tail of every latency (queue_bench on PostgreSQL: match
-            # p99 450 -> 32 ms). Reference counting still frees almost everything at once.
-            gc.set_threshold(*GC_THRESHOLDS)
+            runtime.tune()
             app = create_app(settings)
-            gc.freeze()  # what start-up made lives as long as the process
+            runtime.started()
             print(f"consult on http://{settings.host}:{settings.port}", flush=True)
             web.run_app(app, host=settings.host, port=settings.port, print=None)
         elif args.command == "migrate":

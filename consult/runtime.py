@@ -1,0 +1,29 @@
+"""Interpreter settings for a long-running server process (``consult serve``; the benchmarks'
+bare servers use the same, so that their ratios measure consult's own work)."""
+
+from __future__ import annotations
+
+import gc
+import sys
+
+# The database drivers' threads hand every result back to the event loop; with the default
+# 5 ms interval a result waits that long whenever the loop is busy, which stretched each
+# statement, and the SQLite writer's turn, under load (bench/queue_bench.py).
+SWITCH_INTERVAL = 0.0005  # seconds
+
+# Thousands of sockets and their sessions are long-lived objects: with the default thresholds
+# the cyclic collector walked them all several times a second, pausing the event loop for the
+# tail of every latency (queue_bench on PostgreSQL: match p99 450 -> 32 ms). Reference
+# counting still frees almost everything at once.
+GC_THRESHOLDS = (50_000, 50, 100)
+
+
+def tune() -> None:
+    """Before building the application."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
+def started() -> None:
+    """After building it: what start-up made lives as long as the process."""
+    gc.freeze()
