@@ -40,6 +40,7 @@ from consult.signaling.namespace import ConsultNamespace
 from consult.signaling.notifier import Notifier
 from consult.signaling.scheduler_push import SchedulerPush
 from consult.signaling.server import create_sio
+from consult.signaling.sessions import SessionGuard
 from consult.storage.engine import create_engine
 from consult.storage.migrate import upgrade_async
 from consult.storage.uow import Database
@@ -75,6 +76,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     # Close the sockets first on shutdown, so SIGTERM does not wait for clients to leave.
     app.on_shutdown.append(_close_sockets)
     services.bus.subscribe(Notifier(sio, fanout))
+    # Sockets end with their session: at once on a logout here, or at the next check.
+    guard = SessionGuard(sio, services.accounts)
+    app[SESSION_GUARD] = guard
+    services.bus.subscribe(guard)
     # The schedulers' live dashboard: at most four overviews a second.
     scheduler_push = SchedulerPush(
         sio, services.dashboard, interval=0.25, local_audience=not settings.redis_url
@@ -98,6 +103,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
 FANOUT = web.AppKey("fanout", QueueFanout)
 SIO = web.AppKey("sio", socketio.AsyncServer)
 SCHEDULER_PUSH = web.AppKey("scheduler_push", SchedulerPush)
+SESSION_GUARD = web.AppKey("session_guard", SessionGuard)
 CALL_PUSH = web.AppKey("call_push", CallPush)
 
 
@@ -106,7 +112,8 @@ async def _close_sockets(app: web.Application) -> None:
 
 
 async def _queue_timers(app: web.Application) -> AsyncIterator[None]:
-    """The one background task of the server: runs out offers, leases and tickets."""
+    """The server's background tasks: run out offers, leases and tickets; end sockets whose
+    session has ended."""
     services = app[SERVICES]
 
     async def loop() -> None:
@@ -117,9 +124,21 @@ async def _queue_timers(app: web.Application) -> AsyncIterator[None]:
             except Exception:
                 log.exception("queue sweep failed; retrying")
 
-    task = asyncio.create_task(loop()) if services.settings.sweep_interval > 0 else None
+    async def sessions() -> None:
+        while True:
+            await asyncio.sleep(services.settings.session_check_interval)
+            try:
+                await app[SESSION_GUARD].check()
+            except Exception:
+                log.exception("session check failed; retrying")
+
+    tasks = []
+    if services.settings.sweep_interval > 0:
+        tasks.append(asyncio.create_task(loop()))
+    if services.settings.session_check_interval > 0:
+        tasks.append(asyncio.create_task(sessions()))
     yield
-    if task is not None:
+    for task in tasks:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

@@ -21,6 +21,13 @@ class Event:
 
 
 @dataclass(frozen=True)
+class SessionEnded(Event):
+    """A logout: the session's sockets are disconnected."""
+
+    token_hash: str
+
+
+@dataclass(frozen=True)
 class ConsultationMatched(Event):
     consultation: dict[str, Any]
 

@@ -41,6 +41,9 @@ class Settings:
     wait_breach: int = 15 * 60
     # How often expired offers and leases are looked for.
     sweep_interval: float = 1.0
+    # Seconds between checks that every socket's session still holds (logged out elsewhere,
+    # expired); 0 turns the periodic check off (tests call it by hand).
+    session_check_interval: float = 10.0
     # Media (consult/media/ice.py): comma-separated stun:/turn: URLs; TURN credentials are
     # derived from the secret (coturn use-auth-secret) and live turn_ttl seconds.
     stun_urls: str = ""

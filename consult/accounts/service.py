@@ -12,6 +12,7 @@ from consult.accounts.passwords import verify_password
 from consult.clock import Clock, as_utc
 from consult.domain import Actor, Identity, Role
 from consult.errors import Invalid, NotAuthenticated, NotFound
+from consult.events import SessionEnded
 from consult.records.audit import Audit
 from consult.schemas import SpecialtyOut, UserOut
 from consult.storage import tables as t
@@ -69,11 +70,24 @@ class AccountService:
         return Actor(row.id, Role(row.role), Identity(row.identity), row.name, ip)
 
     async def logout(self, token: str) -> None:
+        hashed = token_hash(token)
         async with self._db.uow() as uow:
-            await uow.conn.execute(
-                t.sessions.delete().where(t.sessions.c.token_hash == token_hash(token))
-            )
+            await uow.conn.execute(t.sessions.delete().where(t.sessions.c.token_hash == hashed))
+            uow.collect(SessionEnded(hashed))
             await uow.commit()
+
+    async def live_sessions(self, hashes: set[str]) -> set[str]:
+        """Those of these session token hashes whose session still holds."""
+        if not hashes:
+            return set()
+        async with self._db.reader() as uow:
+            rows = await uow.conn.execute(
+                sa.select(t.sessions.c.token_hash, t.sessions.c.expires_at).where(
+                    t.sessions.c.token_hash.in_(sorted(hashes))
+                )
+            )
+            now = self._clock.now()
+            return {h for h, expires in rows if as_utc(expires) > now}
 
     async def user(self, user_id: int) -> UserOut:
         async with self._db.uow() as uow:

@@ -14,6 +14,7 @@ from typing import Any
 
 import socketio
 
+from consult.accounts.service import token_hash
 from consult.domain import Actor, Identity, Role
 from consult.errors import ConsultError, Invalid
 from consult.http.routing import SESSION_COOKIE, validate
@@ -30,6 +31,7 @@ from consult.signaling.acks import ack
 from consult.signaling.calls import call_events
 from consult.signaling.scheduler_push import SCHEDULERS_ROOM
 from consult.signaling.server import user_room
+from consult.signaling.sessions import TOKEN_HASH
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,7 @@ class ConsultNamespace(socketio.AsyncNamespace):
         await self.save_session(
             sid,
             {
+                TOKEN_HASH: token_hash(str(token)),  # authenticated: a token was given
                 "user_id": actor.user_id,
                 "role": str(actor.role),
                 "identity": str(actor.identity),
