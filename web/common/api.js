@@ -82,7 +82,13 @@ export async function emitAck(socket, event, payload, timeoutMs = 10000) {
   }
   if (reply && reply.ok) return reply.data;
   const error = (reply && reply.error) || {};
-  throw new ApiError(0, error.code || "error", error.message || "The request failed.");
+  // details carry what a page acts on (e.g. rate_limited's retry_after).
+  throw new ApiError(
+    0,
+    error.code || "error",
+    error.message || "The request failed.",
+    error.details,
+  );
 }
 
 /** A random id for a chat message, so a retry is not stored twice. */
