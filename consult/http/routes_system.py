@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import redis.asyncio
+import redis.exceptions
 import sqlalchemy as sa
 from aiohttp import web
 
@@ -14,7 +16,7 @@ api = Api()
 @api.route(
     "GET",
     "/healthz",
-    summary="Liveness and database reachability.",
+    summary="Liveness, database and (when configured) Redis reachability.",
     response=HealthOut,
     auth=False,
     tag="system",
@@ -27,12 +29,24 @@ async def healthz(request: web.Request) -> web.StreamResponse:
         database = "ok"
     except Exception:
         database = "unreachable"
-    out = HealthOut(
-        status="ok" if database == "ok" else "degraded",
-        database=database,
-        bus="redis" if services.settings.redis_url else "in-process",
-    )
-    return web.json_response(out.model_dump(), status=200 if database == "ok" else 503)
+    bus = "in-process"
+    if services.settings.redis_url:
+        bus = "redis" if await redis_reachable(services.settings.redis_url) else "unreachable"
+    healthy = database == "ok" and bus != "unreachable"
+    out = HealthOut(status="ok" if healthy else "degraded", database=database, bus=bus)
+    return web.json_response(out.model_dump(), status=200 if healthy else 503)
+
+
+async def redis_reachable(url: str, timeout: float = 1.0) -> bool:
+    """Whether Redis answers a PING: with several processes, no Redis means no notifications
+    across them, so the process is not healthy."""
+    client = redis.asyncio.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        return bool(await client.ping())
+    except (redis.exceptions.RedisError, OSError):
+        return False
+    finally:
+        await client.aclose()
 
 
 @api.route(

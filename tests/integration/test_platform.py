@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -17,6 +18,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from consult.app import create_app
+from consult.http.routes_system import redis_reachable
+from consult.settings import Settings
 from consult.storage import tables as t
 from tests.support import free_port
 
@@ -25,6 +29,29 @@ async def test_healthz_reports_the_database(api):
     client = await api()
     body = await client.call("GET", "/healthz")
     assert body == {"status": "ok", "database": "ok", "bus": "in-process"}
+
+
+REDIS_URL = os.environ.get("CONSULT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+async def test_healthz_checks_redis_when_it_is_configured(database_url, aiohttp_server):
+    settings = Settings(
+        database_url=database_url,
+        migrate_on_start=False,
+        sweep_interval=0,
+        redis_url=REDIS_URL,
+        redis_channel=f"consult-test-{secrets.token_hex(4)}",
+    )
+    server = await aiohttp_server(create_app(settings))
+    async with aiohttp.ClientSession() as http:
+        async with http.get(server.make_url("/healthz")) as response:
+            assert response.status == 200
+            assert await response.json() == {"status": "ok", "database": "ok", "bus": "redis"}
+    # A Redis that does not answer is reported, quickly (the load balancer takes the process out).
+    assert await redis_reachable(REDIS_URL)
+    started = time.monotonic()
+    assert not await redis_reachable(f"redis://127.0.0.1:{free_port()}/0")
+    assert time.monotonic() - started < 2
 
 
 async def test_openapi_describes_every_http_route(api, server):
