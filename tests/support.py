@@ -12,6 +12,8 @@ from typing import Any
 
 import aiohttp
 import socketio
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from consult.accounts.demo import DEMO_PASSWORD
 
@@ -113,3 +115,16 @@ def consult_command() -> list[str]:
     """How to run the ``consult`` CLI of this virtualenv in a subprocess."""
     script = Path(sys.executable).with_name("consult")
     return [str(script)] if script.exists() else [sys.executable, "-m", "consult"]
+
+
+async def count(database_url: str, table: sa.Table, *where: Any) -> int:
+    """Rows of ``table`` matching ``where``, read straight from the database."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            n = (
+                await conn.execute(sa.select(sa.func.count()).select_from(table).where(*where))
+            ).scalar()
+    finally:
+        await engine.dispose()
+    return int(n or 0)

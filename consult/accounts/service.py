@@ -76,6 +76,15 @@ class AccountService:
             uow.collect(SessionEnded(hashed))
             await uow.commit()
 
+    async def purge_expired(self) -> int:
+        """Delete sessions past their expiry (they authenticate nothing); how many."""
+        async with self._db.uow() as uow:
+            result = await uow.conn.execute(
+                t.sessions.delete().where(t.sessions.c.expires_at <= self._clock.now())
+            )
+            await uow.commit()
+        return int(result.rowcount or 0)
+
     async def live_sessions(self, hashes: set[str]) -> set[str]:
         """Those of these session token hashes whose session still holds."""
         if not hashes:

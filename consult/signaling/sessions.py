@@ -4,7 +4,8 @@ A connection is authenticated once, at connect; without this, a socket kept rece
 user's consultations, chat and record changes after a logout or after the session expired.
 A logout disconnects this process's sockets of that session at once (``SessionEnded`` on the
 bus); ``check`` disconnects every local socket whose session is gone, whichever process ended
-it or however it expired, and runs every ``CONSULT_SESSION_CHECK_INTERVAL`` seconds.
+it or however it expired, and deletes expired sessions; it runs every
+``CONSULT_SESSION_CHECK_INTERVAL`` seconds.
 """
 
 from __future__ import annotations
@@ -32,11 +33,14 @@ class SessionGuard:
             await self._disconnect([sid for sid, h in sockets.items() if h == event.token_hash])
 
     async def check(self) -> None:
+        """Disconnect local sockets whose session has ended; delete expired sessions."""
         sockets = await self._local_sockets()
-        if not sockets:
-            return
-        live = await self._accounts.live_sessions(set(sockets.values()))
-        await self._disconnect([sid for sid, h in sockets.items() if h not in live])
+        if sockets:
+            live = await self._accounts.live_sessions(set(sockets.values()))
+            await self._disconnect([sid for sid, h in sockets.items() if h not in live])
+        purged = await self._accounts.purge_expired()
+        if purged:
+            log.info("%d expired sessions deleted", purged)
 
     async def _local_sockets(self) -> dict[str, str]:
         """sid -> session token hash, for the sockets this process holds."""

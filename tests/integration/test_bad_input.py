@@ -5,23 +5,11 @@ from __future__ import annotations
 import aiohttp
 import pytest
 import socketio
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from consult.storage import tables as t
-from tests.support import start_and_accept
+from tests.support import count, start_and_accept
 
 START = "/api/consultations"
-
-
-async def count(database_url: str, table: sa.Table, *where: sa.ColumnElement[bool]) -> int:
-    engine = create_async_engine(database_url)
-    async with engine.connect() as conn:
-        n = (
-            await conn.execute(sa.select(sa.func.count()).select_from(table).where(*where))
-        ).scalar()
-    await engine.dispose()
-    return int(n or 0)
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from consult.clock import as_utc
 from consult.http.routing import SERVICES
 from consult.storage import tables as t
 from tests import ics_reader
+from tests.support import count
 
 SLOTS = "/api/slots"
 BOOKINGS = "/api/bookings"
@@ -31,11 +32,6 @@ async def query(database_url: str, statement: Any) -> list[Any]:
         rows = list(result) if result.returns_rows else []
     await engine.dispose()
     return rows
-
-
-async def count(database_url: str, table: sa.Table, *where: Any) -> int:
-    rows = await query(database_url, sa.select(sa.func.count()).select_from(table).where(*where))
-    return int(rows[0][0])
 
 
 async def user_id(database_url: str, email: str) -> int:

@@ -9,7 +9,8 @@ import pytest
 import socketio
 
 from consult.app import SESSION_GUARD
-from tests.support import SocketClient
+from consult.storage import tables as t
+from tests.support import SocketClient, count
 
 
 async def disconnected(client: SocketClient, within: float = 3.0) -> bool:
@@ -38,8 +39,11 @@ async def test_a_logout_disconnects_that_sessions_sockets_at_once(api, sockets, 
     assert other_ws.sio.connected and piotr_ws.sio.connected
 
 
-async def test_an_expired_session_is_disconnected_at_the_next_check(api, sockets, server, clock):
+async def test_an_expired_session_is_disconnected_at_the_next_check(
+    api, sockets, server, clock, database_url
+):
     anna = await api("anna@demo.test")
+    anna_id = (await anna.call("GET", "/api/me"))["id"]
     anna_ws = await sockets(anna.token)
     guard = server.app[SESSION_GUARD]
     await guard.check()
@@ -47,3 +51,5 @@ async def test_an_expired_session_is_disconnected_at_the_next_check(api, sockets
     clock.advance(13 * 3600)  # CONSULT_SESSION_HOURS is 12
     await guard.check()
     assert await disconnected(anna_ws)
+    # The expired session is deleted, not just refused.
+    assert await count(database_url, t.sessions, t.sessions.c.user_id == anna_id) == 0
