@@ -95,7 +95,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[OPENAPI] = build_openapi([r for api in APIS for r in api.routes])
     install_pages(app, settings.web_dir)
     app.cleanup_ctx.append(_database_lifetime)
-    app.cleanup_ctx.append(_queue_timers)
+    app.cleanup_ctx.append(_background_tasks)
     app.cleanup_ctx.append(_calls_lifetime)
     return app
 
@@ -111,32 +111,19 @@ async def _close_sockets(app: web.Application) -> None:
     await app[SIO].shutdown()
 
 
-async def _queue_timers(app: web.Application) -> AsyncIterator[None]:
-    """The server's background tasks: run out offers, leases and tickets; end sockets whose
-    session has ended."""
+async def _background_tasks(app: web.Application) -> AsyncIterator[None]:
+    """The server's periodic work: run out offers, leases and tickets (the sweeper); end
+    sockets whose session has ended. An interval of 0 turns that task off (tests)."""
     services = app[SERVICES]
-
-    async def loop() -> None:
-        while True:
-            await asyncio.sleep(services.settings.sweep_interval)
-            try:
-                await services.sweeper.sweep()
-            except Exception:
-                log.exception("queue sweep failed; retrying")
-
-    async def sessions() -> None:
-        while True:
-            await asyncio.sleep(services.settings.session_check_interval)
-            try:
-                await app[SESSION_GUARD].check()
-            except Exception:
-                log.exception("session check failed; retrying")
-
-    tasks = []
-    if services.settings.sweep_interval > 0:
-        tasks.append(asyncio.create_task(loop()))
-    if services.settings.session_check_interval > 0:
-        tasks.append(asyncio.create_task(sessions()))
+    settings = services.settings
+    tasks = [
+        asyncio.create_task(_every(interval, work, what))
+        for interval, work, what in (
+            (settings.sweep_interval, services.sweeper.sweep, "queue sweep"),
+            (settings.session_check_interval, app[SESSION_GUARD].check, "session check"),
+        )
+        if interval > 0
+    ]
     yield
     for task in tasks:
         task.cancel()
@@ -144,6 +131,15 @@ async def _queue_timers(app: web.Application) -> AsyncIterator[None]:
             await task
     await app[FANOUT].close()
     await app[SCHEDULER_PUSH].close()
+
+
+async def _every(interval: float, work: Callable[[], Awaitable[object]], what: str) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await work()
+        except Exception:
+            log.exception("%s failed; retrying", what)
 
 
 async def _calls_lifetime(app: web.Application) -> AsyncIterator[None]:

@@ -26,9 +26,6 @@ class RecordingStore:
             raise ValueError(f"not a stored recording name: {stored_name!r}")
         return self.root / stored_name
 
-    def prepare(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-
     async def checksum(self, stored_name: str) -> tuple[int, str] | None:
         """Size and SHA-256 of a finished file (None when it was never written)."""
         return await asyncio.to_thread(_checksum, self.path(stored_name))

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from consult.domain import Form
+from consult.media.offers import MAX_SDP
 from consult.schemas import In, Out
 
 
@@ -18,7 +19,7 @@ class CallIn(In):
 class OfferIn(In):
     consultation_id: int
     # The page's complete offer (gathering finished: no trickle ICE).
-    sdp: str = Field(min_length=1, max_length=64_000)
+    sdp: str = Field(min_length=1, max_length=MAX_SDP)
     type: Literal["offer"] = "offer"
 
 

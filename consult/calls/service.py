@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,7 +122,8 @@ class CallService:
             consultation_id=consultation_id,
             form=form,
             ice_servers=[
-                s.to_dict() for s in self.ice.servers_for(str(actor.user_id), time.time())
+                s.to_dict()
+                for s in self.ice.servers_for(str(actor.user_id), self._clock.now().timestamp())
             ],
             pending=_request_out(pending) if pending else None,
             recording=recording,
@@ -257,17 +257,19 @@ class CallService:
                 )
                 await uow.commit()
             room = _room_or_none(self.registry, consultation_id)
+            told = False  # a start or stop tells both pages itself
             if consent and room is not None:
-                await self._maybe_start_recording(consultation_id, room)
+                told = await self._maybe_start_recording(consultation_id, room)
             elif not consent:
-                await self._stop_recording(consultation_id)
+                told = await self._stop_recording(consultation_id)
             async with self._db.uow() as uow:
                 state = await self._recording_state(uow, row)
-                uow.collect(
-                    CallRecordingChanged(
-                        row.patient_id, row.doctor_id, state.model_dump(mode="json")
+                if not told:
+                    uow.collect(
+                        CallRecordingChanged(
+                            row.patient_id, row.doctor_id, state.model_dump(mode="json")
+                        )
                     )
-                )
                 await uow.commit()
         return state
 
@@ -401,16 +403,17 @@ class CallService:
             recording_id=recording_id,
         )
 
-    async def _maybe_start_recording(self, consultation_id: int, room: CallRoom) -> None:
+    async def _maybe_start_recording(self, consultation_id: int, room: CallRoom) -> bool:
+        """Start recording if both consent and none runs; whether it started."""
         call = self._calls.get(consultation_id)
         if call is None or call.recording_id is not None or room.closed:
-            return
+            return False
         async with self._db.uow() as uow:
             consents = await repo.consents(uow, consultation_id)
             if not (consents.get(call.patient_id) and consents.get(call.doctor_id)):
-                return
+                return False
             stored_name = self.recordings.new_name(consultation_id)
-            await asyncio.to_thread(self.recordings.prepare)
+            # The recorder makes its folder in its own thread (Recorder._open).
             room.start_recording(self.recordings.path(stored_name))
             call.recording_id = await repo.add_recording(
                 uow, consultation_id, stored_name, self._clock.now()
@@ -435,12 +438,14 @@ class CallService:
             )
             await uow.commit()
         log.info("call %s: recording %s started", consultation_id, call.recording_id)
+        return True
 
-    async def _stop_recording(self, consultation_id: int) -> None:
+    async def _stop_recording(self, consultation_id: int) -> bool:
+        """Stop the running recording, if any; whether one stopped."""
         call = self._calls.get(consultation_id)
         room = _room_or_none(self.registry, consultation_id)
         if call is None or call.recording_id is None or call.stored_name is None:
-            return
+            return False
         recording_id, stored_name = call.recording_id, call.stored_name
         call.recording_id = call.stored_name = None
         try:
@@ -477,6 +482,7 @@ class CallService:
             )
             await uow.commit()
         log.info("call %s: recording %s finished", consultation_id, recording_id)
+        return True
 
     async def _end_media(self, consultation_id: int) -> None:
         """Finish the recording, then close the room (its peers say "closed" to the pages)."""

@@ -47,21 +47,6 @@ async def messages_after(
     return [message_out(r) for r in rows]
 
 
-async def message_by_client_id(
-    uow: UnitOfWork, consultation_id: int, sender_id: int, client_id: str
-) -> MessageOut | None:
-    row = (
-        await uow.conn.execute(
-            _MESSAGE.where(
-                t.messages.c.consultation_id == consultation_id,
-                t.messages.c.sender_id == sender_id,
-                t.messages.c.client_id == client_id,
-            )
-        )
-    ).first()
-    return message_out(row) if row else None
-
-
 async def lock_consultations(uow: UnitOfWork, consultation_ids: list[int]) -> dict[int, Any]:
     """The consultations' rows, locked in id order (so two batches never wait on each other in
     a cycle); on SQLite the transaction already holds the write lock."""

@@ -7,7 +7,6 @@ the stored message instead of storing it twice. Messages are written by a group-
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from consult.chat import repository as repo
@@ -29,8 +28,6 @@ from consult.schemas import (
 )
 from consult.storage.retry import retry_transient
 from consult.storage.uow import Database, UnitOfWork
-
-log = logging.getLogger(__name__)
 
 # Typing notices are advisory; a page sends one every few seconds at most while typing.
 TYPING_RATE = 2.0

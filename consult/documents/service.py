@@ -247,7 +247,7 @@ class DocumentService:
     ) -> MessageOut:
         """Post the patient's own document into their active consultation's chat."""
         check_patient(actor)
-        async with self._db.uow() as uow:
+        async with self._db.reader() as uow:  # only reads: the chat's write follows
             row = await repo.load(uow, document_id)
             if row is None or row.deleted_at is not None:
                 raise NotFound(f"no document {document_id}", code="document_not_found")

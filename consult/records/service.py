@@ -101,12 +101,6 @@ class RecordService:
             )
             follow_ups = await follow_up_repo.of_patient(uow, patient_id)
             recordings = await calls_repo.recordings_of(uow, [c.id for c in consultations])
-            consultation_rows = {
-                r.id: r
-                for r in await uow.conn.execute(
-                    sa.select(t.consultations).where(t.consultations.c.patient_id == patient_id)
-                )
-            }
             entries = []
             for c in consultations:
                 # A ticket cancelled before any doctor took it holds nothing clinical.
@@ -118,7 +112,7 @@ class RecordService:
                         transcript=await chat_repo.messages_after(uow, c.id),
                         recommendations=[r for r in recommendations if r.consultation_id == c.id],
                         follow_ups=[f for f in follow_ups if f.consultation_id == c.id],
-                        forms=await calls_repo.stretches(uow, consultation_rows[c.id]),
+                        forms=await calls_repo.stretches(uow, c),
                         recordings=[r for r in recordings if r.consultation_id == c.id],
                     )
                 )

@@ -178,9 +178,12 @@ export class ChatPanel {
       this.ahead.delete(this.lastSeq);
     }
     if (this.ahead.size > 0) gap = true;
-    if (message.sender_id !== this.me.id) this._showTheirTyping(false);
     this._render();
-    this._sendReceipt();
+    // Receipts say how far this side has read the other's messages: one's own need none.
+    if (message.sender_id !== this.me.id) {
+      this._showTheirTyping(false);
+      this._sendReceipt();
+    }
     // A push skipped a message (lost on the way): fetch what is missing.
     if (gap) this.catchUp().catch((err) => this.onError(err));
   }
