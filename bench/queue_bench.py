@@ -418,14 +418,16 @@ class Worker:
         return {"leaves": out}
 
     async def cmd_settle(self, level: int, timeout: float, quiet: float = 3.0) -> dict[str, Any]:
-        """Wait until every waiting patient holds a ticket with ``waiting <= level``, or until no
-        ticket has come for ``quiet`` seconds (the queue is not where the bench expected it:
-        the caller then goes by the level the patients hold), or ``timeout``."""
+        """Wait until every waiting patient holds a ticket with ``waiting == level`` (not ``<=``:
+        while patients join, the queue grows, and a patient holding an earlier, shorter queue has
+        not settled), or until no ticket has come for ``quiet`` seconds (the queue is not where
+        the bench expected it: the caller then goes by the level the patients hold), or
+        ``timeout``."""
         start = _now()
         while True:
             now = _now()
             waiting = [p for p in self.patients if p.state == "waiting"]
-            behind = [p for p in waiting if not p.tickets or p.tickets[-1][1] > level]
+            behind = [p for p in waiting if not p.tickets or p.tickets[-1][1] != level]
             last = max((p.tickets[-1][0] for p in waiting if p.tickets), default=start)
             if not behind or now > start + timeout or now - max(last, start) > quiet:
                 held: dict[str, int] = {}

@@ -9,6 +9,8 @@ from sqlalchemy import event
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from consult.storage import inline_sqlite
+
 READONLY = "consult_readonly"
 
 
@@ -26,12 +28,16 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             f"unsupported database URL scheme in {sa.make_url(url).render_as_string()!r}: "
             "use sqlite+aiosqlite:///path.db or postgresql+asyncpg://user@host/db"
         )
-    if is_sqlite(url) and "poolclass" not in kwargs:
-        # Each aiosqlite connection is a thread contending for the GIL with the event loop, and
-        # SQLite has one writer at a time anyway: a writer and WAL readers beside it need no
-        # more. With the default 5 + 10, queue_bench's joins took 3x longer.
-        kwargs.setdefault("pool_size", 2)
-        kwargs.setdefault("max_overflow", 1)
+    if is_sqlite(url):
+        database = sa.make_url(url).database
+        if not database or database == ":memory:":
+            raise DatabaseConfigError("SQLite needs a file: use sqlite+aiosqlite:///path.db")
+        # Statements run on the loop's thread (inline_sqlite.py), not on aiosqlite's threads.
+        kwargs.setdefault("async_creator", inline_sqlite.creator(database))
+        if "poolclass" not in kwargs:
+            # SQLite has one writer at a time: a writer and WAL readers beside it need no more.
+            kwargs.setdefault("pool_size", 2)
+            kwargs.setdefault("max_overflow", 1)
     try:
         # hide_parameters: a failing statement's log line must not carry message bodies.
         engine = create_async_engine(url, hide_parameters=True, **kwargs)
@@ -45,12 +51,11 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy, not the driver, decide when a transaction begins (see "begin").
-        dbapi_connection.isolation_level = None
+        # The connection leaves transactions to SQLAlchemy ("begin" below) and waits for other
+        # processes' locks without blocking the loop (inline_sqlite.py).
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=15000")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
