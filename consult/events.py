@@ -119,44 +119,14 @@ class RecordChanged(Event):
 
 
 @dataclass(frozen=True)
-class FollowUpAsked(Event):
-    """A patient asked the doctor of a finished consultation a follow-up question."""
+class Push(Event):
+    """A notification that needs no logic at the edge: ``payload`` goes out as the Socket.IO
+    event ``name`` to the users ``user_ids`` (every tab of each). Events that other subscribers
+    act on, or whose recipients or payload the edge works out, keep a class of their own."""
 
-    doctor_id: int
-    follow_up: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class FollowUpAnswered(Event):
-    patient_id: int
-    doctor_id: int
-    follow_up: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class CallFormRequested(Event):
-    """A participant asked to switch the form (e.g. to video); the other one answers."""
-
-    to_user_id: int
-    request: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class CallFormChanged(Event):
-    """The consultation's form changed (or a request was declined: ``change["declined"]``)."""
-
-    patient_id: int
-    doctor_id: int
-    change: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class CallRecordingChanged(Event):
-    """A recording consent was given or withdrawn, or a recording started or stopped."""
-
-    patient_id: int
-    doctor_id: int
-    recording: dict[str, Any]
+    user_ids: tuple[int, ...]
+    name: str
+    payload: dict[str, Any]
 
 
 Handler = Callable[[Event], Awaitable[None]]

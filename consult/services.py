@@ -106,4 +106,5 @@ def queue_rules(settings: Settings) -> QueueRules:
         max_parallel_chats=settings.max_parallel_chats,
         alternatives_threshold=timedelta(seconds=settings.alternatives_threshold),
         alternatives_count=settings.alternatives_count,
+        decline_exclusion=timedelta(seconds=settings.decline_exclusion),
     )

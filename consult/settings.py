@@ -37,6 +37,9 @@ class Settings:
     max_parallel_chats: int = 3
     alternatives_threshold: int = 30 * 60
     alternatives_count: int = 5
+    # How long a doctor who declined a patient (or let the offer lapse) is not offered that
+    # patient again; 0: they may be asked again at once.
+    decline_exclusion: int = 5 * 60
     # Schedulers' dashboard: a queue whose longest wait exceeds this (seconds) is in breach.
     wait_breach: int = 15 * 60
     # How often expired offers and leases are looked for.
@@ -63,6 +66,12 @@ class Settings:
     # Where call recordings are written (never under web/). Empty: beside the SQLite file
     # (consult.db -> consult-recordings/), or ./consult-recordings for PostgreSQL.
     recordings_dir: str = ""
+
+    def __post_init__(self) -> None:
+        if self.decline_exclusion < 0:
+            raise ValueError(
+                f"CONSULT_DECLINE_EXCLUSION must be 0 or more seconds, not {self.decline_exclusion}"
+            )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

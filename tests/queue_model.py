@@ -7,6 +7,11 @@ what the real services wrote. The ``check_*`` functions are the requirements of 
 independent of how the model predicts: one open consultation per patient, capacity, each offer
 made once per offering (from the event log), liveness after a sweep, and queue order.
 
+Declines are modelled as documented: the doctor who declined a ticket (or let its offer lapse)
+is not offered it for ``EXCLUSION`` seconds of the injected clock, after which any sweep may
+offer it to them again. On a waiting row the database keeps the exclusion's end in
+``offer_expires_at``; here it is ``Row.declined_until``.
+
 The small world both tests use (two specialties, five patients, four doctors, inserted
 directly) is here too. Everything else is pure and synchronous, except ``read_snapshot``.
 """
@@ -49,6 +54,8 @@ SPECIALTIES = (A, B)
 FORMS = ("chat", "voice")
 PATIENTS = (101, 102, 103, 104, 105)
 DOCTORS = {201: (A,), 202: (A, B), 203: (B,), 204: (A,)}
+# Seconds a decline excludes its doctor: short enough for the machine's clock to run past it.
+EXCLUSION = 15
 
 
 async def seed(engine: AsyncEngine, now: datetime) -> None:
@@ -93,7 +100,9 @@ def actor(uid: int) -> Actor:
 def build_services(url: str, clock: Clock) -> Services:
     """The services as a server process builds them (its own engine and pool), without the
     background sweeper: tests sweep by hand."""
-    settings = Settings(database_url=url, migrate_on_start=False, sweep_interval=0)
+    settings = Settings(
+        database_url=url, migrate_on_start=False, sweep_interval=0, decline_exclusion=EXCLUSION
+    )
     return Services.build(settings, clock, Database(create_engine(url), EventBus()))
 
 
@@ -135,11 +144,24 @@ class Row:
     declined_by: int | None
     offer_expires_at: datetime | None
     patient_disconnected_at: datetime | None
+    # Waiting: until when ``declined_by`` is not offered the ticket (the database column is
+    # ``offer_expires_at``, read into this field for waiting rows).
+    declined_until: datetime | None = None
 
     @property
     def key(self) -> tuple[datetime, int]:
         """Queue order: ascending (rank_at, id)."""
         return (self.rank_at, self.id)
+
+    def excludes(self, doctor_id: int, now: datetime) -> bool:
+        """The doctor declined this waiting ticket (or let it lapse) less than the exclusion
+        ago."""
+        return (
+            self.status == "waiting"
+            and self.declined_by == doctor_id
+            and self.declined_until is not None
+            and now < self.declined_until
+        )
 
     def essentials(self) -> dict[str, Any]:
         """The fields the model predicts (the doctor only while the consultation is open)."""
@@ -150,6 +172,7 @@ class Row:
             "priority": self.priority,
             "rank_at": self.rank_at,
             "offer_expires_at": self.offer_expires_at if self.status == "offered" else None,
+            "declined_until": self.declined_until if self.status == "waiting" else None,
             "patient_disconnected_at": self.patient_disconnected_at
             if self.status in OPEN
             else None,
@@ -171,14 +194,15 @@ class Presence:
         """May get new offers: online and the console connected (not in its grace period)."""
         return self.status == "online" and self.disconnected_at is None
 
-    def serves(self, row: Row) -> bool:
-        """Would take this ticket, capacity aside (``DoctorSlot.serves`` as documented)."""
+    def serves(self, row: Row, now: datetime) -> bool:
+        """Would take this ticket at ``now``, capacity aside (``DoctorSlot.serves`` as
+        documented)."""
         return (
             row.specialty in self.specialties
             and row.form in self.forms
             and row.preferred_doctor_id in (None, self.doctor_id)
             and (row.language is None or not self.languages or row.language in self.languages)
-            and row.declined_by != self.doctor_id
+            and not row.excludes(self.doctor_id, now)
         )
 
     def essentials(self) -> dict[str, Any]:
@@ -226,7 +250,7 @@ class Snapshot:
             key=lambda r: r.id,
         )
 
-    def idle_pairs(self) -> set[tuple[int, int]]:
+    def idle_pairs(self, now: datetime) -> set[tuple[int, int]]:
         """(doctor, ticket): an eligible doctor with free capacity beside a waiting ticket they
         serve. Liveness says there are none."""
         return {
@@ -234,7 +258,7 @@ class Snapshot:
             for p in self.presence.values()
             if self.free(p.doctor_id) > 0
             for r in self.waiting()
-            if p.serves(r)
+            if p.serves(r, now)
         }
 
 
@@ -254,8 +278,9 @@ async def read_snapshot(conn: AsyncConnection) -> Snapshot:
             preferred_doctor_id=r.preferred_doctor_id,
             language=r.language,
             declined_by=r.declined_by,
-            offer_expires_at=_ts(r.offer_expires_at),
+            offer_expires_at=_ts(r.offer_expires_at) if r.status == "offered" else None,
             patient_disconnected_at=_ts(r.patient_disconnected_at),
+            declined_until=_ts(r.offer_expires_at) if r.status == "waiting" else None,
         )
         for r in await conn.execute(sa.select(t.consultations).order_by(c.id))
     }
@@ -283,10 +308,12 @@ class Model:
     def __init__(self, rules: QueueRules) -> None:
         self.rules = rules
 
-    def pick_doctor(self, s: Snapshot, row: Row) -> int | None:
+    def pick_doctor(self, s: Snapshot, row: Row, now: datetime) -> int | None:
         """A join or a decline: the free doctor with the most room, then the lowest id."""
         candidates = [
-            p.doctor_id for p in s.presence.values() if s.free(p.doctor_id) > 0 and p.serves(row)
+            p.doctor_id
+            for p in s.presence.values()
+            if s.free(p.doctor_id) > 0 and p.serves(row, now)
         ]
         return min(candidates, key=lambda d: (-s.free(d), d)) if candidates else None
 
@@ -294,6 +321,7 @@ class Model:
         row.status = "offered"
         row.doctor_id = doctor_id
         row.offer_expires_at = now + self.rules.offer_timeout
+        row.declined_until = None
 
     def match_doctor(self, s: Snapshot, doctor_id: int, now: datetime) -> None:
         """A doctor freed or arrived: the first waiting tickets they serve, while room lasts."""
@@ -301,13 +329,13 @@ class Model:
         if p is None:
             return
         while s.free(doctor_id) > 0:
-            row = next((r for r in s.waiting() if p.serves(r)), None)
+            row = next((r for r in s.waiting() if p.serves(r, now)), None)
             if row is None:
                 return
             self.offer(s, row, doctor_id, now)
 
     def match_ticket(self, s: Snapshot, row: Row, now: datetime) -> None:
-        doctor = self.pick_doctor(s, row)
+        doctor = self.pick_doctor(s, row, now)
         if doctor is not None:
             self.offer(s, row, doctor, now)
 
@@ -321,7 +349,7 @@ class Model:
         another doctor if one serves them, in queue order; consultations carry on."""
         offers = sorted(s.of_doctor(doctor_id, "offered"), key=lambda r: r.key)
         for row in offers:
-            self.return_to_queue(s, row)
+            self.return_to_queue(s, row, now)
         if doctor_id in s.presence:
             s.presence[doctor_id].status = status
         for row in offers:
@@ -332,7 +360,7 @@ class Model:
         takes the next ticket they serve."""
         doctor_id = row.doctor_id
         assert doctor_id is not None
-        self.return_to_queue(s, row)
+        self.return_to_queue(s, row, now)
         self.match_ticket(s, row, now)
         self.match_doctor(s, doctor_id, now)
 
@@ -344,8 +372,10 @@ class Model:
             p.disconnected_at = None
             self.match_doctor(s, doctor_id, now)
 
-    def return_to_queue(self, s: Snapshot, row: Row) -> None:
+    def return_to_queue(self, s: Snapshot, row: Row, now: datetime) -> None:
+        """Back in its place; the doctor is not offered it again for the exclusion."""
         row.declined_by = row.doctor_id
+        row.declined_until = now + self.rules.decline_exclusion
         row.status = "waiting"
         row.doctor_id = None
         row.offer_expires_at = None
@@ -357,7 +387,7 @@ class Model:
                 # A lapsed offer sends the unresponsive doctor away (if still online).
                 if s.presence[row.doctor_id].status == "online":
                     s.presence[row.doctor_id].status = "away"
-                self.return_to_queue(s, row)
+                self.return_to_queue(s, row, now)
         for p in sorted(s.presence.values(), key=lambda p: p.doctor_id):
             # A console gone for the grace period, whatever the status: online goes away, and
             # the doctor's patients go back (offers as offers, consultations to the front).
@@ -366,7 +396,7 @@ class Model:
                 if p.status == "online":
                     p.status = "away"
                 for row in list(s.of_doctor(p.doctor_id, "offered")):
-                    self.return_to_queue(s, row)
+                    self.return_to_queue(s, row, now)
                 for row in list(s.of_doctor(p.doctor_id, "active")):
                     row.status = "waiting"
                     row.doctor_id = None
@@ -380,6 +410,11 @@ class Model:
             ):
                 row.status = "cancelled"
                 row.offer_expires_at = None
+                row.declined_until = None
+        # Exclusions that ran out end (their doctors may be offered them again just below).
+        for row in s.rows.values():
+            if row.status == "waiting" and row.declined_until and row.declined_until <= now:
+                row.declined_until = None
         self.match_all(s, now)
         return s
 
@@ -428,9 +463,10 @@ def check_capacity(before: Snapshot, after: Snapshot, events: Sequence[Event]) -
             raise InvariantViolation(f"doctor {d} above capacity {p.capacity} grew to {load}")
 
 
-def check_offers(after: Snapshot, events: Sequence[Event]) -> None:
+def check_offers(before: Snapshot, after: Snapshot, events: Sequence[Event], now: datetime) -> None:
     """Each offer went to an eligible doctor who serves the ticket, in queue order: no
-    earlier-ranked waiting ticket that doctor serves was left behind.
+    earlier-ranked waiting ticket that doctor serves was left behind; and never to the doctor
+    who declined it (or let it lapse) while that exclusion lasts.
 
     Every transaction that makes offers matches last, after any presence change, so the state
     after the step is the state each offer was made in."""
@@ -439,21 +475,31 @@ def check_offers(after: Snapshot, events: Sequence[Event]) -> None:
         p = after.presence.get(doctor)
         if row.status != "offered" or row.doctor_id != doctor:
             raise InvariantViolation(f"offer of {cid} to {doctor} is not what the row says")
-        if p is None or not p.eligible or not p.serves(row):
+        if p is None or not p.eligible or not p.serves(row, now):
             raise InvariantViolation(f"{cid} offered to doctor {doctor}, who may not take it: {p}")
+        if row.declined_by == doctor:
+            was = before.rows.get(cid)
+            # Declined (or lapsed) within this step: the exclusion has just begun.
+            just_declined = was is None or was.status != "waiting"
+            if just_declined or was.excludes(doctor, now):
+                raise InvariantViolation(
+                    f"{cid} offered again to doctor {doctor}, who declined it, before "
+                    f"the exclusion ended ({was.declined_until if was else None}, now {now})"
+                )
         for w in after.waiting():
             if w.key >= row.key:
                 break
-            if p.serves(w):
+            if p.serves(w, now):
                 raise OrderViolation(
                     f"doctor {doctor} was offered consultation {cid} (rank {row.rank_at}) while "
                     f"consultation {w.id} (rank {w.rank_at}), which they serve, was waiting"
                 )
 
 
-def check_liveness(after: Snapshot) -> None:
-    """No eligible doctor with room sits beside a waiting ticket they serve."""
-    pairs = after.idle_pairs()
+def check_liveness(after: Snapshot, now: datetime) -> None:
+    """No eligible doctor with room sits beside a waiting ticket they serve (a doctor excluded
+    from a ticket does not serve it until the exclusion ends)."""
+    pairs = after.idle_pairs(now)
     if pairs:
         raise InvariantViolation(f"free doctors beside waiting tickets they serve: {sorted(pairs)}")
 

@@ -1,16 +1,23 @@
-"""Clients for integration tests: a JSON HTTP client and a Socket.IO client that records the
-events it receives, both talking to a real server over loopback."""
+"""Helpers for integration tests: a JSON HTTP client and a Socket.IO client that records the
+events it receives, both talking to a real server over loopback; reading rows straight from the
+database; waiting for a condition; media peers on loopback."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 import sys
+import time
+import zlib
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import aioice.ice
+import pytest
 import socketio
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -128,3 +135,48 @@ async def count(database_url: str, table: sa.Table, *where: Any) -> int:
     finally:
         await engine.dispose()
     return int(n or 0)
+
+
+async def rows(database_url: str, table: sa.Table, *where: Any) -> list[Any]:
+    """Rows of ``table`` matching ``where`` (by id when it has one), read straight from the
+    database."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            query = sa.select(table).where(*where)
+            if "id" in table.c:
+                query = query.order_by(table.c.id)
+            return list((await conn.execute(query)).all())
+    finally:
+        await engine.dispose()
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``predicate`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Media peers gather host candidates on 127.0.0.1 only: aioice leaves the loopback address
+    out by default, and the server and the test clients run here."""
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+
+
+def png(width: int = 2, height: int = 2, rgb: bytes = b"\xff\x00\x00") -> bytes:
+    """A whole PNG image of one colour (what the documents' content check accepts)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    raw = b"".join(b"\x00" + rgb * width for _ in range(height))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )

@@ -7,15 +7,14 @@ import hashlib
 import secrets
 from pathlib import Path
 
+from consult.attachments import storage_root
+
 
 class RecordingStore:
     def __init__(self, root: Path, *, web_root: Path | None = None) -> None:
-        self.root = root.resolve()
-        if web_root is not None and self.root.is_relative_to(web_root.resolve()):
-            raise ValueError(
-                f"the recordings directory {self.root} is inside the web root {web_root}: "
-                "recordings must never be served as static files"
-            )
+        self.root = storage_root(
+            root, web_root, what="recordings", setting="CONSULT_RECORDINGS_DIR"
+        )
 
     def new_name(self, consultation_id: int) -> str:
         # Unguessable: the name alone never gives a recording away (downloads check access).
@@ -25,6 +24,10 @@ class RecordingStore:
         if "/" in stored_name or "\\" in stored_name or stored_name.startswith("."):
             raise ValueError(f"not a stored recording name: {stored_name!r}")
         return self.root / stored_name
+
+    async def remove(self, stored_name: str) -> None:
+        """Remove a file that no row names (a recording whose start was rolled back)."""
+        await asyncio.to_thread(self.path(stored_name).unlink, missing_ok=True)
 
     async def checksum(self, stored_name: str) -> tuple[int, str] | None:
         """Size and SHA-256 of a finished file (None when it was never written)."""

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from consult.calls import repository as repo
 from consult.calls.forms import PendingSwitches, SwitchRequest, has_call, needs_consent
 from consult.calls.recordings import RecordingStore
@@ -38,14 +40,7 @@ from consult.calls.schemas import (
 from consult.clock import Clock
 from consult.domain import Actor, ConsultationStatus, Form
 from consult.errors import Conflict, NotFound
-from consult.events import (
-    CallFormChanged,
-    CallFormRequested,
-    CallRecordingChanged,
-    ConsultationEnded,
-    ConsultationInterrupted,
-    Event,
-)
+from consult.events import ConsultationEnded, ConsultationInterrupted, Event, Push
 from consult.media.call import CallEvent, CallRegistry, CallRoom
 from consult.media.ice import IceConfig
 from consult.media.offers import parse_offer
@@ -77,6 +72,8 @@ class _Call:
     doctor_id: int
     recording_id: int | None = None
     stored_name: str | None = None
+    # Being closed: its peers' last state changes still reach the pages, as "closed".
+    ending: bool = False
 
 
 class CallService:
@@ -100,8 +97,6 @@ class CallService:
         self._switches = PendingSwitches()
         self._calls: dict[int, _Call] = {}
         self._locks: dict[int, asyncio.Lock] = {}
-        # Calls being closed: their peers' last state changes still reach the pages.
-        self._ended: dict[int, _Call] = {}
         self.listeners: list[Callable[[MediaState], None]] = []
 
     # --- what the pages call ------------------------------------------------------------------
@@ -132,7 +127,7 @@ class CallService:
     async def offer(self, actor: Actor, consultation_id: int, sdp: str, type_: str) -> AnswerOut:
         """Answer the page's offer: joining the call, renegotiating (voice <-> video) or
         rejoining after a network drop (new ICE credentials or a new peer)."""
-        parse_offer(sdp, type_)  # a malformed offer is refused before any room exists
+        offer = parse_offer(sdp, type_)  # a malformed offer is refused before any room exists
         async with self._lock(consultation_id):
             async with self._db.uow() as uow:
                 row = await self._active_row(uow, actor, consultation_id, "call.join")
@@ -151,9 +146,11 @@ class CallService:
                 str(consultation_id), [str(call.patient_id), str(call.doctor_id)]
             )
             try:
-                answer = await room.offer(str(actor.user_id), sdp, type_)
+                answer = await room.answer(str(actor.user_id), offer)
             except BaseException:
                 if fresh and not room.resources()["peers"]:
+                    # No call came of it: a later offer starts from nothing again.
+                    self._calls.pop(consultation_id, None)
                     await self.registry.end(str(consultation_id))
                 raise
             await self._maybe_start_recording(consultation_id, room)
@@ -195,7 +192,7 @@ class CallService:
                         consultation_id=row.id,
                         detail=f"{current} -> {form}",
                     )
-                    uow.collect(CallFormRequested(other, out.model_dump(mode="json")))
+                    uow.collect(Push((other,), "call:form-requested", out.model_dump(mode="json")))
                     await uow.commit()
                     return out
                 change = await self._switch(uow, actor, row, current, form, actor.user_id)
@@ -231,11 +228,7 @@ class CallService:
                         consultation_id=row.id,
                         detail=f"{current} -> {request.form}",
                     )
-                    uow.collect(
-                        CallFormChanged(
-                            row.patient_id, row.doctor_id, change.model_dump(mode="json")
-                        )
-                    )
+                    uow.collect(_to_both(row, "call:form-changed", change))
                 await uow.commit()
         return change
 
@@ -265,11 +258,7 @@ class CallService:
             async with self._db.uow() as uow:
                 state = await self._recording_state(uow, row)
                 if not told:
-                    uow.collect(
-                        CallRecordingChanged(
-                            row.patient_id, row.doctor_id, state.model_dump(mode="json")
-                        )
-                    )
+                    uow.collect(_to_both(row, "call:recording", state))
                 await uow.commit()
         return state
 
@@ -388,7 +377,7 @@ class CallService:
         change = FormChangeOut(
             consultation_id=row.id, form=form, previous=current, requested_by=requested_by, at=now
         )
-        uow.collect(CallFormChanged(row.patient_id, row.doctor_id, change.model_dump(mode="json")))
+        uow.collect(_to_both(row, "call:form-changed", change))
         return change
 
     async def _recording_state(self, uow: UnitOfWork, row: Any) -> RecordingStateOut:
@@ -413,12 +402,9 @@ class CallService:
             if not (consents.get(call.patient_id) and consents.get(call.doctor_id)):
                 return False
             stored_name = self.recordings.new_name(consultation_id)
-            # The recorder makes its folder in its own thread (Recorder._open).
-            room.start_recording(self.recordings.path(stored_name))
-            call.recording_id = await repo.add_recording(
+            recording_id = await repo.add_recording(
                 uow, consultation_id, stored_name, self._clock.now()
             )
-            call.stored_name = stored_name
             await self._audit.write(
                 uow,
                 None,
@@ -431,13 +417,22 @@ class CallService:
                 patient_consent=True,
                 doctor_consent=True,
                 recording=True,
-                recording_id=call.recording_id,
+                recording_id=recording_id,
             )
-            uow.collect(
-                CallRecordingChanged(call.patient_id, call.doctor_id, state.model_dump(mode="json"))
-            )
-            await uow.commit()
-        log.info("call %s: recording %s started", consultation_id, call.recording_id)
+            uow.collect(_to_both(call, "call:recording", state))
+            # Started once its row is written, so a failed insert leaves no recorder running;
+            # a failed commit stops it (the recorder makes its folder in its own thread).
+            room.start_recording(self.recordings.path(stored_name))
+            try:
+                await uow.commit()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await room.stop_recording()
+                with contextlib.suppress(OSError):
+                    await self.recordings.remove(stored_name)
+                raise
+        call.recording_id, call.stored_name = recording_id, stored_name
+        log.info("call %s: recording %s started", consultation_id, recording_id)
         return True
 
     async def _stop_recording(self, consultation_id: int) -> bool:
@@ -477,9 +472,7 @@ class CallService:
                 recording=False,
                 recording_id=None,
             )
-            uow.collect(
-                CallRecordingChanged(call.patient_id, call.doctor_id, state.model_dump(mode="json"))
-            )
+            uow.collect(_to_both(call, "call:recording", state))
             await uow.commit()
         log.info("call %s: recording %s finished", consultation_id, recording_id)
         return True
@@ -487,25 +480,20 @@ class CallService:
     async def _end_media(self, consultation_id: int) -> None:
         """Finish the recording, then close the room (its peers say "closed" to the pages)."""
         await self._stop_recording(consultation_id)
-        call = self._calls.pop(consultation_id, None)
+        call = self._calls.get(consultation_id)
         if call is not None:
-            self._ended[consultation_id] = call
+            call.ending = True
         try:
             await self.registry.end(str(consultation_id))
         finally:
-            self._ended.pop(consultation_id, None)
+            self._calls.pop(consultation_id, None)
 
     def _on_media(self, event: CallEvent) -> None:
         consultation_id = int(event.consultation_id)
         call = self._calls.get(consultation_id)
-        ending = call is None
-        call = call or self._ended.get(consultation_id)
         if call is None:
             return
-        if ending:
-            state = "closed"
-        else:
-            state = _SHOWN.get(event.state, "reconnecting")
+        state = "closed" if call.ending else _SHOWN.get(event.state, "reconnecting")
         update = MediaState(
             consultation_id, call.patient_id, call.doctor_id, int(event.user_id), state
         )
@@ -518,6 +506,11 @@ def _room_or_none(registry: CallRegistry, consultation_id: int) -> CallRoom | No
         return registry.get(str(consultation_id))
     except NotFound:
         return None
+
+
+def _to_both(call: Any, name: str, out: BaseModel) -> Push:
+    """``out`` to both participants of ``call`` (a consultation row or a ``_Call``)."""
+    return Push((call.patient_id, call.doctor_id), name, out.model_dump(mode="json"))
 
 
 def _request_out(request: SwitchRequest) -> FormRequestOut:

@@ -17,7 +17,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from consult.accounts.checks import check_verified_patient
 from consult.booking.repository import lock_user
 from consult.chat.service import ChatService
 from consult.clock import Clock
@@ -26,23 +28,17 @@ from consult.documents.rules import MAX_FILES, check_description, safe_filename
 from consult.documents.schemas import DocumentOut
 from consult.documents.sniff import display_name
 from consult.documents.storage import DocumentStore, ReadChunk, Received
-from consult.domain import Actor, Identity
+from consult.domain import Actor
 from consult.errors import Invalid, LimitReached, NotAllowed, NotFound
 from consult.records.audit import Audit
 from consult.schemas import MessageOut
-from consult.storage.uow import Database
+from consult.storage.uow import Database, UnitOfWork
 
 log = logging.getLogger(__name__)
 
 
 def check_patient(actor: Actor) -> None:
-    if not actor.is_patient:
-        raise NotAllowed("only patients upload and manage documents", code="not_a_patient")
-    if actor.identity is not Identity.VERIFIED:
-        raise NotAllowed(
-            "documents need a verified account; confirm your identity first",
-            code="identity_not_verified",
-        )
+    check_verified_patient(actor, only_patients="upload and manage documents", feature="documents")
 
 
 def too_many() -> LimitReached:
@@ -154,26 +150,20 @@ class DocumentService:
 
     async def mine(self, actor: Actor) -> list[DocumentOut]:
         check_patient(actor)
-        return await self._list(actor, actor.user_id)
+        return await self.of_patient(actor, actor.user_id)
 
     async def of_patient(self, actor: Actor, patient_id: int) -> list[DocumentOut]:
         """A patient's documents, for the doctor consulting them now (or the patient)."""
-        if actor.is_patient and actor.user_id == patient_id:
-            return await self._list(actor, patient_id)
         async with self._db.uow() as uow:
-            if not (actor.is_doctor and await repo.doctor_consults(uow, actor.user_id, patient_id)):
+            own = actor.is_patient and actor.user_id == patient_id
+            if not own and not (
+                actor.is_doctor and await repo.doctor_consults(uow, actor.user_id, patient_id)
+            ):
                 self._audit.deny_after_rollback(uow, actor, "document.list", patient_id=patient_id)
                 raise NotAllowed(
                     "you see a patient's documents only while consulting them",
                     code="not_your_patient",
                 )
-            rows = await repo.current(uow, patient_id)
-            await self._audit.write(uow, actor, "document.list", patient_id=patient_id)
-            await uow.commit()
-        return [repo.document_out(r) for r in rows]
-
-    async def _list(self, actor: Actor, patient_id: int) -> list[DocumentOut]:
-        async with self._db.uow() as uow:
             rows = await repo.current(uow, patient_id)
             await self._audit.write(uow, actor, "document.list", patient_id=patient_id)
             await uow.commit()
@@ -222,14 +212,7 @@ class DocumentService:
         """The file goes; the row stays (marked deleted) for the chat messages that name it."""
         check_patient(actor)
         async with self._db.uow() as uow:
-            row = await repo.load(uow, document_id)
-            if row is None or row.deleted_at is not None:
-                raise NotFound(f"no document {document_id}", code="document_not_found")
-            if row.patient_id != actor.user_id:
-                self._audit.deny_after_rollback(
-                    uow, actor, "document.delete", patient_id=row.patient_id
-                )
-                raise NotAllowed("this document is not yours", code="not_your_document")
+            row = await self._own(uow, actor, document_id, "document.delete")
             await repo.mark_deleted(uow, document_id, self._clock.now())
             await self._audit.write(
                 uow,
@@ -248,14 +231,7 @@ class DocumentService:
         """Post the patient's own document into their active consultation's chat."""
         check_patient(actor)
         async with self._db.reader() as uow:  # only reads: the chat's write follows
-            row = await repo.load(uow, document_id)
-            if row is None or row.deleted_at is not None:
-                raise NotFound(f"no document {document_id}", code="document_not_found")
-            if row.patient_id != actor.user_id:
-                self._audit.deny_after_rollback(
-                    uow, actor, "document.share", patient_id=row.patient_id
-                )
-                raise NotAllowed("this document is not yours", code="not_your_document")
+            row = await self._own(uow, actor, document_id, "document.share")
         # The chat checks the consultation is the patient's and active, and audits the write.
         message = await self._chat.post(
             actor,
@@ -266,3 +242,13 @@ class DocumentService:
         )
         log.info("document %s shared into consultation %s", document_id, consultation_id)
         return message
+
+    async def _own(self, uow: UnitOfWork, actor: Actor, document_id: int, action: str) -> Any:
+        """The actor's own document, not deleted; another patient's is refused (audited)."""
+        row = await repo.load(uow, document_id)
+        if row is None or row.deleted_at is not None:
+            raise NotFound(f"no document {document_id}", code="document_not_found")
+        if row.patient_id != actor.user_id:
+            self._audit.deny_after_rollback(uow, actor, action, patient_id=row.patient_id)
+            raise NotAllowed("this document is not yours", code="not_your_document")
+        return row

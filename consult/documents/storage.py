@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from consult.attachments import storage_root
 from consult.documents.rules import MAX_SIZE, file_too_large, unsupported_file_type
 from consult.documents.sniff import HEAD, TAIL, sniff
 
@@ -25,10 +26,6 @@ log = logging.getLogger(__name__)
 # Reads one chunk of the upload; b"" at its end (aiohttp's BodyPartReader.read_chunk fits).
 ReadChunk = Callable[[int], Awaitable[bytes]]
 CHUNK = 256 * 1024
-
-
-class DocumentsDirError(RuntimeError):
-    """The documents directory is not usable (e.g. it lies inside the web root)."""
 
 
 @dataclass
@@ -43,12 +40,7 @@ class Received:
 
 class DocumentStore:
     def __init__(self, root: Path, *, web_root: Path | None = None) -> None:
-        self.root = root.resolve()
-        if web_root is not None and self.root.is_relative_to(web_root.resolve()):
-            raise DocumentsDirError(
-                f"the documents directory {self.root} is inside the web root {web_root}: "
-                "set CONSULT_DOCUMENTS_DIR to a folder outside it"
-            )
+        self.root = storage_root(root, web_root, what="documents", setting="CONSULT_DOCUMENTS_DIR")
 
     def path(self, stored_name: str) -> Path:
         # Stored names are generated here (hex only): never a path from a client.

@@ -9,10 +9,11 @@ import logging
 from collections.abc import Iterable
 from datetime import timedelta
 
+from consult.accounts.checks import check_verified_patient
 from consult.clock import Clock, as_utc
-from consult.domain import Actor, ConsultationStatus, Identity
+from consult.domain import Actor, ConsultationStatus
 from consult.errors import Conflict, NotAllowed, NotFound
-from consult.events import FollowUpAnswered, FollowUpAsked, RecordChanged
+from consult.events import Push, RecordChanged
 from consult.followups import repository as repo
 from consult.followups.schemas import AskIn
 from consult.queue.service import ConsultationService, check_doctor
@@ -25,13 +26,9 @@ log = logging.getLogger(__name__)
 
 
 def check_patient(actor: Actor) -> None:
-    if not actor.is_patient:
-        raise NotAllowed("only patients ask follow-up questions", code="not_a_patient")
-    if actor.identity is not Identity.VERIFIED:
-        raise NotAllowed(
-            "follow-up questions need a verified account; confirm your identity first",
-            code="identity_not_verified",
-        )
+    check_verified_patient(
+        actor, only_patients="ask follow-up questions", feature="follow-up questions"
+    )
 
 
 class FollowUpService:
@@ -93,7 +90,8 @@ class FollowUpService:
             )
             out = await repo.load(uow, fid)
             assert out is not None
-            uow.collect(FollowUpAsked(row.doctor_id, out.model_dump(mode="json")))
+            asked = {"follow_up": out.model_dump(mode="json")}
+            uow.collect(Push((row.doctor_id,), "follow-up:asked", asked))
             await uow.commit()
         log.info("follow-up %s asked about consultation %s", fid, consultation_id)
         return out
@@ -129,9 +127,9 @@ class FollowUpService:
             )
             out = await repo.load(uow, follow_up_id)
             assert out is not None
-            uow.collect(
-                FollowUpAnswered(row.patient_id, row.doctor_id, out.model_dump(mode="json"))
-            )
+            # To the doctor too: their other tabs take it out of the inbox.
+            answered = {"follow_up": out.model_dump(mode="json")}
+            uow.collect(Push((row.patient_id, row.doctor_id), "follow-up:answered", answered))
             uow.collect(RecordChanged(row.patient_id, row.consultation_id))
             await uow.commit()
         log.info("follow-up %s answered (consultation %s)", follow_up_id, row.consultation_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from consult.attachments import attachment_headers
 from consult.domain import Actor
 from consult.http.routing import SERVICES, Api, int_param
 
@@ -32,12 +33,4 @@ async def recording(request: web.Request, actor: Actor) -> web.StreamResponse:
     cid = int_param(request, "consultation_id")
     rid = int_param(request, "recording_id")
     path, filename = await request.app[SERVICES].calls.recording_file(actor, cid, rid)
-    return web.FileResponse(
-        path,
-        headers={
-            "Content-Type": "video/webm",
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "private, no-store",
-        },
-    )
+    return web.FileResponse(path, headers=attachment_headers(filename, "video/webm"))

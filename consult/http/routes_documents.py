@@ -3,11 +3,10 @@ as an attachment, delete, and share into the running consultation's chat."""
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from consult.attachments import attachment_headers
 from consult.documents.rules import MAX_DESCRIPTION
 from consult.documents.schemas import DocumentOut, DocumentsOut, ShareDocumentIn
 from consult.domain import Actor
@@ -146,21 +145,8 @@ async def content(request: web.Request, actor: Actor) -> web.StreamResponse:
     found = await request.app[SERVICES].documents.download(actor, did)
     document = found.document
     return web.FileResponse(
-        found.path,
-        headers={
-            "Content-Type": document.content_type,
-            "Content-Disposition": attachment(document.filename),
-            "X-Content-Type-Options": "nosniff",
-            "Cache-Control": "private, no-store",
-            "Content-Security-Policy": "default-src 'none'; sandbox",
-        },
+        found.path, headers=attachment_headers(document.filename, document.content_type)
     )
-
-
-def attachment(filename: str) -> str:
-    """``attachment`` with an ASCII fallback name and the exact name in RFC 5987 form."""
-    fallback = "".join(c if 32 <= ord(c) < 127 and c not in '"\\;' else "_" for c in filename)
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 @api.route(

@@ -34,12 +34,11 @@ from aiortc import (
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
-from aiortc.sdp import SessionDescription
 
 from consult.errors import Conflict, Invalid, NotAllowed, NotFound
 from consult.media.forwarding import negotiated_codec, on_keyframe_request, on_remb
 from consult.media.ice import IceConfig
-from consult.media.offers import KINDS, codec_preferences, ice_ufrag, parse_offer
+from consult.media.offers import KINDS, Offer, codec_preferences, ice_ufrag, parse_offer
 from consult.media.recorder import Recorder, RecordingSummary
 from consult.media.relay import Feed, Outlet
 from consult.media.stats import LegMeter, LegStats, leg_stats
@@ -113,11 +112,14 @@ class CallRoom:
         The answer carries the server's host candidates (gathering is complete).
         """
         self._check(user_id)
-        parsed = parse_offer(sdp, type_)
+        return await self.answer(user_id, parse_offer(sdp, type_))
+
+    async def answer(self, user_id: str, offer: Offer) -> RTCSessionDescription:
+        """:meth:`offer`, for an offer the caller has parsed already (``parse_offer``)."""
         async with self._lock:
             self._check(user_id)
             leg = self._legs.get(user_id)
-            ufrag = ice_ufrag(parsed)
+            ufrag = ice_ufrag(offer.description)
             if leg is not None and (
                 leg.pc.connectionState in ("failed", "closed")
                 or leg.pc.signalingState != "stable"
@@ -130,7 +132,7 @@ class CallRoom:
                 leg = self._new_leg(user_id)
             leg.ufrag = ufrag
             try:
-                return await self._negotiate(leg, sdp, parsed)
+                return await self._negotiate(leg, offer)
             except BaseException as exc:  # cancelled too: leave no half-made peer behind
                 await self._drop(leg)
                 if isinstance(exc, Invalid) or not isinstance(exc, Exception):
@@ -245,18 +247,16 @@ class CallRoom:
 
         return leg
 
-    async def _negotiate(
-        self, leg: Leg, sdp: str, parsed: SessionDescription
-    ) -> RTCSessionDescription:
+    async def _negotiate(self, leg: Leg, offer: Offer) -> RTCSessionDescription:
         pc = leg.pc
         known = {t.mid for t in pc.getTransceivers() if t.mid is not None}
-        for media in parsed.media:
+        for media in offer.description.media:
             if media.kind in KINDS and media.rtp.muxId not in known:
                 # Made before setRemoteDescription so the offer's m-line takes it (in order)
                 # with our codec preferences: the answer then offers only those codecs.
                 transceiver = pc.addTransceiver(media.kind, direction="sendrecv")
                 transceiver.setCodecPreferences(self._codecs[media.kind])
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
         for transceiver in pc.getTransceivers():
             self._wire(leg, transceiver)
         answer = await pc.createAnswer()

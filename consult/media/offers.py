@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from aiortc import RTCRtpSender
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
@@ -25,7 +26,15 @@ def codec_preferences(kind: str, mimes: Iterable[str]) -> list[RTCRtpCodecCapabi
     return chosen
 
 
-def parse_offer(sdp: str, type_: str) -> SessionDescription:
+@dataclass(frozen=True)
+class Offer:
+    """A page's offer, checked and parsed once: its SDP as sent and what it describes."""
+
+    sdp: str
+    description: SessionDescription
+
+
+def parse_offer(sdp: str, type_: str) -> Offer:
     if type_ != "offer":
         raise Invalid("Only an offer can be sent to the call.", code="media_not_an_offer")
     if not isinstance(sdp, str) or not sdp.strip() or len(sdp) > MAX_SDP:
@@ -36,7 +45,7 @@ def parse_offer(sdp: str, type_: str) -> SessionDescription:
         raise Invalid("The offer's SDP could not be read.", code="media_bad_sdp") from exc
     if not any(m.kind in KINDS for m in parsed.media):
         raise Invalid("The offer has no audio or video.", code="media_no_media")
-    return parsed
+    return Offer(sdp, parsed)
 
 
 def ice_ufrag(description: SessionDescription | None) -> str | None:

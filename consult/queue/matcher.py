@@ -5,27 +5,43 @@ online, accepting, declining or freeing up) and holds the doctors' presence rows
 (``FOR UPDATE``; SQLite serialises writers), so a ticket is never offered to two doctors and a
 doctor never holds more offers and consultations than their capacity, whatever the number of
 server processes. Waiting tickets are read with ``FOR UPDATE SKIP LOCKED``.
+
+Declines. On a ``waiting`` ticket, ``offer_expires_at`` holds when the exclusion of the doctor
+who last declined it (``declined_by``) ends (``DECLINED_UNTIL``): the column is free once the
+offer is over, and reusing it needed no migration. Only the queue reads it on a waiting ticket
+(here and ``tickets.py``); ``repository.consultation_out`` shows it only while offered.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
-from consult.clock import Clock
+from consult.clock import Clock, as_utc
 from consult.domain import ConsultationStatus, PresenceStatus
 from consult.events import OfferMade, QueueChanged
 from consult.queue import repository as repo
 from consult.queue.matching import DoctorSlot, Waiting, pick_doctor, pick_waiting
-from consult.queue.policy import QueueRules
+from consult.queue.policy import QueueRules, excluded_doctor
 from consult.storage import tables as t
 from consult.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 _C = t.consultations.c
+# On a waiting ticket: when the exclusion of ``declined_by`` ends (module docstring).
+DECLINED_UNTIL = "offer_expires_at"
+
+
+def excluded_doctor_sql(columns: Any, now: datetime) -> sa.ColumnElement[Any]:
+    """``policy.excluded_doctor`` as SQL, for the consultations ``columns`` (a table's or an
+    alias's ``.c``): the doctor the ticket must not be offered to now, or NULL."""
+    until = columns[DECLINED_UNTIL]
+    live = sa.and_(columns.status == ConsultationStatus.WAITING, until > now)
+    return sa.case((live, columns.declined_by), else_=sa.null())
 
 
 class Matcher:
@@ -85,13 +101,17 @@ class Matcher:
             for r in rows
         ]
 
+    def exclusion_ends(self) -> datetime:
+        """When a decline made now stops excluding its doctor (stored by ``return_to_queue``)."""
+        return self._rules.exclusion_ends(self._clock.now())
+
     async def match_ticket(self, uow: UnitOfWork, consultation_id: int) -> bool:
         row = (
             await uow.conn.execute(sa.select(t.consultations).where(_C.id == consultation_id))
         ).first()
         if row is None or row.status != ConsultationStatus.WAITING:
             return False
-        doctor = pick_doctor(await self.doctor_slots(uow), _waiting(row))
+        doctor = pick_doctor(await self.doctor_slots(uow), _waiting(row, self._clock.now()))
         if doctor is None:
             return False
         await self.offer(uow, consultation_id, doctor.doctor_id)
@@ -102,27 +122,57 @@ class Matcher:
         if not slots:
             return
         doctor = slots[0]
+        now = self._clock.now()
         while doctor.free > 0:
             # The doctor's rules are in the query so that exactly one row is locked: locking a
             # page of candidates would make concurrent doctors skip them all and match nobody.
             row = (
                 await uow.conn.execute(
                     sa.select(t.consultations)
-                    .where(_serves(doctor))
+                    .where(_serves(doctor, now))
                     .order_by(_C.rank_at, _C.id)
                     .limit(1)
                     .with_for_update(skip_locked=True)
                 )
             ).first()
-            if row is None or pick_waiting(doctor, [_waiting(row)]) is None:
+            if row is None or pick_waiting(doctor, [_waiting(row, now)]) is None:
                 return
             await self.offer(uow, row.id, doctor_id)
             doctor = doctor.with_one_more()
 
     async def match_all(self, uow: UnitOfWork) -> None:
+        """Every doctor with room, after ending the exclusions that ran out (the sweep)."""
+        await self.end_exclusions(uow)
         for slot in await self.doctor_slots(uow):
             if slot.free > 0:
                 await self.match_doctor(uow, slot.doctor_id)
+
+    async def end_exclusions(self, uow: UnitOfWork) -> None:
+        """Clear the ends of exclusions that ran out, so that their queues are pushed again:
+        the ticket said nobody else could take the patient, and its doctor, if busy now, is
+        not offered it (which would push the queue) until they free up. Rows another
+        transaction holds are left to the next sweep."""
+        until = _C[DECLINED_UNTIL]
+        rows = (
+            await uow.conn.execute(
+                sa.select(_C.id, _C.specialty_code, _C.form)
+                .where(
+                    _C.status == ConsultationStatus.WAITING,
+                    until.is_not(None),
+                    until <= self._clock.now(),
+                )
+                .with_for_update(skip_locked=True)
+            )
+        ).all()
+        if not rows:
+            return
+        await uow.conn.execute(
+            t.consultations.update()
+            .where(_C.id.in_([r.id for r in rows]), _C.status == ConsultationStatus.WAITING)
+            .values({DECLINED_UNTIL: None})
+        )
+        for specialty, form in sorted({(r.specialty_code, r.form) for r in rows}):
+            uow.collect(QueueChanged(specialty, form))
 
     async def offer(self, uow: UnitOfWork, consultation_id: int, doctor_id: int) -> None:
         expires: datetime = self._clock.now() + self._rules.offer_timeout
@@ -145,7 +195,7 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def _serves(doctor: DoctorSlot) -> sa.ColumnElement[bool]:
+def _serves(doctor: DoctorSlot, now: datetime) -> sa.ColumnElement[bool]:
     """``DoctorSlot.serves`` as SQL, for the tickets waiting."""
     language: sa.ColumnElement[bool] = sa.true()
     if doctor.languages:
@@ -155,17 +205,23 @@ def _serves(doctor: DoctorSlot) -> sa.ColumnElement[bool]:
         _C.specialty_code.in_(sorted(doctor.specialties)),
         _C.form.in_(sorted(doctor.forms)),
         sa.or_(_C.preferred_doctor_id.is_(None), _C.preferred_doctor_id == doctor.doctor_id),
-        sa.or_(_C.declined_by.is_(None), _C.declined_by != doctor.doctor_id),
+        sa.or_(
+            _C.declined_by.is_(None),
+            _C.declined_by != doctor.doctor_id,
+            _C[DECLINED_UNTIL].is_(None),
+            _C[DECLINED_UNTIL] <= now,
+        ),
         language,
     )
 
 
-def _waiting(row: sa.Row) -> Waiting:
+def _waiting(row: sa.Row, now: datetime) -> Waiting:
+    until = getattr(row, DECLINED_UNTIL)
     return Waiting(
         consultation_id=row.id,
         specialty=row.specialty_code,
         form=row.form,
         preferred_doctor_id=row.preferred_doctor_id,
         language=row.language,
-        declined_by=row.declined_by,
+        excluded=excluded_doctor(row.declined_by, as_utc(until) if until else None, now),
     )

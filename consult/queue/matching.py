@@ -28,7 +28,7 @@ class DoctorSlot:
             self.takes(ticket.specialty, ticket.form)
             and ticket.preferred_doctor_id in (None, self.doctor_id)
             and (ticket.language is None or not self.languages or ticket.language in self.languages)
-            and ticket.declined_by != self.doctor_id
+            and ticket.excluded != self.doctor_id
         )
 
     def with_one_more(self) -> DoctorSlot:
@@ -42,8 +42,9 @@ class Waiting:
     form: str
     preferred_doctor_id: int | None = None
     language: str | None = None
-    # The doctor who last declined or let this offer lapse: not offered to them again at once.
-    declined_by: int | None = None
+    # The doctor who declined it (or let its offer lapse) less than ``decline_exclusion`` ago:
+    # not offered it again until then (``policy.excluded_doctor``).
+    excluded: int | None = None
 
 
 def pick_doctor(doctors: Iterable[DoctorSlot], ticket: Waiting) -> DoctorSlot | None:

@@ -7,6 +7,11 @@ waiting, a ticket with priority p overtakes only tickets that have waited less t
 nobody starves. Ordinary tickets have priority 0 (first come, first served). A patient whose
 consultation was cut off by the doctor's side returns with ``FRONT_PRIORITY``, ahead of
 everyone who is waiting.
+
+Declines. A doctor who declines a ticket, or lets its offer lapse, is not offered that ticket
+again for ``decline_exclusion``; the ticket keeps its place. The exclusion ends on its own:
+were it to last until another doctor declined, a ticket whose only suitable doctor declined it
+would wait forever. Meanwhile the ticket's estimate leaves that doctor out.
 """
 
 from __future__ import annotations
@@ -27,6 +32,15 @@ class QueueRules:
     max_parallel_chats: int = 3
     alternatives_threshold: timedelta = timedelta(minutes=30)
     alternatives_count: int = 5
+    # How long a doctor who declined a ticket (or let its offer lapse) is not offered it again.
+    decline_exclusion: timedelta = timedelta(minutes=5)
+
+    def __post_init__(self) -> None:
+        if self.decline_exclusion < timedelta(0):
+            raise ValueError(f"decline_exclusion must not be negative: {self.decline_exclusion}")
+
+    def exclusion_ends(self, now: datetime) -> datetime:
+        return now + self.decline_exclusion
 
     def capacity(self, forms: list[str], requested: int | None) -> int:
         """Voice and video take the doctor whole; chats may run in parallel up to the limit."""
@@ -41,3 +55,14 @@ def rank_at(queued_at: datetime, priority_minutes: int) -> datetime:
 
 def expired(since: datetime | None, grace: timedelta, now: datetime) -> bool:
     return since is not None and now - since >= grace
+
+
+def excluded_doctor(
+    declined_by: int | None, declined_until: datetime | None, now: datetime
+) -> int | None:
+    """The doctor a waiting ticket must not be offered to at ``now``: the one who last declined
+    it (or let its offer lapse), until ``declined_until``. None: any suitable doctor may take
+    it (tickets declined before exclusions had an end have no ``declined_until``)."""
+    if declined_by is None or declined_until is None or now >= declined_until:
+        return None
+    return declined_by

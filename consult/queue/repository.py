@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from consult.clock import as_utc
-from consult.domain import Actor
+from consult.domain import Actor, ConsultationStatus
 from consult.schemas import ConsultationOut, PersonOut, SpecialtyOut
 from consult.storage import tables as t
 from consult.storage.uow import UnitOfWork
@@ -45,7 +45,10 @@ def consultation_out(row: Any) -> ConsultationOut:
         started_at=ts(row.started_at),
         ended_at=ts(row.ended_at),
         language=row.language,
-        offer_expires_at=ts(row.offer_expires_at),
+        # Only an offer's deadline: on a waiting ticket the column holds a decline's end.
+        offer_expires_at=(
+            ts(row.offer_expires_at) if row.status == ConsultationStatus.OFFERED else None
+        ),
     )
 
 

@@ -13,9 +13,10 @@ from collections.abc import Awaitable, Callable
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from consult.accounts.checks import check_verified_patient
 from consult.accounts.service import covered_specialties, doctor_specialties, specialty_name
 from consult.clock import Clock
-from consult.domain import OPEN_STATUSES, Actor, ConsultationStatus, Identity, PresenceStatus
+from consult.domain import OPEN_STATUSES, Actor, ConsultationStatus, PresenceStatus
 from consult.errors import Conflict, Invalid, NotAllowed, NotFound
 from consult.events import (
     ConsultationEnded,
@@ -45,13 +46,9 @@ def _seconds(minutes: int | None) -> int | None:
 
 
 def check_patient_may_start(actor: Actor) -> None:
-    if not actor.is_patient:
-        raise NotAllowed("only patients start consultations", code="not_a_patient")
-    if actor.identity is not Identity.VERIFIED:
-        raise NotAllowed(
-            "online consultations need a verified account; confirm your identity first",
-            code="identity_not_verified",
-        )
+    check_verified_patient(
+        actor, only_patients="start consultations", feature="online consultations"
+    )
 
 
 def check_doctor(actor: Actor) -> None:
@@ -193,15 +190,16 @@ class ConsultationService:
 
     async def return_to_queue(self, uow: UnitOfWork, row: sa.Row, *, reason: str) -> None:
         """An offer declined or lapsed: the ticket keeps its place and is not offered again to
-        the doctor who last declined it or let it lapse. A lapsed offer also sends that doctor,
-        if still online, away."""
+        the doctor who last declined it or let it lapse, for ``decline_exclusion``. A lapsed
+        offer also sends that doctor, if still online, away."""
         await uow.conn.execute(
             t.consultations.update()
             .where(_C.id == row.id, _C.status == ConsultationStatus.OFFERED)
             .values(
                 status=ConsultationStatus.WAITING,
                 doctor_id=None,
-                offer_expires_at=None,
+                # On a waiting ticket: when the exclusion ends (``matcher.DECLINED_UNTIL``).
+                offer_expires_at=self._matcher.exclusion_ends(),
                 declined_by=row.doctor_id,
             )
         )

@@ -15,8 +15,9 @@ from consult.clock import Clock, as_utc
 from consult.domain import QUEUED_STATUSES, Actor, ConsultationStatus
 from consult.queue import eta
 from consult.queue import repository as repo
-from consult.queue.doctors import doctor_loads, doctors_summary
+from consult.queue.doctors import DoctorLoad, doctor_loads, doctors_summary
 from consult.queue.estimates import EstimateTables
+from consult.queue.matcher import excluded_doctor_sql
 from consult.queue.policy import QueueRules
 from consult.queue.schemas import TicketOut
 from consult.queue.service import ConsultationService
@@ -50,6 +51,8 @@ class QueueView:
     waiting: int
     # Estimates by place (``estimates.py``), at least as deep as the view was read for.
     table: list[eta.Estimate] = field(default_factory=list)
+    # This queue's doctors, to estimate a ticket without the doctor who declined it.
+    loads: tuple[DoctorLoad, ...] = ()
 
     def estimate(self, ahead: int) -> eta.Estimate:
         """Beyond ``EXACT_PLACES`` the estimate of the last exact place is shown as a lower bound
@@ -64,11 +67,24 @@ class QueueView:
             return replace(found, high_seconds=None, beyond_horizon=True)
         return found
 
+    def eta_for(self, ahead: int, excluded: int | None = None) -> EtaOut:
+        """The estimate at this place. While a doctor online for this queue is excluded from
+        the ticket (they declined it), it is estimated without them: they will not take it."""
+        if excluded is None or not any(d.doctor_id == excluded and d.online for d in self.loads):
+            return _eta_out(self.estimate(ahead))
+        others = [d for d in self.loads if d.doctor_id != excluded]
+        state, busy_elapsed = doctors_summary(others, self.specialty, self.form)
+        capped = min(ahead, EXACT_PLACES)
+        found = eta.estimate_wait(capped, state.online, busy_elapsed, self.model)
+        if ahead > capped and found.high_seconds is not None:
+            found = replace(found, high_seconds=None, beyond_horizon=True)
+        return _eta_out(found, declined=True)
+
     def update_for(self, index: int, long_wait_after: timedelta) -> TicketUpdateOut:
         row = self.tickets[index]
         offered = row.status == ConsultationStatus.OFFERED
         ahead = 0 if offered else index - (len(self.tickets) - self.waiting)
-        eta_out = _OFFERED_ETA if offered else _eta_out(self.estimate(ahead))
+        eta_out = _OFFERED_ETA if offered else self.eta_for(ahead, row.excluded)
         return TicketUpdateOut(
             consultation_id=row.id,
             status=row.status,
@@ -86,7 +102,7 @@ class QueueView:
         (the doctors, one estimate per place) are built once."""
         doctors = self.doctors.model_dump(mode="json")
         offered_eta = _OFFERED_ETA.model_dump(mode="json")
-        etas: dict[int, tuple[dict[str, Any], bool]] = {}
+        etas: dict[tuple[int, int | None], tuple[dict[str, Any], bool]] = {}
         first_waiting = len(self.tickets) - self.waiting
         out: list[tuple[int, dict[str, Any]]] = []
         for index, row in enumerate(self.tickets):
@@ -94,9 +110,10 @@ class QueueView:
                 place, eta_json, long_wait = 0, offered_eta, False
             else:
                 ahead = index - first_waiting
-                key = min(ahead, EXACT_PLACES + 1)  # beyond the horizon all read the same
+                # Beyond the horizon all read the same.
+                key = (min(ahead, EXACT_PLACES + 1), row.excluded)
                 if key not in etas:
-                    eta_out = _eta_out(self.estimate(ahead))
+                    eta_out = self.eta_for(ahead, row.excluded)
                     etas[key] = (
                         eta_out.model_dump(mode="json"),
                         is_long_wait(eta_out, long_wait_after),
@@ -169,7 +186,7 @@ class TicketService:
         whole queue: a join must not read every waiting row."""
         specialty, form = consultation.specialty.code, str(consultation.form)
         now = self._clock.now()
-        ahead, waiting = await queue_position(uow, consultation.id)
+        ahead, waiting, excluded = await queue_position(uow, consultation.id, now)
         view = await queue_view(
             uow, specialty, form, now, self._estimates, tickets=False, places=ahead + 1
         )
@@ -181,7 +198,7 @@ class TicketService:
         elif consultation.status == ConsultationStatus.OFFERED:
             place, eta_out = 0, _OFFERED_ETA
         else:
-            place, eta_out = ahead + 1, _eta_out(view.estimate(ahead))
+            place, eta_out = ahead + 1, view.eta_for(ahead, excluded)
         return TicketOut(
             consultation=consultation,
             place=place,
@@ -189,7 +206,7 @@ class TicketService:
             eta=eta_out,
             doctors=view.doctors,
             long_wait=place > 0 and is_long_wait(eta_out, self._rules.alternatives_threshold),
-            next=next_step or _next_step(place, view.doctors.online, False),
+            next=next_step or _next_step(place, view.doctors.online, eta_out.basis == _NOBODY_ELSE),
         )
 
     async def _with_alternatives(self, actor: Actor, ticket: TicketOut) -> TicketOut:
@@ -203,7 +220,7 @@ class TicketService:
         return ticket.model_copy(
             update={
                 "alternatives": alternatives,
-                "next": _next_step(ticket.place, ticket.doctors.online, True),
+                "next": ticket.next + _BOOK_INSTEAD,
             }
         )
 
@@ -232,7 +249,9 @@ async def queue_view(
         rows = list(
             await uow.conn.execute(
                 # rank_at only orders: not selected (a datetime parsed per row, per push, on SQLite)
-                sa.select(_C.id, _C.patient_id, _C.status)
+                sa.select(
+                    _C.id, _C.patient_id, _C.status, excluded_doctor_sql(_C, now).label("excluded")
+                )
                 .where(
                     _C.specialty_code == specialty,
                     _C.form == form,
@@ -242,7 +261,8 @@ async def queue_view(
                 .order_by(_C.status, _C.rank_at, _C.id)
             )
         )
-    doctors, busy_elapsed = await doctors_state(uow, specialty, form, now)
+    loads = await doctor_loads(uow, now, specialty, form)
+    doctors, busy_elapsed = doctors_summary(loads, specialty, form)
     model = eta.DurationModel.fit(await recent_durations(uow, specialty, form), form)
     waiting = sum(1 for r in rows if r.status == ConsultationStatus.WAITING)
     depth = min(places if places is not None else waiting, EXACT_PLACES + 1)
@@ -258,12 +278,16 @@ async def queue_view(
         busy_elapsed=busy_elapsed,
         waiting=waiting,
         table=list(table),
+        loads=tuple(loads),
     )
 
 
-async def queue_position(uow: UnitOfWork, consultation_id: int) -> tuple[int, int]:
-    """(waiting tickets ahead of this one, waiting tickets in its queue), by counting along
-    the queue index: the order is ``queue_view``'s (rank_at, then id)."""
+async def queue_position(
+    uow: UnitOfWork, consultation_id: int, now: datetime
+) -> tuple[int, int, int | None]:
+    """(waiting tickets ahead of this one, waiting tickets in its queue, the doctor it is not
+    offered to now), by counting along the queue index: the order is ``queue_view``'s
+    (rank_at, then id)."""
     me = t.consultations.alias("me")
     other = t.consultations.alias("other")
     same_queue = sa.and_(
@@ -281,18 +305,11 @@ async def queue_position(uow: UnitOfWork, consultation_id: int) -> tuple[int, in
             sa.select(
                 count.where(same_queue, before).scalar_subquery().label("ahead"),
                 count.where(same_queue).scalar_subquery().label("waiting"),
+                excluded_doctor_sql(me.c, now).label("excluded"),
             ).where(me.c.id == consultation_id)
         )
     ).one()
-    return int(row.ahead), int(row.waiting)
-
-
-async def doctors_state(
-    uow: UnitOfWork, specialty: str, form: str, now: datetime
-) -> tuple[DoctorsStateOut, list[float]]:
-    """Doctors serving this queue, and how long each busy one's consultation has run (the
-    counting rules are in ``doctors.py``, shared with the schedulers' dashboard)."""
-    return doctors_summary(await doctor_loads(uow, now, specialty, form), specialty, form)
+    return int(row.ahead), int(row.waiting), row.excluded
 
 
 async def recent_durations(uow: UnitOfWork, specialty: str, form: str) -> list[float]:
@@ -321,21 +338,30 @@ def is_long_wait(eta_out: EtaOut, threshold: timedelta) -> bool:
     return high is None or high * 60 > threshold.total_seconds()
 
 
-def _next_step(place: int, online: int, has_alternatives: bool) -> str:
+_NOBODY_ELSE = "no other doctor online now"
+_BOOK_INSTEAD = " You can also book one of the slots below instead."
+
+
+def _next_step(place: int, online: int, nobody_else: bool) -> str:
+    """``nobody_else``: the only doctors online declined this ticket a short while ago."""
     if place == 0:
         return "A doctor is being asked to take you now; the consultation opens when they accept."
     if online == 0:
-        text = "No doctor of this specialty is online now; you stay in line until one comes."
-    else:
-        text = "You will be connected when a doctor is free; keep this page open."
-    if has_alternatives:
-        text += " You can also book one of the slots below instead."
-    return text
+        return "No doctor of this specialty is online now; you stay in line until one comes."
+    if nobody_else:
+        return (
+            "The doctor online cannot take you just now. You keep your place in line: a doctor "
+            "who comes online takes you at once, and this one may be asked again in a few "
+            "minutes."
+        )
+    return "You will be connected when a doctor is free; keep this page open."
 
 
-def _eta_out(estimate: eta.Estimate | None) -> EtaOut:
+def _eta_out(estimate: eta.Estimate | None, declined: bool = False) -> EtaOut:
+    """``declined``: estimated without the doctor who declined the ticket."""
     if estimate is None or estimate.no_doctor_online:
-        return EtaOut(low_minutes=None, high_minutes=None, basis="no doctor online now")
+        basis = _NOBODY_ELSE if declined else "no doctor online now"
+        return EtaOut(low_minutes=None, high_minutes=None, basis=basis)
     return EtaOut(
         low_minutes=estimate.low_seconds // 60,
         high_minutes=None if estimate.high_seconds is None else estimate.high_seconds // 60,

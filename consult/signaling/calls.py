@@ -20,13 +20,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
-from pydantic import BaseModel
 
 from consult.calls.schemas import CallIn, FormAnswerIn, FormIn, OfferIn, RecordConsentIn
 from consult.calls.service import CallService, MediaState
 from consult.domain import Actor
-from consult.errors import Invalid
-from consult.http.routing import validate
+from consult.signaling.payloads import validate_payload
 from consult.signaling.server import user_room
 
 log = logging.getLogger(__name__)
@@ -38,27 +36,27 @@ def call_events(calls: CallService) -> dict[str, Handler]:
     """The ``call:*`` client events, for the namespace's event table."""
 
     async def config(actor: Actor, payload: Any) -> Any:
-        body = _validate(CallIn, payload)
+        body = validate_payload(CallIn, payload)
         return await calls.state(actor, body.consultation_id)
 
     async def offer(actor: Actor, payload: Any) -> Any:
-        body = _validate(OfferIn, payload)
+        body = validate_payload(OfferIn, payload)
         return await calls.offer(actor, body.consultation_id, body.sdp, body.type)
 
     async def hangup(actor: Actor, payload: Any) -> Any:
-        body = _validate(CallIn, payload)
+        body = validate_payload(CallIn, payload)
         return await calls.hangup(actor, body.consultation_id)
 
     async def form(actor: Actor, payload: Any) -> Any:
-        body = _validate(FormIn, payload)
+        body = validate_payload(FormIn, payload)
         return await calls.request_form(actor, body.consultation_id, body.form)
 
     async def form_answer(actor: Actor, payload: Any) -> Any:
-        body = _validate(FormAnswerIn, payload)
+        body = validate_payload(FormAnswerIn, payload)
         return await calls.answer_form(actor, body.consultation_id, body.accept)
 
     async def record_consent(actor: Actor, payload: Any) -> Any:
-        body = _validate(RecordConsentIn, payload)
+        body = validate_payload(RecordConsentIn, payload)
         return await calls.record_consent(actor, body.consultation_id, body.consent)
 
     return {
@@ -69,12 +67,6 @@ def call_events(calls: CallService) -> dict[str, Handler]:
         "call:form-answer": form_answer,
         "call:record-consent": record_consent,
     }
-
-
-def _validate(model: type[BaseModel], payload: Any) -> Any:
-    if not isinstance(payload, dict):
-        raise Invalid("the payload must be a JSON object", code="invalid_payload")
-    return validate(model, payload)
 
 
 class CallPush:

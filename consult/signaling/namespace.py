@@ -16,8 +16,8 @@ import socketio
 
 from consult.accounts.service import token_hash
 from consult.domain import Actor, Identity, Role
-from consult.errors import ConsultError, Invalid
-from consult.http.routing import SESSION_COOKIE, validate
+from consult.errors import ConsultError
+from consult.http.routing import SESSION_COOKIE
 from consult.schemas import (
     OfferAnswerIn,
     PresenceIn,
@@ -29,6 +29,7 @@ from consult.schemas import (
 from consult.services import Services
 from consult.signaling.acks import ack
 from consult.signaling.calls import call_events
+from consult.signaling.payloads import validate_payload as _validate
 from consult.signaling.scheduler_push import SCHEDULERS_ROOM
 from consult.signaling.server import user_room
 from consult.signaling.sessions import TOKEN_HASH
@@ -156,9 +157,3 @@ class ConsultNamespace(socketio.AsyncNamespace):
     async def chat_typing(self, actor: Actor, payload: Any) -> Any:
         body = _validate(TypingIn, payload)
         return await self.services.chat.typing(actor, body.consultation_id, body.typing)
-
-
-def _validate(model: Any, payload: Any) -> Any:
-    if not isinstance(payload, dict):
-        raise Invalid("the payload must be a JSON object", code="invalid_payload")
-    return validate(model, payload)

@@ -5,20 +5,16 @@ from __future__ import annotations
 import socketio
 
 from consult.events import (
-    CallFormChanged,
-    CallFormRequested,
-    CallRecordingChanged,
     ConsultationEnded,
     ConsultationInterrupted,
     ConsultationMatched,
     Event,
-    FollowUpAnswered,
-    FollowUpAsked,
     MessagePosted,
     MessagesRead,
     OfferMade,
     OfferWithdrawn,
     PresenceChanged,
+    Push,
     QueueChanged,
     RecordChanged,
     TicketDropped,
@@ -37,6 +33,8 @@ class Notifier:
     async def __call__(self, event: Event) -> None:
         emit = self._sio.emit
         match event:
+            case Push(user_ids=users, name=name, payload=payload):
+                await emit(name, payload, to=[user_room(u) for u in users])
             case ConsultationMatched(consultation=c) | ConsultationEnded(consultation=c):
                 name = (
                     "consultation:matched"
@@ -53,11 +51,6 @@ class Notifier:
                 await emit("chat:read", r, to=[user_room(p), user_room(d)])
             case Typing(to_user_id=u, typing=typing):
                 await emit("chat:typing", typing, to=user_room(u))
-            case FollowUpAsked(doctor_id=d, follow_up=f):
-                await emit("follow-up:asked", {"follow_up": f}, to=user_room(d))
-            case FollowUpAnswered(patient_id=p, doctor_id=d, follow_up=f):
-                # The doctor's other tabs take it out of their inbox.
-                await emit("follow-up:answered", {"follow_up": f}, to=[user_room(p), user_room(d)])
             case RecordChanged(patient_id=p, consultation_id=cid):
                 await emit("record:changed", {"consultation_id": cid}, to=user_room(p))
             case OfferMade(doctor_id=d, consultation=c, expires_at=expires):
@@ -84,11 +77,5 @@ class Notifier:
                 )
             case PresenceChanged(doctor_id=d, status=status, reason=why):
                 await emit("presence:changed", {"status": status, "reason": why}, to=user_room(d))
-            case CallFormRequested(to_user_id=u, request=r):
-                await emit("call:form-requested", r, to=user_room(u))
-            case CallFormChanged(patient_id=p, doctor_id=d, change=change):
-                await emit("call:form-changed", change, to=[user_room(p), user_room(d)])
-            case CallRecordingChanged(patient_id=p, doctor_id=d, recording=r):
-                await emit("call:recording", r, to=[user_room(p), user_room(d)])
             case QueueChanged(specialty=s, form=f):
                 self._fanout.changed(s, f)

@@ -5,31 +5,16 @@ answer reaches her page live."""
 
 from __future__ import annotations
 
-import struct
-import zlib
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.helpers import OpenPage, assert_no_problems, chat_bodies, log_in, take_patient
+from tests.support import png
 
 PATIENT = "Anna Kowalska"
 DESCRIPTION = "Rash on my left arm, photographed on Sunday"
-
-
-def png() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    raw = b"".join(b"\x00" + b"\xd0\x40\x40" * 4 for _ in range(4))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
 
 
 def upload(page: Page, name: str, mime: str, content: bytes, description: str) -> None:
@@ -69,7 +54,7 @@ def test_the_patient_uploads_and_shares_a_document_and_the_doctor_opens_it(
     expect(patient.get_by_test_id("document")).to_have_count(0)
 
     # A real PNG is stored and listed with its description.
-    image = png()
+    image = png(4, 4, b"\xd0\x40\x40")
     upload(patient, "rash.png", "image/png", image, DESCRIPTION)
     listed = patient.get_by_test_id("document")
     expect(listed).to_have_count(1)

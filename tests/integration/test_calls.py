@@ -13,11 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aioice.ice
 import av
 import pytest
 from aiohttp.test_utils import TestServer
@@ -31,19 +29,26 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
+from consult.calls import repository as calls_repository
 from consult.calls.service import CallService
 from consult.http.routing import SERVICES
+from consult.media.call import CallRoom
 from consult.storage import tables as t
-from tests.integration.test_chat import rows
-from tests.support import ApiClient, SocketClient, start_and_accept
+from tests.support import (
+    ApiClient,
+    SocketClient,
+    loopback_only,
+    rows,
+    start_and_accept,
+    wait_for,
+)
 
 IM = "internal-medicine"
 
 
 @pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    # aioice leaves the loopback address out by default; the server and clients run here.
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+def _loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    loopback_only(monkeypatch)
 
 
 class Peer:
@@ -98,14 +103,6 @@ async def peers() -> AsyncIterator[list[Peer]]:
     yield made
     for peer in made:
         await peer.close()
-
-
-async def wait_for(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def calls_of(server: TestServer) -> CallService:
@@ -417,3 +414,52 @@ async def test_bad_call_input_is_refused_clearly_and_leaks_nothing(
     peers.append(after_end)
     assert error_code(await after_end.offer()) == "consultation_not_active"
     assert registry.resources() == before
+
+
+async def test_a_first_offer_that_cannot_be_answered_leaves_no_call_behind(
+    server: TestServer, api: Any, sockets: Any, peers: list[Peer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    doctor, doctor_ws, patient, patient_ws, cid = await video_consultation(api, sockets)
+    calls = calls_of(server)
+
+    async def no_common_codec(*args: Any) -> None:
+        raise ValueError("no common codec")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(CallRoom, "_negotiate", no_common_codec)
+        anna = Peer(patient_ws, cid)
+        peers.append(anna)
+        assert error_code(await anna.offer()) == "media_offer_rejected"
+    assert calls.registry.resources()["rooms"] == 0
+    assert cid not in calls._calls  # nothing of it stays in this process's memory
+    # The next offer starts the call afresh.
+    anna, house = Peer(patient_ws, cid), Peer(doctor_ws, cid)
+    peers += [anna, house]
+    assert (await anna.offer())["ok"] and (await house.offer())["ok"]
+    assert calls.running() == [(cid, doctor.user["id"])]
+
+
+async def test_a_recording_whose_row_cannot_be_written_never_starts(
+    server: TestServer,
+    database_url: str,
+    api: Any,
+    sockets: Any,
+    peers: list[Peer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    doctor, doctor_ws, patient, patient_ws, cid = await video_consultation(api, sockets)
+    anna, house = Peer(patient_ws, cid), Peer(doctor_ws, cid)
+    peers += [anna, house]
+    assert (await anna.offer())["ok"] and (await house.offer())["ok"]
+    ack = await patient_ws.emit("call:record-consent", {"consultation_id": cid, "consent": True})
+    assert ack["ok"], ack
+
+    async def refused(*args: Any) -> int:
+        raise RuntimeError("the database refused the row")
+
+    monkeypatch.setattr(calls_repository, "add_recording", refused)
+    ack = await doctor_ws.emit("call:record-consent", {"consultation_id": cid, "consent": True})
+    assert error_code(ack) == "internal"
+    room = calls_of(server).registry.get(str(cid))
+    assert room._recorder is None  # no recorder writes a file that no row names
+    assert await rows(database_url, t.recordings) == []

@@ -6,35 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import struct
-import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from consult.documents.rules import MAX_SIZE
 from consult.storage import tables as t
-from tests.support import ApiClient, start_and_accept
-
-
-def png() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    raw = b"\x00\xff\x00\x00\x00\xff\x00"
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 1, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
-
+from tests.support import ApiClient, png, rows, start_and_accept
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x11" * 64
 JPEG += b"\xff\xd9"
@@ -57,14 +38,6 @@ def documents_dir(tmp_path: Path) -> Path:
 
 def files_in(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*") if p.is_file()) if directory.exists() else []
-
-
-async def rows(database_url: str, table: sa.Table) -> list[Any]:
-    engine = create_async_engine(database_url)
-    async with engine.connect() as conn:
-        found = list((await conn.execute(sa.select(table).order_by(table.c.id))).all())
-    await engine.dispose()
-    return found
 
 
 async def upload(

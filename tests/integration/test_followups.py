@@ -8,25 +8,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from aiohttp.test_utils import TestServer
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from consult.app import create_app
 from consult.clock import ManualClock
 from consult.settings import Settings
 from consult.storage import tables as t
-from tests.support import ApiClient, SocketClient, start_and_accept
+from tests.support import ApiClient, SocketClient, rows, start_and_accept
 
 DAY = 24 * 3600
-
-
-async def audit(database_url: str) -> list[Any]:
-    engine = create_async_engine(database_url)
-    async with engine.connect() as conn:
-        found = list((await conn.execute(sa.select(t.audit_log).order_by(t.audit_log.c.id))).all())
-    await engine.dispose()
-    return found
 
 
 async def finished_consultation(
@@ -90,7 +80,10 @@ async def test_a_question_reaches_the_doctor_and_the_answer_reaches_the_patient_
         (asked["question"], answered["answer"])
     ]
 
-    entries = {(r.action, r.actor_id, r.patient_id, r.allowed) for r in await audit(database_url)}
+    entries = {
+        (r.action, r.actor_id, r.patient_id, r.allowed)
+        for r in await rows(database_url, t.audit_log)
+    }
     pid, did = anna.user["id"], house.user["id"]
     assert ("follow_up.ask", pid, pid, True) in entries
     assert ("follow_up.read", did, pid, True) in entries
@@ -185,7 +178,7 @@ async def test_only_a_finished_consultation_of_ones_own_to_its_own_doctor(
         "POST", f"/api/consultations/{cid}/follow-ups", {"question": "Hi?"}, expect=403
     )
     assert stranger["error"]["code"] == "not_participant"
-    denied = [r for r in await audit(database_url) if r.action == "follow_up.ask"]
+    denied = [r for r in await rows(database_url, t.audit_log) if r.action == "follow_up.ask"]
     assert [(r.actor_id, r.allowed) for r in denied] == [(piotr.user["id"], False)]
     by_doctor = await house.call(
         "POST", f"/api/consultations/{cid}/follow-ups", {"question": "Hi?"}, expect=403
@@ -244,7 +237,7 @@ async def test_only_the_asked_doctor_answers_and_only_once(api, sockets, databas
     assert other["error"]["code"] == "not_your_follow_up"
     assert any(
         r.action == "follow_up.answer" and r.actor_id == grey.user["id"] and not r.allowed
-        for r in await audit(database_url)
+        for r in await rows(database_url, t.audit_log)
     )
     by_patient = await anna.call(
         "POST", f"/api/follow-ups/{asked['id']}/answer", {"answer": "Me?"}, expect=403

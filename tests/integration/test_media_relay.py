@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aioice.ice
 import av
 import pytest
 from aiortc import (
@@ -41,6 +40,7 @@ from aiortc.mediastreams import MediaStreamError
 from consult.errors import Conflict, Invalid, NotAllowed
 from consult.media.call import CallRegistry, CallRoom
 from consult.media.ice import IceConfig
+from tests.support import loopback_only, wait_for
 
 WIDTH, HEIGHT = 160, 120
 BITS = 8
@@ -50,8 +50,8 @@ TONES = {PATIENT: 440.0, DOCTOR: 1000.0}
 
 
 @pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+def _loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    loopback_only(monkeypatch)
 
 
 # -- what the clients send --------------------------------------------------------------------
@@ -206,14 +206,6 @@ class Client:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-async def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def frames_from(client: Client, sender: str) -> list[tuple[float, int, int]]:

@@ -88,14 +88,100 @@ async def test_a_declined_offer_keeps_its_place_and_skips_that_doctor(api, socke
     await house_ws.next("queue:offer")
     declined = await house_ws.emit("queue:decline", {"consultation_id": cid})
     assert declined["ok"] and declined["data"]["status"] == "waiting"
+    # The decline's end is kept in the row, but a waiting ticket shows no offer deadline.
+    assert declined["data"]["offer_expires_at"] is None
     ticket = await anna.call("GET", "/api/queue/ticket")
     assert ticket["place"] == 1 and ticket["consultation"]["status"] == "waiting"
+    assert ticket["consultation"]["offer_expires_at"] is None
     # Another doctor coming online gets it; house is not offered it again at once.
     grey = await api("dr.grey@demo.test")
     grey_ws = await sockets(grey.token)
     await grey_ws.emit("presence:online", IM)
     assert (await grey_ws.next("queue:offer"))["consultation"]["id"] == cid
     assert house_ws.pending("queue:offer") == 0
+
+
+NOBODY_ELSE = {"low_minutes": None, "high_minutes": None, "basis": "no other doctor online now"}
+
+
+async def test_a_patient_declined_by_the_only_doctor_is_told_so_and_offered_again_later(
+    api, sockets, server, clock
+):
+    house = await api("dr.house@demo.test")
+    house_ws = await sockets(house.token)
+    await house_ws.emit("presence:online", IM)
+    anna = await api("anna@demo.test")
+    anna_ws = await sockets(anna.token)
+    cid = (await join(anna, "internal-medicine"))["consultation"]["id"]
+    await house_ws.next("queue:offer")
+    assert (await house_ws.emit("queue:decline", {"consultation_id": cid}))["ok"]
+    # Meanwhile her page says that nobody else can take her, not "0-1 min", and offers slots.
+    update = await anna_ws.until("queue:ticket", lambda u: u["status"] == "waiting")
+    assert update["eta"] == NOBODY_ELSE and update["long_wait"] is True
+    assert update["doctors"] == {"online": 1, "busy": 0, "away": 0}
+    ticket = await anna.call("GET", "/api/queue/ticket")
+    assert ticket["place"] == 1 and ticket["eta"] == NOBODY_ELSE and ticket["long_wait"]
+    assert ticket["next"].startswith("The doctor online cannot take you just now.")
+    assert ticket["alternatives"] and ticket["next"].endswith("slots below instead.")
+    # CONSULT_DECLINE_EXCLUSION (300 s) later the same doctor is asked again, not before.
+    clock.advance(299)
+    await sweep(server)
+    assert (await anna.call("GET", "/api/queue/ticket"))["consultation"]["status"] == "waiting"
+    clock.advance(1)
+    await sweep(server)
+    assert (await house_ws.next("queue:offer"))["consultation"]["id"] == cid
+    accepted = await house_ws.emit("queue:accept", {"consultation_id": cid})
+    assert accepted["data"]["status"] == "active"
+
+
+async def test_a_declined_patient_is_estimated_without_the_decliner_and_taken_by_the_next(
+    api, sockets, clock
+):
+    grey = await api("dr.grey@demo.test")
+    grey_ws = await sockets(grey.token)
+    await grey_ws.emit("presence:online", IM)
+    piotr = await api("piotr@demo.test")
+    piotr_cid = await start_and_accept(piotr, grey_ws, "internal-medicine")
+    house = await api("dr.house@demo.test")
+    house_ws = await sockets(house.token)
+    await house_ws.emit("presence:online", IM)
+    anna = await api("anna@demo.test")
+    cid = (await join(anna, "internal-medicine"))["consultation"]["id"]
+    await house_ws.next("queue:offer")
+    await house_ws.emit("queue:decline", {"consultation_id": cid})
+    # House is free but will not take her: she waits for grey, whose consultation has run a
+    # minute (past the estimate tables' reuse, so the figure is computed afresh).
+    clock.advance(60)
+    ticket = await anna.call("GET", "/api/queue/ticket")
+    assert ticket["doctors"] == {"online": 2, "busy": 1, "away": 0}
+    assert ticket["eta"]["low_minutes"] >= 1 and ticket["eta"]["high_minutes"] > 1
+    assert ticket["next"].startswith("You will be connected when a doctor is free")
+    # Grey frees up: offered at once, although the exclusion still runs.
+    await grey.call("POST", f"/api/consultations/{piotr_cid}/end", {})
+    assert (await grey_ws.next("queue:offer"))["consultation"]["id"] == cid
+
+
+async def test_when_an_exclusion_ends_the_patients_estimate_counts_that_doctor_again(
+    api, sockets, server, clock
+):
+    house = await api("dr.house@demo.test")
+    house_ws = await sockets(house.token)
+    await house_ws.emit("presence:online", IM)
+    anna = await api("anna@demo.test")
+    anna_ws = await sockets(anna.token)
+    cid = (await join(anna, "internal-medicine"))["consultation"]["id"]
+    await house_ws.next("queue:offer")
+    await house_ws.emit("queue:decline", {"consultation_id": cid})
+    await anna_ws.until("queue:ticket", lambda u: u["eta"] == NOBODY_ELSE)
+    # House takes the next patient, and is busy when anna's exclusion ends.
+    piotr = await api("piotr@demo.test")
+    await start_and_accept(piotr, house_ws, "internal-medicine")
+    clock.advance(300)
+    await sweep(server)
+    update = await anna_ws.until("queue:ticket", lambda u: u["eta"] != NOBODY_ELSE)
+    assert update["place"] == 1 and update["eta"]["high_minutes"] is not None
+    assert update["doctors"] == {"online": 1, "busy": 1, "away": 0}
+    assert (await anna.call("GET", "/api/queue/ticket"))["eta"]["high_minutes"] is not None
 
 
 async def test_a_dropped_console_goes_away_after_the_grace_and_its_patient_returns_first(

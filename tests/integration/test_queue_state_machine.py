@@ -14,12 +14,15 @@ is read back and checked against:
   beyond capacity; each offer went to an online, connected doctor who serves the ticket, and
   the published events replay exactly to the new state (no ticket offered twice per
   offering); no free suitable doctor sits beside a waiting ticket they serve, after any step;
-  no offer overtakes an earlier-ranked ticket the doctor serves; a restart keeps every place.
+  no offer overtakes an earlier-ranked ticket the doctor serves; no ticket is offered again to
+  the doctor who declined it (or let it lapse) before the exclusion ends, and the first sweep
+  after it ends may; a restart keeps every place.
 
 The tests at the end replay, step by step, what the machine found (each was fixed in the
 code): a newcomer overtaking an earlier patient after a decline or a console's return, a
-ticket never dropped although its patient was gone, and a doctor leaving with two offers
-handing the later-ranked one to the only free doctor.
+ticket never dropped although its patient was gone, a doctor leaving with two offers
+handing the later-ranked one to the only free doctor; and, the known gap the time-limited
+decline exclusion closes, a ticket declined by its only doctor waiting forever.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from consult.storage import tables as t
 from tests import backends
 from tests.queue_model import (
     DOCTORS,
+    EXCLUSION,
     PATIENTS,
     SPECIALTIES,
     A,
@@ -63,15 +67,16 @@ from tests.queue_model import (
     check_offers,
     check_state,
     compare,
+    offers_made,
     read_snapshot,
     seed,
 )
 
 T = TypeVar("T")
 
-# Sweeps land on, just before and just after the offer (20 s), doctor (30 s) and patient (60 s)
-# deadlines.
-ADVANCES = (0, 1, 5, 10, 19, 20, 21, 29, 30, 31, 59, 60, 61)
+# Sweeps land on, just before and just after the offer (20 s), doctor (30 s), decline exclusion
+# (EXCLUSION, 45 s) and patient (60 s) deadlines.
+ADVANCES = (0, 1, 5, 10, 14, 15, 16, 19, 20, 21, 29, 30, 31, 59, 60, 61)
 
 
 class Recorder:
@@ -171,7 +176,7 @@ WEIGHTED_STEPS: list[tuple[int, st.SearchStrategy[Step]]] = [
     ),
     (3, step("accept", pick=pick)),
     (3, step("advance_and_sweep", seconds=st.sampled_from(ADVANCES))),
-    (2, step("decline", pick=pick)),
+    (4, step("decline", pick=pick)),
     (3, step("doctor_ends", pick=pick)),
     (2, step("patient_ends", patient=patients)),
     (1, step("go_offline_or_away", doctor=doctors, away=st.booleans())),
@@ -190,7 +195,7 @@ class QueueMachine(RuleBasedStateMachine):
         super().__init__()
         self.runner = asyncio.Runner()
         self.clock = ManualClock()
-        self.rules = queue_rules(Settings())
+        self.rules = queue_rules(Settings(decline_exclusion=EXCLUSION))
         self.model = Model(self.rules)
         self.recorder = Recorder()
         self.connected = {uid: True for uid in (*PATIENTS, *DOCTORS)}
@@ -254,11 +259,14 @@ class QueueMachine(RuleBasedStateMachine):
         events = list(self.recorder.events)
         for kind in sorted({_kind(e) for e in events}):
             event(kind)
+        if any(after.rows[cid].declined_by == d for d, cid in offers_made(events)):
+            event("offered again to the doctor who declined it")
         compare(expected, after, what)
         check_state(after, PATIENTS, DOCTORS)
         check_capacity(before, after, events)
-        check_offers(after, events)
-        check_liveness(after)
+        now = self.clock.now()
+        check_offers(before, after, events, now)
+        check_liveness(after, now)
         check_event_log(before, after, events)
         self.snap = after
         return result
@@ -690,3 +698,19 @@ async def test_a_doctor_leaving_with_two_offers_hands_them_on_in_queue_order(
         await q.s.presence.go_online(actor(202), PresenceIn(specialties=[A], forms=["chat"]))
         await q.s.presence.go_away(actor(201))  # both go back; 202 is the only free doctor
         assert (await q.status(front), await q.status(later)) == ("offered", "waiting")
+
+
+async def test_a_ticket_declined_by_its_only_doctor_goes_back_to_them_when_the_exclusion_ends(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    async with Scenario(sqlite_template, tmp_path) as q:
+        doctor = actor(203)  # the only dermatologist online
+        await q.s.presence.go_online(doctor, DERMATOLOGY_CHATS)
+        cid = await q.join(101)
+        await q.s.consultations.decline(doctor, cid)
+        q.clock.advance(EXCLUSION - 1)
+        await q.s.sweeper.sweep()
+        assert await q.status(cid) == "waiting"
+        q.clock.advance(1)
+        await q.s.sweeper.sweep()
+        assert await q.status(cid) == "offered"

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from consult.attachments import StorageDirError
 from consult.documents.rules import FileTooLarge, UnsupportedFileType
-from consult.documents.storage import DocumentsDirError, DocumentStore, ReadChunk
+from consult.documents.storage import DocumentStore, ReadChunk
 
 PDF = b"%PDF-1.7\n" + os.urandom(700_000).hex().encode() + b"\n%%EOF\n"
 
@@ -59,7 +60,7 @@ async def test_content_that_is_not_accepted_leaves_nothing(tmp_path: Path) -> No
 
 
 def test_the_directory_may_not_be_inside_the_web_root(tmp_path: Path) -> None:
-    with pytest.raises(DocumentsDirError, match="inside the web root"):
+    with pytest.raises(StorageDirError, match="inside the web root"):
         DocumentStore(tmp_path / "web" / "uploads", web_root=tmp_path / "web")
     DocumentStore(tmp_path / "documents", web_root=tmp_path / "web")
 

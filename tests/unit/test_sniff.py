@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
-
 import pytest
 
 from consult.documents.rules import safe_filename
 from consult.documents.sniff import JPEG, PDF, PNG, display_name, sniff, sniff_bytes
 from consult.errors import Invalid
-
-
-def png(width: int = 2, height: int = 2) -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    raw = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
-
+from tests.support import png
 
 JPEG_FILE = (
     b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"

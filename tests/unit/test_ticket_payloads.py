@@ -17,10 +17,12 @@ THRESHOLD = timedelta(minutes=30)
 
 def _view(offered: int, waiting: int, online: int, busy: list[float]) -> QueueView:
     rows = [
-        SimpleNamespace(id=1000 + i, patient_id=i, status=ConsultationStatus.OFFERED)
+        SimpleNamespace(id=1000 + i, patient_id=i, status=ConsultationStatus.OFFERED, excluded=None)
         for i in range(offered)
     ] + [
-        SimpleNamespace(id=2000 + i, patient_id=100 + i, status=ConsultationStatus.WAITING)
+        SimpleNamespace(
+            id=2000 + i, patient_id=100 + i, status=ConsultationStatus.WAITING, excluded=None
+        )
         for i in range(waiting)
     ]
     return QueueView(

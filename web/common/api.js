@@ -16,10 +16,15 @@ export class ApiError extends Error {
 /** A message for the user about what they entered (shown, not logged as a bug). */
 export const userError = (message) => new ApiError(0, "invalid_input", message);
 
-/** Calls the JSON API with the session cookie; resolves to the body, rejects with ApiError. */
+/**
+ * Calls the JSON API with the session cookie; resolves to the body, rejects with ApiError.
+ * body: a value sent as JSON, or FormData sent as multipart/form-data (an upload).
+ */
 export async function api(method, path, body) {
   const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
-  if (body !== undefined) {
+  if (body instanceof FormData) {
+    init.body = body; // the browser sets the multipart Content-Type, with its boundary
+  } else if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }

@@ -4,7 +4,7 @@
 // Files are downloaded from the API as attachments (never shown inline from the server), so a
 // document cannot run as a page of this site. Text from the server is set with textContent.
 
-import { ApiError, api, el, show } from "/static/api.js";
+import { api, el, show } from "/static/api.js";
 
 export const MAX_SIZE = 8 * 1024 * 1024;
 const ACCEPTED = /\.(jpe?g|png|pdf)$/i;
@@ -43,32 +43,12 @@ export function documentLink(doc) {
 }
 
 /** POST /api/documents as multipart/form-data; resolves to the stored document. */
-export async function uploadDocument(file, description) {
+export function uploadDocument(file, description) {
   const body = new FormData();
   // The description first: the server refuses a bad one before it reads the file.
   body.append("description", description);
   body.append("file", file, file.name);
-  let response;
-  try {
-    response = await fetch("/api/documents", {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { Accept: "application/json" },
-      body,
-    });
-  } catch {
-    throw new ApiError(0, "network", "The server cannot be reached. Check your connection.");
-  }
-  const data = await response.json().catch(() => null);
-  if (!response.ok) {
-    const error = (data && data.error) || {};
-    throw new ApiError(
-      response.status,
-      error.code || `http_${response.status}`,
-      error.message || `The server answered ${response.status}.`,
-    );
-  }
-  return data;
+  return api("POST", "/api/documents", body);
 }
 
 /**

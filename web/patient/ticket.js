@@ -35,7 +35,9 @@ export function etaText(ticket) {
   const high = eta.high_minutes;
   if (high === null || high === undefined) {
     if (low) return `more than ${duration(low)}`;
-    return doctors.online ? "not known yet" : "no doctor online";
+    if (!doctors.online) return "no doctor online";
+    // Doctors are online but none can take this patient now (the one online declined them).
+    return eta.basis || "not known yet";
   }
   if (high <= 0) return "less than a minute";
   if (!low || low <= 0) return `up to ${duration(high)}`;
