@@ -7,13 +7,12 @@ import asyncio
 import logging
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from consult.accounts.passwords import hash_password
 from consult.booking.service import generate_slots
 from consult.clock import Clock
 from consult.storage import tables as t
-from consult.storage.uow import Database
+from consult.storage.uow import Connection, Database
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +136,7 @@ def _minute(hhmm: str) -> int:
     return int(hours) * 60 + int(minutes)
 
 
-async def _seed_schedules(conn: AsyncConnection) -> None:
+async def _seed_schedules(conn: Connection) -> None:
     """Weekly schedules for the demo doctors that have none yet."""
     query = sa.select(t.users.c.email, t.users.c.id).where(t.users.c.role == "doctor")
     doctors = {email: uid for email, uid in await conn.execute(query)}

@@ -58,13 +58,7 @@ class AccountService:
         if not token:
             raise NotAuthenticated("log in first")
         async with self._db.reader() as uow:
-            row = (
-                await uow.conn.execute(
-                    sa.select(t.users, t.sessions.c.expires_at)
-                    .join(t.sessions, t.sessions.c.user_id == t.users.c.id)
-                    .where(t.sessions.c.token_hash == token_hash(token))
-                )
-            ).first()
+            row = (await uow.conn.execute(_SESSION_USER, {"hash": token_hash(token)})).first()
         if row is None or as_utc(row.expires_at) <= self._clock.now():
             raise NotAuthenticated("the session is unknown or has expired", code="session_expired")
         return Actor(row.id, Role(row.role), Identity(row.identity), row.name, ip)
@@ -139,19 +133,30 @@ async def doctor_specialties(uow: UnitOfWork, doctor_id: int) -> list[str]:
     return sorted(r[0] for r in rows)
 
 
+# Built once: every request authenticates, every join checks the plan and names the specialty,
+# and building a statement and its cache key costs three times running it (docs/performance.md).
+_SESSION_USER = (
+    sa.select(t.users, t.sessions.c.expires_at)
+    .join(t.sessions, t.sessions.c.user_id == t.users.c.id)
+    .where(t.sessions.c.token_hash == sa.bindparam("hash"))
+)
+_COVERED = (
+    sa.select(t.plan_specialties.c.specialty_code)
+    .join(t.users, t.users.c.plan_code == t.plan_specialties.c.plan_code)
+    .where(t.users.c.id == sa.bindparam("patient_id"))
+)
+_SPECIALTY_NAME = sa.select(t.specialties.c.name).where(
+    t.specialties.c.code == sa.bindparam("code")
+)
+
+
 async def covered_specialties(uow: UnitOfWork, patient_id: int) -> set[str]:
-    rows = await uow.conn.execute(
-        sa.select(t.plan_specialties.c.specialty_code)
-        .join(t.users, t.users.c.plan_code == t.plan_specialties.c.plan_code)
-        .where(t.users.c.id == patient_id)
-    )
+    rows = await uow.conn.execute(_COVERED, {"patient_id": patient_id})
     return {r[0] for r in rows}
 
 
 async def specialty_name(uow: UnitOfWork, code: str) -> str:
-    name = (
-        await uow.conn.execute(sa.select(t.specialties.c.name).where(t.specialties.c.code == code))
-    ).scalar()
+    name = (await uow.conn.execute(_SPECIALTY_NAME, {"code": code})).scalar()
     if name is None:
         raise Invalid(f"unknown specialty {code!r}", code="unknown_specialty")
     return str(name)

@@ -13,6 +13,7 @@ Offline doctors (no presence row, or ``offline``) are not counted anywhere.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -70,14 +71,7 @@ async def doctor_loads(
 ) -> list[DoctorLoad]:
     """Every doctor online or away (only those of one queue when ``specialty``/``form`` are
     given), in doctor id order; two queries."""
-    rows = (
-        await uow.conn.execute(
-            sa.select(*presence_columns(), t.users.c.name)
-            .join(t.users, t.users.c.id == _P.doctor_id)
-            .where(_P.status.in_([PresenceStatus.ONLINE, PresenceStatus.AWAY]))
-            .order_by(_P.doctor_id)
-        )
-    ).all()
+    rows = (await uow.conn.execute(_PRESENT)).all()
     rows = [
         r
         for r in rows
@@ -86,13 +80,9 @@ async def doctor_loads(
     ]
     elapsed: dict[int, list[float]] = {r.doctor_id: [] for r in rows}
     if rows:
-        for did, seconds in await uow.conn.execute(
-            sa.select(_C.doctor_id, _seconds_since(uow.dialect, _C.started_at, now)).where(
-                _C.doctor_id.in_(list(elapsed)),
-                _C.status.in_([ConsultationStatus.ACTIVE, ConsultationStatus.OFFERED]),
-            )
-        ):
-            elapsed[did].append(float(seconds) if seconds is not None else 0.0)
+        for did, seconds in await uow.conn.execute(_open_since(uow.dialect), {"now": now}):
+            if did in elapsed:
+                elapsed[did].append(float(seconds) if seconds is not None else 0.0)
     return [
         DoctorLoad(
             doctor_id=r.doctor_id,
@@ -108,13 +98,33 @@ async def doctor_loads(
     ]
 
 
-def _seconds_since(
-    dialect: str, column: sa.ColumnElement[datetime], now: datetime
-) -> sa.ColumnElement[Any]:
-    """``now - column`` in seconds, worked out by the database: every ticket and push reads
+# Built once: read for every ticket, push and match (docs/performance.md, statement costs).
+_PRESENT_STATUSES = [PresenceStatus.ONLINE, PresenceStatus.AWAY]
+_PRESENT = (
+    sa.select(*presence_columns(), t.users.c.name)
+    .join(t.users, t.users.c.id == _P.doctor_id)
+    .where(_P.status.in_(_PRESENT_STATUSES))
+    .order_by(_P.doctor_id)
+)
+
+
+@functools.cache
+def _open_since(dialect: str) -> sa.Select[Any]:
+    """Each present doctor's open consultations (offers and active ones) with how long they
+    have run by ``:now``, in seconds."""
+    return sa.select(_C.doctor_id, _seconds_since(dialect, _C.started_at)).where(
+        _C.status.in_([ConsultationStatus.ACTIVE, ConsultationStatus.OFFERED]),
+        _C.doctor_id.in_(
+            sa.select(_P.doctor_id).where(_P.status.in_(_PRESENT_STATUSES)).scalar_subquery()
+        ),
+    )
+
+
+def _seconds_since(dialect: str, column: sa.ColumnElement[datetime]) -> sa.ColumnElement[Any]:
+    """``:now - column`` in seconds, worked out by the database: every ticket and push reads
     every busy doctor's start, and parsing those timestamps in Python (SQLite keeps text)
     cost more than the query (queue_bench)."""
-    moment = sa.bindparam("now", now, type_=t.Timestamp)
+    moment = sa.bindparam("now", type_=t.Timestamp)
     if dialect == "sqlite":
         return (sa.func.julianday(moment) - sa.func.julianday(column)) * 86400.0
     return sa.extract("epoch", moment - column)

@@ -52,10 +52,17 @@ def consultation_out(row: Any) -> ConsultationOut:
     )
 
 
+# Built once (bound by id): read on every offer, accept, end and ticket.
+_ONE = _CONSULTATION.where(t.consultations.c.id == sa.bindparam("consultation_id"))
+_LOCK = (
+    sa.select(t.consultations)
+    .where(t.consultations.c.id == sa.bindparam("consultation_id"))
+    .with_for_update()
+)
+
+
 async def load_consultation(uow: UnitOfWork, consultation_id: int) -> ConsultationOut | None:
-    row = (
-        await uow.conn.execute(_CONSULTATION.where(t.consultations.c.id == consultation_id))
-    ).first()
+    row = (await uow.conn.execute(_ONE, {"consultation_id": consultation_id})).first()
     return consultation_out(row) if row else None
 
 
@@ -65,13 +72,7 @@ async def list_consultations(uow: UnitOfWork, *where: Any) -> list[ConsultationO
 
 
 async def lock_consultation(uow: UnitOfWork, consultation_id: int) -> Any:
-    return (
-        await uow.conn.execute(
-            sa.select(t.consultations)
-            .where(t.consultations.c.id == consultation_id)
-            .with_for_update()
-        )
-    ).first()
+    return (await uow.conn.execute(_LOCK, {"consultation_id": consultation_id})).first()
 
 
 def presence_columns() -> list[Any]:

@@ -20,34 +20,36 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 BUSY_TIMEOUT = 15.0
 _BUSY_ERRORS = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 
 
-def _busy(exc: sqlite3.OperationalError) -> bool:
+def is_busy(exc: BaseException) -> bool:
+    """SQLite's "database is locked": another process holds the lock we need."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
     code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
         return code & 0xFF in _BUSY_ERRORS
     return "database is locked" in str(exc)
 
 
-async def _patiently(call: Callable[[], Any]) -> Any:
-    try:
-        return call()
-    except sqlite3.OperationalError as exc:
-        if not _busy(exc):
-            raise
+async def patiently(call: Callable[[], T]) -> T:
+    """``call()``, again after a pause while it fails because another process holds the lock
+    (also when SQLAlchemy has wrapped the driver's error), until :data:`BUSY_TIMEOUT`."""
     deadline = time.monotonic() + BUSY_TIMEOUT
     delay = 0.001
     while True:
-        await asyncio.sleep(delay)
         try:
             return call()
-        except sqlite3.OperationalError as exc:
-            if not _busy(exc) or time.monotonic() >= deadline:
+        except Exception as exc:
+            if not is_busy(getattr(exc, "orig", None) or exc) or time.monotonic() >= deadline:
                 raise
+        await asyncio.sleep(delay)
         delay = min(delay * 2, 0.05)
 
 
@@ -82,12 +84,12 @@ class InlineCursor:
         self._cursor.arraysize = value
 
     async def execute(self, sql: str, parameters: Sequence[Any] = ()) -> InlineCursor:
-        await _patiently(lambda: self._cursor.execute(sql, parameters))
+        await patiently(lambda: self._cursor.execute(sql, parameters))
         return self
 
     async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> InlineCursor:
         rows = list(rows)
-        await _patiently(lambda: self._cursor.executemany(sql, rows))
+        await patiently(lambda: self._cursor.executemany(sql, rows))
         return self
 
     async def fetchone(self) -> Any:
@@ -128,7 +130,7 @@ class InlineConnection:
         return await self.cursor().execute(sql, parameters)
 
     async def commit(self) -> None:
-        await _patiently(self._conn.commit)
+        await patiently(self._conn.commit)
 
     async def rollback(self) -> None:
         self._conn.rollback()
@@ -147,13 +149,17 @@ class InlineConnection:
             self._conn.close()
 
 
+def connect(path: str) -> sqlite3.Connection:
+    # isolation_level None: SQLAlchemy's "begin" event issues BEGIN itself (engine.py).
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout=0")
+    return conn
+
+
 def creator(path: str) -> Callable[[], Any]:
     """``async_creator`` for ``create_async_engine``: connections to the file at ``path``."""
 
-    async def connect() -> InlineConnection:
-        # isolation_level None: SQLAlchemy's "begin" event issues BEGIN itself (engine.py).
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout=0")
-        return InlineConnection(conn)
+    async def connect_inline() -> InlineConnection:
+        return InlineConnection(connect(path))
 
-    return connect
+    return connect_inline

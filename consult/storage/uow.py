@@ -5,23 +5,134 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from types import TracebackType
+from typing import Any, TypeAlias
 
+import sqlalchemy as sa
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import Executable
 
 from consult.events import Event, EventBus
-from consult.storage.engine import READONLY
+from consult.storage.engine import READONLY, create_sqlite_engine
+from consult.storage.inline_sqlite import patiently
+
+Result: TypeAlias = CursorResult[*tuple[Any, ...]]
+
+# SQLite connections open at once (a writer and WAL readers): a unit of work past this waits
+# its turn on the loop, never in the pool (a blocked pool checkout would block the loop).
+SQLITE_CONNECTIONS = 8
+
+
+class Connection:
+    """What a unit of work runs statements on, the same for both backends: ``await
+    conn.execute(statement)`` gives SQLAlchemy's result."""
+
+    dialect: sa.Dialect
+
+    async def execute(self, statement: Executable, parameters: Any = None) -> Result:
+        raise NotImplementedError
+
+    async def begin(self) -> None:
+        raise NotImplementedError
+
+    async def commit(self) -> None:
+        raise NotImplementedError
+
+    async def rollback(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+
+class _AsyncConnection(Connection):
+    """PostgreSQL through asyncpg."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        self.dialect = conn.dialect
+
+    async def execute(self, statement: Executable, parameters: Any = None) -> Result:
+        return await self._conn.execute(statement, parameters)
+
+    async def begin(self) -> None:
+        await self._conn.begin()
+
+    async def commit(self) -> None:
+        await self._conn.commit()
+
+    async def rollback(self) -> None:
+        await self._conn.rollback()
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+
+class _SqliteConnection(Connection):
+    """SQLite, synchronously on the loop's thread (see inline_sqlite.py and
+    ``create_sqlite_engine``); only waiting for another process's lock is asynchronous."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+        self.dialect = conn.dialect
+
+    async def execute(self, statement: Executable, parameters: Any = None) -> Result:
+        try:
+            return self._conn.execute(statement, parameters)
+        except sa.exc.OperationalError:
+            # Rarely, a WAL reader meets another process's lock (writers wait in begin()).
+            return await patiently(lambda: self._conn.execute(statement, parameters))
+
+    async def begin(self) -> None:
+        def begin() -> None:
+            try:
+                self._conn.begin()
+            except sa.exc.OperationalError:
+                # BEGIN IMMEDIATE found another process writing: not begun, try again.
+                self._conn.rollback()
+                raise
+
+        await patiently(begin)
+
+    async def commit(self) -> None:
+        self._conn.commit()
+
+    async def rollback(self) -> None:
+        self._conn.rollback()
+
+    async def close(self) -> None:
+        self._conn.close()
 
 
 class Database:
     def __init__(self, engine: AsyncEngine, bus: EventBus) -> None:
         self.engine = engine
         self.bus = bus
-        # SQLite has one writer, and every transaction here begins IMMEDIATE (engine.py). Waiting
-        # for it in SQLite's busy handler (sleeps of up to 100 ms, holding a pooled connection)
-        # convoys under load; one transaction at a time, queued in order on the loop, does not.
-        self.writer_lock: asyncio.Lock | None = (
-            asyncio.Lock() if engine.dialect.name == "sqlite" else None
-        )
+        self.writer_lock: asyncio.Lock | None = None
+        self._sqlite: sa.Engine | None = None
+        self._sqlite_slots: asyncio.Semaphore | None = None
+        if engine.dialect.name == "sqlite":
+            # SQLite has one writer, and every transaction here begins IMMEDIATE (engine.py).
+            # Waiting for it in SQLite's busy handler convoys under load; one transaction at a
+            # time, queued in order on the loop, does not.
+            self.writer_lock = asyncio.Lock()
+            self._sqlite = create_sqlite_engine(engine.url, pool_size=SQLITE_CONNECTIONS)
+            self._sqlite_slots = asyncio.Semaphore(SQLITE_CONNECTIONS)
+
+    async def connect(self, *, readonly: bool) -> Connection:
+        if self._sqlite is None:
+            conn = await self.engine.connect()
+            return _AsyncConnection(conn)
+        assert self._sqlite_slots is not None
+        await self._sqlite_slots.acquire()
+        try:
+            sync = self._sqlite.connect()
+            if readonly:
+                sync = sync.execution_options(**{READONLY: True})
+        except BaseException:
+            self._sqlite_slots.release()
+            raise
+        return _SqliteSlot(sync, self._sqlite_slots)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self)
@@ -33,12 +144,30 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._sqlite is not None:
+            self._sqlite.dispose()
+
+
+class _SqliteSlot(_SqliteConnection):
+    """A SQLite connection holding one of the database's slots until closed."""
+
+    def __init__(self, conn: sa.Connection, slots: asyncio.Semaphore) -> None:
+        super().__init__(conn)
+        self._slots: asyncio.Semaphore | None = slots
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            if self._slots is not None:
+                self._slots.release()
+                self._slots = None
 
 
 class UnitOfWork:
     """``async with db.uow() as uow: ...; await uow.commit()``; no commit means rollback."""
 
-    conn: AsyncConnection
+    conn: Connection
 
     def __init__(self, db: Database, *, readonly: bool = False) -> None:
         self._db = db
@@ -59,9 +188,7 @@ class UnitOfWork:
             await lock.acquire()
             self._holding = True
         try:
-            self.conn = await self._db.engine.connect()
-            if self._readonly:
-                await self.conn.execution_options(**{READONLY: True})
+            self.conn = await self._db.connect(readonly=self._readonly)
             self._open = True
             await self.conn.begin()
         except BaseException:
