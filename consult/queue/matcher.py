@@ -36,7 +36,9 @@ _C = t.consultations.c
 DECLINED_UNTIL = "offer_expires_at"
 
 
-def excluded_doctor_sql(columns: Any, now: datetime) -> sa.ColumnElement[Any]:
+def excluded_doctor_sql(
+    columns: Any, now: datetime | sa.ColumnElement[Any]
+) -> sa.ColumnElement[Any]:
     """``policy.excluded_doctor`` as SQL, for the consultations ``columns`` (a table's or an
     alias's ``.c``): the doctor the ticket must not be offered to now, or NULL."""
     until = columns[DECLINED_UNTIL]
@@ -56,37 +58,19 @@ class Matcher:
         doctor's row first and matched afterwards would hold a higher id while waiting for a
         lower one, and deadlock with a concurrent join. Taking them all in order up front keeps
         every transaction's presence locks in one order."""
-        await uow.conn.execute(
-            sa.select(t.doctor_presence.c.doctor_id)
-            .order_by(t.doctor_presence.c.doctor_id)
-            .with_for_update()
-        )
+        await uow.conn.execute(_LOCK_PRESENCE)
 
     async def doctor_slots(self, uow: UnitOfWork, doctor_id: int | None = None) -> list[DoctorSlot]:
-        query = (
-            sa.select(*repo.presence_columns())
-            .where(
-                t.doctor_presence.c.status == PresenceStatus.ONLINE,
-                # A console that dropped gets no new patients during its grace period.
-                t.doctor_presence.c.disconnected_at.is_(None),
-            )
-            .order_by(t.doctor_presence.c.doctor_id)
-            .with_for_update()
-        )
-        if doctor_id is not None:
-            query = query.where(t.doctor_presence.c.doctor_id == doctor_id)
-        rows = (await uow.conn.execute(query)).all()
+        if doctor_id is None:
+            rows = (await uow.conn.execute(_SLOTS)).all()
+        else:
+            rows = (await uow.conn.execute(_DOCTOR_SLOT, {"doctor_id": doctor_id})).all()
         if not rows:
             return []
         load: dict[int, int] = {
             did: int(n)
             for did, n in await uow.conn.execute(
-                sa.select(_C.doctor_id, sa.func.count())
-                .where(
-                    _C.doctor_id.in_([r.doctor_id for r in rows]),
-                    _C.status.in_([ConsultationStatus.ACTIVE, ConsultationStatus.OFFERED]),
-                )
-                .group_by(_C.doctor_id)
+                _LOADS, {"doctor_ids": [r.doctor_id for r in rows]}
             )
         }
         return [
@@ -106,9 +90,7 @@ class Matcher:
         return self._rules.exclusion_ends(self._clock.now())
 
     async def match_ticket(self, uow: UnitOfWork, consultation_id: int) -> bool:
-        row = (
-            await uow.conn.execute(sa.select(t.consultations).where(_C.id == consultation_id))
-        ).first()
+        row = (await uow.conn.execute(_TICKET, {"consultation_id": consultation_id})).first()
         if row is None or row.status != ConsultationStatus.WAITING:
             return False
         doctor = pick_doctor(await self.doctor_slots(uow), _waiting(row, self._clock.now()))
@@ -128,11 +110,7 @@ class Matcher:
             # page of candidates would make concurrent doctors skip them all and match nobody.
             row = (
                 await uow.conn.execute(
-                    sa.select(t.consultations)
-                    .where(_serves(doctor, now))
-                    .order_by(_C.rank_at, _C.id)
-                    .limit(1)
-                    .with_for_update(skip_locked=True)
+                    _NEXT_FOR_LANGUAGES if doctor.languages else _NEXT, _serves(doctor, now)
                 )
             ).first()
             if row is None or pick_waiting(doctor, [_waiting(row, now)]) is None:
@@ -177,11 +155,7 @@ class Matcher:
     async def offer(self, uow: UnitOfWork, consultation_id: int, doctor_id: int) -> None:
         expires: datetime = self._clock.now() + self._rules.offer_timeout
         await uow.conn.execute(
-            t.consultations.update()
-            .where(_C.id == consultation_id, _C.status == ConsultationStatus.WAITING)
-            .values(
-                doctor_id=doctor_id, status=ConsultationStatus.OFFERED, offer_expires_at=expires
-            )
+            _OFFER, {"consultation_id": consultation_id, "to_doctor": doctor_id, "expires": expires}
         )
         out = await repo.load_consultation(uow, consultation_id)
         assert out is not None
@@ -195,24 +169,85 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def _serves(doctor: DoctorSlot, now: datetime) -> sa.ColumnElement[bool]:
-    """``DoctorSlot.serves`` as SQL, for the tickets waiting."""
-    language: sa.ColumnElement[bool] = sa.true()
-    if doctor.languages:
-        language = sa.or_(_C.language.is_(None), _C.language.in_(sorted(doctor.languages)))
-    return sa.and_(
+# Statements built once, bound per call: matching runs on every join, end, accept and decline,
+# and building a statement and its cache key costs more than running it (docs/performance.md).
+_P = t.doctor_presence.c
+_OPEN = [ConsultationStatus.ACTIVE, ConsultationStatus.OFFERED]
+_LOCK_PRESENCE = sa.select(_P.doctor_id).order_by(_P.doctor_id).with_for_update()
+_SLOTS = (
+    sa.select(*repo.presence_columns())
+    .where(
+        _P.status == PresenceStatus.ONLINE,
+        # A console that dropped gets no new patients during its grace period.
+        _P.disconnected_at.is_(None),
+    )
+    .order_by(_P.doctor_id)
+    .with_for_update()
+)
+_DOCTOR_SLOT = _SLOTS.where(_P.doctor_id == sa.bindparam("doctor_id"))
+_LOADS = (
+    sa.select(_C.doctor_id, sa.func.count())
+    .where(_C.doctor_id.in_(sa.bindparam("doctor_ids", expanding=True)), _C.status.in_(_OPEN))
+    .group_by(_C.doctor_id)
+)
+_TICKET = sa.select(t.consultations).where(_C.id == sa.bindparam("consultation_id"))
+_OFFER = (
+    t.consultations.update()
+    .where(_C.id == sa.bindparam("consultation_id"), _C.status == ConsultationStatus.WAITING)
+    .values(
+        doctor_id=sa.bindparam("to_doctor"),
+        status=ConsultationStatus.OFFERED,
+        offer_expires_at=sa.bindparam("expires"),
+    )
+)
+
+
+def _next_ticket(*, languages: bool) -> sa.Select[Any]:
+    """The first waiting ticket a doctor serves (``DoctorSlot.serves`` as SQL), locked."""
+    doctor = sa.bindparam("doctor_id", type_=sa.Integer)
+    now = sa.bindparam("now", type_=t.Timestamp)
+    rules = [
         _C.status == ConsultationStatus.WAITING,
-        _C.specialty_code.in_(sorted(doctor.specialties)),
-        _C.form.in_(sorted(doctor.forms)),
-        sa.or_(_C.preferred_doctor_id.is_(None), _C.preferred_doctor_id == doctor.doctor_id),
+        _C.specialty_code.in_(sa.bindparam("specialties", expanding=True)),
+        _C.form.in_(sa.bindparam("forms", expanding=True)),
+        sa.or_(_C.preferred_doctor_id.is_(None), _C.preferred_doctor_id == doctor),
         sa.or_(
             _C.declined_by.is_(None),
-            _C.declined_by != doctor.doctor_id,
+            _C.declined_by != doctor,
             _C[DECLINED_UNTIL].is_(None),
             _C[DECLINED_UNTIL] <= now,
         ),
-        language,
+    ]
+    if languages:
+        rules.append(
+            sa.or_(
+                _C.language.is_(None), _C.language.in_(sa.bindparam("languages", expanding=True))
+            )
+        )
+    return (
+        sa.select(t.consultations)
+        .where(*rules)
+        .order_by(_C.rank_at, _C.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
     )
+
+
+_NEXT = _next_ticket(languages=False)
+_NEXT_FOR_LANGUAGES = _next_ticket(languages=True)
+
+
+def _serves(doctor: DoctorSlot, now: datetime) -> dict[str, Any]:
+    """The parameters of ``_NEXT``/``_NEXT_FOR_LANGUAGES`` for this doctor."""
+    params: dict[str, Any] = {
+        "doctor_id": doctor.doctor_id,
+        "now": now,
+        "specialties": sorted(doctor.specialties),
+        "forms": sorted(doctor.forms),
+    }
+    if doctor.languages:
+        params["languages"] = sorted(doctor.languages)
+    return params
 
 
 def _waiting(row: sa.Row, now: datetime) -> Waiting:

@@ -45,6 +45,30 @@ def _seconds(minutes: int | None) -> int | None:
     return None if minutes is None else minutes * 60
 
 
+# Built once, bound per call (statement building costs more than running: performance.md).
+_ONE = _C.id == sa.bindparam("cid")
+_SHOWN = (
+    t.consultations.update()
+    .where(_ONE)
+    .values(eta_low_s=sa.bindparam("low"), eta_high_s=sa.bindparam("high"))
+)
+_ACCEPT = (
+    t.consultations.update()
+    .where(_ONE)
+    .values(status=ConsultationStatus.ACTIVE, started_at=sa.bindparam("now"), offer_expires_at=None)
+)
+_END = (
+    t.consultations.update()
+    .where(_ONE)
+    .values(
+        status=sa.bindparam("new_status"),
+        ended_at=sa.bindparam("now"),
+        ended_by=sa.bindparam("by"),
+        offer_expires_at=None,
+    )
+)
+
+
 def check_patient_may_start(actor: Actor) -> None:
     check_verified_patient(
         actor, only_patients="start consultations", feature="online consultations"
@@ -131,12 +155,12 @@ class ConsultationService:
             if estimate is not None:
                 shown = await estimate(uow, out)
                 await uow.conn.execute(
-                    t.consultations.update()
-                    .where(_C.id == cid)
-                    .values(
-                        eta_low_s=_seconds(shown.low_minutes),
-                        eta_high_s=_seconds(shown.high_minutes),
-                    )
+                    _SHOWN,
+                    {
+                        "cid": cid,
+                        "low": _seconds(shown.low_minutes),
+                        "high": _seconds(shown.high_minutes),
+                    },
                 )
             await uow.commit()
         log.info("consultation %s joined the %s/%s queue (%s)", cid, specialty, form, out.status)
@@ -149,15 +173,7 @@ class ConsultationService:
         check_doctor(actor)
         async with self._db.uow() as uow:
             row = await self._offered_to(uow, actor, consultation_id)
-            await uow.conn.execute(
-                t.consultations.update()
-                .where(_C.id == consultation_id)
-                .values(
-                    status=ConsultationStatus.ACTIVE,
-                    started_at=self._clock.now(),
-                    offer_expires_at=None,
-                )
-            )
+            await uow.conn.execute(_ACCEPT, {"cid": consultation_id, "now": self._clock.now()})
             await self._audit.write(
                 uow,
                 actor,
@@ -239,14 +255,13 @@ class ConsultationService:
             active = row.status == ConsultationStatus.ACTIVE
             status = ConsultationStatus.ENDED if active else ConsultationStatus.CANCELLED
             await uow.conn.execute(
-                t.consultations.update()
-                .where(_C.id == consultation_id)
-                .values(
-                    status=status,
-                    ended_at=self._clock.now(),
-                    ended_by=actor.user_id,
-                    offer_expires_at=None,
-                )
+                _END,
+                {
+                    "cid": consultation_id,
+                    "new_status": status,
+                    "now": self._clock.now(),
+                    "by": actor.user_id,
+                },
             )
             await self._audit.write(
                 uow,

@@ -3,6 +3,7 @@ state, what happens next, and alternative slots when waiting is not worth it."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -11,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from consult.booking.schemas import SlotOut
-from consult.clock import Clock, as_utc
+from consult.clock import Clock
 from consult.domain import QUEUED_STATUSES, Actor, ConsultationStatus
 from consult.queue import eta
 from consult.queue import repository as repo
@@ -247,19 +248,7 @@ async def queue_view(
     rows: list[sa.Row] = []
     if tickets:
         rows = list(
-            await uow.conn.execute(
-                # rank_at only orders: not selected (a datetime parsed per row, per push, on SQLite)
-                sa.select(
-                    _C.id, _C.patient_id, _C.status, excluded_doctor_sql(_C, now).label("excluded")
-                )
-                .where(
-                    _C.specialty_code == specialty,
-                    _C.form == form,
-                    _C.status.in_(QUEUED_STATUSES),
-                )
-                # Offers first ("offered" sorts before "waiting"), then queue order.
-                .order_by(_C.status, _C.rank_at, _C.id)
-            )
+            await uow.conn.execute(_QUEUE, {"specialty": specialty, "form": form, "now": now})
         )
     loads = await doctor_loads(uow, now, specialty, form)
     doctors, busy_elapsed = doctors_summary(loads, specialty, form)
@@ -288,6 +277,36 @@ async def queue_position(
     """(waiting tickets ahead of this one, waiting tickets in its queue, the doctor it is not
     offered to now), by counting along the queue index: the order is ``queue_view``'s
     (rank_at, then id)."""
+    row = (
+        await uow.conn.execute(_POSITION, {"consultation_id": consultation_id, "now": now})
+    ).one()
+    return int(row.ahead), int(row.waiting), row.excluded
+
+
+async def recent_durations(uow: UnitOfWork, specialty: str, form: str) -> list[float]:
+    rows = await uow.conn.execute(
+        _recent_durations(uow.dialect), {"specialty": specialty, "form": form}
+    )
+    return [float(seconds) for (seconds,) in rows]
+
+
+# Statements built once, bound per call: every join and push runs them, and building a
+# statement and its cache key costs more than running it (docs/performance.md).
+_NOW = sa.bindparam("now", type_=t.Timestamp)
+_QUEUE = (
+    # rank_at only orders: not selected (a datetime parsed per row, per push, on SQLite)
+    sa.select(_C.id, _C.patient_id, _C.status, excluded_doctor_sql(_C, _NOW).label("excluded"))
+    .where(
+        _C.specialty_code == sa.bindparam("specialty"),
+        _C.form == sa.bindparam("form"),
+        _C.status.in_(QUEUED_STATUSES),
+    )
+    # Offers first ("offered" sorts before "waiting"), then queue order.
+    .order_by(_C.status, _C.rank_at, _C.id)
+)
+
+
+def _position() -> sa.Select[Any]:
     me = t.consultations.alias("me")
     other = t.consultations.alias("other")
     same_queue = sa.and_(
@@ -300,31 +319,35 @@ async def queue_position(
         sa.and_(other.c.rank_at == me.c.rank_at, other.c.id < me.c.id),
     )
     count = sa.select(sa.func.count()).select_from(other)
-    row = (
-        await uow.conn.execute(
-            sa.select(
-                count.where(same_queue, before).scalar_subquery().label("ahead"),
-                count.where(same_queue).scalar_subquery().label("waiting"),
-                excluded_doctor_sql(me.c, now).label("excluded"),
-            ).where(me.c.id == consultation_id)
-        )
-    ).one()
-    return int(row.ahead), int(row.waiting), row.excluded
+    return sa.select(
+        count.where(same_queue, before).scalar_subquery().label("ahead"),
+        count.where(same_queue).scalar_subquery().label("waiting"),
+        excluded_doctor_sql(me.c, _NOW).label("excluded"),
+    ).where(me.c.id == sa.bindparam("consultation_id"))
 
 
-async def recent_durations(uow: UnitOfWork, specialty: str, form: str) -> list[float]:
-    rows = await uow.conn.execute(
-        sa.select(_C.started_at, _C.ended_at)
+_POSITION = _position()
+
+
+@functools.cache
+def _recent_durations(dialect: str) -> sa.Select[Any]:
+    """The lengths, in seconds, of the queue's last finished consultations, worked out by the
+    database (parsing two timestamps per row in Python, on every join and push, cost more)."""
+    if dialect == "sqlite":
+        seconds = (sa.func.julianday(_C.ended_at) - sa.func.julianday(_C.started_at)) * 86400.0
+    else:
+        seconds = sa.extract("epoch", _C.ended_at - _C.started_at)
+    return (
+        sa.select(seconds)
         .where(
-            _C.specialty_code == specialty,
-            _C.form == form,
+            _C.specialty_code == sa.bindparam("specialty"),
+            _C.form == sa.bindparam("form"),
             _C.status == ConsultationStatus.ENDED,
             _C.started_at.is_not(None),
         )
         .order_by(_C.ended_at.desc())
         .limit(_RECENT)
     )
-    return [(as_utc(e) - as_utc(s)).total_seconds() for s, e in rows]
 
 
 _OFFERED_ETA = EtaOut(low_minutes=0, high_minutes=0, basis="a doctor is being asked to accept now")
