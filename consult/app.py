@@ -104,6 +104,8 @@ FANOUT = web.AppKey("fanout", QueueFanout)
 SIO = web.AppKey("sio", socketio.AsyncServer)
 SCHEDULER_PUSH = web.AppKey("scheduler_push", SchedulerPush)
 SESSION_GUARD = web.AppKey("session_guard", SessionGuard)
+# Seconds between slot generations (a day's new slots appear within the hour after midnight).
+SLOT_INTERVAL = 3600.0
 CALL_PUSH = web.AppKey("call_push", CallPush)
 
 
@@ -113,7 +115,8 @@ async def _close_sockets(app: web.Application) -> None:
 
 async def _background_tasks(app: web.Application) -> AsyncIterator[None]:
     """The server's periodic work: run out offers, leases and tickets (the sweeper); end
-    sockets whose session has ended. An interval of 0 turns that task off (tests)."""
+    sockets whose session has ended; generate the coming days' slots. An interval of 0
+    (``slot_days`` 0) turns that task off (tests)."""
     services = app[SERVICES]
     settings = services.settings
     tasks = [
@@ -124,6 +127,9 @@ async def _background_tasks(app: web.Application) -> AsyncIterator[None]:
         )
         if interval > 0
     ]
+    if settings.slot_days > 0:  # at start-up, then hourly: the slots keep rolling forward
+        roll = services.booking.generate_slots
+        tasks.append(asyncio.create_task(_every(SLOT_INTERVAL, roll, "slot generation", True)))
     yield
     for task in tasks:
         task.cancel()
@@ -133,9 +139,13 @@ async def _background_tasks(app: web.Application) -> AsyncIterator[None]:
     await app[SCHEDULER_PUSH].close()
 
 
-async def _every(interval: float, work: Callable[[], Awaitable[object]], what: str) -> None:
+async def _every(
+    interval: float, work: Callable[[], Awaitable[object]], what: str, at_once: bool = False
+) -> None:
     while True:
-        await asyncio.sleep(interval)
+        if not at_once:
+            await asyncio.sleep(interval)
+        at_once = False
         try:
             await work()
         except Exception:

@@ -55,7 +55,7 @@ class Services:
         rules = queue_rules(settings)
         matcher = Matcher(clock, rules)
         consultations = ConsultationService(db, clock, audit, matcher)
-        booking = BookingService(db, clock, audit)
+        booking = BookingService(db, clock, audit, slot_days=settings.slot_days)
         chat = ChatService(
             db,
             clock,

@@ -47,6 +47,9 @@ class Settings:
     # Seconds between checks that every socket's session still holds (logged out elsewhere,
     # expired); 0 turns the periodic check off (tests call it by hand).
     session_check_interval: float = 10.0
+    # Slots are generated from the doctors' weekly hours for this many days ahead, at start-up
+    # and then hourly (and at once when hours are added); 0 turns generation off.
+    slot_days: int = 14
     # Media (consult/media/ice.py): comma-separated stun:/turn: URLs; TURN credentials are
     # derived from the secret (coturn use-auth-secret) and live turn_ttl seconds.
     stun_urls: str = ""
@@ -68,6 +71,8 @@ class Settings:
     recordings_dir: str = ""
 
     def __post_init__(self) -> None:
+        if not 0 <= self.slot_days <= 366:
+            raise ValueError(f"CONSULT_SLOT_DAYS must be 0 to 366 days, not {self.slot_days}")
         if self.decline_exclusion < 0:
             raise ValueError(
                 f"CONSULT_DECLINE_EXCLUSION must be 0 or more seconds, not {self.decline_exclusion}"

@@ -6,10 +6,10 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from consult.domain import Actor, Identity
 from consult.errors import Conflict, Invalid, LimitReached
@@ -42,6 +42,8 @@ class WeeklyHours:
     end_minute: int
     slot_minutes: int
     timezone: str = "UTC"
+    # The ``schedules`` row, so that the slots it gives can be found when it is removed.
+    schedule_id: int | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.weekday <= 6:
@@ -50,7 +52,53 @@ class WeeklyHours:
             raise Invalid("a schedule starts before it ends, within a day", code="invalid_schedule")
         if self.slot_minutes <= 0:
             raise Invalid("slot_minutes must be positive", code="invalid_schedule")
-        ZoneInfo(self.timezone)  # an unknown zone fails here, not in the middle of generation
+        try:  # an unknown zone fails here, not in the middle of generation
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise Invalid(
+                f"unknown time zone {self.timezone!r} (an IANA name such as Europe/Warsaw)",
+                code="invalid_schedule",
+            ) from None
+
+    def windows(self, now: datetime, days: int = 8) -> list[tuple[datetime, datetime]]:
+        """The hours' UTC intervals on the ``days`` local days from ``now``'s (with
+        ``days`` >= 8, every weekday's at least once)."""
+        zone = ZoneInfo(self.timezone)
+        today = now.astimezone(zone).date()
+        spans = []
+        for offset in range(days):
+            day = today + timedelta(days=offset)
+            if day.weekday() == self.weekday:
+                start = datetime.combine(day, time(), tzinfo=zone) + timedelta(
+                    minutes=self.start_minute
+                )
+                end = start + timedelta(minutes=self.end_minute - self.start_minute)
+                spans.append((start.astimezone(UTC), end.astimezone(UTC)))
+        return spans
+
+
+def check_new_hours(hours: WeeklyHours) -> None:
+    """What new hours must also meet (rows stored before these rules still load)."""
+    if hours.end_minute - hours.start_minute < hours.slot_minutes:
+        raise Invalid(
+            f"not one {hours.slot_minutes}-minute slot fits between start and end",
+            code="invalid_schedule",
+        )
+
+
+def overlapping_hours(
+    new: WeeklyHours, existing: Iterable[WeeklyHours], now: datetime
+) -> WeeklyHours | None:
+    """The first of the doctor's ``existing`` hours that share some time with ``new`` (in
+    the coming week, so hours in different time zones compare too), or None. A doctor
+    cannot be in two places at once, whatever the specialty or kind."""
+    mine = new.windows(now)
+    for other in existing:
+        if other.doctor_id != new.doctor_id:
+            continue
+        if any(s < e2 and s2 < e for s, e in mine for s2, e2 in other.windows(now)):
+            return other
+    return None
 
 
 @dataclass(frozen=True, order=True)
@@ -60,6 +108,7 @@ class PlannedSlot:
     doctor_id: int
     specialty: str
     kind: SlotKind
+    schedule_id: int | None = field(default=None, compare=False)
 
 
 class BusyTimes:
@@ -110,7 +159,14 @@ def plan_slots(
                     continue
                 busy.add(hours.doctor_id, starts_at, ends_at)
                 planned.append(
-                    PlannedSlot(starts_at, ends_at, hours.doctor_id, hours.specialty, hours.kind)
+                    PlannedSlot(
+                        starts_at,
+                        ends_at,
+                        hours.doctor_id,
+                        hours.specialty,
+                        hours.kind,
+                        hours.schedule_id,
+                    )
                 )
     planned.sort()
     return planned

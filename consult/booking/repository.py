@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from consult.booking.policy import BookingStatus, BusyTimes, PlannedSlot, SlotKind, WeeklyHours
-from consult.booking.schemas import BookingOut, SlotOut
+from consult.booking.schemas import BookingOut, DoctorOut, ScheduleOut, SlotOut
 from consult.clock import as_utc
 from consult.schemas import PersonOut, SpecialtyOut
 from consult.storage import tables as t
@@ -25,6 +25,7 @@ _SLOT_COLUMNS = (
     t.slots.c.kind,
     t.slots.c.starts_at,
     t.slots.c.ends_at,
+    t.slots.c.withdrawn_at,
     _doctor.c.name.label("doctor_name"),
     t.specialties.c.name.label("specialty_name"),
 )
@@ -89,7 +90,10 @@ async def free_slots(
 ) -> list[Any]:
     """Slots of ``specialty`` starting after ``after`` with no active booking, soonest first."""
     query = _SLOT.where(
-        t.slots.c.specialty_code == specialty, t.slots.c.starts_at > after, ~_active_on_slot
+        t.slots.c.specialty_code == specialty,
+        t.slots.c.starts_at > after,
+        t.slots.c.withdrawn_at.is_(None),
+        ~_active_on_slot,
     )
     if kind is not None:
         query = query.where(t.slots.c.kind == str(kind))
@@ -121,32 +125,136 @@ async def active_booking_of_slot(uow: UnitOfWork, slot_id: int) -> Any:
 async def busy_times(
     uow: UnitOfWork, doctor_ids: list[int], since: datetime, until: datetime
 ) -> BusyTimes:
-    """The doctors' slots that overlap ``[since, until)``."""
+    """The doctors' slots that overlap ``[since, until)``. A withdrawn slot without an active
+    booking takes no time: nobody comes, and it is never offered again."""
     rows = await uow.conn.execute(
         sa.select(t.slots.c.doctor_id, t.slots.c.starts_at, t.slots.c.ends_at).where(
             t.slots.c.doctor_id.in_(doctor_ids),
             t.slots.c.ends_at > since,
             t.slots.c.starts_at < until,
+            sa.or_(t.slots.c.withdrawn_at.is_(None), _active_on_slot),
         )
     )
     return BusyTimes((r.doctor_id, as_utc(r.starts_at), as_utc(r.ends_at)) for r in rows)
 
 
-async def schedules(uow: UnitOfWork) -> list[WeeklyHours]:
-    rows = await uow.conn.execute(sa.select(t.schedules).order_by(t.schedules.c.id))
-    return [
-        WeeklyHours(
-            doctor_id=r.doctor_id,
-            specialty=r.specialty_code,
-            kind=SlotKind(r.kind),
-            weekday=r.weekday,
-            start_minute=r.start_minute,
-            end_minute=r.end_minute,
-            slot_minutes=r.slot_minutes,
-            timezone=r.timezone,
+async def scheduled_doctors(uow: UnitOfWork) -> list[int]:
+    rows = await uow.conn.execute(
+        sa.select(t.schedules.c.doctor_id).distinct().order_by(t.schedules.c.doctor_id)
+    )
+    return list(rows.scalars())
+
+
+async def schedules(uow: UnitOfWork, *where: Any) -> list[WeeklyHours]:
+    rows = await uow.conn.execute(sa.select(t.schedules).where(*where).order_by(t.schedules.c.id))
+    return [weekly_hours(r) for r in rows]
+
+
+def weekly_hours(row: Any) -> WeeklyHours:
+    return WeeklyHours(
+        doctor_id=row.doctor_id,
+        specialty=row.specialty_code,
+        kind=SlotKind(row.kind),
+        weekday=row.weekday,
+        start_minute=row.start_minute,
+        end_minute=row.end_minute,
+        slot_minutes=row.slot_minutes,
+        timezone=row.timezone,
+        schedule_id=row.id,
+    )
+
+
+_SCHEDULE = (
+    sa.select(
+        t.schedules,
+        _doctor.c.name.label("doctor_name"),
+        t.specialties.c.name.label("specialty_name"),
+    )
+    .join(_doctor, _doctor.c.id == t.schedules.c.doctor_id)
+    .join(t.specialties, t.specialties.c.code == t.schedules.c.specialty_code)
+)
+
+
+def schedule_out(row: Any) -> ScheduleOut:
+    return ScheduleOut(
+        id=row.id,
+        doctor=PersonOut(id=row.doctor_id, name=row.doctor_name),
+        specialty=SpecialtyOut(code=row.specialty_code, name=row.specialty_name),
+        kind=SlotKind(row.kind),
+        weekday=row.weekday,
+        start_minute=row.start_minute,
+        end_minute=row.end_minute,
+        slot_minutes=row.slot_minutes,
+        timezone=row.timezone,
+    )
+
+
+async def doctors(uow: UnitOfWork) -> list[DoctorOut]:
+    rows = await uow.conn.execute(
+        sa.select(
+            t.users.c.id,
+            t.users.c.name,
+            t.specialties.c.code,
+            t.specialties.c.name.label("specialty_name"),
         )
-        for r in rows
-    ]
+        .outerjoin(t.doctor_specialties, t.doctor_specialties.c.doctor_id == t.users.c.id)
+        .outerjoin(t.specialties, t.specialties.c.code == t.doctor_specialties.c.specialty_code)
+        .where(t.users.c.role == "doctor")
+        .order_by(t.users.c.name, t.users.c.id, t.specialties.c.name)
+    )
+    found: dict[int, DoctorOut] = {}
+    for r in rows:
+        doctor = found.setdefault(r.id, DoctorOut(id=r.id, name=r.name, specialties=[]))
+        if r.code is not None:
+            doctor.specialties.append(SpecialtyOut(code=r.code, name=r.specialty_name))
+    return list(found.values())
+
+
+async def doctor_schedule(uow: UnitOfWork, doctor_id: int) -> list[ScheduleOut]:
+    rows = await uow.conn.execute(
+        _SCHEDULE.where(t.schedules.c.doctor_id == doctor_id).order_by(
+            t.schedules.c.weekday, t.schedules.c.start_minute, t.schedules.c.id
+        )
+    )
+    return [schedule_out(r) for r in rows]
+
+
+async def load_schedule(uow: UnitOfWork, schedule_id: int) -> Any:
+    return (await uow.conn.execute(_SCHEDULE.where(t.schedules.c.id == schedule_id))).first()
+
+
+async def insert_schedule(uow: UnitOfWork, hours: WeeklyHours) -> int:
+    statement = (
+        t.schedules.insert()
+        .values(
+            doctor_id=hours.doctor_id,
+            specialty_code=hours.specialty,
+            kind=str(hours.kind),
+            weekday=hours.weekday,
+            start_minute=hours.start_minute,
+            end_minute=hours.end_minute,
+            slot_minutes=hours.slot_minutes,
+            timezone=hours.timezone,
+        )
+        .returning(t.schedules.c.id)
+    )
+    return int((await uow.conn.execute(statement)).scalar_one())
+
+
+async def remove_schedule(uow: UnitOfWork, schedule_id: int, now: datetime) -> tuple[int, int]:
+    """Delete the schedule and its future slots nobody ever booked; its future slots with
+    bookings stay, withdrawn (the booking is kept, the slot never offered again). Returns
+    (slots deleted, slots kept)."""
+    mine = t.slots.c.schedule_id == schedule_id
+    future = t.slots.c.starts_at > now
+    ever_booked = sa.select(t.bookings.c.id).where(t.bookings.c.slot_id == t.slots.c.id).exists()
+    deleted = await uow.conn.execute(t.slots.delete().where(mine, future, ~ever_booked))
+    kept = await uow.conn.execute(t.slots.update().where(mine, future).values(withdrawn_at=now))
+    # Past slots keep their history; none points at a schedule that no longer exists (SQLite
+    # may hand the id out again).
+    await uow.conn.execute(t.slots.update().where(mine).values(schedule_id=None))
+    await uow.conn.execute(t.schedules.delete().where(t.schedules.c.id == schedule_id))
+    return deleted.rowcount, kept.rowcount
 
 
 def _slot_values(slot: PlannedSlot, now: datetime) -> dict[str, Any]:
@@ -157,17 +265,28 @@ def _slot_values(slot: PlannedSlot, now: datetime) -> dict[str, Any]:
         "starts_at": slot.starts_at,
         "ends_at": slot.ends_at,
         "created_at": now,
+        "schedule_id": slot.schedule_id,
     }
 
 
 async def insert_slots_if_new(uow: UnitOfWork, planned: list[PlannedSlot], now: datetime) -> None:
     """One executemany; a slot another process inserted meanwhile (same doctor and start) is
-    skipped, not an error."""
+    skipped, not an error. A withdrawn slot (hours removed, then added again) at the same
+    start comes back to these hours, if it is the same slot: its cancelled bookings must not
+    change time or kind."""
     if not planned:
         return
     dialect_insert = postgresql.insert if uow.dialect == "postgresql" else sqlite.insert
-    statement = dialect_insert(t.slots).on_conflict_do_nothing(
-        index_elements=[t.slots.c.doctor_id, t.slots.c.starts_at]
+    insert = dialect_insert(t.slots)
+    statement = insert.on_conflict_do_update(
+        index_elements=[t.slots.c.doctor_id, t.slots.c.starts_at],
+        set_={"withdrawn_at": None, "schedule_id": insert.excluded.schedule_id},
+        where=sa.and_(
+            t.slots.c.withdrawn_at.is_not(None),
+            t.slots.c.ends_at == insert.excluded.ends_at,
+            t.slots.c.specialty_code == insert.excluded.specialty_code,
+            t.slots.c.kind == insert.excluded.kind,
+        ),
     )
     await uow.conn.execute(statement, [_slot_values(s, now) for s in planned])
 

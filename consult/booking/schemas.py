@@ -63,3 +63,62 @@ class BookingOut(Out):
 
 class BookingsOut(Out):
     bookings: list[BookingOut]
+
+
+class ScheduleIn(In):
+    """One row of weekly hours; minutes count from local midnight in ``timezone``."""
+
+    specialty: str = Field(min_length=1, max_length=40)
+    kind: SlotKind
+    weekday: int = Field(ge=0, le=6, description="0 = Monday … 6 = Sunday.")
+    start_minute: int = Field(ge=0, le=1439, description="e.g. 480 for 08:00.")
+    end_minute: int = Field(ge=1, le=1440, description="e.g. 720 for 12:00; 1440 = midnight.")
+    slot_minutes: int = Field(default=20, ge=5, le=240)
+    timezone: str = Field(
+        default="UTC",
+        min_length=1,
+        max_length=64,
+        description="The clinic's IANA time zone (e.g. Europe/Warsaw): the hours follow its "
+        "wall clock, daylight saving time included.",
+    )
+
+
+class ScheduleOut(Out):
+    id: int
+    doctor: PersonOut
+    specialty: SpecialtyOut
+    kind: SlotKind
+    weekday: int
+    start_minute: int
+    end_minute: int
+    slot_minutes: int
+    timezone: str
+
+
+class SchedulesOut(Out):
+    doctor: PersonOut
+    hours: list[ScheduleOut]
+
+
+class ScheduleAddedOut(Out):
+    hours: ScheduleOut
+    slots_created: int = Field(description="Slots generated at once for the coming days.")
+
+
+class ScheduleRemovedOut(Out):
+    id: int
+    slots_removed: int = Field(description="Free future slots of these hours, deleted.")
+    slots_kept: int = Field(
+        description="Future slots of these hours that have bookings: the bookings stand, the "
+        "slots are no longer offered."
+    )
+
+
+class DoctorOut(Out):
+    id: int
+    name: str
+    specialties: list[SpecialtyOut]
+
+
+class DoctorsOut(Out):
+    doctors: list[DoctorOut]

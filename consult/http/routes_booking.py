@@ -1,4 +1,5 @@
-"""Free slots, bookings (book, list, cancel), the iCalendar download, schedulers opening slots."""
+"""Free slots, bookings (book, list, cancel), the iCalendar download, schedulers opening slots
+and managing doctors' weekly hours."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ from consult.booking.schemas import (
     BookIn,
     BookingOut,
     BookingsOut,
+    DoctorsOut,
     OpenSlotsIn,
+    ScheduleAddedOut,
+    ScheduleIn,
+    ScheduleRemovedOut,
+    SchedulesOut,
     SlotQuery,
     SlotsOut,
 )
@@ -86,6 +92,7 @@ async def open_slots(request: web.Request, actor: Actor, body: OpenSlotsIn) -> S
         "slot_not_found",
         "slot_in_past",
         "not_covered",
+        "slot_withdrawn",
         "slot_taken",
         "booking_overlap",
         "booking_limit",
@@ -142,3 +149,90 @@ async def booking_ics(request: web.Request, actor: Actor) -> web.StreamResponse:
             "Cache-Control": "no-store",
         },
     )
+
+
+_HOURS = "/api/doctors/{doctor_id}/schedule"
+
+
+@api.route(
+    "GET",
+    "/api/doctors",
+    summary="Every doctor with their specialties, by name (schedulers: whose hours to manage).",
+    response=DoctorsOut,
+    tag="booking",
+    errors=("not_authenticated", "not_a_scheduler"),
+)
+async def doctors(request: web.Request, actor: Actor) -> DoctorsOut:
+    return await request.app[SERVICES].booking.doctors(actor)
+
+
+@api.route(
+    "GET",
+    _HOURS,
+    summary="A doctor's weekly hours, by weekday and start (schedulers: any doctor; a doctor: "
+    "their own).",
+    response=SchedulesOut,
+    tag="booking",
+    errors=("not_authenticated", "invalid_id", "not_your_schedule", "doctor_not_found"),
+)
+async def doctor_schedule(request: web.Request, actor: Actor) -> SchedulesOut:
+    doctor_id = int_param(request, "doctor_id")
+    return await request.app[SERVICES].booking.schedule(actor, doctor_id)
+
+
+@api.route(
+    "POST",
+    _HOURS,
+    summary="A scheduler adds weekly hours for a doctor; their slots for the coming "
+    "`CONSULT_SLOT_DAYS` days are generated at once. Hours overlapping the doctor's other "
+    "hours (any specialty or kind) are refused.",
+    body=ScheduleIn,
+    response=ScheduleAddedOut,
+    status=201,
+    tag="booking",
+    errors=(
+        "not_authenticated",
+        "invalid_id",
+        "invalid_payload",
+        "invalid_schedule",
+        "not_a_scheduler",
+        "unknown_specialty",
+        "doctor_not_found",
+        "specialty_not_practised",
+        "schedule_overlap",
+    ),
+)
+async def add_hours(request: web.Request, actor: Actor, body: ScheduleIn) -> ScheduleAddedOut:
+    doctor_id = int_param(request, "doctor_id")
+    return await request.app[SERVICES].booking.add_hours(
+        actor,
+        doctor_id,
+        body.specialty,
+        body.kind,
+        body.weekday,
+        body.start_minute,
+        body.end_minute,
+        body.slot_minutes,
+        body.timezone,
+    )
+
+
+@api.route(
+    "DELETE",
+    _HOURS + "/{schedule_id}",
+    summary="A scheduler removes weekly hours: their free future slots are deleted; slots "
+    "already booked stay with their bookings but are not offered again.",
+    response=ScheduleRemovedOut,
+    tag="booking",
+    errors=(
+        "not_authenticated",
+        "invalid_id",
+        "not_a_scheduler",
+        "doctor_not_found",
+        "schedule_not_found",
+    ),
+)
+async def remove_hours(request: web.Request, actor: Actor) -> ScheduleRemovedOut:
+    doctor_id = int_param(request, "doctor_id")
+    schedule_id = int_param(request, "schedule_id")
+    return await request.app[SERVICES].booking.remove_hours(actor, doctor_id, schedule_id)

@@ -202,6 +202,13 @@ slots = sa.Table(
     sa.Column("starts_at", Timestamp, nullable=False),
     sa.Column("ends_at", Timestamp, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
+    # The weekly hours that gave the slot (NULL: opened by a scheduler, or its hours were
+    # removed). No foreign key: removing hours clears it on the slots that stay (0007).
+    sa.Column("schedule_id", sa.Integer, nullable=True, index=True),
+    # Set when the doctor's hours were removed while the slot had bookings: an active one
+    # stays, but the slot is not offered again, even once it is cancelled (unless the same
+    # hours are added back, which clears it).
+    sa.Column("withdrawn_at", Timestamp, nullable=True),
     # Generating slots twice (or from two processes) never duplicates one.
     sa.UniqueConstraint("doctor_id", "starts_at", name="uq_slots_doctor_starts_at"),
     sa.Index("ix_slots_specialty_starts_at", "specialty_code", "starts_at"),

@@ -15,8 +15,10 @@ from consult.booking.policy import (
     SlotKind,
     WeeklyHours,
     check_booking_limit,
+    check_new_hours,
     check_no_overlap,
     consecutive_slots,
+    overlapping_hours,
     plan_slots,
 )
 from consult.domain import Actor, Identity, Role
@@ -154,8 +156,53 @@ def test_bad_schedules_are_refused():
     ):
         with pytest.raises(Invalid):
             hours(**changes)
-    with pytest.raises(Exception, match="No time zone"):
-        hours(timezone="Mars/Olympus")
+    # A zone nobody knows, or a path, is a clear 400 rather than a crash mid-request.
+    for zone in ("Mars/Olympus", "../../etc/passwd", ""):
+        with pytest.raises(Invalid, match="unknown time zone") as refused:
+            hours(timezone=zone)
+        assert refused.value.code == "invalid_schedule"
+
+
+def test_new_hours_must_fit_one_slot():
+    check_new_hours(hours(start_minute=600, end_minute=620, slot_minutes=20))
+    with pytest.raises(Invalid, match="not one 30-minute slot fits") as refused:
+        check_new_hours(hours(start_minute=600, end_minute=620, slot_minutes=30))
+    assert refused.value.code == "invalid_schedule"
+
+
+def test_hours_of_one_doctor_that_share_time_overlap_whatever_the_kind():
+    morning = hours(schedule_id=7)  # Monday 08:00-12:00 Warsaw
+    assert overlapping_hours(hours(start_minute=11 * 60, end_minute=13 * 60), [morning], MONDAY)
+    found = overlapping_hours(hours(kind=SlotKind.PHONE, start_minute=9 * 60), [morning], MONDAY)
+    assert found is morning and found.schedule_id == 7
+    # Back to back, another weekday, or another doctor: no overlap.
+    for other in (
+        hours(start_minute=12 * 60, end_minute=14 * 60),
+        hours(start_minute=6 * 60, end_minute=8 * 60),
+        hours(weekday=1),
+        hours(doctor_id=2),
+    ):
+        assert overlapping_hours(other, [morning], MONDAY) is None, other
+
+
+def test_hours_in_another_time_zone_compare_by_the_instant():
+    morning = hours()  # 08:00-12:00 Warsaw = 07:00-11:00 UTC in January
+    assert overlapping_hours(hours(timezone="UTC", start_minute=10 * 60), [morning], MONDAY)
+    assert (
+        overlapping_hours(
+            hours(timezone="UTC", start_minute=11 * 60, end_minute=12 * 60), [morning], MONDAY
+        )
+        is None
+    )
+    # Late Sunday in New York is early Monday in Warsaw.
+    sunday_ny = hours(timezone="America/New_York", weekday=6, start_minute=22 * 60, end_minute=1440)
+    assert overlapping_hours(sunday_ny, [hours(start_minute=4 * 60, end_minute=7 * 60)], MONDAY)
+
+
+def test_planned_slots_carry_their_hours():
+    slots = plan_slots([hours(schedule_id=3), hours(weekday=1, schedule_id=4)], MONDAY, days=2)
+    assert {s.schedule_id for s in slots if s.starts_at.weekday() == 0} == {3}
+    assert {s.schedule_id for s in slots if s.starts_at.weekday() == 1} == {4}
 
 
 def test_consecutive_slots_for_a_scheduler():

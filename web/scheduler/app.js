@@ -1,6 +1,6 @@
 // The scheduler dashboard: every queue live (waiting, waits, doctors, consultations in
 // progress, breaches, the last hour), and the actions on it: move a patient to another
-// specialty, drop a stale ticket, mark a doctor away.
+// specialty, drop a stale ticket, mark a doctor away. Doctors' weekly hours: hours.js.
 
 import {
   $,
@@ -13,6 +13,7 @@ import {
   show,
 } from "/static/api.js";
 import { startSession } from "/static/session.js";
+import { resetHours, startHours } from "/scheduler/hours.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const errors = new ErrorBanner($("#error"));
@@ -33,6 +34,7 @@ function afterLogout() {
   hold.pending = null;
   $("#queues").replaceChildren();
   showNotice("");
+  resetHours();
 }
 
 async function enter(me) {
@@ -48,6 +50,7 @@ async function enter(me) {
   if (!isScheduler) return;
   connect();
   state.timer = setInterval(tick, 1000);
+  startHours();
 }
 
 // --- live figures --------------------------------------------------------------------------
