@@ -51,7 +51,7 @@ from consult.schemas import PresenceIn, StartConsultationIn
 from consult.services import Services
 from consult.storage import tables as t
 from tests import backends
-from tests.queue_model import B, actor, build_services, seed
+from tests.queue_model import A, B, actor, build_services, seed
 from tests.support import ApiClient, SocketClient, consult_command, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -565,6 +565,7 @@ async def test_the_queue_survives_a_killed_process_and_a_new_one_serves_it(
 # --- lock order on PostgreSQL ------------------------------------------------------------------
 
 DERMATOLOGY_CHATS = PresenceIn(specialties=[B], forms=["chat"])  # type: ignore[list-item]
+INTERNAL_MEDICINE_CHATS = PresenceIn(specialties=[A], forms=["chat"])  # type: ignore[list-item]
 
 
 @pytest.mark.parametrize("cause", ["a doctor goes away", "an offer lapses"])
@@ -592,6 +593,9 @@ async def test_a_join_does_not_deadlock_with_a_doctor_leaving_or_an_offer_lapsin
             await first.consultations.start(
                 actor(patient), StartConsultationIn(specialty=B, form="chat")
             )
+        # 201 is free for the joining patient: a join only locks the presence rows when
+        # someone may take the ticket (matcher.py).
+        await first.presence.go_online(actor(201), INTERNAL_MEDICINE_CHATS)
         paused = pause_before_locking_presence(monkeypatch, first)
         if cause == "a doctor goes away":  # 203 hands back their offer, then re-matches it
             leaving = asyncio.create_task(first.presence.go_away(actor(203)))
@@ -601,11 +605,12 @@ async def test_a_join_does_not_deadlock_with_a_doctor_leaving_or_an_offer_lapsin
             clock.advance(21)
             leaving = asyncio.create_task(first.sweeper.sweep())
         await paused.inside.wait()  # 203's presence row is updated, no other lock taken yet
-        # Meanwhile, on the other process, a patient joins: it locks 202's row, waits for 203's.
+        # Meanwhile, on the other process, a patient joins: it locks 201's and 202's rows, waits
+        # for 203's.
         join = asyncio.create_task(
-            second.consultations.start(actor(103), StartConsultationIn(specialty=B, form="chat"))
+            second.consultations.start(actor(103), StartConsultationIn(specialty=A, form="chat"))
         )
-        await waiting_on_a_lock(engine)
+        assert await waiting_on_a_lock(engine), "the join took no lock: the scenario is gone"
         paused.go.set()
         results = await asyncio.gather(leaving, join, return_exceptions=True)
         for result in results:
@@ -625,24 +630,26 @@ class Pause:
 
 
 def pause_before_locking_presence(monkeypatch: pytest.MonkeyPatch, services: Services) -> Pause:
-    """Hold ``services``' next ``Matcher.doctor_slots`` (which locks the presence rows) until
-    ``go`` is set: a scheduling delay at a chosen point, nothing else changed."""
+    """Hold ``services``' next ``Matcher.doctor_slots`` (which reads or locks the presence rows)
+    until ``go`` is set: a scheduling delay at a chosen point, nothing else changed."""
     pause = Pause()
     matcher = services.sweeper._matcher  # one Matcher per Services
     original = Matcher.doctor_slots
 
-    async def doctor_slots(self: Matcher, uow: Any, doctor_id: int | None = None) -> Any:
+    async def doctor_slots(
+        self: Matcher, uow: Any, doctor_id: int | None = None, *, lock: bool = True
+    ) -> Any:
         if self is matcher and not pause.go.is_set():
             pause.inside.set()
             await pause.go.wait()
-        return await original(self, uow, doctor_id)
+        return await original(self, uow, doctor_id, lock=lock)
 
     monkeypatch.setattr(Matcher, "doctor_slots", doctor_slots)
     return pause
 
 
-async def waiting_on_a_lock(engine: AsyncEngine, timeout: float = 5) -> None:
-    """Until a session of this database waits on a row lock (or ``timeout``)."""
+async def waiting_on_a_lock(engine: AsyncEngine, timeout: float = 5) -> bool:
+    """Until a session of this database waits on a row lock (True), or ``timeout`` (False)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         async with engine.connect() as conn:
@@ -655,5 +662,6 @@ async def waiting_on_a_lock(engine: AsyncEngine, timeout: float = 5) -> None:
                 )
             ).scalar()
         if waiting:
-            return
+            return True
         await asyncio.sleep(0.01)
+    return False
