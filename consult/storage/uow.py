@@ -14,7 +14,7 @@ from sqlalchemy.sql import Executable
 
 from consult.events import Event, EventBus
 from consult.storage.engine import READONLY, create_sqlite_engine
-from consult.storage.inline_sqlite import patiently
+from consult.storage.inline_sqlite import is_busy, patiently
 
 Result: TypeAlias = CursorResult[*tuple[Any, ...]]
 
@@ -79,7 +79,9 @@ class _SqliteConnection(Connection):
     async def execute(self, statement: Executable, parameters: Any = None) -> Result:
         try:
             return self._conn.execute(statement, parameters)
-        except sa.exc.OperationalError:
+        except sa.exc.OperationalError as exc:
+            if exc.orig is None or not is_busy(exc.orig):
+                raise
             # Rarely, a WAL reader meets another process's lock (writers wait in begin()).
             return await patiently(lambda: self._conn.execute(statement, parameters))
 
