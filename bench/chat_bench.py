@@ -29,6 +29,7 @@ Consult's users, sessions and active consultations are inserted straight into it
 
 Usage: python bench/chat_bench.py [--quick] [--pairs 50,200] [--backend sqlite,postgresql]
                                   [--seconds S] [--workers N] [--rounds R]
+                                  [--profile DIR [--py-spy PATH]]
 The last line printed is one JSON object with the figures, the targets and "targets_met".
 """
 
@@ -284,6 +285,15 @@ def run_one(kind: str, backend: str, pairs: int, args: argparse.Namespace, tmp: 
         start_at = time.monotonic() + 0.5
         for c in conns:
             c.send((start_at, args.warmup, args.seconds))
+        # The server's CPU over the measuring window alone, read by this process at its edges:
+        # CPU per delivered message does not depend on how much of the shared cores the server
+        # got, so it compares the two servers' work even when other jobs load the machine.
+        time.sleep(max(0.0, start_at + args.warmup - time.monotonic()))
+        window_cpu0 = server.cpu_s()
+        if args.profile is not None:
+            server.profile(args.py_spy, args.profile / f"{name}.txt")
+        time.sleep(max(0.0, start_at + args.warmup + args.seconds - time.monotonic()))
+        window_cpu = server.cpu_s() - window_cpu0
         results = []
         for c in conns:
             if not c.poll(args.warmup + args.seconds + 60):
@@ -293,6 +303,7 @@ def run_one(kind: str, backend: str, pairs: int, args: argparse.Namespace, tmp: 
                 raise RuntimeError(f"client process: {reply['error']}")
             results.append(reply)
         server_cpu = server.cpu_s() - cpu0
+        server.profile(None, None)
     finally:
         for c in conns:
             with contextlib.suppress(Exception):
@@ -316,6 +327,7 @@ def run_one(kind: str, backend: str, pairs: int, args: argparse.Namespace, tmp: 
         "p50_ms": round(1000 * pct(latencies, 50), 2),
         "p99_ms": round(1000 * pct(latencies, 99), 2),
         "server_cpu_s": round(server_cpu, 1),
+        "server_us_per_msg": round(1e6 * window_cpu / delivered) if delivered else None,
         "client_cpu_s": round(sum(r["cpu_s"] for r in results), 1),
     }
 
@@ -330,6 +342,8 @@ def median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out = dict(runs[0])
     for key in ("msgs_per_s", "acked_per_s", "p50_ms", "p99_ms", "server_cpu_s", "client_cpu_s"):
         out[key] = round(statistics.median(r[key] for r in runs), 2)
+    per_msg = [r["server_us_per_msg"] for r in runs if r["server_us_per_msg"] is not None]
+    out["server_us_per_msg"] = round(statistics.median(per_msg)) if per_msg else None
     out["errors"] = sum(r["errors"] for r in runs)
     return out
 
@@ -349,6 +363,13 @@ def main() -> int:
     )
     parser.add_argument("--body-size", type=int, default=60, help="characters of filler")
     parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="record each server's measuring window with py-spy (raw collapsed stacks)",
+    )
+    parser.add_argument("--py-spy", metavar="PATH", help="the py-spy binary for --profile")
+    parser.add_argument(
         "--pg-admin-url",
         default=os.environ.get(
             "CONSULT_BENCH_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -359,6 +380,11 @@ def main() -> int:
     args.warmup = args.warmup or (0.5 if args.quick else 3.0)
     args.rounds = args.rounds or (1 if args.quick else 2)
     pair_counts = [int(p) for p in args.pairs.split(",") if p]
+    if args.profile is not None:
+        args.py_spy = args.py_spy or shutil.which("py-spy")
+        if not args.py_spy:
+            parser.error("--profile needs py-spy (pip install py-spy, or --py-spy PATH)")
+        args.profile.mkdir(parents=True, exist_ok=True)
     backends = [b for b in args.backend.split(",") if b]
     for b in backends:
         if b not in ("sqlite", "postgresql"):
@@ -386,20 +412,25 @@ def main() -> int:
     comparisons = []
     header = (
         f"{'pairs':>5} {'server':<18} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'x bare msg/s':>12} {'x bare p99':>10}"
+        f"{'x bare msg/s':>12} {'x bare p99':>10} {'CPU us/msg':>10} {'x bare CPU':>10}"
     )
     print(header)
     for pairs in pair_counts:
         bare = next(r for r in medians if r["pairs"] == pairs and r["kind"] == "bare")
         print(
             f"{pairs:>5} {'bare relay':<18} {bare['msgs_per_s']:>8} {bare['p50_ms']:>8} "
-            f"{bare['p99_ms']:>8} {'':>12} {'':>10}"
+            f"{bare['p99_ms']:>8} {'':>12} {'':>10} {bare['server_us_per_msg']!s:>10}"
         )
         for r in medians:
             if r["pairs"] != pairs or r["kind"] != "ours":
                 continue
             thr = r["msgs_per_s"] / bare["msgs_per_s"] if bare["msgs_per_s"] else 0.0
             p99 = r["p99_ms"] / bare["p99_ms"] if bare["p99_ms"] else float("inf")
+            cpu = (
+                r["server_us_per_msg"] / bare["server_us_per_msg"]
+                if r["server_us_per_msg"] and bare["server_us_per_msg"]
+                else float("nan")
+            )
             met = thr >= TARGET_THROUGHPUT and p99 <= TARGET_P99 and r["errors"] == 0
             comparisons.append(
                 {
@@ -407,12 +438,14 @@ def main() -> int:
                     "backend": r["backend"],
                     "throughput_ratio": round(thr, 2),
                     "p99_ratio": round(p99, 2),
+                    "cpu_per_msg_ratio": round(cpu, 2),
                     "met": met,
                 }
             )
             print(
                 f"{pairs:>5} {'consult ' + r['backend']:<18} {r['msgs_per_s']:>8} "
-                f"{r['p50_ms']:>8} {r['p99_ms']:>8} {thr:>12.2f} {p99:>10.2f}"
+                f"{r['p50_ms']:>8} {r['p99_ms']:>8} {thr:>12.2f} {p99:>10.2f} "
+                f"{r['server_us_per_msg']!s:>10} {cpu:>10.2f}"
             )
     summary = {
         "bench": "chat_bench",

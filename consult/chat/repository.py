@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,6 +14,8 @@ from consult.documents.repository import MESSAGE_DOCUMENT_COLUMNS, message_docum
 from consult.schemas import MessageOut
 from consult.storage import tables as t
 from consult.storage.uow import UnitOfWork
+
+_NO_ROW = -1  # an id no consultation has: fills a statement's unused slots
 
 _MESSAGE = (
     sa.select(t.messages, t.users.c.role.label("sender_role"), *MESSAGE_DOCUMENT_COLUMNS)
@@ -147,30 +150,52 @@ async def messages_by_ids(uow: UnitOfWork, ids: list[int]) -> list[MessageOut]:
     return [message_out(r) for r in rows]
 
 
+@functools.cache
+def _reserve_statement(size: int) -> Any:
+    """``UPDATE … RETURNING`` adding ``:n<k>`` to the ``last_seq`` of consultation ``:i<k>``,
+    for ``size`` slots. Built once per size, and sizes are powers of two (unused slots match no
+    row): building the ``CASE`` from literals and its cache key at each batch, and compiling a
+    statement for every batch size met, cost more than the update itself (chat_bench)."""
+    c = t.consultations.c
+    ids = [sa.bindparam(f"i{k}", type_=sa.Integer) for k in range(size)]
+    whens = [(c.id == ids[k], sa.bindparam(f"n{k}", type_=sa.Integer)) for k in range(size)]
+    return (
+        t.consultations.update()
+        .where(c.id.in_(ids))
+        .values(last_seq=c.last_seq + sa.case(*whens, else_=0))
+        .returning(c.id, c.status, c.patient_id, c.doctor_id, c.last_seq)
+    )
+
+
 async def reserve_seqs(uow: UnitOfWork, counts: dict[int, int]) -> dict[int, Any]:
     """Adds ``counts[id]`` to each consultation's ``last_seq`` in one statement, which also
     locks the rows; returns them (``last_seq`` as it is now, after the reservation)."""
-    c = t.consultations.c
-    rows = await uow.conn.execute(
-        t.consultations.update()
-        .where(c.id.in_(sorted(counts)))
-        .values(last_seq=c.last_seq + sa.case(counts, value=c.id, else_=0))
-        .returning(c.id, c.status, c.patient_id, c.doctor_id, c.last_seq)
+    size = 1 << (len(counts) - 1).bit_length()
+    ids = sorted(counts)
+    params: dict[str, int] = {}
+    for k in range(size):
+        cid = ids[k] if k < len(ids) else _NO_ROW
+        params[f"i{k}"] = cid
+        params[f"n{k}"] = counts.get(cid, 0)
+    return {r.id: r for r in await uow.conn.execute(_reserve_statement(size), params)}
+
+
+@functools.cache
+def _insert_new_statement(dialect: str) -> Any:
+    target = ["consultation_id", "sender_id", "client_id"]
+    base: Any = (
+        pg_insert(t.messages).on_conflict_do_nothing(index_elements=target)
+        if dialect == "postgresql"
+        else sqlite_insert(t.messages).on_conflict_do_nothing(index_elements=target)
     )
-    return {r.id: r for r in rows}
+    return base.returning(t.messages.c.id, t.messages.c.consultation_id, t.messages.c.seq)
 
 
 async def insert_new_messages(uow: UnitOfWork, rows: list[dict[str, Any]]) -> list[int] | None:
     """Inserts the messages in one statement, skipping any whose client id is stored already;
     returns the new ids in the order of ``rows``, or None if any was skipped."""
-    target = ["consultation_id", "sender_id", "client_id"]
-    base: Any = (
-        pg_insert(t.messages).on_conflict_do_nothing(index_elements=target)
-        if uow.dialect == "postgresql"
-        else sqlite_insert(t.messages).on_conflict_do_nothing(index_elements=target)
-    )
-    statement = base.returning(t.messages.c.id, t.messages.c.consultation_id, t.messages.c.seq)
-    ids = {(r.consultation_id, r.seq): r.id for r in await uow.conn.execute(statement, rows)}
+    result = await uow.conn.execute(_insert_new_statement(uow.dialect), rows)
+    ids = {(r.consultation_id, r.seq): r.id for r in result}
     if len(ids) != len(rows):
         return None
     return [ids[(row["consultation_id"], row["seq"])] for row in rows]

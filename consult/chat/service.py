@@ -53,7 +53,7 @@ class ChatService:
         self.max_length = max_length
         self.limiter = RateLimiter(clock, rate, burst)
         self._typing_limiter = RateLimiter(clock, TYPING_RATE, TYPING_BURST, what="typing notices")
-        self._writer = GroupWriter(db, clock)
+        self._writer = GroupWriter(db, clock, audit)
 
     async def post(
         self,
@@ -78,9 +78,8 @@ class ChatService:
         self, actor: Actor, consultation_id: int, after_seq: int = 0
     ) -> list[MessageOut]:
         async with self._db.uow() as uow:
-            row = await self._consultations.participant_row(
-                uow, actor, consultation_id, "chat.read"
-            )
+            # No row lock, as for resume: reading the transcript must not hold up the senders.
+            row = await self._participant_row(uow, actor, consultation_id, "chat.read")
             messages = await repo.messages_after(uow, consultation_id, after_seq)
             await self._audit.write(
                 uow, actor, "chat.read", patient_id=row.patient_id, consultation_id=consultation_id
@@ -95,8 +94,7 @@ class ChatService:
         that applies messages in seq order neither misses nor repeats one."""
         async with self._db.uow() as uow:
             # No row lock: a resume must not hold up the senders of this consultation.
-            row = await repo.consultation_chat_state(uow, consultation_id)
-            self._check_participant(uow, actor, row, consultation_id, "chat.read")
+            row = await self._participant_row(uow, actor, consultation_id, "chat.read")
             messages = await repo.messages_after(uow, consultation_id, after_seq)
             await self._audit.write(
                 uow, actor, "chat.read", patient_id=row.patient_id, consultation_id=consultation_id
@@ -116,8 +114,9 @@ class ChatService:
         """A read receipt: the actor has seen every message up to ``seq``. It only moves
         forward, and never past the last message; both participants are told when it moves."""
         async with self._db.uow() as uow:
-            row = await self._consultations.participant_row(
-                uow, actor, consultation_id, "chat.receipt"
+            # Locked: the receipt returned is computed from this row.
+            row = await self._participant_row(
+                uow, actor, consultation_id, "chat.receipt", lock=True
             )
             column = "patient_read_seq" if actor.user_id == row.patient_id else "doctor_read_seq"
             read_seq = min(seq, row.last_seq)
@@ -155,8 +154,7 @@ class ChatService:
         stored; a lost notice is harmless (the page clears the indicator after a few seconds)."""
         self._typing_limiter.take(consultation_id, actor.user_id)
         async with self._db.reader() as uow:
-            row = await repo.consultation_chat_state(uow, consultation_id)
-            self._check_participant(uow, actor, row, consultation_id, "chat.typing")
+            row = await self._participant_row(uow, actor, consultation_id, "chat.typing")
             if row.status != ConsultationStatus.ACTIVE:
                 raise Conflict("the consultation is not active", code="consultation_not_active")
             out = TypingOut(
@@ -170,9 +168,21 @@ class ChatService:
             await uow.commit()
         return out
 
-    def _check_participant(
-        self, uow: UnitOfWork, actor: Actor, row: Any, consultation_id: int, action: str
-    ) -> None:
+    async def _participant_row(
+        self,
+        uow: UnitOfWork,
+        actor: Actor,
+        consultation_id: int,
+        action: str,
+        *,
+        lock: bool = False,
+    ) -> Any:
+        """The consultation's chat state if the actor takes part in it; refused (and the refusal
+        audited) otherwise. Locked through ``ConsultationService.participant_row``; unlocked
+        (reads that must not hold up the senders) with the same refusals."""
+        if lock:
+            return await self._consultations.participant_row(uow, actor, consultation_id, action)
+        row = await repo.consultation_chat_state(uow, consultation_id)
         if row is None:
             raise NotFound(f"no consultation {consultation_id}", code="consultation_not_found")
         if not is_participant(actor, row):
@@ -180,6 +190,7 @@ class ChatService:
                 uow, actor, action, patient_id=row.patient_id, consultation_id=consultation_id
             )
             raise NotAllowed("you are not part of this consultation", code="not_participant")
+        return row
 
 
 def _read_state(row: Any) -> ReadStateOut:

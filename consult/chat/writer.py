@@ -3,8 +3,10 @@ together in the next one.
 
 A transaction per message costs a lock, four statements and a commit (an fsync on SQLite, a
 round trip and a WAL flush on PostgreSQL) for every message; under load that, not the socket
-work, bounds the throughput. Here the first sender with nothing in flight writes its message
-at once (no added latency when the chat is quiet). Senders arriving meanwhile queue up; when
+work, bounds the throughput. Here the first sender with nothing in flight lets a few loop
+turns pass (``GATHER_TURNS``: microseconds on a quiet loop, so a quiet chat waits for nothing)
+for the messages already read from their sockets to join it, then writes them together.
+Senders arriving meanwhile queue up; when
 the transaction commits, the first of them takes every queued message (up to ``max_batch``)
 into the next transaction. There is no background task: the work runs in the senders' own
 coroutines, handed from one to the next ("leader/follower").
@@ -28,22 +30,32 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
+from pydantic import TypeAdapter
 
 from consult.chat import repository as repo
 from consult.clock import Clock
 from consult.domain import Actor, ConsultationStatus
 from consult.errors import Conflict, NotAllowed, NotFound
-from consult.events import Event, MessagePosted
+from consult.events import MessagePosted
 from consult.queue.repository import is_participant
+from consult.records.audit import Audit
 from consult.schemas import MessageOut
-from consult.storage import tables as t
-from consult.storage.retry import is_transient
+from consult.storage.retry import retry_transient
 from consult.storage.uow import Database, UnitOfWork
 
 log = logging.getLogger(__name__)
 
-_ATTEMPTS = 4
+_DATETIME = TypeAdapter(datetime)
+
+# Loop turns a new batch's leader lets pass before taking the queue, so that the messages
+# already read from their sockets join it: a message reaches write() several tasks after its
+# frame is read (aiohttp's reader, engine.io's receive and message tasks, python-socketio's
+# event task), and a busy turn does not move every one a stage. On SQLite a transaction runs
+# without yielding, so with no turns nothing queued behind a leader: under load every batch
+# held one message, at ~0.5 ms of CPU each. chat_bench, 50 pairs on SQLite: 3 turns gave 3-10
+# messages a batch, 8 gave ~39, 12 ~45 (consult's CPU per message 2.5-3.6x the relay's, then
+# 1.6x), 20 no more. On an idle loop a turn costs microseconds.
+GATHER_TURNS = 12
 
 
 @dataclass(eq=False)
@@ -83,15 +95,26 @@ Outcome = tuple[Draft, MessageOut | Exception]
 
 class GroupWriter:
     def __init__(
-        self, db: Database, clock: Clock, *, max_batch: int = 256, concurrency: int | None = None
+        self,
+        db: Database,
+        clock: Clock,
+        audit: Audit,
+        *,
+        max_batch: int = 256,
+        concurrency: int | None = None,
+        gather_turns: int = GATHER_TURNS,
     ) -> None:
         self._db = db
         self._clock = clock
+        self._audit = audit
+        self._gather_turns = gather_turns
         self._max_batch = max_batch
-        # Batches in flight at once: one on SQLite (one writer); two on PostgreSQL, where a
-        # batch mostly waits on round trips and batches of other consultations do not conflict
-        # (a batch touching the same consultation waits for the other's row lock).
-        self._concurrency = concurrency or (1 if db.writer_lock is not None else 2)
+        # Batches in flight at once: one on SQLite (one writer); four on PostgreSQL, where a
+        # batch mostly waits on round trips, each a loop turn away when the loop is busy, and
+        # batches of other consultations do not conflict (a batch touching the same
+        # consultation waits for the other's row lock). chat_bench, 50 pairs: four gave ~5 %
+        # more messages a second than two, and a lower p99.
+        self._concurrency = concurrency or (1 if db.writer_lock is not None else 4)
         self._pending: list[Draft] = []
         self._leaders = 0  # batches being written, or senders woken to write one
         self._published: asyncio.Future[None] | None = None
@@ -100,7 +123,7 @@ class GroupWriter:
         self._pending.append(draft)
         if self._leaders < self._concurrency:
             self._leaders += 1
-            await self._lead()
+            await self._lead(draft)
         else:
             try:
                 await draft.wake
@@ -108,7 +131,7 @@ class GroupWriter:
                 self._abandon(draft)
                 raise
             if not draft.outcome.done():  # woken to write the next batch
-                await self._lead()
+                await self._lead(draft)
         # Another leader's batch may have taken this draft: wait for that batch.
         return await draft.outcome
 
@@ -123,7 +146,18 @@ class GroupWriter:
             self._leaders -= 1
             self._hand_over()
 
-    async def _lead(self) -> None:
+    async def _lead(self, draft: Draft) -> None:
+        try:
+            for _ in range(self._gather_turns):
+                await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            # Gone before taking the queue: its message is dropped (unless another batch took
+            # it) and the lead passes on.
+            if draft in self._pending:
+                self._pending.remove(draft)
+            self._leaders -= 1
+            self._hand_over()
+            raise
         batch, self._pending = (
             self._pending[: self._max_batch],
             self._pending[self._max_batch :],
@@ -147,7 +181,7 @@ class GroupWriter:
         for draft, outcome in outcomes:
             draft.settle(outcome)
 
-    async def _publish_in_turn(self, events: list[Event]) -> None:
+    async def _publish_in_turn(self, events: list[MessagePosted]) -> None:
         """Publish after the previous batch's events, so that within this process the
         ``chat:message`` events of a consultation leave in ``seq`` order."""
         previous = self._published
@@ -156,12 +190,29 @@ class GroupWriter:
         try:
             if previous is not None and not previous.done():
                 await asyncio.shield(previous)
-            for event in events:
-                await self._db.bus.publish(event)
+            await self._publish(events)
         finally:
             mine.set_result(None)
             if self._published is mine:
                 self._published = None
+
+    async def _publish(self, events: list[MessagePosted]) -> None:
+        """Each consultation's events in order, the consultations side by side. python-socketio
+        sends an emit through tasks of its own, so each awaited emit took a loop turn or two:
+        one after the other, a batch of n messages took 2n turns to go out, each turn sending
+        one packet per socket where the relay sends several (chat_bench, cProfile: ten times
+        the relay's loop turns per message)."""
+        groups: dict[int, list[MessagePosted]] = {}
+        for event in events:
+            groups.setdefault(event.message["consultation_id"], []).append(event)
+        if len(groups) <= 1:
+            await self._publish_each(events)
+        else:
+            await asyncio.gather(*(self._publish_each(group) for group in groups.values()))
+
+    async def _publish_each(self, events: list[MessagePosted]) -> None:
+        for event in events:
+            await self._db.bus.publish(event)
 
     def _hand_over(self) -> None:
         """Wake the first waiting sender to write the next batch, if there is room."""
@@ -171,32 +222,28 @@ class GroupWriter:
                 self._leaders += 1
                 nxt.wake.set_result(None)
 
-    async def _write_batch(self, batch: list[Draft]) -> tuple[list[Outcome], list[Event]]:
+    async def _write_batch(self, batch: list[Draft]) -> tuple[list[Outcome], list[MessagePosted]]:
         """Each draft's outcome and the events to publish, once committed."""
-        for attempt in range(1, _ATTEMPTS + 1):
-            try:
-                fast = await self._fast_transaction(batch)
-                return fast if fast is not None else await self._transaction(batch)
-            except DBAPIError as exc:
-                if is_transient(exc) and attempt < _ATTEMPTS:
-                    log.warning("chat batch: transient database conflict, retry %d", attempt)
-                    await asyncio.sleep(0.005 * attempt)
-                    continue
-                return await self._one_by_one(batch, exc)
-            except Exception as exc:
-                return await self._one_by_one(batch, exc)
-        raise AssertionError("unreachable")
+        try:
+            return await self._attempt(batch)
+        except Exception as exc:
+            return await self._one_by_one(batch, exc)
+
+    @retry_transient()
+    async def _attempt(self, batch: list[Draft]) -> tuple[list[Outcome], list[MessagePosted]]:
+        fast = await self._fast_transaction(batch)
+        return fast if fast is not None else await self._transaction(batch)
 
     async def _one_by_one(
         self, batch: list[Draft], exc: Exception
-    ) -> tuple[list[Outcome], list[Event]]:
+    ) -> tuple[list[Outcome], list[MessagePosted]]:
         if len(batch) == 1:
             log.error("chat message to consultation %s failed: %r", batch[0].consultation_id, exc)
             return [(batch[0], exc)], []
         # One bad message must not fail the others: write them one by one.
         log.warning("chat batch of %d failed (%r); writing one by one", len(batch), exc)
         outcomes: list[Outcome] = []
-        events: list[Event] = []
+        events: list[MessagePosted] = []
         for draft in batch:
             o, e = await self._write_batch([draft])
             outcomes += o
@@ -205,7 +252,7 @@ class GroupWriter:
 
     async def _fast_transaction(
         self, batch: list[Draft]
-    ) -> tuple[list[Outcome], list[Event]] | None:
+    ) -> tuple[list[Outcome], list[MessagePosted]] | None:
         """The common case in three statements: every message new, every sender a participant,
         every consultation active. One ``UPDATE … RETURNING`` locks the consultations and
         reserves their sequence numbers, one insert skips any message already stored, one
@@ -231,17 +278,17 @@ class GroupWriter:
                 row = rows[draft.consultation_id]
                 seqs[row.id] += 1
                 new_rows.append(_message_row(draft, row.id, seqs[row.id], now))
-                audits.append(_audit_row(draft.actor, row, now, allowed=True))
+                audits.append(self._audit_entry(draft.actor, row, now, allowed=True))
             ids = await repo.insert_new_messages(uow, new_rows)
             if ids is None:  # some were stored already (retries)
                 return None
-            await uow.conn.execute(t.audit_log.insert(), audits)
+            await self._audit.write_many(uow, audits)
             stored: dict[tuple[int, int, str], MessageOut] = {}
             events = await self._messages_out(uow, batch, rows, new_rows, ids, stored)
             await uow.commit()
         return [(d, stored[d.key]) for d in batch], events
 
-    async def _transaction(self, batch: list[Draft]) -> tuple[list[Outcome], list[Event]]:
+    async def _transaction(self, batch: list[Draft]) -> tuple[list[Outcome], list[MessagePosted]]:
         now = self._clock.now()
         results: dict[Draft, Exception] = {}
         async with self._db.uow() as uow:
@@ -258,7 +305,9 @@ class GroupWriter:
                     )
                     continue
                 if not is_participant(draft.actor, row):
-                    audits.append(_audit_row(draft.actor, row, now, allowed=False))
+                    # In the batch's own transaction: it commits, so the entry survives, and no
+                    # second writer is needed.
+                    audits.append(self._audit_entry(draft.actor, row, now, allowed=False))
                     log.info(
                         "denied chat.write to user %s (consultation %s)",
                         draft.actor.user_id,
@@ -279,12 +328,11 @@ class GroupWriter:
                 seq = last_seqs.get(row.id, row.last_seq) + 1
                 last_seqs[row.id] = seq
                 fresh[draft.key] = _message_row(draft, row.id, seq, now)
-                audits.append(_audit_row(draft.actor, row, now, allowed=True))
+                audits.append(self._audit_entry(draft.actor, row, now, allowed=True))
             new_rows = list(fresh.values())
             ids = await repo.insert_messages(uow, new_rows)
             await repo.set_last_seqs(uow, last_seqs)
-            if audits:
-                await uow.conn.execute(t.audit_log.insert(), audits)
+            await self._audit.write_many(uow, audits)
             events = await self._messages_out(uow, batch, rows, new_rows, ids, stored)
             # Nothing collected in the unit of work: the events are published by _lead, after
             # this commit, in turn with the other batches'.
@@ -294,6 +342,18 @@ class GroupWriter:
         ]
         return outcomes, events
 
+    def _audit_entry(
+        self, actor: Actor, row: Any, now: datetime, *, allowed: bool
+    ) -> dict[str, Any]:
+        return self._audit.entry(
+            actor,
+            "chat.write",
+            patient_id=row.patient_id,
+            consultation_id=row.id,
+            allowed=allowed,
+            at=now,
+        )
+
     async def _messages_out(
         self,
         uow: UnitOfWork,
@@ -302,33 +362,56 @@ class GroupWriter:
         new_rows: list[dict[str, Any]],
         ids: list[int],
         stored: dict[tuple[int, int, str], MessageOut],
-    ) -> list[Event]:
+    ) -> list[MessagePosted]:
         """The new messages as acked and pushed (added to ``stored``), and their events."""
         if any(d.document_id is not None for d in batch):
             # Read back through the repository, so the ack carries what a later read of
             # the transcript returns (the shared document's details).
             outs = await repo.messages_by_ids(uow, ids)
         else:
-            # Built from what was inserted: one round trip fewer per batch.
-            roles = {d.actor.user_id: d.actor.role for d in batch}
-            outs = [
-                MessageOut(
-                    id=message_id,
-                    consultation_id=values["consultation_id"],
-                    seq=values["seq"],
-                    sender_id=values["sender_id"],
-                    sender_role=roles[values["sender_id"]],
-                    client_id=values["client_id"],
-                    body=values["body"],
-                    created_at=values["created_at"],
-                )
-                for message_id, values in zip(ids, new_rows, strict=True)
-            ]
-        events: list[Event] = []
+            return self._built_out(batch, rows, new_rows, ids, stored)
+        events: list[MessagePosted] = []
         for out in outs:
             stored[(out.consultation_id, out.sender_id, out.client_id)] = out
             row = rows[out.consultation_id]
             events.append(MessagePosted(row.patient_id, row.doctor_id, out.model_dump(mode="json")))
+        return events
+
+    def _built_out(
+        self,
+        batch: list[Draft],
+        rows: dict[int, Any],
+        new_rows: list[dict[str, Any]],
+        ids: list[int],
+        stored: dict[tuple[int, int, str], MessageOut],
+    ) -> list[MessagePosted]:
+        """``_messages_out`` from what was inserted (one read fewer per batch), without
+        validating values this writer made and serialising the batch's one ``created_at`` once:
+        per message, pydantic's validation and dump cost more than the rest of the batch's
+        Python work (tests/integration/test_chat.py checks the push equals the ack)."""
+        roles = {d.actor.user_id: d.actor.role for d in batch}
+        created: dict[datetime, str] = {}
+        events: list[MessagePosted] = []
+        for message_id, values in zip(ids, new_rows, strict=True):
+            at = values["created_at"]
+            if at not in created:
+                created[at] = _DATETIME.dump_python(at, mode="json")
+            fields = {
+                "id": message_id,
+                "consultation_id": values["consultation_id"],
+                "seq": values["seq"],
+                "sender_id": values["sender_id"],
+                "sender_role": roles[values["sender_id"]],
+                "client_id": values["client_id"],
+                "body": values["body"],
+                "created_at": at,
+                "document": None,
+            }
+            out = MessageOut.model_construct(**fields)
+            stored[(out.consultation_id, out.sender_id, out.client_id)] = out
+            row = rows[out.consultation_id]
+            pushed = fields | {"sender_role": str(fields["sender_role"]), "created_at": created[at]}
+            events.append(MessagePosted(row.patient_id, row.doctor_id, pushed))
         return events
 
 
@@ -344,19 +427,3 @@ def _message_row(draft: Draft, consultation_id: int, seq: int, now: datetime) ->
     if draft.document_id is not None:
         row["document_id"] = draft.document_id
     return row
-
-
-def _audit_row(actor: Actor, row: Any, now: datetime, *, allowed: bool) -> dict[str, Any]:
-    # The shape Audit.write gives an entry; written in bulk here, in the batch's transaction
-    # (a refusal too: the batch commits, so the entry survives, and no second writer is needed).
-    return {
-        "at": now,
-        "actor_id": actor.user_id,
-        "actor_role": str(actor.role),
-        "action": "chat.write",
-        "patient_id": row.patient_id,
-        "consultation_id": row.id,
-        "ip": actor.ip,
-        "allowed": allowed,
-        "detail": None,
-    }

@@ -4,6 +4,9 @@ allowed or denied. The database refuses updates and deletes (see migration 0001)
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 from consult.clock import Clock
 from consult.domain import Actor
@@ -12,11 +15,44 @@ from consult.storage.uow import Database, UnitOfWork
 
 log = logging.getLogger(__name__)
 
+# Built once: a new insert() per call costs its cache key at every execution.
+_INSERT = t.audit_log.insert()
+
 
 class Audit:
     def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
         self._clock = clock
+
+    def entry(
+        self,
+        actor: Actor | None,
+        action: str,
+        *,
+        patient_id: int | None = None,
+        consultation_id: int | None = None,
+        allowed: bool = True,
+        detail: str | None = None,
+        ip: str | None = None,
+        at: datetime | None = None,
+    ) -> dict[str, Any]:
+        """One row of the log, for ``write_many``. ``at`` lets a batch share one clock reading."""
+        return {
+            "at": at if at is not None else self._clock.now(),
+            "actor_id": actor.user_id if actor else None,
+            "actor_role": str(actor.role) if actor else None,
+            "action": action,
+            "patient_id": patient_id,
+            "consultation_id": consultation_id,
+            "ip": (actor.ip if actor else None) or ip,
+            "allowed": allowed,
+            "detail": detail[:300] if detail else None,
+        }
+
+    async def write_many(self, uow: UnitOfWork, entries: Sequence[dict[str, Any]]) -> None:
+        """Entries made by ``entry``, in one statement within the caller's transaction."""
+        if entries:
+            await uow.conn.execute(_INSERT, list(entries))
 
     async def write(
         self,
@@ -31,18 +67,19 @@ class Audit:
         ip: str | None = None,
     ) -> None:
         """Within the caller's transaction: the entry exists exactly when the access did."""
-        await uow.conn.execute(
-            t.audit_log.insert().values(
-                at=self._clock.now(),
-                actor_id=actor.user_id if actor else None,
-                actor_role=str(actor.role) if actor else None,
-                action=action,
-                patient_id=patient_id,
-                consultation_id=consultation_id,
-                ip=(actor.ip if actor else None) or ip,
-                allowed=allowed,
-                detail=detail[:300] if detail else None,
-            )
+        await self.write_many(
+            uow,
+            [
+                self.entry(
+                    actor,
+                    action,
+                    patient_id=patient_id,
+                    consultation_id=consultation_id,
+                    allowed=allowed,
+                    detail=detail,
+                    ip=ip,
+                )
+            ],
         )
 
     def deny_after_rollback(

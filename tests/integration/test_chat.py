@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from consult.http.routing import SERVICES
 from consult.storage import tables as t
 from tests.support import ApiClient, SocketClient, start_and_accept
 
@@ -77,12 +79,65 @@ async def test_concurrent_senders_get_one_gapless_order_seen_alike_by_both(
         assert by_client[a["data"]["client_id"]].seq == a["data"]["seq"]
         assert by_client[a["data"]["client_id"]].body == a["data"]["body"]
     # Each side receives every message once, and both see the same order.
+    acked = {a["data"]["client_id"]: a["data"] for a in acks}
     for ws in (patient_ws, doctor_ws):
         got = [e["message"] for e in await drain(ws, "chat:message", 30)]
         assert sorted(m["seq"] for m in got) == seqs
         assert ws.pending("chat:message") == 0
+        # What is pushed is what is acknowledged (built apart, from the same values).
+        assert all(m == acked[m["client_id"]] for m in got)
     audit = await rows(database_url, t.audit_log, t.audit_log.c.action == "chat.write")
     assert len(audit) == 30 and all(r.allowed for r in audit)
+
+
+async def test_messages_arriving_a_few_loop_turns_apart_share_one_transaction(
+    api, sockets, server, monkeypatch
+):
+    doctor, _, patient, _, cid = await house_and_anna(api, sockets)
+    services = server.app[SERVICES]
+    senders = [
+        await services.accounts.authenticate(patient.token),
+        await services.accounts.authenticate(doctor.token),
+    ]
+    writer = services.chat._writer
+    batches: list[int] = []
+    attempt = writer._attempt
+
+    async def counted(batch: list[Any]) -> Any:
+        batches.append(len(batch))
+        return await attempt(batch)
+
+    monkeypatch.setattr(writer, "_attempt", counted)
+
+    async def arrive(i: int) -> Any:
+        # As from sockets: each message reaches the writer a few tasks after its read, so one
+        # that was read a little later reaches it a loop turn or two later.
+        for _ in range(i % 3):
+            await asyncio.sleep(0)
+        return await services.chat.post(senders[i % 2], cid, f"m{i}", f"message {i}")
+
+    messages = await asyncio.gather(*(arrive(i) for i in range(12)))
+    # SQLite runs a transaction without yielding: a leader that did not let the loop turn
+    # first wrote one message per transaction here.
+    assert batches == [12]
+    assert sorted(m.seq for m in messages) == list(range(1, 13))
+
+
+async def test_a_sender_gone_while_its_batch_gathers_does_not_stop_the_writer(
+    api, sockets, server, database_url
+):
+    doctor, _, patient, _, cid = await house_and_anna(api, sockets)
+    services = server.app[SERVICES]
+    anna = await services.accounts.authenticate(patient.token)
+    house = await services.accounts.authenticate(doctor.token)
+    gone = asyncio.create_task(services.chat.post(anna, cid, "gone", "never stored"))
+    await asyncio.sleep(0)  # it leads the next batch and lets the loop turn: cancelled there
+    gone.cancel()
+    await asyncio.gather(gone, return_exceptions=True)
+    # The lead passed on: the next message is written, and the cancelled one never was.
+    message = await asyncio.wait_for(services.chat.post(house, cid, "next", "hello"), 5)
+    assert message.seq == 1
+    assert [r.client_id for r in await rows(database_url, t.messages)] == ["next"]
 
 
 async def test_a_retry_while_the_first_is_in_flight_is_stored_once(api, sockets, database_url):
@@ -121,6 +176,27 @@ async def test_resume_returns_everything_after_the_last_seq_in_order(api, socket
         assert nothing["data"]["messages"] == [] and nothing["data"]["last_seq"] == 6
     finally:
         await again.close()
+
+
+async def test_reading_the_transcript_does_not_wait_for_a_row_lock(api, sockets, database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("row locks are PostgreSQL's; SQLite has one writer lock for everything")
+    _, _, patient, patient_ws, cid = await house_and_anna(api, sockets)
+    assert (await send(patient_ws, cid, "p1", "hello"))["ok"]
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as other:
+            # Another transaction (a batch of messages, a read receipt) holds the row.
+            await other.execute(
+                sa.select(t.consultations.c.id).where(t.consultations.c.id == cid).with_for_update()
+            )
+            got = await asyncio.wait_for(
+                patient.call("GET", f"/api/consultations/{cid}/messages"), timeout=5
+            )
+            await other.rollback()
+    finally:
+        await engine.dispose()
+    assert [m["client_id"] for m in got["messages"]] == ["p1"]
 
 
 async def test_resume_is_refused_to_others_and_bad_input(api, sockets, database_url):

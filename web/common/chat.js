@@ -100,7 +100,10 @@ export class ChatPanel {
       this.status,
       this.form,
     );
-    document.addEventListener("visibilitychange", () => this._sendReceipt());
+    // Kept to be removed by destroy(): the document outlives the panel, and a listener left
+    // behind would keep the panel alive and send receipts for a consultation no longer shown.
+    this._onVisibility = () => this._sendReceipt();
+    document.addEventListener("visibilitychange", this._onVisibility);
     this.setConsultation(consultation);
     this._render();
   }
@@ -123,6 +126,13 @@ export class ChatPanel {
       }
       if (this.outbox.length) this._render();
     }
+  }
+
+  /** The panel is no longer shown (another consultation, the end, a logout). */
+  destroy() {
+    document.removeEventListener("visibilitychange", this._onVisibility);
+    clearTimeout(this.typingTimer);
+    clearTimeout(this.theirTypingTimer);
   }
 
   /** The live connection dropped (false) or is back (true; `catchUp()` follows). */
@@ -159,33 +169,51 @@ export class ChatPanel {
       const path = `/api/consultations/${this.consultation.id}/messages?after=${this.lastSeq}`;
       data = await api("GET", path);
     }
-    for (const message of data.messages) this.receive(message);
+    // Applied together and drawn once: drawing after each one redrew the whole transcript per
+    // message, quadratic in its length (a reload of a long consultation froze the page).
+    let theirs = false;
+    for (const message of data.messages) {
+      if (this._apply(message) === "new" && message.sender_id !== this.me.id) theirs = true;
+    }
     if (data.read) this._setRead(data.read);
     this._render();
+    if (theirs) {
+      this._showTheirTyping(false);
+      this._sendReceipt();
+    }
     this._flush();
   }
 
   /** A stored message, from the transcript, a resume, an ack or the "chat:message" event. */
   receive(message) {
-    if (message.consultation_id !== this.consultation.id) return;
-    if (message.sender_id === this.me.id && this._settled(message.client_id)) this._render();
-    if (message.seq <= this.lastSeq) return; // already shown
-    this.ahead.set(message.seq, message);
-    let gap = false;
-    while (this.ahead.has(this.lastSeq + 1)) {
-      this.lastSeq += 1;
-      this.messages.set(this.lastSeq, this.ahead.get(this.lastSeq));
-      this.ahead.delete(this.lastSeq);
-    }
-    if (this.ahead.size > 0) gap = true;
+    const change = this._apply(message);
+    if (!change) return;
     this._render();
+    if (change !== "new") return;
     // Receipts say how far this side has read the other's messages: one's own need none.
     if (message.sender_id !== this.me.id) {
       this._showTheirTyping(false);
       this._sendReceipt();
     }
     // A push skipped a message (lost on the way): fetch what is missing.
-    if (gap) this.catchUp().catch((err) => this.onError(err));
+    if (this.ahead.size > 0) this.catchUp().catch((err) => this.onError(err));
+  }
+
+  /**
+   * Takes a message in without drawing it. Returns "new" (not held before), "settled" (held,
+   * but it took one of ours out of the outbox) or null (nothing to redraw).
+   */
+  _apply(message) {
+    if (message.consultation_id !== this.consultation.id) return null;
+    const settled = message.sender_id === this.me.id && this._settled(message.client_id);
+    if (message.seq <= this.lastSeq) return settled ? "settled" : null; // already shown
+    this.ahead.set(message.seq, message);
+    while (this.ahead.has(this.lastSeq + 1)) {
+      this.lastSeq += 1;
+      this.messages.set(this.lastSeq, this.ahead.get(this.lastSeq));
+      this.ahead.delete(this.lastSeq);
+    }
+    return "new";
   }
 
   /** A "chat:read" event: how far each side has read. */

@@ -46,7 +46,10 @@ function afterLogout() {
   if (state.socket) state.socket.disconnect();
   state.socket = null;
   state.me = null;
-  for (const card of state.cards.values()) card.call.destroy();
+  for (const card of state.cards.values()) {
+    card.call.destroy();
+    card.chat.destroy();
+  }
   state.cards.clear();
   $("#consultations").replaceChildren();
   inbox.clear();
@@ -472,6 +475,7 @@ class ConsultationCard {
 
   close() {
     this.call.destroy();
+    this.chat.destroy();
     state.cards.delete(this.consultation.id);
     this.element.remove();
     renderEmpty();

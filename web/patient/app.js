@@ -94,6 +94,7 @@ const askTheDoctor = new AskTheDoctor({
 
 function afterLogout() {
   if (state.socket) state.socket.disconnect();
+  if (state.chat) state.chat.destroy();
   Object.assign(state, {
     me: null,
     socket: null,
@@ -411,6 +412,7 @@ function setConsultation(consultation) {
   if (!isQueued(consultation)) state.ticket = null;
   if (consultation.status === "active" || (sameOne && state.chat)) {
     if (!state.chat || state.chat.consultation.id !== consultation.id) {
+      if (state.chat) state.chat.destroy();
       state.chat = new ChatPanel({
         consultation,
         me: state.me,
@@ -423,6 +425,7 @@ function setConsultation(consultation) {
       state.chat.setConsultation(consultation);
     }
   } else {
+    if (state.chat) state.chat.destroy();
     state.chat = null;
     $("#chat-container").replaceChildren();
   }
