@@ -22,7 +22,7 @@ from typing import Any, Literal
 import sqlalchemy as sa
 
 from consult.domain import ConsultationStatus, PresenceStatus
-from consult.queue.repository import code_set, presence_columns
+from consult.queue.repository import code_set, presence_columns, seconds_between
 from consult.schemas import DoctorsStateOut
 from consult.storage import tables as t
 from consult.storage.uow import UnitOfWork
@@ -112,22 +112,13 @@ _PRESENT = (
 def _open_since(dialect: str) -> sa.Select[Any]:
     """Each present doctor's open consultations (offers and active ones) with how long they
     have run by ``:now``, in seconds."""
-    return sa.select(_C.doctor_id, _seconds_since(dialect, _C.started_at)).where(
+    now = sa.bindparam("now", type_=t.Timestamp)
+    return sa.select(_C.doctor_id, seconds_between(dialect, now, _C.started_at)).where(
         _C.status.in_([ConsultationStatus.ACTIVE, ConsultationStatus.OFFERED]),
         _C.doctor_id.in_(
             sa.select(_P.doctor_id).where(_P.status.in_(_PRESENT_STATUSES)).scalar_subquery()
         ),
     )
-
-
-def _seconds_since(dialect: str, column: sa.ColumnElement[datetime]) -> sa.ColumnElement[Any]:
-    """``:now - column`` in seconds, worked out by the database: every ticket and push reads
-    every busy doctor's start, and parsing those timestamps in Python (SQLite keeps text)
-    cost more than the query (queue_bench)."""
-    moment = sa.bindparam("now", type_=t.Timestamp)
-    if dialect == "sqlite":
-        return (sa.func.julianday(moment) - sa.func.julianday(column)) * 86400.0
-    return sa.extract("epoch", moment - column)
 
 
 def doctors_summary(

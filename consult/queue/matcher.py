@@ -122,7 +122,8 @@ class Matcher:
             # page of candidates would make concurrent doctors skip them all and match nobody.
             row = (
                 await uow.conn.execute(
-                    _NEXT_FOR_LANGUAGES if doctor.languages else _NEXT, _serves(doctor, now)
+                    _NEXT_FOR_LANGUAGES if doctor.languages else _NEXT,
+                    _next_ticket_params(doctor, now),
                 )
             ).first()
             if row is None or pick_waiting(doctor, [_waiting(row, now)]) is None:
@@ -249,7 +250,7 @@ _NEXT = _next_ticket(languages=False)
 _NEXT_FOR_LANGUAGES = _next_ticket(languages=True)
 
 
-def _serves(doctor: DoctorSlot, now: datetime) -> dict[str, Any]:
+def _next_ticket_params(doctor: DoctorSlot, now: datetime) -> dict[str, Any]:
     """The parameters of ``_NEXT``/``_NEXT_FOR_LANGUAGES`` for this doctor."""
     params: dict[str, Any] = {
         "doctor_id": doctor.doctor_id,

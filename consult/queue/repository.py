@@ -87,6 +87,17 @@ def presence_columns() -> list[Any]:
     ]
 
 
+def seconds_between(
+    dialect: str, later: sa.ColumnElement[Any], earlier: sa.ColumnElement[Any]
+) -> sa.ColumnElement[Any]:
+    """``later - earlier`` in seconds, worked out by the database: tickets and pushes read every
+    busy doctor's start and the recent consultations' lengths, and parsing those timestamps in
+    Python (SQLite keeps text) cost more than the queries (queue_bench)."""
+    if dialect == "sqlite":
+        return (sa.func.julianday(later) - sa.func.julianday(earlier)) * 86400.0
+    return sa.extract("epoch", later - earlier)
+
+
 def code_set(raw: str | list[str] | None) -> frozenset[str]:
     """A presence list as a set. SQLite gives JSON text, decoded once per distinct list;
     asyncpg decodes JSON in the driver and gives the list."""

@@ -331,14 +331,9 @@ _POSITION = _position()
 
 @functools.cache
 def _recent_durations(dialect: str) -> sa.Select[Any]:
-    """The lengths, in seconds, of the queue's last finished consultations, worked out by the
-    database (parsing two timestamps per row in Python, on every join and push, cost more)."""
-    if dialect == "sqlite":
-        seconds = (sa.func.julianday(_C.ended_at) - sa.func.julianday(_C.started_at)) * 86400.0
-    else:
-        seconds = sa.extract("epoch", _C.ended_at - _C.started_at)
+    """The lengths, in seconds, of the queue's last finished consultations."""
     return (
-        sa.select(seconds)
+        sa.select(repo.seconds_between(dialect, _C.ended_at, _C.started_at))
         .where(
             _C.specialty_code == sa.bindparam("specialty"),
             _C.form == sa.bindparam("form"),

@@ -70,10 +70,12 @@ class _AsyncConnection(Connection):
 
 class _SqliteConnection(Connection):
     """SQLite, synchronously on the loop's thread (see inline_sqlite.py and
-    ``create_sqlite_engine``); only waiting for another process's lock is asynchronous."""
+    ``create_sqlite_engine``); only waiting for another process's lock is asynchronous. Holds
+    one of the database's connection slots until closed."""
 
-    def __init__(self, conn: sa.Connection) -> None:
+    def __init__(self, conn: sa.Connection, slots: asyncio.Semaphore) -> None:
         self._conn = conn
+        self._slots: asyncio.Semaphore | None = slots
         self.dialect = conn.dialect
 
     async def execute(self, statement: Executable, parameters: Any = None) -> Result:
@@ -103,7 +105,12 @@ class _SqliteConnection(Connection):
         self._conn.rollback()
 
     async def close(self) -> None:
-        self._conn.close()
+        try:
+            self._conn.close()
+        finally:
+            if self._slots is not None:
+                self._slots.release()
+                self._slots = None
 
 
 class Database:
@@ -134,7 +141,7 @@ class Database:
         except BaseException:
             self._sqlite_slots.release()
             raise
-        return _SqliteSlot(sync, self._sqlite_slots)
+        return _SqliteConnection(sync, self._sqlite_slots)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self)
@@ -148,22 +155,6 @@ class Database:
         await self.engine.dispose()
         if self._sqlite is not None:
             self._sqlite.dispose()
-
-
-class _SqliteSlot(_SqliteConnection):
-    """A SQLite connection holding one of the database's slots until closed."""
-
-    def __init__(self, conn: sa.Connection, slots: asyncio.Semaphore) -> None:
-        super().__init__(conn)
-        self._slots: asyncio.Semaphore | None = slots
-
-    async def close(self) -> None:
-        try:
-            await super().close()
-        finally:
-            if self._slots is not None:
-                self._slots.release()
-                self._slots = None
 
 
 class UnitOfWork:
