@@ -39,6 +39,18 @@ def message_document(row: Any) -> DocumentRefOut | None:
     )
 
 
+def document_ref(row: Any) -> DocumentRefOut:
+    """A document row as a chat message that shared it shows it (``message_document``)."""
+    return DocumentRefOut(
+        id=row.id,
+        filename=row.filename,
+        description=row.description,
+        content_type=row.content_type,
+        size=row.size,
+        deleted=row.deleted_at is not None,
+    )
+
+
 def document_url(document_id: int) -> str:
     return f"/api/documents/{document_id}/content"
 
@@ -110,6 +122,18 @@ async def doctor_consults(uow: UnitOfWork, doctor_id: int, patient_id: int) -> b
         )
     ).first()
     return row is not None
+
+
+async def consulting_doctors(uow: UnitOfWork, patient_id: int) -> list[int]:
+    """The doctors consulting the patient now (their active consultations)."""
+    c = t.consultations.c
+    rows = await uow.conn.execute(
+        sa.select(c.doctor_id)
+        .distinct()
+        .where(c.patient_id == patient_id, c.status == "active", c.doctor_id.is_not(None))
+        .order_by(c.doctor_id)
+    )
+    return [int(r.doctor_id) for r in rows]
 
 
 async def shared_with(uow: UnitOfWork, doctor_id: int, document_id: int) -> int | None:

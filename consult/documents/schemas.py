@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import Field
 
 from consult.documents.rules import MAX_FILES, MAX_SIZE
-from consult.schemas import In, Out
+from consult.schemas import DocumentRefOut, In, Out
 
 
 class DocumentOut(Out):
@@ -35,3 +35,18 @@ class ShareDocumentIn(In):
     client_id: str = Field(
         min_length=1, max_length=64, description="The sender's own id; a retry reuses it."
     )
+
+
+class DocumentUploadedOut(Out):
+    """The ``document:uploaded`` event: the patient has a new document."""
+
+    patient_id: int
+    document: DocumentOut
+
+
+class DocumentDeletedOut(Out):
+    """The ``document:deleted`` event: the patient deleted a document. ``document`` is what a
+    chat message that shared it carries from now on (``deleted`` true)."""
+
+    patient_id: int
+    document: DocumentRefOut

@@ -10,6 +10,11 @@ consultation); and a doctor into whose consultation the patient shared it, also 
 consultation ended - the message is part of the transcript that doctor keeps reading in the
 record (records/service.py: a doctor reads a record through a past consultation of theirs).
 Every access is audited, refusals too.
+
+Who is told: an upload and a deletion are pushed, once committed, as ``document:uploaded`` and
+``document:deleted`` to the patient (every tab) and to the doctors consulting them now (an
+active consultation), and to nobody else: the pages keep their lists, and the chat messages
+that shared a deleted document, current without a reload.
 """
 
 from __future__ import annotations
@@ -25,13 +30,14 @@ from consult.chat.service import ChatService
 from consult.clock import Clock
 from consult.documents import repository as repo
 from consult.documents.rules import MAX_FILES, check_description, safe_filename
-from consult.documents.schemas import DocumentOut
+from consult.documents.schemas import DocumentDeletedOut, DocumentOut, DocumentUploadedOut
 from consult.documents.sniff import display_name
 from consult.documents.storage import DocumentStore, ReadChunk, Received
 from consult.domain import Actor
 from consult.errors import Invalid, LimitReached, NotAllowed, NotFound
+from consult.events import Push
 from consult.records.audit import Audit
-from consult.schemas import MessageOut
+from consult.schemas import MessageOut, Out
 from consult.storage.uow import Database, UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -46,6 +52,19 @@ def too_many() -> LimitReached:
         f"you may keep at most {MAX_FILES} documents at a time; delete one first",
         code="too_many_documents",
     )
+
+
+# The Socket.IO events that tell the pages a patient's documents changed (docs/protocol.md).
+UPLOADED = "document:uploaded"
+DELETED = "document:deleted"
+
+
+async def tell(uow: UnitOfWork, patient_id: int, name: str, payload: Out) -> None:
+    """Collect ``name`` for the patient and the doctors consulting them now, and nobody else;
+    sent once the transaction commits. Asked last before the commit, so a doctor who accepts
+    the patient meanwhile has (all but surely) not read the list yet when it commits."""
+    doctors = await repo.consulting_doctors(uow, patient_id)
+    uow.collect(Push((patient_id, *doctors), name, payload.model_dump(mode="json")))
 
 
 @dataclass
@@ -138,6 +157,12 @@ class DocumentService:
                     detail=f"document {document_id}",
                 )
                 out = repo.document_out(await repo.load(uow, document_id))
+                await tell(
+                    uow,
+                    actor.user_id,
+                    UPLOADED,
+                    DocumentUploadedOut(patient_id=actor.user_id, document=out),
+                )
                 await uow.commit()
                 committed = True
         finally:
@@ -220,6 +245,14 @@ class DocumentService:
                 "document.delete",
                 patient_id=actor.user_id,
                 detail=f"document {document_id}",
+            )
+            # What a chat message that shared it shows from now on (also after a reload).
+            gone = repo.document_ref(await repo.load(uow, document_id))
+            await tell(
+                uow,
+                actor.user_id,
+                DELETED,
+                DocumentDeletedOut(patient_id=actor.user_id, document=gone),
             )
             await uow.commit()
         await self._store.remove(row.stored_name)

@@ -1,19 +1,22 @@
 """Documents and follow-up questions in two browsers: the patient uploads a document (a bad file
 is refused with a clear message), shares it into the consultation's chat, and the doctor opens
-it from the console; after the visit the patient asks a follow-up question and the doctor's
-answer reaches her page live."""
+it from the console; her later uploads and deletions reach the console live, and a deleted
+document the console missed says so when opened; after the visit the patient asks a follow-up
+question and the doctor's answer reaches her page live."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, WebSocketRoute, expect
 
 from tests.e2e.helpers import OpenPage, assert_no_problems, chat_bodies, log_in, take_patient
 from tests.support import png
 
 PATIENT = "Anna Kowalska"
+PDF = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
 DESCRIPTION = "Rash on my left arm, photographed on Sunday"
 
 
@@ -95,11 +98,81 @@ def test_the_patient_uploads_and_shares_a_document_and_the_doctor_opens_it(
     download.save_as(saved)
     assert saved.read_bytes() == image
 
-    # She deletes it; the chat keeps saying it was shared, now as deleted.
+    # A second upload during the visit reaches the console's list at once.
+    upload(patient, "ecg.pdf", "application/pdf", PDF, "ECG from the pharmacy")
+    expect(listed).to_have_count(2)
+    console_list = card.get_by_test_id("patient-documents").get_by_test_id("document-link")
+    expect(console_list).to_have_text(["rash.png", "ecg.pdf"])
+
+    # She deletes the shared one; without a reload the console's list drops it and both chats
+    # keep saying it was shared, now as deleted (no link left to a file that is gone), as the
+    # transcript says after a reload.
+    listed.filter(has_text="rash.png").get_by_test_id("document-delete").click()
+    expect(listed).to_have_count(1)
+    expect(console_list).to_have_text(["ecg.pdf"])
+    for chat in (card, patient):
+        transcript = chat.get_by_test_id("chat-transcript")
+        expect(transcript.get_by_test_id("document-deleted")).to_have_text(
+            "rash.png (deleted by the patient)"
+        )
+        expect(transcript.get_by_test_id("document-link")).to_have_count(0)
     listed.get_by_test_id("document-delete").click()
     expect(patient.get_by_test_id("document")).to_have_count(0)
     expect(patient.get_by_test_id("documents-empty")).to_be_visible()
+    expect(console_list).to_have_count(0)
+    expect(card.get_by_text("The patient has uploaded no documents.")).to_be_visible()
+    doctor.reload()
+    card = doctor.get_by_test_id("consultation-card")
+    expect(card.get_by_test_id("chat-transcript").get_by_test_id("document-deleted")).to_have_text(
+        "rash.png (deleted by the patient)"
+    )
+    expect(card.get_by_text("The patient has uploaded no documents.")).to_be_visible()
 
+    assert_no_problems(doctor_problems, patient_problems)
+
+
+def without_document_deleted(ws: WebSocketRoute) -> None:
+    """Relays the page's Socket.IO connection, but drops the "document:deleted" events (as a
+    connection that was down at that moment would miss them)."""
+    server = ws.connect_to_server()
+    ws.on_message(server.send)
+    server.on_message(lambda frame: None if '"document:deleted"' in str(frame) else ws.send(frame))
+
+
+@pytest.mark.e2e
+def test_a_document_deleted_unseen_says_so_when_the_doctor_opens_it(open_page: OpenPage) -> None:
+    doctor, doctor_problems = open_page("doctor")
+    patient, patient_problems = open_page("patient")
+    doctor.route_web_socket(re.compile(r".*/socket\.io/.*"), without_document_deleted)
+    go_online(doctor)
+    patient.goto("/patient/")
+    log_in(patient, "anna@demo.test")
+    upload(patient, "rash.png", "image/png", png(), DESCRIPTION)
+    listed = patient.get_by_test_id("document")
+    expect(listed).to_have_count(1)
+    patient.get_by_label("Specialist").select_option("internal-medicine")
+    patient.get_by_test_id("start").click()
+    card = doctor.get_by_test_id("consultation-card")
+    take_patient(card)
+    listed.get_by_test_id("document-share").click()
+    shared = card.get_by_test_id("chat-transcript").get_by_test_id("document-link")
+    expect(shared).to_have_text("rash.png")
+
+    # She deletes it; the console misses the event and still offers the link.
+    listed.get_by_test_id("document-delete").click()
+    expect(patient.get_by_test_id("documents-empty")).to_be_visible()
+    expect(shared).to_have_text("rash.png")
+
+    # Opening it: the server's 404 document_deleted becomes a sentence, and the link goes.
+    shared.click()
+    transcript = card.get_by_test_id("chat-transcript")
+    expect(transcript.get_by_test_id("document-error")).to_have_text(
+        "Cannot open rash.png: the patient has deleted this document."
+    )
+    expect(transcript.get_by_test_id("document-deleted")).to_contain_text(
+        "rash.png (deleted by the patient)"
+    )
+    expect(transcript.get_by_test_id("document-link")).to_have_count(0)
     assert_no_problems(doctor_problems, patient_problems)
 
 

@@ -1,6 +1,7 @@
-"""Medical documents over real HTTP (and Socket.IO for sharing), on each backend: uploads judged
-by content and refused without a trace, limits, access only for the owner and the consulting
-doctor, audit, deletion, sharing into the chat."""
+"""Medical documents over real HTTP (and Socket.IO for sharing and live updates), on each
+backend: uploads judged by content and refused without a trace, limits, access only for the
+owner and the consulting doctor, audit, deletion, sharing into the chat, and the live events of
+an upload or a deletion, told to the patient and her doctor only."""
 
 from __future__ import annotations
 
@@ -545,3 +546,93 @@ async def test_a_deleted_document_is_gone_but_the_chat_says_it_was_shared(
         expect=404,
     )
     assert share["error"]["code"] == "document_not_found"
+
+
+# --- live updates ---------------------------------------------------------------------------
+
+# The fields a chat message's document shares with the document itself.
+_REF = ("id", "filename", "description", "content_type", "size")
+
+
+async def test_uploads_and_deletions_reach_the_patient_and_her_doctor_live_and_nobody_else(
+    api, sockets
+):
+    """``document:uploaded`` / ``document:deleted`` go, after the commit, to every connection of
+    the patient and to the doctor consulting her now; not to another patient, nor to a doctor
+    consulting someone else, nor to her doctor once the consultation has ended. Each socket
+    gets its events in order, so a later event of its own proves an earlier one was not sent."""
+    anna = await api("anna@demo.test")
+    anna_tabs = [await sockets(anna.token), await sockets(anna.token)]
+    house = await api("dr.house@demo.test")
+    house_ws = await sockets(house.token)
+    await house_ws.emit(
+        "presence:online", {"specialties": ["internal-medicine"], "forms": ["chat"]}
+    )
+    cid = await start_and_accept(anna, house_ws, "internal-medicine")
+    # Piotr, with Dr Grey consulting him (paediatrics, which Dr House does not practise).
+    piotr = await api("piotr@demo.test")
+    piotr_ws = await sockets(piotr.token)
+    grey = await api("dr.grey@demo.test")
+    grey_ws = await sockets(grey.token)
+    await grey_ws.emit("presence:online", {"specialties": ["paediatrics"], "forms": ["chat"]})
+    await start_and_accept(piotr, grey_ws, "paediatrics")
+    annas = [*anna_tabs, house_ws]
+    piotrs = [piotr_ws, grey_ws]
+
+    async def uploaded(clients: list[Any], doc: dict[str, Any]) -> None:
+        for ws in clients:
+            event = await ws.next("document:uploaded")
+            assert event == {"patient_id": doc["patient_id"], "document": doc}
+
+    async def deleted(clients: list[Any], ref: dict[str, Any], patient_id: int) -> None:
+        for ws in clients:
+            event = await ws.next("document:deleted")
+            assert event == {"patient_id": patient_id, "document": ref}
+
+    # An upload: her tabs and Dr House get the document as the upload answered it.
+    doc = await upload(anna, PDF, "ecg.pdf", "ECG from last week")
+    await uploaded(annas, doc)
+    # Piotr's upload reaches Piotr and Dr Grey, and it is the first they hear: not Anna's.
+    pdoc = await upload(piotr, JPEG, "knee.jpg", "My knee")
+    await uploaded(piotrs, pdoc)
+
+    # Refused changes tell nobody: Piotr deleting her document, a file that is not a document.
+    await piotr.call("DELETE", f"/api/documents/{doc['id']}", expect=403)
+    await upload(anna, b"MZ not a document", "virus.pdf", expect=415)
+
+    # She shares it, then deletes it: the event carries what the shared message shows from
+    # now on, the same as the transcript after a reload.
+    await anna.call(
+        "POST",
+        f"/api/consultations/{cid}/documents",
+        {"document_id": doc["id"], "client_id": "share-1"},
+        expect=201,
+    )
+    await anna.call("DELETE", f"/api/documents/{doc['id']}", expect=204)
+    (message,) = (await house.call("GET", f"/api/consultations/{cid}/messages"))["messages"]
+    assert message["document"]["deleted"] is True
+    await deleted(annas, message["document"], anna.user["id"])
+    assert message["document"] == {
+        "id": doc["id"],
+        "filename": "ecg.pdf",
+        "description": "ECG from last week",
+        "content_type": "application/pdf",
+        "size": len(PDF),
+        "deleted": True,
+    }
+
+    # Piotr deletes his: the first deletion he and Dr Grey hear of is his own.
+    await piotr.call("DELETE", f"/api/documents/{pdoc['id']}", expect=204)
+    await deleted(piotrs, {**{k: pdoc[k] for k in _REF}, "deleted": True}, piotr.user["id"])
+    # And the next thing Anna's side hears is her own next upload, not Piotr's changes.
+    second = await upload(anna, png(), "rash.png", "A rash")
+    await uploaded(annas, second)
+    for ws in annas + piotrs:
+        assert ws.pending("document:uploaded") == 0 and ws.pending("document:deleted") == 0
+
+    # Once the consultation has ended, Dr House is told no more; her tabs still are.
+    await house.call("POST", f"/api/consultations/{cid}/end", {})
+    await anna.call("DELETE", f"/api/documents/{second['id']}", expect=204)
+    await deleted(anna_tabs, {**{k: second[k] for k in _REF}, "deleted": True}, anna.user["id"])
+    await asyncio.sleep(0.2)  # the same emit would have reached him by now
+    assert house_ws.pending("document:deleted") == 0

@@ -18,7 +18,7 @@ import { startSession } from "/static/session.js";
 import { ChatPanel } from "/static/chat.js";
 import { CallPanel } from "/static/call.js";
 import { renderRecord, statusText } from "/static/record.js";
-import { PatientDocuments } from "/static/documents.js";
+import { PatientDocuments, documentDeleted } from "/static/documents.js";
 import { FollowUpInbox } from "/static/followups.js";
 
 const errors = new ErrorBanner($("#error"));
@@ -169,6 +169,15 @@ function connect() {
   // "Ask the doctor": a new question, or one answered (here or in another tab).
   socket.on("follow-up:asked", ({ follow_up: followUp }) => inbox.asked(followUp));
   socket.on("follow-up:answered", ({ follow_up: followUp }) => inbox.answered(followUp));
+  // The patient consulted here uploaded or deleted a document (in any of their tabs): the
+  // card's list follows, and a chat message that shared a deleted one says it is deleted.
+  socket.on("document:uploaded", ({ patient_id: patientId, document: doc }) => {
+    for (const card of cardsOf(patientId)) card.documents.added(doc);
+  });
+  socket.on("document:deleted", ({ patient_id: patientId, document: doc }) => {
+    documentDeleted(doc);
+    for (const card of cardsOf(patientId)) card.documents.removed(doc.id);
+  });
   socket.on("chat:message", ({ message }) => {
     const card = state.cards.get(message.consultation_id);
     if (card) card.chat.receive(message);
@@ -192,6 +201,9 @@ async function sync() {
   const { consultations } = await api("GET", "/api/consultations/open");
   inbox.load().catch((err) => errors.show(err));
   const openIds = new Set(consultations.map((c) => c.id));
+  // Cards shown before this (re)connect may have missed document events: their lists are
+  // loaded again below (a card started now loads its own).
+  const shown = new Set([...state.cards.values()].filter((card) => card.started));
   for (const c of consultations) upsert(c);
   for (const [id, card] of state.cards) {
     if (!card.isOpen() || openIds.has(id)) continue;
@@ -199,7 +211,15 @@ async function sync() {
     else card.update(await api("GET", `/api/consultations/${id}`));
   }
   const active = [...state.cards.values()].filter((c) => c.consultation.status === "active");
+  for (const card of active) {
+    if (shown.has(card)) card.documents.load().catch((err) => errors.show(err));
+  }
   await Promise.all(active.map((c) => c.chat.catchUp()));
+}
+
+/** The cards of the patient's consultations (documents belong to the patient). */
+function cardsOf(patientId) {
+  return [...state.cards.values()].filter((card) => card.consultation.patient.id === patientId);
 }
 
 function upsert(consultation, offerExpiresAt) {

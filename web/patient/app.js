@@ -18,7 +18,7 @@ import { CallPanel } from "/static/call.js";
 import { renderRecord } from "/static/record.js";
 import { BookVisit, MyBookings } from "/patient/bookings.js";
 import { Alternatives, renderTicket } from "/patient/ticket.js";
-import { MyDocuments } from "/static/documents.js";
+import { MyDocuments, documentDeleted } from "/static/documents.js";
 import { AskTheDoctor } from "/static/followups.js";
 
 const errors = new ErrorBanner($("#error"));
@@ -165,7 +165,15 @@ function connect() {
     errors.show(`The live connection was refused: ${err.message}. Please log in again.`),
   );
   // On every (re)connect: catch up with what happened while we were away.
-  socket.on("connect", () => sync().catch((err) => errors.show(err)));
+  let reconnect = false;
+  socket.on("connect", () => {
+    sync().catch((err) => errors.show(err));
+    // Documents uploaded or deleted meanwhile (in another tab) were not pushed here.
+    if (reconnect && state.me && state.me.identity === "verified") {
+      myDocuments.load().catch((err) => errors.show(err));
+    }
+    reconnect = true;
+  });
   socket.on("consultation:matched", ({ consultation }) => {
     state.notice = "";
     setConsultation(consultation);
@@ -184,6 +192,13 @@ function connect() {
   socket.on("chat:typing", (notice) => state.chat && state.chat.typing(notice));
   socket.on("disconnect", () => state.chat && state.chat.setOnline(false));
   socket.on("record:changed", () => loadRecord().catch((err) => errors.show(err)));
+  // A document uploaded or deleted in another tab (or this one: the lists ignore repeats); a
+  // chat message that shared a deleted one says it is deleted.
+  socket.on("document:uploaded", ({ document: doc }) => myDocuments.added(doc));
+  socket.on("document:deleted", ({ document: doc }) => {
+    documentDeleted(doc);
+    myDocuments.removed(doc.id);
+  });
   // The doctor answered a follow-up question.
   socket.on("follow-up:answered", ({ follow_up: followUp }) => askTheDoctor.receive(followUp));
 
