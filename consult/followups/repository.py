@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from consult.clock import as_utc
 from consult.schemas import FollowUpOut, PersonOut
@@ -57,20 +59,41 @@ async def lock(uow: UnitOfWork, follow_up_id: int) -> Any:
     ).first()
 
 
-async def insert(uow: UnitOfWork, **values: Any) -> int:
-    return int(
-        (
-            await uow.conn.execute(t.follow_ups.insert().values(**values).returning(_F.id))
-        ).scalar_one()
+async def by_client_id(
+    uow: UnitOfWork, consultation_id: int, patient_id: int, client_id: str
+) -> FollowUpOut | None:
+    """The question this patient already sent with this client id about this consultation."""
+    found = await list_follow_ups(
+        uow,
+        _F.consultation_id == consultation_id,
+        _F.patient_id == patient_id,
+        _F.client_id == client_id,
     )
+    return found[0] if found else None
 
 
-async def answer(uow: UnitOfWork, follow_up_id: int, text: str, at: Any) -> bool:
+async def insert_new(uow: UnitOfWork, **values: Any) -> int | None:
+    """Inserts the question; None if one with the same consultation, patient and client id is
+    stored already (a concurrent repeat committed first: the database waits for it, then skips
+    the row, instead of raising an IntegrityError that would abort the transaction)."""
+    insert: Any = pg_insert if uow.dialect == "postgresql" else sqlite_insert
+    statement = (
+        insert(t.follow_ups)
+        .values(**values)
+        # The columns of uq_follow_ups_client_id.
+        .on_conflict_do_nothing(index_elements=["consultation_id", "patient_id", "client_id"])
+        .returning(_F.id)
+    )
+    found = (await uow.conn.execute(statement)).scalar_one_or_none()
+    return None if found is None else int(found)
+
+
+async def answer(uow: UnitOfWork, follow_up_id: int, text: str, client_id: str, at: Any) -> bool:
     """Stores the answer unless there is one already; False when there was."""
     result = await uow.conn.execute(
         t.follow_ups.update()
         .where(_F.id == follow_up_id, _F.answered_at.is_(None))
-        .values(answer=text, answered_at=at)
+        .values(answer=text, answered_at=at, answer_client_id=client_id)
     )
     return bool(result.rowcount)
 

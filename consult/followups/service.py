@@ -1,6 +1,10 @@
 """Follow-up questions: a patient asks the doctor of a finished consultation, within a window of
 days after it ended; the question lands in that doctor's inbox; the doctor answers once, the
 answer goes live to the patient and stays in their record. Every read and write is audited.
+
+Both the question and the answer carry a client-chosen id: a repeat (a double click, a retry
+after a lost response) is answered with what was stored the first time, never stored twice,
+told to nobody again and not audited again, as chat messages are.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from consult.domain import Actor, ConsultationStatus
 from consult.errors import Conflict, NotAllowed, NotFound
 from consult.events import Push, RecordChanged
 from consult.followups import repository as repo
-from consult.followups.schemas import AskIn
+from consult.followups.schemas import AnswerIn, AskIn
 from consult.queue.service import ConsultationService, check_doctor
 from consult.records.audit import Audit
 from consult.schemas import FollowUpOut
@@ -49,11 +53,17 @@ class FollowUpService:
 
     @retry_transient()
     async def ask(self, actor: Actor, consultation_id: int, request: AskIn) -> FollowUpOut:
+        """Store the question (or find it again, for a repeat of ``request.client_id``)."""
         check_patient(actor)
         async with self._db.uow() as uow:
             row = await self._consultations.participant_row(
                 uow, actor, consultation_id, "follow_up.ask"
             )
+            # A repeat gets the stored question, whatever has changed since (the window may
+            # have closed); what else it carries is ignored.
+            stored = await repo.by_client_id(uow, consultation_id, actor.user_id, request.client_id)
+            if stored is not None:
+                return self._repeated(stored)
             if row.status != ConsultationStatus.ENDED or row.doctor_id is None:
                 raise Conflict(
                     "follow-up questions can be asked only after a finished consultation",
@@ -73,14 +83,23 @@ class FollowUpService:
                     code="follow_up_window_closed",
                     details={"closed_at": closes.isoformat()},
                 )
-            fid = await repo.insert(
+            fid = await repo.insert_new(
                 uow,
                 consultation_id=consultation_id,
                 patient_id=actor.user_id,
                 doctor_id=row.doctor_id,
                 question=request.question,
+                client_id=request.client_id,
                 asked_at=now,
             )
+            if fid is None:
+                # A concurrent repeat was stored first (the consultation row lock makes this
+                # rare); uq_follow_ups_client_id kept it to one row.
+                stored = await repo.by_client_id(
+                    uow, consultation_id, actor.user_id, request.client_id
+                )
+                assert stored is not None
+                return self._repeated(stored)
             await self._audit.write(
                 uow,
                 actor,
@@ -97,7 +116,8 @@ class FollowUpService:
         return out
 
     @retry_transient()
-    async def answer(self, actor: Actor, follow_up_id: int, text: str) -> FollowUpOut:
+    async def answer(self, actor: Actor, follow_up_id: int, request: AnswerIn) -> FollowUpOut:
+        """Store the answer, once (or find it again, for a repeat of ``request.client_id``)."""
         check_doctor(actor)
         async with self._db.uow() as uow:
             row = await repo.lock(uow, follow_up_id)
@@ -114,7 +134,17 @@ class FollowUpService:
                 raise NotAllowed(
                     "this question was asked to another doctor", code="not_your_follow_up"
                 )
-            if not await repo.answer(uow, follow_up_id, text, self._clock.now()):
+            if row.answered_at is not None or not await repo.answer(
+                uow, follow_up_id, request.answer, request.client_id, self._clock.now()
+            ):
+                # Answered already: by this very request if the client id is the same (the
+                # stored answer, whatever the repeat says), else by another one.
+                if row.answered_at is None:  # answered meanwhile: read what was stored
+                    row = await repo.lock(uow, follow_up_id)
+                if row.answer_client_id == request.client_id:
+                    stored = await repo.load(uow, follow_up_id)
+                    assert stored is not None
+                    return self._repeated(stored)
                 raise Conflict(
                     "this question has been answered already", code="follow_up_already_answered"
                 )
@@ -134,6 +164,16 @@ class FollowUpService:
             await uow.commit()
         log.info("follow-up %s answered (consultation %s)", follow_up_id, row.consultation_id)
         return out
+
+    @staticmethod
+    def _repeated(stored: FollowUpOut) -> FollowUpOut:
+        # Nothing is written (the caller's transaction rolls back), pushed or audited again.
+        log.info(
+            "follow-up %s sent again with the same client id (consultation %s)",
+            stored.id,
+            stored.consultation_id,
+        )
+        return stored
 
     async def list_for(self, actor: Actor, *, answered: bool = False) -> list[FollowUpOut]:
         """A doctor's inbox (unanswered, oldest first; ``answered``: those answered), or a

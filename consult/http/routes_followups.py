@@ -17,7 +17,8 @@ api = Api()
     "/api/consultations/{consultation_id}/follow-ups",
     summary="The patient asks the doctor of a finished consultation a follow-up question (up to "
     "2,000 characters), within CONSULT_FOLLOW_UP_DAYS (14) days of its end. It lands in the "
-    "doctor's inbox (follow-up:asked).",
+    "doctor's inbox (follow-up:asked). A repeat with the same client_id (a double click, a "
+    "retry) stores nothing and gets the stored question, again with 201.",
     body=AskIn,
     response=FollowUpOut,
     status=201,
@@ -61,7 +62,8 @@ async def follow_ups(request: web.Request, actor: Actor) -> FollowUpsOut:
     "POST",
     "/api/follow-ups/{follow_up_id}/answer",
     summary="The doctor answers a follow-up question, once (up to 4,000 characters). The answer "
-    "reaches the patient live (follow-up:answered) and stays in their record.",
+    "reaches the patient live (follow-up:answered) and stays in their record. A repeat with the "
+    "same client_id gets the stored follow-up (200); another answer gets 409.",
     body=AnswerIn,
     response=FollowUpOut,
     tag="follow-ups",
@@ -77,4 +79,4 @@ async def follow_ups(request: web.Request, actor: Actor) -> FollowUpsOut:
 )
 async def answer(request: web.Request, actor: Actor, body: AnswerIn) -> FollowUpOut:
     fid = int_param(request, "follow_up_id")
-    return await request.app[SERVICES].follow_ups.answer(actor, fid, body.answer)
+    return await request.app[SERVICES].follow_ups.answer(actor, fid, body)

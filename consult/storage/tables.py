@@ -236,7 +236,7 @@ bookings = sa.Table(
     ),
 )
 
-# --- documents and follow-up questions (migration 0004) ----------------------------------------
+# --- documents and follow-up questions (migration 0004; client ids 0008) -----------------------
 
 documents = sa.Table(
     "documents",
@@ -271,8 +271,16 @@ follow_ups = sa.Table(
     sa.Column("asked_at", Timestamp, nullable=False),
     sa.Column("answer", sa.Text, nullable=True),
     sa.Column("answered_at", Timestamp, nullable=True),
+    # Client-chosen ids (migration 0008), so that a repeated request is stored once: the
+    # patient's for the question, the doctor's for the answer. NULL on rows from before 0008.
+    sa.Column("client_id", sa.String(64), nullable=True),
+    sa.Column("answer_client_id", sa.String(64), nullable=True),
     # The doctor's inbox: their unanswered questions, oldest first.
     sa.Index("ix_follow_ups_inbox", "doctor_id", "answered_at", "asked_at"),
+    # A question is stored once per patient, consultation and client id, however many times it
+    # is sent, also concurrently. A unique index (NULLs are distinct) needs no table copy on
+    # SQLite, where adding a UNIQUE constraint would.
+    sa.Index("uq_follow_ups_client_id", "consultation_id", "patient_id", "client_id", unique=True),
 )
 
 # --- calls: forms used, recording consent, recordings (migration 0006) -------------------------

@@ -1,7 +1,18 @@
 // "Ask the doctor": the patient's questions after a finished consultation (and the answers,
 // which arrive live), and the doctor's inbox of unanswered questions.
+//
+// Each question and each answer carries a client id, made once for what was typed and reused
+// when the same text is sent again (after an error or a lost response): the server stores it
+// once and answers a repeat with what it stored. Sending is also refused while in flight.
 
-import { api, el, formatDateTime, show } from "/static/api.js";
+import { api, el, formatDateTime, newClientId, show } from "/static/api.js";
+
+/** The attempt to send `text` (about `about`): the previous one if it was the same, so a
+ * retry reuses its client id; a new one (a new id) for anything else. */
+function attemptFor(previous, about, text) {
+  if (previous && previous.about === about && previous.text === text) return previous;
+  return { about, text, clientId: newClientId() };
+}
 
 const sentence = (message) => message.charAt(0).toUpperCase() + message.slice(1);
 
@@ -31,6 +42,8 @@ export class AskTheDoctor {
   constructor({ nodes }) {
     this.nodes = nodes;
     this.followUps = new Map();
+    this.attempt = null; // {about, text, clientId}: the question last sent, until it is stored
+    this.sending = false;
     nodes.form.addEventListener("submit", (event) => this._onSubmit(event));
   }
 
@@ -61,6 +74,7 @@ export class AskTheDoctor {
 
   clear() {
     this.followUps.clear();
+    this.attempt = null;
     this.nodes.list.replaceChildren();
   }
 
@@ -72,6 +86,7 @@ export class AskTheDoctor {
 
   async _onSubmit(event) {
     event.preventDefault();
+    if (this.sending) return; // a second submit (Enter, a double click) while one is in flight
     const { select, question, button, error } = this.nodes;
     const text = question.value.trim();
     show(error, false);
@@ -80,17 +95,25 @@ export class AskTheDoctor {
       show(error);
       return;
     }
+    // The same question sent again (after an error) keeps its id: stored once, whatever happened
+    // to the first request; an edited question is a new one.
+    const attempt = attemptFor(this.attempt, select.value, text);
+    this.attempt = attempt;
+    this.sending = true;
     button.disabled = true;
     try {
-      const asked = await api("POST", `/api/consultations/${select.value}/follow-ups`, {
-        question: text,
+      const asked = await api("POST", `/api/consultations/${attempt.about}/follow-ups`, {
+        question: attempt.text,
+        client_id: attempt.clientId,
       });
-      question.value = "";
+      if (this.attempt === attempt) this.attempt = null;
+      if (question.value.trim() === attempt.text) question.value = "";
       this.receive(asked);
     } catch (err) {
       error.textContent = sentence(err.message);
       show(error);
     } finally {
+      this.sending = false;
       button.disabled = false;
     }
   }
@@ -109,6 +132,9 @@ export class FollowUpInbox {
     this.empty = empty;
     this.onError = onError;
     this.open = new Map();
+    this.typed = new Map(); // follow-up id -> the answer being written (kept across renders)
+    this.attempts = new Map(); // follow-up id -> {text, clientId}: the answer last sent
+    this.sending = new Set(); // follow-up ids whose answer is in flight
   }
 
   async load() {
@@ -119,6 +145,8 @@ export class FollowUpInbox {
 
   clear() {
     this.open.clear();
+    this.typed.clear();
+    this.attempts.clear();
     this.list.replaceChildren();
   }
 
@@ -131,23 +159,45 @@ export class FollowUpInbox {
 
   /** "follow-up:answered" (from this tab or another): out of the inbox. */
   answered(followUp) {
+    this.typed.delete(followUp.id);
+    this.attempts.delete(followUp.id);
     if (this.open.delete(followUp.id)) this.render();
   }
 
-  async _answer(f, textarea, button) {
+  async _answer(f, textarea) {
+    if (this.sending.has(f.id)) return; // one request at a time per question
     const text = textarea.value.trim();
     if (!text) {
       this.onError("Write the answer first.");
       return;
     }
-    button.disabled = true;
+    // The same answer sent again (after an error) keeps its id; an edited one gets a new one.
+    const attempt = attemptFor(this.attempts.get(f.id), f.id, text);
+    this.attempts.set(f.id, attempt);
+    this.sending.add(f.id);
+    this._setSending(f.id, true);
     try {
-      this.answered(await api("POST", `/api/follow-ups/${f.id}/answer`, { answer: text }));
+      const answered = await api("POST", `/api/follow-ups/${f.id}/answer`, {
+        answer: attempt.text,
+        client_id: attempt.clientId,
+      });
+      this.sending.delete(f.id);
+      this.answered(answered);
     } catch (err) {
-      button.disabled = false;
+      this.sending.delete(f.id);
+      this._setSending(f.id, false);
       // Answered meanwhile (another tab): take it out; anything else stays to retry.
       if (err.code === "follow_up_already_answered") this.answered(f);
       this.onError(err);
+    }
+  }
+
+  /** Disables or enables the send button of one question (the one rendered now). */
+  _setSending(id, sending) {
+    for (const node of this.list.querySelectorAll("[data-follow-up-id]")) {
+      if (node.dataset.followUpId !== String(id)) continue;
+      const button = node.querySelector("[data-testid=follow-up-answer-send]");
+      if (button) button.disabled = sending;
     }
   }
 
@@ -163,10 +213,14 @@ export class FollowUpInbox {
           rows: 3,
           maxlength: 4000,
           "data-testid": "follow-up-answer-input",
+          on: { input: () => this.typed.set(f.id, textarea.value) },
         });
+        // What was being written survives a new question arriving (which renders the list).
+        textarea.value = this.typed.get(f.id) ?? "";
         const button = el("button", {
           type: "submit",
           text: "Send answer",
+          disabled: this.sending.has(f.id),
           "data-testid": "follow-up-answer-send",
         });
         node.append(
@@ -176,7 +230,7 @@ export class FollowUpInbox {
               on: {
                 submit: (event) => {
                   event.preventDefault();
-                  this._answer(f, textarea, button);
+                  this._answer(f, textarea);
                 },
               },
             },
