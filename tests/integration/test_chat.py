@@ -15,22 +15,10 @@ from consult.chat import repository as chat_repo
 from consult.errors import Conflict
 from consult.http.routing import SERVICES
 from consult.storage import tables as t
-from tests.support import ApiClient, SocketClient, start_and_accept
+from tests.support import ApiClient, SocketClient, rows, start_and_accept
 
 IM = {"specialties": ["internal-medicine"], "forms": ["chat"]}
 PAED = {"specialties": ["paediatrics"], "forms": ["chat"]}
-
-
-async def rows(database_url: str, table: sa.Table, *where: Any) -> list[Any]:
-    engine = create_async_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            query = sa.select(table).where(*where)
-            if "id" in table.c:
-                query = query.order_by(table.c.id)
-            return list((await conn.execute(query)).all())
-    finally:
-        await engine.dispose()
 
 
 async def consultation(
