@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from consult.clock import as_utc
 from consult.documents.repository import MESSAGE_DOCUMENT_COLUMNS, message_document
+from consult.domain import ConsultationStatus
 from consult.schemas import MessageOut
 from consult.storage import tables as t
-from consult.storage.uow import UnitOfWork
+from consult.storage.uow import Database, UnitOfWork
 
 _NO_ROW = -1  # an id no consultation has: fills a statement's unused slots
 
@@ -180,22 +183,100 @@ async def reserve_seqs(uow: UnitOfWork, counts: dict[int, int]) -> dict[int, Any
     return {r.id: r for r in await uow.conn.execute(_reserve_statement(size), params)}
 
 
-@functools.cache
-def _insert_new_statement(dialect: str) -> Any:
-    target = ["consultation_id", "sender_id", "client_id"]
-    base: Any = (
-        pg_insert(t.messages).on_conflict_do_nothing(index_elements=target)
-        if dialect == "postgresql"
-        else sqlite_insert(t.messages).on_conflict_do_nothing(index_elements=target)
-    )
-    return base.returning(t.messages.c.id, t.messages.c.consultation_id, t.messages.c.seq)
+_INSERT_NEW = (
+    sqlite_insert(t.messages)
+    .on_conflict_do_nothing(index_elements=["consultation_id", "sender_id", "client_id"])
+    .returning(t.messages.c.id, t.messages.c.consultation_id, t.messages.c.seq)
+)
 
 
 async def insert_new_messages(uow: UnitOfWork, rows: list[dict[str, Any]]) -> list[int] | None:
-    """Inserts the messages in one statement, skipping any whose client id is stored already;
-    returns the new ids in the order of ``rows``, or None if any was skipped."""
-    result = await uow.conn.execute(_insert_new_statement(uow.dialect), rows)
+    """SQLite: inserts the messages in one statement, skipping any whose client id is stored
+    already; returns the new ids in the order of ``rows``, or None if any was skipped."""
+    result = await uow.conn.execute(_INSERT_NEW, rows)
     ids = {(r.consultation_id, r.seq): r.id for r in result}
     if len(ids) != len(rows):
         return None
     return [ids[(row["consultation_id"], row["seq"])] for row in rows]
+
+
+# PostgreSQL: a batch of new messages in one statement, outside any transaction (a statement
+# is atomic on its own). Per consultation, all or nothing: its messages are stored only if the
+# consultation is active, every sender is a participant and none of its client ids is stored
+# already; the others are left for the caller's transaction, which tells each message's
+# outcome. The rows are locked in id order (``locked``), as ``lock_consultations`` does, so two
+# batches never wait on each other in a cycle; a row changed while we waited for its lock is
+# checked again (READ COMMITTED), so a consultation that ended meanwhile is left out.
+# Arrays, not one parameter per value: the text is the same for every batch size, so asyncpg
+# prepares it once per connection.
+POST_NEW_MESSAGES = """
+WITH drafts AS (
+    SELECT * FROM unnest($1::int[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[])
+        WITH ORDINALITY AS d(consultation_id, sender_id, sender_role, client_id, body, ip, ord)
+),
+wanted AS (
+    SELECT d.consultation_id, count(*) AS n, array_agg(d.sender_id) AS senders
+    FROM drafts d
+    LEFT JOIN messages m ON m.consultation_id = d.consultation_id
+        AND m.sender_id = d.sender_id AND m.client_id = d.client_id
+    GROUP BY d.consultation_id
+    HAVING count(m.id) = 0
+),
+locked AS MATERIALIZED (
+    SELECT c.id, w.n
+    FROM consultations c JOIN wanted w ON w.consultation_id = c.id
+    WHERE c.status = $8 AND w.senders <@ ARRAY[c.patient_id, c.doctor_id]
+    ORDER BY c.id
+    FOR UPDATE OF c
+),
+reserved AS (
+    UPDATE consultations c SET last_seq = c.last_seq + l.n
+    FROM locked l WHERE c.id = l.id
+    RETURNING c.id, c.patient_id, c.doctor_id, c.last_seq - l.n AS first_seq
+),
+inserted AS (
+    INSERT INTO messages (consultation_id, seq, sender_id, client_id, body, created_at)
+    SELECT d.consultation_id,
+           r.first_seq + row_number() OVER (PARTITION BY d.consultation_id ORDER BY d.ord),
+           d.sender_id, d.client_id, d.body, $7
+    FROM drafts d JOIN reserved r ON r.id = d.consultation_id
+    RETURNING id, consultation_id, seq, sender_id, client_id
+),
+audited AS (
+    INSERT INTO audit_log (at, actor_id, actor_role, action, patient_id, consultation_id, ip,
+                           allowed)
+    SELECT $7, d.sender_id, d.sender_role, $9, r.patient_id, d.consultation_id, d.ip, true
+    FROM drafts d JOIN reserved r ON r.id = d.consultation_id
+    ORDER BY d.ord
+)
+SELECT i.id, i.consultation_id, i.seq, i.sender_id, i.client_id, r.patient_id, r.doctor_id
+FROM inserted i JOIN reserved r ON r.id = i.consultation_id
+"""
+
+# A unique client id stored meanwhile by a concurrent batch, a deadlock, a serialisation
+# conflict: the statement stored nothing, and the caller's transaction sorts the batch out.
+_REFUSED_WHOLE = {"23505", "40P01", "40001"}
+
+# (consultation_id, sender_id, sender_role, client_id, body, ip)
+NewMessage = tuple[int, int, str, str, str, str | None]
+
+
+async def post_new_messages(
+    db: Database, messages: Sequence[NewMessage], at: datetime, audit_action: str
+) -> list[Any] | None:
+    """PostgreSQL: stores ``messages`` with their sequence numbers and audit entries in one
+    statement (``POST_NEW_MESSAGES``); returns the stored ones (``id, consultation_id, seq,
+    sender_id, client_id, patient_id, doctor_id``), or None if PostgreSQL refused the statement
+    as a whole (nothing stored)."""
+    columns = [list(column) for column in zip(*messages, strict=True)]
+    try:
+        async with db.postgres_statement() as conn:
+            return list(
+                await conn.fetch(
+                    POST_NEW_MESSAGES, *columns, at, ConsultationStatus.ACTIVE.value, audit_action
+                )
+            )
+    except asyncpg.PostgresError as exc:
+        if getattr(exc, "sqlstate", None) in _REFUSED_WHOLE:
+            return None
+        raise

@@ -57,6 +57,8 @@ _DATETIME = TypeAdapter(datetime)
 # 1.6x), 20 no more. On an idle loop a turn costs microseconds.
 GATHER_TURNS = 12
 
+CHAT_WRITE = "chat.write"  # the audit action
+
 
 @dataclass(eq=False)
 class Draft:
@@ -115,6 +117,7 @@ class GroupWriter:
         # consultation waits for the other's row lock). chat_bench, 50 pairs: four gave ~5 %
         # more messages a second than two, and a lower p99.
         self._concurrency = concurrency or (1 if db.writer_lock is not None else 4)
+        self._one_statement = db.engine.dialect.name == "postgresql"
         self._pending: list[Draft] = []
         self._leaders = 0  # batches being written, or senders woken to write one
         self._published: asyncio.Future[None] | None = None
@@ -224,6 +227,23 @@ class GroupWriter:
 
     async def _write_batch(self, batch: list[Draft]) -> tuple[list[Outcome], list[MessagePosted]]:
         """Each draft's outcome and the events to publish, once committed."""
+        if not self._one_statement:
+            return await self._in_transaction(batch)
+        try:
+            outcomes, events, rest = await self._in_one_statement(batch)
+        except Exception as exc:
+            # The statement is all-or-nothing: nothing of it was stored.
+            log.warning("chat batch of %d failed in one statement (%r)", len(batch), exc)
+            return await self._in_transaction(batch)
+        if rest:
+            more, more_events = await self._in_transaction(rest)
+            outcomes += more
+            events += more_events
+        return outcomes, events
+
+    async def _in_transaction(
+        self, batch: list[Draft]
+    ) -> tuple[list[Outcome], list[MessagePosted]]:
         try:
             return await self._attempt(batch)
         except Exception as exc:
@@ -231,8 +251,11 @@ class GroupWriter:
 
     @retry_transient()
     async def _attempt(self, batch: list[Draft]) -> tuple[list[Outcome], list[MessagePosted]]:
-        fast = await self._fast_transaction(batch)
-        return fast if fast is not None else await self._transaction(batch)
+        if not self._one_statement:
+            fast = await self._fast_transaction(batch)
+            if fast is not None:
+                return fast
+        return await self._transaction(batch)
 
     async def _one_by_one(
         self, batch: list[Draft], exc: Exception
@@ -245,19 +268,63 @@ class GroupWriter:
         outcomes: list[Outcome] = []
         events: list[MessagePosted] = []
         for draft in batch:
-            o, e = await self._write_batch([draft])
+            o, e = await self._in_transaction([draft])
             outcomes += o
             events += e
         return outcomes, events
 
+    async def _in_one_statement(
+        self, batch: list[Draft]
+    ) -> tuple[list[Outcome], list[MessagePosted], list[Draft]]:
+        """PostgreSQL, the common case in one round trip and no transaction of our own
+        (``repo.post_new_messages``): the consultations whose messages are all new, whose
+        senders are participants and which are active. Returns their outcomes and events, and
+        the drafts left for ``_transaction`` (a retry, a refusal, a shared document: rare),
+        whole consultations at a time so that each one's sequence stays in arrival order.
+        chat_bench, 200 pairs: five round trips a batch through SQLAlchemy took ~2x the
+        relay's CPU per message."""
+        keys = Counter(d.key for d in batch)
+        aside = {d.consultation_id for d in batch if d.document_id is not None or keys[d.key] > 1}
+        direct = [d for d in batch if d.consultation_id not in aside]
+        now = self._clock.now()
+        records = (
+            await repo.post_new_messages(
+                self._db,
+                [
+                    (
+                        d.consultation_id,
+                        d.actor.user_id,
+                        str(d.actor.role),
+                        d.client_id,
+                        d.body,
+                        d.actor.ip,
+                    )
+                    for d in direct
+                ],
+                now,
+                CHAT_WRITE,
+            )
+            if direct
+            else None
+        ) or []
+        found = {(r["consultation_id"], r["sender_id"], r["client_id"]): r for r in records}
+        done = [d for d in direct if d.key in found]
+        parties = {r["consultation_id"]: (r["patient_id"], r["doctor_id"]) for r in records}
+        new_rows = [_message_row(d, d.consultation_id, found[d.key]["seq"], now) for d in done]
+        ids = [found[d.key]["id"] for d in done]
+        stored: dict[tuple[int, int, str], MessageOut] = {}
+        events = self._built_out(done, parties, new_rows, ids, stored)
+        rest = [d for d in batch if d.key not in found]
+        return [(d, stored[d.key]) for d in done], events, rest
+
     async def _fast_transaction(
         self, batch: list[Draft]
     ) -> tuple[list[Outcome], list[MessagePosted]] | None:
-        """The common case in three statements: every message new, every sender a participant,
-        every consultation active. One ``UPDATE … RETURNING`` locks the consultations and
-        reserves their sequence numbers, one insert skips any message already stored, one
-        insert writes the audit entries. Anything else (a retry, a refusal) rolls back and
-        returns None: ``_transaction`` then looks at each message."""
+        """SQLite, the common case in three statements: every message new, every sender a
+        participant, every consultation active. One ``UPDATE … RETURNING`` locks the
+        consultations and reserves their sequence numbers, one insert skips any message
+        already stored, one insert writes the audit entries. Anything else (a retry, a
+        refusal) rolls back and returns None: ``_transaction`` then looks at each message."""
         keys = [d.key for d in batch]
         if len(set(keys)) != len(keys):
             return None
@@ -347,7 +414,7 @@ class GroupWriter:
     ) -> dict[str, Any]:
         return self._audit.entry(
             actor,
-            "chat.write",
+            CHAT_WRITE,
             patient_id=row.patient_id,
             consultation_id=row.id,
             allowed=allowed,
@@ -369,7 +436,8 @@ class GroupWriter:
             # the transcript returns (the shared document's details).
             outs = await repo.messages_by_ids(uow, ids)
         else:
-            return self._built_out(batch, rows, new_rows, ids, stored)
+            parties = {cid: (row.patient_id, row.doctor_id) for cid, row in rows.items()}
+            return self._built_out(batch, parties, new_rows, ids, stored)
         events: list[MessagePosted] = []
         for out in outs:
             stored[(out.consultation_id, out.sender_id, out.client_id)] = out
@@ -380,7 +448,7 @@ class GroupWriter:
     def _built_out(
         self,
         batch: list[Draft],
-        rows: dict[int, Any],
+        parties: dict[int, tuple[int, int]],
         new_rows: list[dict[str, Any]],
         ids: list[int],
         stored: dict[tuple[int, int, str], MessageOut],
@@ -409,9 +477,9 @@ class GroupWriter:
             }
             out = MessageOut.model_construct(**fields)
             stored[(out.consultation_id, out.sender_id, out.client_id)] = out
-            row = rows[out.consultation_id]
+            patient_id, doctor_id = parties[out.consultation_id]
             pushed = fields | {"sender_role": str(fields["sender_role"]), "created_at": created[at]}
-            events.append(MessagePosted(row.patient_id, row.doctor_id, pushed))
+            events.append(MessagePosted(patient_id, doctor_id, pushed))
         return events
 
 

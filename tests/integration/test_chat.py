@@ -11,24 +11,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from consult.chat import repository as chat_repo
+from consult.errors import Conflict
 from consult.http.routing import SERVICES
 from consult.storage import tables as t
-from tests.support import ApiClient, SocketClient, start_and_accept
+from tests.support import ApiClient, SocketClient, rows, start_and_accept
 
 IM = {"specialties": ["internal-medicine"], "forms": ["chat"]}
 PAED = {"specialties": ["paediatrics"], "forms": ["chat"]}
-
-
-async def rows(database_url: str, table: sa.Table, *where: Any) -> list[Any]:
-    engine = create_async_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            query = sa.select(table).where(*where)
-            if "id" in table.c:
-                query = query.order_by(table.c.id)
-            return list((await conn.execute(query)).all())
-    finally:
-        await engine.dispose()
 
 
 async def consultation(
@@ -101,13 +91,13 @@ async def test_messages_arriving_a_few_loop_turns_apart_share_one_transaction(
     ]
     writer = services.chat._writer
     batches: list[int] = []
-    attempt = writer._attempt
+    attempt = writer._write_batch
 
     async def counted(batch: list[Any]) -> Any:
         batches.append(len(batch))
         return await attempt(batch)
 
-    monkeypatch.setattr(writer, "_attempt", counted)
+    monkeypatch.setattr(writer, "_write_batch", counted)
 
     async def arrive(i: int) -> Any:
         # As from sockets: each message reaches the writer a few tasks after its read, so one
@@ -151,6 +141,81 @@ async def test_a_retry_while_the_first_is_in_flight_is_stored_once(api, sockets,
     await doctor_ws.next("chat:message")
     await asyncio.sleep(0.1)
     assert doctor_ws.pending("chat:message") == 0  # told once, not three times
+
+
+async def test_two_batches_racing_with_one_message_store_it_once(
+    api, sockets, server, database_url
+):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("one statement a batch is PostgreSQL's path; SQLite has one writer")
+    doctor, doctor_ws, patient, _, cid = await house_and_anna(api, sockets)
+    services = server.app[SERVICES]
+    anna = await services.accounts.authenticate(patient.token)
+    # Two processes' batches with the same retried message: the second waits for the first's
+    # row lock, then meets the stored client id. It must store nothing, not even the sequence
+    # number it reserved (a gap the transcript would show).
+    message = (cid, anna.user_id, "patient", "same", "raced", None)
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as holder:
+            # Both statements start while the row is locked, so both see no stored message.
+            await holder.execute(
+                sa.select(t.consultations.c.id).where(t.consultations.c.id == cid).with_for_update()
+            )
+            racing = [
+                asyncio.create_task(
+                    chat_repo.post_new_messages(
+                        services.db, [message], services.clock.now(), "chat.write"
+                    )
+                )
+                for _ in range(2)
+            ]
+            await asyncio.sleep(0.3)
+            assert not any(task.done() for task in racing)
+        results = await asyncio.gather(*racing)
+    finally:
+        await engine.dispose()
+    stored, refused = sorted(results, key=lambda r: r is None)
+    assert stored is not None and [r["seq"] for r in stored] == [1]
+    assert refused is None
+    assert [r.seq for r in await rows(database_url, t.messages)] == [1]
+    consultation_row = (await rows(database_url, t.consultations, t.consultations.c.id == cid))[0]
+    assert consultation_row.last_seq == 1
+    audit = await rows(database_url, t.audit_log, t.audit_log.c.action == "chat.write")
+    assert len(audit) == 1
+    # The writer then answers the retry with the stored message, and goes on from seq 2.
+    retried = await services.chat.post(anna, cid, "same", "raced")
+    assert retried.seq == 1
+    doctor_actor = await services.accounts.authenticate(doctor.token)
+    assert (await services.chat.post(doctor_actor, cid, "next", "hello")).seq == 2
+
+
+async def test_a_message_waiting_on_a_consultation_that_ends_is_refused(
+    api, sockets, server, database_url
+):
+    _, _, patient, _, cid = await house_and_anna(api, sockets)
+    services = server.app[SERVICES]
+    anna = await services.accounts.authenticate(patient.token)
+    engine = create_async_engine(database_url)
+    try:
+        # The consultation ends in a transaction that holds the row (on SQLite, the write
+        # lock) while the message waits for it: the message must be judged on the row as it
+        # is after the end.
+        async with engine.begin() as ending:
+            await ending.execute(
+                t.consultations.update().where(t.consultations.c.id == cid).values(status="ended")
+            )
+            posting = asyncio.create_task(services.chat.post(anna, cid, "late", "too late"))
+            await asyncio.sleep(0.3)
+            assert not posting.done()
+        with pytest.raises(Conflict) as refused:
+            await posting
+    finally:
+        await engine.dispose()
+    assert refused.value.code == "consultation_not_active"
+    assert await rows(database_url, t.messages) == []
+    consultation_row = (await rows(database_url, t.consultations, t.consultations.c.id == cid))[0]
+    assert consultation_row.last_seq == 0
 
 
 async def test_resume_returns_everything_after_the_last_seq_in_order(api, sockets, base_url):

@@ -2,19 +2,8 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
-
 from consult.storage import tables as t
-from tests.support import start_and_accept
-
-
-async def audit_rows(database_url: str) -> list[sa.Row]:
-    engine = create_async_engine(database_url)
-    async with engine.connect() as conn:
-        rows = (await conn.execute(sa.select(t.audit_log).order_by(t.audit_log.c.id))).all()
-    await engine.dispose()
-    return list(rows)
+from tests.support import rows, start_and_accept
 
 
 async def test_chat_consultation_end_to_end(api, sockets, database_url):
@@ -85,7 +74,8 @@ async def test_chat_consultation_end_to_end(api, sockets, database_url):
     assert theirs["entries"][0]["consultation"]["id"] == cid
 
     actions = [
-        (r.action, r.actor_id, r.patient_id, r.allowed) for r in await audit_rows(database_url)
+        (r.action, r.actor_id, r.patient_id, r.allowed)
+        for r in await rows(database_url, t.audit_log)
     ]
     pid, did = patient.user["id"], doctor.user["id"]
     for expected in [
@@ -98,7 +88,7 @@ async def test_chat_consultation_end_to_end(api, sockets, database_url):
         ("record.read", did, pid, True),
     ]:
         assert expected in actions, expected
-    assert all(r.ip == "127.0.0.1" for r in await audit_rows(database_url) if r.actor_id)
+    assert all(r.ip == "127.0.0.1" for r in await rows(database_url, t.audit_log) if r.actor_id)
 
 
 async def test_waiting_patient_is_matched_when_a_doctor_comes_online(api, sockets):

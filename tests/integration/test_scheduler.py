@@ -7,11 +7,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
-
 from consult.storage import tables as t
-from tests.support import ApiClient, SocketClient
+from tests.support import ApiClient, SocketClient, rows
 
 JOIN = "/api/consultations"
 QUEUES = "/api/scheduler/queues"
@@ -33,20 +30,7 @@ def form(figures: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 async def audit_rows(database_url: str, action: str) -> list[Any]:
-    engine = create_async_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            return list(
-                (
-                    await conn.execute(
-                        sa.select(t.audit_log)
-                        .where(t.audit_log.c.action == action)
-                        .order_by(t.audit_log.c.id)
-                    )
-                ).all()
-            )
-    finally:
-        await engine.dispose()
+    return await rows(database_url, t.audit_log, t.audit_log.c.action == action)
 
 
 async def scheduler_with_socket(api: Any, sockets: Any) -> tuple[ApiClient, SocketClient]:
