@@ -4,14 +4,25 @@ describe the API in OpenAPI and docs/protocol.md."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from consult.domain import ConsultationStatus, Form, Identity, PresenceStatus, Role
 
 
 class In(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # PostgreSQL's text cannot hold U+0000: a chat message or a question carrying one
+        # failed there at the insert (a 500), while SQLite stored it. Refused on both alike.
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and "\x00" in v for v in texts):
+            raise ValueError("must not contain the NUL character (U+0000)")
+        return value
 
 
 class Out(BaseModel):

@@ -75,6 +75,12 @@ def check_description(raw: str | None) -> str:
             "a description is required: say what the document is, for the doctor",
             code="description_required",
         )
+    if "\x00" in text:
+        # PostgreSQL's text cannot hold it (as the payload models refuse it: schemas.In).
+        raise Invalid(
+            "the description must not contain the NUL character (U+0000)",
+            code="invalid_description",
+        )
     if len(text) > MAX_DESCRIPTION:
         raise Invalid(
             f"the description may be at most {MAX_DESCRIPTION} characters ({len(text)} given)",

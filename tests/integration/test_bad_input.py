@@ -166,6 +166,42 @@ async def test_malformed_socket_payloads_get_error_acks(api, sockets, database_u
     assert await count(database_url, t.doctor_presence) == 0
 
 
+async def test_a_nul_character_is_refused_in_any_text_and_stores_nothing(
+    api, sockets, database_url
+):
+    # PostgreSQL's text cannot hold U+0000: before, a chat message or a recommendation carrying
+    # one failed there with a 500 (and SQLite stored it).
+    doctor = await api("dr.house@demo.test")
+    doctor_ws = await sockets(doctor.token)
+    await doctor_ws.emit(
+        "presence:online", {"specialties": ["internal-medicine"], "forms": ["chat"]}
+    )
+    anna = await api("anna@demo.test")
+    anna_ws = await sockets(anna.token)
+    cid = await start_and_accept(anna, doctor_ws, "internal-medicine")
+    ack = await anna_ws.emit(
+        "chat:send", {"consultation_id": cid, "client_id": "c1", "body": "a\x00b"}
+    )
+    assert ack["ok"] is False and ack["error"]["code"] == "invalid_payload", ack
+    assert ack["error"]["details"]["problems"][0]["field"] == "body"
+    ack = await anna_ws.emit(
+        "chat:send", {"consultation_id": cid, "client_id": "c\x00", "body": "hello"}
+    )
+    assert ack["error"]["details"]["problems"][0]["field"] == "client_id"
+    body = await doctor.call(
+        "POST", f"/api/consultations/{cid}/recommendations", {"text": "rest\x00"}, expect=400
+    )
+    assert body["error"]["code"] == "invalid_payload"
+    assert "NUL" in body["error"]["message"]
+    assert await count(database_url, t.messages) == 0
+    assert await count(database_url, t.recommendations) == 0
+    # The consultation goes on: the same message without it is stored.
+    ack = await anna_ws.emit(
+        "chat:send", {"consultation_id": cid, "client_id": "c1", "body": "a b"}
+    )
+    assert ack["ok"] is True and ack["data"]["seq"] == 1
+
+
 async def test_a_doctor_goes_online_only_for_specialties_they_practise(api, sockets):
     doctor = await api("dr.skin@demo.test")
     ws = await sockets(doctor.token)

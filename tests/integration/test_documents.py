@@ -301,6 +301,8 @@ async def test_the_description_is_required_and_limited(api, database_url, docume
     assert blank["error"]["code"] == "description_required"
     long = await upload(anna, PDF, description="x" * 501, expect=400)
     assert long["error"]["code"] == "description_too_long"
+    nul = await upload(anna, PDF, description="rash\x00", expect=400)
+    assert nul["error"]["code"] == "invalid_description"
     assert files_in(documents_dir) == []
     assert await rows(database_url, t.documents) == []
     # 500 characters (here of two bytes each in UTF-8) are fine; it may come after the file.

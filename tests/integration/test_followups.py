@@ -382,6 +382,8 @@ async def test_a_missing_or_malformed_client_id_is_refused_and_nothing_is_stored
         assert bad["error"]["code"] == "invalid_payload", client_id
         assert "client_id:" in bad["error"]["message"], client_id
         assert problem in bad["error"]["message"], (client_id, bad)
+    nul = await anna.call("POST", path, {"question": "Q?\x00", "client_id": "q-nul"}, expect=400)
+    assert nul["error"]["details"]["problems"][0]["field"] == "question"
     assert await rows(database_url, t.follow_ups) == []
     assert asks_audited(await rows(database_url, t.audit_log)) == []
 
@@ -394,6 +396,8 @@ async def test_a_missing_or_malformed_client_id_is_refused_and_nothing_is_stored
         bad = await house.call("POST", path, {"answer": "A.", "client_id": client_id}, expect=400)
         assert bad["error"]["code"] == "invalid_payload", client_id
         assert "client_id:" in bad["error"]["message"] and problem in bad["error"]["message"]
+    nul = await house.call("POST", path, {"answer": "A\x00", "client_id": "a-nul"}, expect=400)
+    assert nul["error"]["details"]["problems"][0]["field"] == "answer"
     (kept,) = await rows(database_url, t.follow_ups)
     assert kept.answer is None and kept.answer_client_id is None
 

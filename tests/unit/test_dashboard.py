@@ -173,7 +173,9 @@ async def test_a_burst_of_changes_is_one_push_and_pushes_are_spaced():
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.2)
     times = dashboard.started
-    assert all(b - a >= 0.099 for a, b in zip(times, times[1:], strict=False))
+    # The interval runs from each push's start, read just before overview() here: 10 ms of
+    # slack for a busy machine preempting the loop between the two readings.
+    assert all(b - a >= 0.09 for a, b in zip(times, times[1:], strict=False))
     assert times[-1] >= last_change and len(sio.emits) == len(times)
     assert len(times) <= 1 + (times[-1] - times[0]) / 0.1 + 1
     await push.close()
