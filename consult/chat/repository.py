@@ -202,25 +202,26 @@ async def insert_new_messages(uow: UnitOfWork, rows: list[dict[str, Any]]) -> li
 
 # PostgreSQL: a batch of new messages in one statement, outside any transaction (a statement
 # is atomic on its own). Per consultation, all or nothing: its messages are stored only if the
-# consultation is active, every sender is a participant and none of its client ids is stored
-# already; the others are left for the caller's transaction, which tells each message's
-# outcome. The rows are locked in id order (``locked``), as ``lock_consultations`` does, so two
-# batches never wait on each other in a cycle; a row changed while we waited for its lock is
-# checked again (READ COMMITTED), so a consultation that ended meanwhile is left out.
-# Arrays, not one parameter per value: the text is the same for every batch size, so asyncpg
-# prepares it once per connection.
+# consultation is active and every sender is a participant; the others are left for the
+# caller's transaction, which tells each message's outcome. A client id stored already (a
+# retry) makes the insert, and so the whole statement, fail on ``uq_messages_client_id``:
+# nothing is stored, and the caller's transaction sorts the batch out. (Looking the client ids
+# up first read ``messages`` with the plan made when the connection first prepared the
+# statement: on a new database, a sequential scan that grew with the table, ~100 µs of the
+# database's CPU per message after a minute of chat_bench.) The rows are locked in id order
+# (``locked``), as ``lock_consultations`` does, so two batches never wait on each other in a
+# cycle; a row changed while we waited for its lock is checked again (READ COMMITTED), so a
+# consultation that ended meanwhile is left out. Arrays, not one parameter per value: the text
+# is the same for every batch size, so asyncpg prepares it once per connection.
 POST_NEW_MESSAGES = """
 WITH drafts AS (
     SELECT * FROM unnest($1::int[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[])
         WITH ORDINALITY AS d(consultation_id, sender_id, sender_role, client_id, body, ip, ord)
 ),
 wanted AS (
-    SELECT d.consultation_id, count(*) AS n, array_agg(d.sender_id) AS senders
-    FROM drafts d
-    LEFT JOIN messages m ON m.consultation_id = d.consultation_id
-        AND m.sender_id = d.sender_id AND m.client_id = d.client_id
-    GROUP BY d.consultation_id
-    HAVING count(m.id) = 0
+    SELECT consultation_id, count(*) AS n, array_agg(sender_id) AS senders
+    FROM drafts
+    GROUP BY consultation_id
 ),
 locked AS MATERIALIZED (
     SELECT c.id, w.n
@@ -253,8 +254,8 @@ SELECT i.id, i.consultation_id, i.seq, i.sender_id, i.client_id, r.patient_id, r
 FROM inserted i JOIN reserved r ON r.id = i.consultation_id
 """
 
-# A unique client id stored meanwhile by a concurrent batch, a deadlock, a serialisation
-# conflict: the statement stored nothing, and the caller's transaction sorts the batch out.
+# A client id stored already (a retry), a deadlock, a serialisation conflict: the statement
+# stored nothing, and the caller's transaction sorts the batch out.
 _REFUSED_WHOLE = {"23505", "40P01", "40001"}
 
 # (consultation_id, sender_id, sender_role, client_id, body, ip)
