@@ -27,11 +27,12 @@ from consult.http import (
     routes_scheduler,
     routes_system,
 )
+from consult.http.client_address import TrustedProxies
 from consult.http.errors import error_middleware
 from consult.http.openapi import build_openapi
 from consult.http.pages import install_pages
 from consult.http.routes_system import OPENAPI
-from consult.http.routing import SERVICES
+from consult.http.routing import SERVICES, TRUSTED_PROXIES
 from consult.services import Services
 from consult.settings import Settings
 from consult.signaling.calls import CallPush
@@ -60,15 +61,18 @@ APIS = (
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+    # Whose X-Forwarded-For is believed, for HTTP and Socket.IO alike (a mistake stops start-up).
+    trusted_proxies = TrustedProxies.parse(settings.trusted_proxies)
     app = web.Application(
         middlewares=[security_headers, error_middleware], client_max_size=1_000_000
     )
     db = Database(create_engine(settings.database_url), EventBus())
     services = Services.build(settings, clock or SystemClock(), db)
     app[SERVICES] = services
+    app[TRUSTED_PROXIES] = trusted_proxies
 
     sio = create_sio(settings)
-    sio.register_namespace(ConsultNamespace(services))
+    sio.register_namespace(ConsultNamespace(services, trusted_proxies))
     sio.attach(app)
     fanout = QueueFanout(sio, services.tickets, delay=0.05)
     app[FANOUT] = fanout

@@ -26,9 +26,10 @@ from consult.accounts.demo import DEMO_PASSWORD
 
 
 class ApiClient:
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, headers: dict[str, str] | None = None) -> None:
+        """``headers`` go with every request (``X-Forwarded-For``, as a proxy would send)."""
         self.base_url = base_url.rstrip("/")
-        self.session = aiohttp.ClientSession()
+        self.session = aiohttp.ClientSession(headers=headers)
         self.token: str | None = None
         self.user: dict[str, Any] = {}
 
@@ -62,9 +63,12 @@ class SocketClient:
     async def _record(self, event: str, data: Any = None) -> None:
         await self._queues[event].put(data)
 
-    async def connect(self, base_url: str, token: str | None) -> SocketClient:
+    async def connect(
+        self, base_url: str, token: str | None, headers: dict[str, str] | None = None
+    ) -> SocketClient:
         await self.sio.connect(
             base_url,
+            headers=headers or {},
             auth={"token": token} if token else None,
             transports=["websocket"],
             wait_timeout=5,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from consult.domain import Actor
-from consult.http.routing import SERVICES, SESSION_COOKIE, Api, request_token
+from consult.http.routing import SERVICES, SESSION_COOKIE, Api, client_ip, request_token
 from consult.schemas import LoginIn, LoginOut, SpecialtiesOut, UserOut
 
 api = Api()
@@ -24,8 +24,9 @@ api = Api()
 )
 async def login(request: web.Request, body: LoginIn) -> web.StreamResponse:
     services = request.app[SERVICES]
-    token, expires = await services.accounts.login(body.email, body.password, request.remote)
-    actor = await services.accounts.authenticate(token, request.remote)
+    ip = client_ip(request)
+    token, expires = await services.accounts.login(body.email, body.password, ip)
+    actor = await services.accounts.authenticate(token, ip)
     out = LoginOut(
         token=token, expires_at=expires, user=await services.accounts.user(actor.user_id)
     )

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from consult.domain import Actor
 from consult.http import metrics
+from consult.http.client_address import FORWARDING_HEADERS
 from consult.http.routing import SERVICES, Api, int_param, request_actor
 from consult.queue.dashboard_schemas import DoctorAwayOut, MoveTicketIn, OverviewOut
 from consult.schemas import ConsultationOut, EmptyIn
@@ -104,8 +105,10 @@ async def prometheus(request: web.Request) -> web.StreamResponse:
 def _direct_from_loopback(request: web.Request) -> bool:
     """A scraper on this machine. Behind a reverse proxy on the same host every request comes
     from loopback, so a forwarded one is never taken for local (the proxy should also refuse
-    /metrics, see docs/operations.md)."""
-    if "X-Forwarded-For" in request.headers or "Forwarded" in request.headers:
+    /metrics, see docs/operations.md). This looks at the TCP peer and the headers' presence,
+    never at the forwarded client address: a request relayed by a proxy, trusted
+    (CONSULT_TRUSTED_PROXIES) or not, is not local, even when it forwards 127.0.0.1."""
+    if any(header in request.headers for header in FORWARDING_HEADERS):
         return False
     try:
         return ipaddress.ip_address(request.remote or "").is_loopback

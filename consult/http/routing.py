@@ -13,9 +13,11 @@ from pydantic import BaseModel, ValidationError
 
 from consult.domain import Actor
 from consult.errors import Invalid, NotAuthenticated
+from consult.http.client_address import FORWARDED_FOR, TrustedProxies
 from consult.services import Services
 
 SERVICES = web.AppKey("services", Services)
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", TrustedProxies)
 SESSION_COOKIE = "consult_session"
 
 Handler = Callable[..., Awaitable[BaseModel | web.StreamResponse | None]]
@@ -72,9 +74,16 @@ def request_token(request: web.Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE)
 
 
+def client_ip(request: web.Request) -> str | None:
+    """The client's address for the audit log: the peer, or what a trusted proxy forwarded."""
+    return request.app[TRUSTED_PROXIES].client(
+        request.remote, request.headers.getall(FORWARDED_FOR, ())
+    )
+
+
 async def request_actor(request: web.Request) -> Actor:
     services = request.app[SERVICES]
-    return await services.accounts.authenticate(request_token(request), request.remote)
+    return await services.accounts.authenticate(request_token(request), client_ip(request))
 
 
 async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
@@ -128,4 +137,4 @@ def int_param(request: web.Request, name: str) -> int:
         raise Invalid(f"{name} must be a whole number, not {raw!r}", code="invalid_id") from None
 
 
-__all__ = ["Api", "NotAuthenticated", "SERVICES", "SESSION_COOKIE"]
+__all__ = ["Api", "NotAuthenticated", "SERVICES", "SESSION_COOKIE", "TRUSTED_PROXIES"]

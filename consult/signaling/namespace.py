@@ -17,6 +17,7 @@ import socketio
 from consult.accounts.service import token_hash
 from consult.domain import Actor, Identity, Role
 from consult.errors import ConsultError
+from consult.http.client_address import FORWARDED_FOR, TrustedProxies
 from consult.http.routing import SESSION_COOKIE
 from consult.schemas import (
     OfferAnswerIn,
@@ -40,9 +41,10 @@ EventHandler = Callable[[Actor, Any], Awaitable[Any]]
 
 
 class ConsultNamespace(socketio.AsyncNamespace):
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, trusted_proxies: TrustedProxies) -> None:
         super().__init__("/")
         self.services = services
+        self.trusted_proxies = trusted_proxies
         self.events: dict[str, EventHandler] = {
             "presence:online": self.presence_online,
             "presence:offline": self.presence_offline,
@@ -80,7 +82,7 @@ class ConsultNamespace(socketio.AsyncNamespace):
         if not token:
             cookie = SimpleCookie(environ.get("HTTP_COOKIE", ""))
             token = cookie[SESSION_COOKIE].value if SESSION_COOKIE in cookie else None
-        ip = environ.get("REMOTE_ADDR")
+        ip = handshake_address(environ, self.trusted_proxies)
         try:
             actor = await self.services.accounts.authenticate(token, ip)
         except ConsultError as exc:
@@ -157,3 +159,15 @@ class ConsultNamespace(socketio.AsyncNamespace):
     async def chat_typing(self, actor: Actor, payload: Any) -> Any:
         body = _validate(TypingIn, payload)
         return await self.services.chat.typing(actor, body.consultation_id, body.typing)
+
+
+def handshake_address(environ: dict[str, Any], trusted_proxies: TrustedProxies) -> str | None:
+    """The client's address at the Socket.IO handshake, by the HTTP routes' rule. Engine.IO's
+    aiohttp driver hands over the aiohttp request as ``aiohttp.request``; its ``REMOTE_ADDR``
+    is always ``127.0.0.1``, so it is read only when no request is there (another driver)."""
+    request = environ.get("aiohttp.request")
+    if request is not None:
+        return trusted_proxies.client(request.remote, request.headers.getall(FORWARDED_FOR, ()))
+    return trusted_proxies.client(
+        environ.get("REMOTE_ADDR"), [environ.get("HTTP_X_FORWARDED_FOR", "")]
+    )
