@@ -29,25 +29,36 @@ def message_document(row: Any) -> DocumentRefOut | None:
     """The shared document of a message row selected with ``MESSAGE_DOCUMENT_COLUMNS``."""
     if row.document_id is None:
         return None
-    return DocumentRefOut(
-        id=row.document_id,
-        filename=row.doc_filename,
-        description=row.doc_description,
-        content_type=row.doc_content_type,
-        size=row.doc_size,
-        deleted=row.doc_deleted_at is not None,
+    return _ref(
+        row.document_id,
+        row.doc_filename,
+        row.doc_description,
+        row.doc_content_type,
+        row.doc_size,
+        row.doc_deleted_at,
     )
 
 
 def document_ref(row: Any) -> DocumentRefOut:
     """A document row as a chat message that shared it shows it (``message_document``)."""
+    return _ref(row.id, row.filename, row.description, row.content_type, row.size, row.deleted_at)
+
+
+def _ref(
+    document_id: int,
+    filename: str,
+    description: str,
+    content_type: str,
+    size: int,
+    deleted_at: Any,
+) -> DocumentRefOut:
     return DocumentRefOut(
-        id=row.id,
-        filename=row.filename,
-        description=row.description,
-        content_type=row.content_type,
-        size=row.size,
-        deleted=row.deleted_at is not None,
+        id=document_id,
+        filename=filename,
+        description=description,
+        content_type=content_type,
+        size=size,
+        deleted=deleted_at is not None,
     )
 
 

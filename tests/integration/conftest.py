@@ -19,6 +19,21 @@ def clock() -> ManualClock:
     return ManualClock(datetime.now(UTC).replace(microsecond=0))
 
 
+def settings_for(database_url: str, tmp_path: Path, **overrides: object) -> Settings:
+    """The integration tests' settings: no background sweeps (tests call
+    services.sweeper.sweep() after moving the clock), and files (documents, recordings) in the
+    test's own folder, whatever the database."""
+    return Settings(
+        database_url=database_url,
+        demo=True,
+        migrate_on_start=False,
+        sweep_interval=0,
+        documents_dir=str(tmp_path / "documents"),
+        recordings_dir=str(tmp_path / "recordings"),
+        **overrides,
+    )
+
+
 @pytest.fixture
 async def server(
     database_url: str,
@@ -26,16 +41,7 @@ async def server(
     aiohttp_server: Callable[..., Awaitable[TestServer]],
     tmp_path: Path,
 ) -> TestServer:
-    # No background sweeps: tests call services.sweeper.sweep() after moving the clock.
-    # Files (documents, recordings) go to the test's own folder, whatever the database.
-    settings = Settings(
-        database_url=database_url,
-        demo=True,
-        migrate_on_start=False,
-        sweep_interval=0,
-        documents_dir=str(tmp_path / "documents"),
-        recordings_dir=str(tmp_path / "recordings"),
-    )
+    settings = settings_for(database_url, tmp_path)
     return await aiohttp_server(create_app(settings, clock=clock))
 
 

@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestServer
 
 from consult.app import SIO, create_app
 from consult.clock import ManualClock
-from consult.settings import Settings
 from consult.storage import tables as t
+from tests.integration.conftest import settings_for
 from tests.support import ApiClient, SocketClient, rows, start_and_accept
 
 IM = {"specialties": ["internal-medicine"], "forms": ["chat"]}
@@ -34,15 +34,7 @@ async def behind_proxy(
     tmp_path: Path,
 ) -> TestServer:
     """The integration tests' server, with the test client's 127.0.0.1 as a trusted proxy."""
-    settings = Settings(
-        database_url=database_url,
-        demo=True,
-        migrate_on_start=False,
-        sweep_interval=0,
-        documents_dir=str(tmp_path / "documents"),
-        recordings_dir=str(tmp_path / "recordings"),
-        trusted_proxies="127.0.0.1, ::1",
-    )
+    settings = settings_for(database_url, tmp_path, trusted_proxies="127.0.0.1, ::1")
     return await aiohttp_server(create_app(settings, clock=clock))
 
 
