@@ -1,5 +1,9 @@
 """Demo data: specialties, plans, doctors, patients and a scheduler. Idempotent: seeding twice
-changes nothing, so ``consult serve --demo`` can run it at every start."""
+changes nothing, so ``consult serve --demo`` can run it at every start.
+
+Seeding creates only what was never created: a demo doctor's weekly hours come with the doctor,
+in the same transaction, so hours a scheduler removed later (all of them, too) stay removed
+when the server starts again."""
 
 from __future__ import annotations
 
@@ -82,7 +86,8 @@ SCHEDULES: list[tuple[str, str, str, tuple[int, ...], str, str, int]] = [
 
 
 async def seed_demo(db: Database, clock: Clock) -> int:
-    """Insert whatever of the demo is missing; returns the number of users created."""
+    """Create whatever of the demo was never created (a demo doctor's weekly hours only with
+    the doctor); returns the number of users created."""
     password_hash = await asyncio.to_thread(hash_password, DEMO_PASSWORD)
     created = 0
     async with db.uow() as uow:
@@ -100,6 +105,7 @@ async def seed_demo(db: Database, clock: Clock) -> int:
                     [{"plan_code": code, "specialty_code": s} for s in covered],
                 )
         have = set((await conn.execute(sa.select(t.users.c.email))).scalars())
+        new_doctors: dict[str, int] = {}
         for email, name, role, identity, plan, specialties in USERS:
             if email in have:
                 continue
@@ -123,8 +129,10 @@ async def seed_demo(db: Database, clock: Clock) -> int:
                     t.doctor_specialties.insert(),
                     [{"doctor_id": uid, "specialty_code": s} for s in specialties],
                 )
+            if role == "doctor":
+                new_doctors[email] = uid
             created += 1
-        await _seed_schedules(conn)
+        await _seed_schedules(conn, new_doctors)
         slots = await generate_slots(uow, clock.now(), SLOT_DAYS)
         await uow.commit()
     log.info("demo data: %d users created, %d slots opened", created, slots)
@@ -136,11 +144,10 @@ def _minute(hhmm: str) -> int:
     return int(hours) * 60 + int(minutes)
 
 
-async def _seed_schedules(conn: Connection) -> None:
-    """Weekly schedules for the demo doctors that have none yet."""
-    query = sa.select(t.users.c.email, t.users.c.id).where(t.users.c.role == "doctor")
-    doctors = {email: uid for email, uid in await conn.execute(query)}
-    scheduled = set((await conn.execute(sa.select(t.schedules.c.doctor_id).distinct())).scalars())
+async def _seed_schedules(conn: Connection, doctors: dict[str, int]) -> None:
+    """The demo weekly hours of the demo doctors created just now (email -> id). Never for a
+    doctor who existed before: whether they have hours is then the schedulers' business (a
+    doctor with none had them all removed, and must not get them back at the next start)."""
     rows = [
         {
             "doctor_id": doctors[email],
@@ -153,7 +160,7 @@ async def _seed_schedules(conn: Connection) -> None:
             "timezone": DEMO_TIMEZONE,
         }
         for email, specialty, kind, days, start, end, minutes in SCHEDULES
-        if email in doctors and doctors[email] not in scheduled
+        if email in doctors
         for day in days
     ]
     if rows:

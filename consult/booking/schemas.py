@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import AwareDatetime, Field
 
@@ -112,6 +113,14 @@ class ScheduleRemovedOut(Out):
         description="Future slots of these hours that have bookings: the bookings stand, the "
         "slots are no longer offered."
     )
+
+
+class ScheduleChangedOut(Out):
+    """The ``schedule:changed`` event, to the doctor whose weekly hours a scheduler changed."""
+
+    doctor_id: int
+    change: Literal["added", "removed"]
+    hours: ScheduleOut = Field(description="The hours added, or the hours as they were removed.")
 
 
 class DoctorOut(Out):

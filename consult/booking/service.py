@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -33,6 +34,8 @@ from consult.booking.schemas import (
     BookingOut,
     DoctorsOut,
     ScheduleAddedOut,
+    ScheduleChangedOut,
+    ScheduleOut,
     ScheduleRemovedOut,
     SchedulesOut,
     SlotOut,
@@ -40,6 +43,7 @@ from consult.booking.schemas import (
 from consult.clock import Clock, as_utc
 from consult.domain import Actor, Role
 from consult.errors import Conflict, Invalid, NotAllowed, NotFound
+from consult.events import Push
 from consult.records.audit import Audit
 from consult.schemas import PersonOut
 from consult.storage import tables as t
@@ -259,10 +263,11 @@ class BookingService:
                 detail=f"doctor {doctor_id} hours {schedule_id}: {_hours_text(hours)}, "
                 f"{created} slots",
             )
-            row = await repo.load_schedule(uow, schedule_id)
+            added = repo.schedule_out(await repo.load_schedule(uow, schedule_id))
+            uow.collect(_hours_changed(doctor_id, "added", added))
             await uow.commit()
         log.info("scheduler %s added hours %s for doctor %s", actor.user_id, schedule_id, doctor_id)
-        return ScheduleAddedOut(hours=repo.schedule_out(row), slots_created=created)
+        return ScheduleAddedOut(hours=added, slots_created=created)
 
     async def remove_hours(
         self, actor: Actor, doctor_id: int, schedule_id: int
@@ -288,6 +293,7 @@ class BookingService:
                 f"{_hours_text(repo.weekly_hours(row))}, {removed} free slots removed, "
                 f"{kept} booked kept",
             )
+            uow.collect(_hours_changed(doctor_id, "removed", repo.schedule_out(row)))
             await uow.commit()
         log.info(
             "scheduler %s removed hours %s of doctor %s", actor.user_id, schedule_id, doctor_id
@@ -423,6 +429,12 @@ async def _check_practises(uow: UnitOfWork, doctor_id: int, specialty: str) -> N
         raise Invalid(
             f"doctor {doctor_id} does not practise {specialty}", code="specialty_not_practised"
         )
+
+
+def _hours_changed(doctor_id: int, change: Literal["added", "removed"], hours: ScheduleOut) -> Push:
+    """``schedule:changed``, to the doctor alone (every tab): their console shows their hours."""
+    out = ScheduleChangedOut(doctor_id=doctor_id, change=change, hours=hours)
+    return Push((doctor_id,), "schedule:changed", out.model_dump(mode="json"))
 
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

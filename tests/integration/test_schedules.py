@@ -1,7 +1,8 @@
 """Doctors' weekly hours over real HTTP, on each backend: slots that keep rolling forward (at
 start-up, then periodically, from several processes without a duplicate), schedulers adding and
 removing hours (their slots appear and go; booked ones stay with their bookings), who may see
-and change them, and bad requests that change nothing."""
+and change them, bad requests that change nothing, the doctor told live of a change, and demo
+seeding at a restart that leaves removed hours removed."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from consult.http.routing import SERVICES
 from consult.settings import Settings
 from consult.storage import tables as t
 from tests.integration.test_booking import BOOKINGS, free, instant, query, user_id
-from tests.support import ApiClient, count
+from tests.support import ApiClient, SocketClient, count
 
 DAY = 24 * 3600
 SATURDAY = 5
@@ -359,3 +360,89 @@ async def test_two_schedulers_adding_overlapping_hours_at_once_add_one(
     saturday = t.schedules.c.weekday == SATURDAY
     assert await count(database_url, t.schedules, t.schedules.c.doctor_id == heart, saturday) == 1
     assert_no_doctor_double_booked(await slot_times(database_url))
+
+
+async def test_the_doctor_is_told_live_when_a_scheduler_changes_their_hours(
+    api: Callable[..., Awaitable[ApiClient]],
+    sockets: Callable[..., Awaitable[SocketClient]],
+    database_url: str,
+) -> None:
+    heart_id = await user_id(database_url, "dr.heart@demo.test")
+    heart = await api("dr.heart@demo.test")
+    tabs = [await sockets(heart.token) for _ in range(2)]  # every tab of the doctor is told
+    skin_ws = await sockets((await api("dr.skin@demo.test")).token)
+    scheduler = await api("scheduler@demo.test")
+    scheduler_ws = await sockets(scheduler.token)
+
+    added = (await scheduler.call("POST", hours_path(heart_id), saturday_hours(), expect=201))[
+        "hours"
+    ]
+    for ws in tabs:
+        event = await ws.next("schedule:changed")
+        assert event == {"doctor_id": heart_id, "change": "added", "hours": added}
+    # What the event says is what the doctor reads over HTTP afterwards.
+    listed = (await heart.call("GET", hours_path(heart_id)))["hours"]
+    assert added in listed and len(listed) == 11
+
+    # Refused changes tell nobody; the removal tells the doctor, with the hours as they were.
+    clash = saturday_hours(kind="phone", start_minute=10 * 60)
+    await scheduler.call("POST", hours_path(heart_id), clash, expect=409)
+    await scheduler.call("DELETE", f"{hours_path(heart_id)}/999999", expect=404)
+    await scheduler.call("DELETE", f"{hours_path(heart_id)}/{added['id']}")
+    for ws in tabs:
+        event = await ws.next("schedule:changed")
+        assert event == {"doctor_id": heart_id, "change": "removed", "hours": added}
+        assert ws.pending("schedule:changed") == 0
+    # Another doctor, and the scheduler who made the change, are not told.
+    await asyncio.sleep(0.2)
+    assert skin_ws.pending("schedule:changed") == 0
+    assert scheduler_ws.pending("schedule:changed") == 0
+
+
+# --- demo seeding -----------------------------------------------------------------------------
+
+
+async def test_seeding_the_demo_again_does_not_bring_removed_hours_back(
+    database_url: str,
+    tmp_path: Path,
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> None:
+    # `consult serve --demo` seeds at every start. A scheduler removes all of Dr Serce's hours
+    # and one of Dr House's; after a restart with --demo both stay as the scheduler left them.
+    clock = ManualClock()
+    settings = settings_for(database_url, tmp_path, demo=True)
+    first = await aiohttp_server(create_app(settings, clock=clock))
+    heart = await user_id(database_url, "dr.heart@demo.test")
+    house = await user_id(database_url, "dr.house@demo.test")
+    scheduler = ApiClient(str(first.make_url("/")))
+    try:
+        await scheduler.login("scheduler@demo.test")
+        for hours in (await scheduler.call("GET", hours_path(heart)))["hours"]:
+            await scheduler.call("DELETE", f"{hours_path(heart)}/{hours['id']}")
+        house_hours = (await scheduler.call("GET", hours_path(house)))["hours"]
+        await scheduler.call("DELETE", f"{hours_path(house)}/{house_hours[0]['id']}")
+    finally:
+        await scheduler.close()
+    await first.close()
+
+    async def snapshot() -> tuple[int, list[Any], int]:
+        users = await count(database_url, t.users)
+        hours = await query(database_url, sa.select(t.schedules).order_by(t.schedules.c.id))
+        future = await count(
+            database_url, t.slots, t.slots.c.doctor_id == heart, t.slots.c.starts_at > clock.now()
+        )
+        return users, [tuple(r) for r in hours], future
+
+    before = await snapshot()
+    assert before[2] == 0  # his free future slots went with his hours
+    second = await aiohttp_server(create_app(settings, clock=clock))
+    after = await snapshot()
+    assert after == before
+    assert await count(database_url, t.schedules, t.schedules.c.doctor_id == heart) == 0
+    assert await count(database_url, t.schedules, t.schedules.c.doctor_id == house) == 7
+    doctor = ApiClient(str(second.make_url("/")))
+    try:
+        await doctor.login("dr.heart@demo.test")
+        assert (await doctor.call("GET", hours_path(heart)))["hours"] == []
+    finally:
+        await doctor.close()

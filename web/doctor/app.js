@@ -1,5 +1,6 @@
 // The doctor console: log in, go online for some specialties and forms, consult the patients
-// matched to you (chat, recommendations, history) and end the consultation.
+// matched to you (chat, recommendations, history) and end the consultation. Below: the
+// doctor's own weekly hours and upcoming appointments (read-only; schedule.js).
 
 import {
   $,
@@ -20,6 +21,7 @@ import { CallPanel } from "/static/call.js";
 import { renderRecord, statusText } from "/static/record.js";
 import { PatientDocuments, documentDeleted } from "/static/documents.js";
 import { FollowUpInbox } from "/static/followups.js";
+import { MyHours, UpcomingAppointments } from "/doctor/schedule.js";
 
 const errors = new ErrorBanner($("#error"));
 const state = {
@@ -31,6 +33,21 @@ const inbox = new FollowUpInbox({
   list: $("#inbox"),
   empty: $("#inbox-empty"),
   onError: (err) => errors.show(err),
+});
+const myHours = new MyHours({
+  nodes: {
+    rows: $("#my-hours-rows"),
+    table: $("#my-hours-table"),
+    empty: $("#my-hours-empty"),
+    notice: $("#my-hours-notice"),
+  },
+});
+const appointments = new UpcomingAppointments({
+  nodes: {
+    list: $("#appointments"),
+    empty: $("#appointments-empty"),
+    more: $("#appointments-more"),
+  },
 });
 
 // --- session -------------------------------------------------------------------------------
@@ -53,6 +70,8 @@ function afterLogout() {
   state.cards.clear();
   $("#consultations").replaceChildren();
   inbox.clear();
+  myHours.clear();
+  appointments.clear();
   showNotice("");
   $("#presence-status").dataset.state = "unknown";
   $("#presence-status").textContent = "You are not taking patients from this console.";
@@ -70,6 +89,7 @@ async function enter(me) {
   show($("#presence-section"), isDoctor);
   show($("#consultations-section"), isDoctor);
   show($("#inbox-section"), isDoctor);
+  show($("#schedule-section"), isDoctor);
   if (!isDoctor) return;
   renderEmpty();
   connect();
@@ -115,6 +135,10 @@ $("#presence-form").addEventListener("submit", async (event) => {
     renderPresence(await emitAck(state.socket, "presence:online", { specialties, forms }));
   });
 });
+
+$("#appointments-refresh").addEventListener("click", () =>
+  guarded(errors, $("#appointments-refresh"), () => appointments.load()),
+);
 
 $("#offline-button").addEventListener("click", () =>
   guarded(errors, $("#offline-button"), async () => {
@@ -169,6 +193,10 @@ function connect() {
   // "Ask the doctor": a new question, or one answered (here or in another tab).
   socket.on("follow-up:asked", ({ follow_up: followUp }) => inbox.asked(followUp));
   socket.on("follow-up:answered", ({ follow_up: followUp }) => inbox.answered(followUp));
+  // A scheduler added or removed this doctor's weekly hours.
+  socket.on("schedule:changed", (change) =>
+    myHours.changed(change).catch((err) => errors.show(err)),
+  );
   // The patient consulted here uploaded or deleted a document (in any of their tabs): the
   // card's list follows, and a chat message that shared a deleted one says it is deleted.
   socket.on("document:uploaded", ({ patient_id: patientId, document: doc }) => {
@@ -196,8 +224,12 @@ function connect() {
   });
 }
 
-/** After every (re)connect: the open consultations, and what was missed in each chat. */
+/** After every (re)connect: the open consultations, what was missed in each chat, the inbox,
+ * the doctor's hours and appointments. */
 async function sync() {
+  // The doctor's own hours and appointments: changes missed while disconnected are read here.
+  myHours.load(state.me.id).catch((err) => errors.show(err));
+  appointments.load().catch((err) => errors.show(err));
   const { consultations } = await api("GET", "/api/consultations/open");
   inbox.load().catch((err) => errors.show(err));
   const openIds = new Set(consultations.map((c) => c.id));

@@ -2,8 +2,8 @@
 // them. The server generates the new hours' slots, and removes the free ones of removed hours.
 
 import { $, ErrorBanner, api, el, guarded, show, userError } from "/static/api.js";
+import { WEEKDAYS, timeRange } from "/static/hours.js";
 
-const WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
 const KINDS = { stationary: "At the clinic", phone: "Phone", online: "Online" };
 // What the clinic's hours default to when the doctor has none yet: the browser's zone.
 const BROWSER_ZONE = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
@@ -69,7 +69,7 @@ function row(hours) {
     "tr",
     { dataset: { testid: "hours-row", weekday: hours.weekday, id: hours.id } },
     el("td", { text: WEEKDAYS[hours.weekday] }),
-    el("td", { text: `${clock(hours.start_minute)}–${clock(hours.end_minute)}` }),
+    el("td", { text: timeRange(hours) }),
     el("td", { text: hours.specialty.name }),
     el("td", { text: KINDS[hours.kind] || hours.kind }),
     el("td", { text: `${hours.slot_minutes} min` }),
@@ -105,7 +105,7 @@ async function add(event) {
 
 function describe(hours) {
   return (
-    `${WEEKDAYS[hours.weekday]} ${clock(hours.start_minute)}–${clock(hours.end_minute)} ` +
+    `${WEEKDAYS[hours.weekday]} ${timeRange(hours)} ` +
     `(${hours.specialty.name}, ${(KINDS[hours.kind] || hours.kind).toLowerCase()})`
   );
 }
@@ -119,11 +119,6 @@ function notice(text) {
 function minutes(value) {
   const match = /^(\d{1,2}):(\d{2})$/.exec(String(value || ""));
   return match ? Number(match[1]) * 60 + Number(match[2]) : null;
-}
-
-function clock(minute) {
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${pad(Math.floor(minute / 60))}:${pad(minute % 60)}`;
 }
 
 function plural(n, one, many = `${one}s`) {
