@@ -49,8 +49,8 @@ def sqlite_copy(template: Path, directory: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
 
 
-def postgres_database() -> Iterator[str]:
-    """A fresh, migrated database for this test run; dropped afterwards."""
+def postgres_database(revision: str = "head") -> Iterator[str]:
+    """A fresh database for this test run, migrated up to ``revision``; dropped afterwards."""
     name = f"consult_test_{uuid.uuid4().hex[:10]}"
     admin = sa.make_url(PG_ADMIN_URL)
     url = admin.set(database=name).render_as_string(hide_password=False)
@@ -63,7 +63,7 @@ def postgres_database() -> Iterator[str]:
 
     off_loop(asyncio.run, admin_sql(f'CREATE DATABASE "{name}"'))
     try:
-        off_loop(upgrade, url)
+        off_loop(upgrade, url, revision)
         yield url
     finally:
         off_loop(asyncio.run, admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

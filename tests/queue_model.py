@@ -7,10 +7,13 @@ what the real services wrote. The ``check_*`` functions are the requirements of 
 independent of how the model predicts: one open consultation per patient, capacity, each offer
 made once per offering (from the event log), liveness after a sweep, and queue order.
 
-Declines are modelled as documented: the doctor who declined a ticket (or let its offer lapse)
-is not offered it for ``EXCLUSION`` seconds of the injected clock, after which any sweep may
-offer it to them again. On a waiting row the database keeps the exclusion's end in
-``offer_expires_at``; here it is ``Row.declined_until``.
+Declines are modelled as documented: each doctor who declined a ticket (or let its offer lapse
+while online with a connected console) is not offered it for ``EXCLUSION`` seconds of the
+injected clock, after which any sweep may offer it to them again; a later decliner does not
+end an earlier one's exclusion. An offer handed back because its doctor went away or offline,
+or their console stayed disconnected, excludes nobody. The database keeps the exclusions in
+``ticket_exclusions`` (one row per ticket and doctor, deleted by the sweep once it ran out);
+here they are ``Row.exclusions``.
 
 The small world both tests use (two specialties, five patients, four doctors, inserted
 directly) is here too. Everything else is pure and synchronous, except ``read_snapshot``.
@@ -144,9 +147,9 @@ class Row:
     declined_by: int | None
     offer_expires_at: datetime | None
     patient_disconnected_at: datetime | None
-    # Waiting: until when ``declined_by`` is not offered the ticket (the database column is
-    # ``offer_expires_at``, read into this field for waiting rows).
-    declined_until: datetime | None = None
+    # Doctor -> when their exclusion from this ticket ends (``ticket_exclusions``: kept, also
+    # once over or once the ticket has left the queue, until a sweep after the end).
+    exclusions: dict[int, datetime] = field(default_factory=dict)
 
     @property
     def key(self) -> tuple[datetime, int]:
@@ -154,14 +157,9 @@ class Row:
         return (self.rank_at, self.id)
 
     def excludes(self, doctor_id: int, now: datetime) -> bool:
-        """The doctor declined this waiting ticket (or let it lapse) less than the exclusion
-        ago."""
-        return (
-            self.status == "waiting"
-            and self.declined_by == doctor_id
-            and self.declined_until is not None
-            and now < self.declined_until
-        )
+        """The doctor declined this ticket (or let it lapse) less than the exclusion ago."""
+        ends = self.exclusions.get(doctor_id)
+        return ends is not None and now < ends
 
     def essentials(self) -> dict[str, Any]:
         """The fields the model predicts (the doctor only while the consultation is open)."""
@@ -171,8 +169,9 @@ class Row:
             "declined_by": self.declined_by,
             "priority": self.priority,
             "rank_at": self.rank_at,
-            "offer_expires_at": self.offer_expires_at if self.status == "offered" else None,
-            "declined_until": self.declined_until if self.status == "waiting" else None,
+            # Only an offer's deadline: cleared whenever the offer ends.
+            "offer_expires_at": self.offer_expires_at,
+            "exclusions": dict(sorted(self.exclusions.items())),
             "patient_disconnected_at": self.patient_disconnected_at
             if self.status in OPEN
             else None,
@@ -264,6 +263,10 @@ class Snapshot:
 
 async def read_snapshot(conn: AsyncConnection) -> Snapshot:
     c = t.consultations.c
+    e = t.ticket_exclusions.c
+    exclusions: dict[int, dict[int, datetime]] = {}
+    for x in await conn.execute(sa.select(t.ticket_exclusions).order_by(e.ends_at)):
+        exclusions.setdefault(x.consultation_id, {})[x.doctor_id] = as_utc(x.ends_at)
     rows = {
         r.id: Row(
             id=r.id,
@@ -278,9 +281,9 @@ async def read_snapshot(conn: AsyncConnection) -> Snapshot:
             preferred_doctor_id=r.preferred_doctor_id,
             language=r.language,
             declined_by=r.declined_by,
-            offer_expires_at=_ts(r.offer_expires_at) if r.status == "offered" else None,
+            offer_expires_at=_ts(r.offer_expires_at),
             patient_disconnected_at=_ts(r.patient_disconnected_at),
-            declined_until=_ts(r.offer_expires_at) if r.status == "waiting" else None,
+            exclusions=exclusions.get(r.id, {}),
         )
         for r in await conn.execute(sa.select(t.consultations).order_by(c.id))
     }
@@ -321,7 +324,6 @@ class Model:
         row.status = "offered"
         row.doctor_id = doctor_id
         row.offer_expires_at = now + self.rules.offer_timeout
-        row.declined_until = None
 
     def match_doctor(self, s: Snapshot, doctor_id: int, now: datetime) -> None:
         """A doctor freed or arrived: the first waiting tickets they serve, while room lasts."""
@@ -346,10 +348,11 @@ class Model:
 
     def stop_taking(self, s: Snapshot, doctor_id: int, status: str, now: datetime) -> None:
         """Away or offline: the doctor's unanswered offers go back to the queue, and on to
-        another doctor if one serves them, in queue order; consultations carry on."""
+        another doctor if one serves them, in queue order; consultations carry on. That says
+        nothing about the patients: the doctor is not excluded from them."""
         offers = sorted(s.of_doctor(doctor_id, "offered"), key=lambda r: r.key)
         for row in offers:
-            self.return_to_queue(s, row, now)
+            self.return_to_queue(s, row, now, exclude=False)
         if doctor_id in s.presence:
             s.presence[doctor_id].status = status
         for row in offers:
@@ -360,7 +363,7 @@ class Model:
         takes the next ticket they serve."""
         doctor_id = row.doctor_id
         assert doctor_id is not None
-        self.return_to_queue(s, row, now)
+        self.return_to_queue(s, row, now, exclude=True)
         self.match_ticket(s, row, now)
         self.match_doctor(s, doctor_id, now)
 
@@ -372,22 +375,31 @@ class Model:
             p.disconnected_at = None
             self.match_doctor(s, doctor_id, now)
 
-    def return_to_queue(self, s: Snapshot, row: Row, now: datetime) -> None:
-        """Back in its place; the doctor is not offered it again for the exclusion."""
-        row.declined_by = row.doctor_id
-        row.declined_until = now + self.rules.decline_exclusion
+    def return_to_queue(self, s: Snapshot, row: Row, now: datetime, *, exclude: bool) -> None:
+        """Back in its place. With ``exclude`` (a decline, or an offer lapsed while its doctor
+        was online and connected) the doctor is not offered it again for the exclusion, from
+        now, whatever exclusions of theirs or others' the ticket already had."""
+        if exclude:
+            assert row.doctor_id is not None
+            row.declined_by = row.doctor_id
+            row.exclusions[row.doctor_id] = now + self.rules.decline_exclusion
         row.status = "waiting"
         row.doctor_id = None
         row.offer_expires_at = None
 
     def sweep(self, s: Snapshot, now: datetime) -> Snapshot:
         s = s.copy()
+        # A lapsed offer excludes its doctor only if they were there to answer (online, console
+        # connected) when the sweep began: a doctor's first lapse sends them away, not their
+        # second.
+        attentive = {d for d, p in s.presence.items() if p.eligible}
         for row in sorted(s.rows.values(), key=lambda r: r.id):
             if row.status == "offered" and row.offer_expires_at <= now:
                 # A lapsed offer sends the unresponsive doctor away (if still online).
-                if s.presence[row.doctor_id].status == "online":
-                    s.presence[row.doctor_id].status = "away"
-                self.return_to_queue(s, row, now)
+                p = s.presence[row.doctor_id]
+                if p.status == "online":
+                    p.status = "away"
+                self.return_to_queue(s, row, now, exclude=row.doctor_id in attentive)
         for p in sorted(s.presence.values(), key=lambda p: p.doctor_id):
             # A console gone for the grace period, whatever the status: online goes away, and
             # the doctor's patients go back (offers as offers, consultations to the front).
@@ -396,7 +408,7 @@ class Model:
                 if p.status == "online":
                     p.status = "away"
                 for row in list(s.of_doctor(p.doctor_id, "offered")):
-                    self.return_to_queue(s, row, now)
+                    self.return_to_queue(s, row, now, exclude=False)
                 for row in list(s.of_doctor(p.doctor_id, "active")):
                     row.status = "waiting"
                     row.doctor_id = None
@@ -410,11 +422,10 @@ class Model:
             ):
                 row.status = "cancelled"
                 row.offer_expires_at = None
-                row.declined_until = None
-        # Exclusions that ran out end (their doctors may be offered them again just below).
+        # Exclusions that ran out are deleted, whatever the ticket's status (their doctors may
+        # be offered them again just below).
         for row in s.rows.values():
-            if row.status == "waiting" and row.declined_until and row.declined_until <= now:
-                row.declined_until = None
+            row.exclusions = {d: ends for d, ends in row.exclusions.items() if now < ends}
         self.match_all(s, now)
         return s
 
@@ -465,8 +476,8 @@ def check_capacity(before: Snapshot, after: Snapshot, events: Sequence[Event]) -
 
 def check_offers(before: Snapshot, after: Snapshot, events: Sequence[Event], now: datetime) -> None:
     """Each offer went to an eligible doctor who serves the ticket, in queue order: no
-    earlier-ranked waiting ticket that doctor serves was left behind; and never to the doctor
-    who declined it (or let it lapse) while that exclusion lasts.
+    earlier-ranked waiting ticket that doctor serves was left behind; and never to a doctor
+    who declined it (or let it lapse) while their exclusion lasts, however many declined it.
 
     Every transaction that makes offers matches last, after any presence change, so the state
     after the step is the state each offer was made in."""
@@ -477,15 +488,13 @@ def check_offers(before: Snapshot, after: Snapshot, events: Sequence[Event], now
             raise InvariantViolation(f"offer of {cid} to {doctor} is not what the row says")
         if p is None or not p.eligible or not p.serves(row, now):
             raise InvariantViolation(f"{cid} offered to doctor {doctor}, who may not take it: {p}")
-        if row.declined_by == doctor:
-            was = before.rows.get(cid)
-            # Declined (or lapsed) within this step: the exclusion has just begun.
-            just_declined = was is None or was.status != "waiting"
-            if just_declined or was.excludes(doctor, now):
-                raise InvariantViolation(
-                    f"{cid} offered again to doctor {doctor}, who declined it, before "
-                    f"the exclusion ended ({was.declined_until if was else None}, now {now})"
-                )
+        # Exclusions begun in this step are in ``after`` too, and none is deleted before its
+        # end: the ticket must not exclude the doctor now.
+        if row.excludes(doctor, now):
+            raise InvariantViolation(
+                f"{cid} offered again to doctor {doctor}, who declined it, before their "
+                f"exclusion ended ({row.exclusions[doctor]}, now {now})"
+            )
         for w in after.waiting():
             if w.key >= row.key:
                 break

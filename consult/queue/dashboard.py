@@ -24,6 +24,7 @@ from consult.events import (
     TicketDropped,
     TicketMoved,
 )
+from consult.queue import exclusions
 from consult.queue import repository as repo
 from consult.queue.dashboard_schemas import DoctorAwayOut, OverviewOut
 from consult.queue.matcher import Matcher
@@ -103,6 +104,8 @@ class DashboardService:
                 .where(_C.id == consultation_id)
                 .values(specialty_code=specialty, declined_by=None, preferred_doctor_id=preferred)
             )
+            # A new queue, a fresh start: nobody who declined it in the old one is excluded.
+            await exclusions.clear(uow, consultation_id)
             await self._audit.write(
                 uow,
                 actor,

@@ -13,44 +13,34 @@ is a race on PostgreSQL: a doctor freeing up in a transaction that cannot see a 
 being inserted, while that join cannot see the doctor free yet, leaves the ticket for the next
 sweep (``sweep_interval``, 1 s), which matches every doctor with room.
 
-Declines. On a ``waiting`` ticket, ``offer_expires_at`` holds when the exclusion of the doctor
-who last declined it (``declined_by``) ends (``DECLINED_UNTIL``): the column is free once the
-offer is over, and reusing it needed no migration. Only the queue reads it on a waiting ticket
-(here and ``tickets.py``); ``repository.consultation_out`` shows it only while offered.
+Declines. A ticket is not offered to the doctors it excludes now (``exclusions.py``: each
+doctor who declined it, or let its offer lapse while online, until their own exclusion ends):
+``_next_ticket`` says so in SQL, ``match_ticket`` reads them when some doctor could take the
+ticket. Every sweep first ends the exclusions that ran out (``end_exclusions``).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from consult.clock import Clock, as_utc
+from consult.clock import Clock
 from consult.domain import ConsultationStatus, PresenceStatus
 from consult.events import OfferMade, QueueChanged
+from consult.queue import exclusions
 from consult.queue import repository as repo
 from consult.queue.matching import DoctorSlot, Waiting, pick_doctor, pick_waiting
-from consult.queue.policy import QueueRules, excluded_doctor
+from consult.queue.policy import QueueRules
 from consult.storage import tables as t
 from consult.storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 _C = t.consultations.c
-# On a waiting ticket: when the exclusion of ``declined_by`` ends (module docstring).
-DECLINED_UNTIL = "offer_expires_at"
-
-
-def excluded_doctor_sql(
-    columns: Any, now: datetime | sa.ColumnElement[Any]
-) -> sa.ColumnElement[Any]:
-    """``policy.excluded_doctor`` as SQL, for the consultations ``columns`` (a table's or an
-    alias's ``.c``): the doctor the ticket must not be offered to now, or NULL."""
-    until = columns[DECLINED_UNTIL]
-    live = sa.and_(columns.status == ConsultationStatus.WAITING, until > now)
-    return sa.case((live, columns.declined_by), else_=sa.null())
 
 
 class Matcher:
@@ -94,17 +84,28 @@ class Matcher:
             for r in rows
         ]
 
-    def exclusion_ends(self) -> datetime:
-        """When a decline made now stops excluding its doctor (stored by ``return_to_queue``)."""
-        return self._rules.exclusion_ends(self._clock.now())
+    async def exclude(self, uow: UnitOfWork, consultation_id: int, doctor_id: int) -> None:
+        """The doctor declined the ticket, or let its offer lapse: not offered it again for
+        ``decline_exclusion`` (with 0, nothing is recorded)."""
+        if self._rules.decline_exclusion:
+            ends_at = self._rules.exclusion_ends(self._clock.now())
+            await exclusions.record(uow, consultation_id, doctor_id, ends_at)
 
     async def match_ticket(self, uow: UnitOfWork, consultation_id: int) -> bool:
         row = (await uow.conn.execute(_TICKET, {"consultation_id": consultation_id})).first()
         if row is None or row.status != ConsultationStatus.WAITING:
             return False
-        ticket = _waiting(row, self._clock.now())
-        if pick_doctor(await self.doctor_slots(uow, lock=False), ticket) is None:
+        ticket = _waiting(row)
+        free = await self.doctor_slots(uow, lock=False)
+        if pick_doctor(free, ticket) is None:
             return False  # nobody free for it: no locks (module docstring)
+        # Someone could take it: read whom it excludes (a join's new ticket excludes nobody,
+        # but the read is only made when a match may follow).
+        excluded = await exclusions.of_ticket(uow, consultation_id, self._clock.now())
+        if excluded:
+            ticket = replace(ticket, excluded=excluded)
+            if pick_doctor(free, ticket) is None:
+                return False
         doctor = pick_doctor(await self.doctor_slots(uow), ticket)
         if doctor is None:
             return False
@@ -126,7 +127,8 @@ class Matcher:
                     _next_ticket_params(doctor, now),
                 )
             ).first()
-            if row is None or pick_waiting(doctor, [_waiting(row, now)]) is None:
+            # The query left out the tickets that exclude this doctor.
+            if row is None or pick_waiting(doctor, [_waiting(row)]) is None:
                 return
             await self.offer(uow, row.id, doctor_id)
             doctor = doctor.with_one_more()
@@ -139,30 +141,11 @@ class Matcher:
                 await self.match_doctor(uow, slot.doctor_id)
 
     async def end_exclusions(self, uow: UnitOfWork) -> None:
-        """Clear the ends of exclusions that ran out, so that their queues are pushed again:
-        the ticket said nobody else could take the patient, and its doctor, if busy now, is
-        not offered it (which would push the queue) until they free up. Rows another
+        """Delete the exclusions that ran out, and push the queues of their waiting tickets:
+        the ticket may have said nobody else could take the patient, and its doctor, if busy
+        now, is not offered it (which would push the queue) until they free up. Tickets another
         transaction holds are left to the next sweep."""
-        until = _C[DECLINED_UNTIL]
-        rows = (
-            await uow.conn.execute(
-                sa.select(_C.id, _C.specialty_code, _C.form)
-                .where(
-                    _C.status == ConsultationStatus.WAITING,
-                    until.is_not(None),
-                    until <= self._clock.now(),
-                )
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
-        if not rows:
-            return
-        await uow.conn.execute(
-            t.consultations.update()
-            .where(_C.id.in_([r.id for r in rows]), _C.status == ConsultationStatus.WAITING)
-            .values({DECLINED_UNTIL: None})
-        )
-        for specialty, form in sorted({(r.specialty_code, r.form) for r in rows}):
+        for specialty, form in sorted(await exclusions.end_expired(uow, self._clock.now())):
             uow.collect(QueueChanged(specialty, form))
 
     async def offer(self, uow: UnitOfWork, consultation_id: int, doctor_id: int) -> None:
@@ -224,12 +207,7 @@ def _next_ticket(*, languages: bool) -> sa.Select[Any]:
         _C.specialty_code.in_(sa.bindparam("specialties", expanding=True)),
         _C.form.in_(sa.bindparam("forms", expanding=True)),
         sa.or_(_C.preferred_doctor_id.is_(None), _C.preferred_doctor_id == doctor),
-        sa.or_(
-            _C.declined_by.is_(None),
-            _C.declined_by != doctor,
-            _C[DECLINED_UNTIL].is_(None),
-            _C[DECLINED_UNTIL] <= now,
-        ),
+        exclusions.not_excluded(doctor, now),
     ]
     if languages:
         rules.append(
@@ -263,13 +241,12 @@ def _next_ticket_params(doctor: DoctorSlot, now: datetime) -> dict[str, Any]:
     return params
 
 
-def _waiting(row: sa.Row, now: datetime) -> Waiting:
-    until = getattr(row, DECLINED_UNTIL)
+def _waiting(row: sa.Row) -> Waiting:
+    """The ticket as the pure rules see it, without its exclusions (read apart)."""
     return Waiting(
         consultation_id=row.id,
         specialty=row.specialty_code,
         form=row.form,
         preferred_doctor_id=row.preferred_doctor_id,
         language=row.language,
-        excluded=excluded_doctor(row.declined_by, as_utc(until) if until else None, now),
     )

@@ -28,7 +28,7 @@ class DoctorSlot:
             self.takes(ticket.specialty, ticket.form)
             and ticket.preferred_doctor_id in (None, self.doctor_id)
             and (ticket.language is None or not self.languages or ticket.language in self.languages)
-            and ticket.excluded != self.doctor_id
+            and self.doctor_id not in ticket.excluded
         )
 
     def with_one_more(self) -> DoctorSlot:
@@ -42,9 +42,9 @@ class Waiting:
     form: str
     preferred_doctor_id: int | None = None
     language: str | None = None
-    # The doctor who declined it (or let its offer lapse) less than ``decline_exclusion`` ago:
-    # not offered it again until then (``policy.excluded_doctor``).
-    excluded: int | None = None
+    # The doctors who declined it (or let its offer lapse) less than ``decline_exclusion`` ago,
+    # each not offered it again until their own exclusion ends (``policy.excluded_doctors``).
+    excluded: frozenset[int] = frozenset()
 
 
 def pick_doctor(doctors: Iterable[DoctorSlot], ticket: Waiting) -> DoctorSlot | None:

@@ -8,14 +8,19 @@ nobody starves. Ordinary tickets have priority 0 (first come, first served). A p
 consultation was cut off by the doctor's side returns with ``FRONT_PRIORITY``, ahead of
 everyone who is waiting.
 
-Declines. A doctor who declines a ticket, or lets its offer lapse, is not offered that ticket
-again for ``decline_exclusion``; the ticket keeps its place. The exclusion ends on its own:
-were it to last until another doctor declined, a ticket whose only suitable doctor declined it
-would wait forever. Meanwhile the ticket's estimate leaves that doctor out.
+Declines. A doctor who declines a ticket, or lets its offer lapse while online with a connected
+console, is not offered that ticket again for ``decline_exclusion``; the ticket keeps its place.
+Each such doctor stays excluded until their own exclusion ends, whoever declines after them.
+The exclusion ends on its own: were it to last until another doctor declined, a ticket whose
+only suitable doctor declined it would wait forever. Meanwhile the ticket's estimate leaves
+those doctors out. An offer withdrawn because its doctor went away or offline (or their console
+dropped) excludes nobody: that says nothing about the patient, and the doctor back online may be
+offered the ticket at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -57,12 +62,7 @@ def expired(since: datetime | None, grace: timedelta, now: datetime) -> bool:
     return since is not None and now - since >= grace
 
 
-def excluded_doctor(
-    declined_by: int | None, declined_until: datetime | None, now: datetime
-) -> int | None:
-    """The doctor a waiting ticket must not be offered to at ``now``: the one who last declined
-    it (or let its offer lapse), until ``declined_until``. None: any suitable doctor may take
-    it (tickets declined before exclusions had an end have no ``declined_until``)."""
-    if declined_by is None or declined_until is None or now >= declined_until:
-        return None
-    return declined_by
+def excluded_doctors(exclusions: Iterable[tuple[int, datetime]], now: datetime) -> frozenset[int]:
+    """The doctors a ticket must not be offered to at ``now``: of its exclusions, (doctor, end)
+    pairs, those that have not ended yet."""
+    return frozenset(doctor for doctor, ends_at in exclusions if now < ends_at)

@@ -92,8 +92,9 @@ class PresenceService:
 
     @retry_transient()
     async def _set_status(self, actor: Actor, status: PresenceStatus, reason: str) -> PresenceOut:
-        """Stop taking patients: offers not yet answered go back to the queue (consultations
-        are locked before the presence row, the order every other path uses)."""
+        """Stop taking patients: offers not yet answered go back to the queue, without
+        excluding the doctor from them (back online, they may be offered them again at once).
+        Consultations are locked before the presence row, the order every other path uses."""
         check_doctor(actor)
         async with self._db.uow() as uow:
             offers = (

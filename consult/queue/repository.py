@@ -45,7 +45,8 @@ def consultation_out(row: Any) -> ConsultationOut:
         started_at=ts(row.started_at),
         ended_at=ts(row.ended_at),
         language=row.language,
-        # Only an offer's deadline: on a waiting ticket the column holds a decline's end.
+        # An offer's deadline, shown only while the ticket is offered (the column is cleared
+        # whenever an offer ends; before migration 0009 a waiting ticket kept a decline's end).
         offer_expires_at=(
             ts(row.offer_expires_at) if row.status == ConsultationStatus.OFFERED else None
         ),

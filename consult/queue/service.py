@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -194,7 +195,7 @@ class ConsultationService:
         check_doctor(actor)
         async with self._db.uow() as uow:
             row = await self._offered_to(uow, actor, consultation_id)
-            await self.return_to_queue(uow, row, reason="declined")
+            await self.return_to_queue(uow, row, reason="declined", exclude=True)
             # Answer with the ticket as the decliner left it, not whoever is offered it next.
             out = await repo.load_consultation(uow, consultation_id)
             await self._matcher.match_ticket(uow, consultation_id)
@@ -204,21 +205,29 @@ class ConsultationService:
         assert out is not None
         return out
 
-    async def return_to_queue(self, uow: UnitOfWork, row: sa.Row, *, reason: str) -> None:
-        """An offer declined or lapsed: the ticket keeps its place and is not offered again to
-        the doctor who last declined it or let it lapse, for ``decline_exclusion``. A lapsed
-        offer also sends that doctor, if still online, away."""
+    async def return_to_queue(
+        self, uow: UnitOfWork, row: sa.Row, *, reason: str, exclude: bool = False
+    ) -> None:
+        """An offer withdrawn: the ticket keeps its place. With ``exclude`` (the doctor declined
+        it, or let the offer lapse while online), that doctor is not offered it again for
+        ``decline_exclusion``, and is kept as ``declined_by``; an offer withdrawn because the
+        doctor went away or offline, or the ticket moved, excludes nobody. A lapsed offer
+        (``reason="timeout"``) also sends that doctor, if still online, away. The caller holds
+        the consultation row."""
+        values: dict[str, Any] = {
+            "status": ConsultationStatus.WAITING,
+            "doctor_id": None,
+            "offer_expires_at": None,
+        }
+        if exclude:
+            values["declined_by"] = row.doctor_id
         await uow.conn.execute(
             t.consultations.update()
             .where(_C.id == row.id, _C.status == ConsultationStatus.OFFERED)
-            .values(
-                status=ConsultationStatus.WAITING,
-                doctor_id=None,
-                # On a waiting ticket: when the exclusion ends (``matcher.DECLINED_UNTIL``).
-                offer_expires_at=self._matcher.exclusion_ends(),
-                declined_by=row.doctor_id,
-            )
+            .values(values)
         )
+        if exclude:
+            await self._matcher.exclude(uow, row.id, row.doctor_id)
         uow.collect(OfferWithdrawn(row.doctor_id, row.id, reason))
         uow.collect(QueueChanged(row.specialty_code, row.form))
         if reason == "timeout":

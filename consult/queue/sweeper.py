@@ -76,8 +76,21 @@ class Sweeper:
                 .with_for_update(skip_locked=True)
             )
         ).all()
+        # Only a doctor who was there and did not answer is excluded from the ticket: one whose
+        # console has dropped (in its grace period) may never have seen the offer.
+        attentive: set[int] = set()
+        if rows:
+            attentive = set(
+                (
+                    await uow.conn.execute(
+                        _ATTENTIVE, {"doctor_ids": sorted({r.doctor_id for r in rows})}
+                    )
+                ).scalars()
+            )
         for row in rows:
-            await self._consultations.return_to_queue(uow, row, reason="timeout")
+            await self._consultations.return_to_queue(
+                uow, row, reason="timeout", exclude=row.doctor_id in attentive
+            )
         return len(rows)
 
     async def _expire_doctor_leases(self, uow: UnitOfWork) -> int:
@@ -184,3 +197,11 @@ class Sweeper:
             uow.collect(QueueChanged(row.specialty_code, row.form))
             log.info("ticket %s dropped: patient gone for the grace period", row.id)
         return len(rows)
+
+
+# Of these doctors, those online with a connected console (their rows are locked by the sweep).
+_ATTENTIVE = sa.select(_P.doctor_id).where(
+    _P.doctor_id.in_(sa.bindparam("doctor_ids", expanding=True)),
+    _P.status == PresenceStatus.ONLINE,
+    _P.disconnected_at.is_(None),
+)

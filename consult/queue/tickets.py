@@ -4,7 +4,7 @@ state, what happens next, and alternative slots when waiting is not worth it."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,11 +14,10 @@ import sqlalchemy as sa
 from consult.booking.schemas import SlotOut
 from consult.clock import Clock
 from consult.domain import QUEUED_STATUSES, Actor, ConsultationStatus
-from consult.queue import eta
+from consult.queue import eta, exclusions
 from consult.queue import repository as repo
 from consult.queue.doctors import DoctorLoad, doctor_loads, doctors_summary
 from consult.queue.estimates import EstimateTables
-from consult.queue.matcher import excluded_doctor_sql
 from consult.queue.policy import QueueRules
 from consult.queue.schemas import TicketOut
 from consult.queue.service import ConsultationService
@@ -52,8 +51,10 @@ class QueueView:
     waiting: int
     # Estimates by place (``estimates.py``), at least as deep as the view was read for.
     table: list[eta.Estimate] = field(default_factory=list)
-    # This queue's doctors, to estimate a ticket without the doctor who declined it.
+    # This queue's doctors, to estimate a ticket without the doctors who declined it.
     loads: tuple[DoctorLoad, ...] = ()
+    # The waiting tickets that exclude doctors now: consultation id -> those doctors.
+    excluded: Mapping[int, frozenset[int]] = field(default_factory=dict)
 
     def estimate(self, ahead: int) -> eta.Estimate:
         """Beyond ``EXACT_PLACES`` the estimate of the last exact place is shown as a lower bound
@@ -68,12 +69,20 @@ class QueueView:
             return replace(found, high_seconds=None, beyond_horizon=True)
         return found
 
-    def eta_for(self, ahead: int, excluded: int | None = None) -> EtaOut:
-        """The estimate at this place. While a doctor online for this queue is excluded from
+    def counted(self, excluded: frozenset[int]) -> frozenset[int]:
+        """Of the doctors a ticket excludes, those the queue's estimate counts (online for it,
+        with a connected console): only they change the ticket's estimate."""
+        if not excluded:  # nearly every ticket, on every push
+            return excluded
+        return frozenset(d.doctor_id for d in self.loads if d.online and d.doctor_id in excluded)
+
+    def eta_for(self, ahead: int, excluded: frozenset[int] = frozenset()) -> EtaOut:
+        """The estimate at this place. While doctors online for this queue are excluded from
         the ticket (they declined it), it is estimated without them: they will not take it."""
-        if excluded is None or not any(d.doctor_id == excluded and d.online for d in self.loads):
+        counted = self.counted(excluded)
+        if not counted:
             return _eta_out(self.estimate(ahead))
-        others = [d for d in self.loads if d.doctor_id != excluded]
+        others = [d for d in self.loads if d.doctor_id not in counted]
         state, busy_elapsed = doctors_summary(others, self.specialty, self.form)
         capped = min(ahead, EXACT_PLACES)
         found = eta.estimate_wait(capped, state.online, busy_elapsed, self.model)
@@ -85,7 +94,7 @@ class QueueView:
         row = self.tickets[index]
         offered = row.status == ConsultationStatus.OFFERED
         ahead = 0 if offered else index - (len(self.tickets) - self.waiting)
-        eta_out = _OFFERED_ETA if offered else self.eta_for(ahead, row.excluded)
+        eta_out = _OFFERED_ETA if offered else self.eta_for(ahead, self._excluded(row))
         return TicketUpdateOut(
             consultation_id=row.id,
             status=row.status,
@@ -103,7 +112,7 @@ class QueueView:
         (the doctors, one estimate per place) are built once."""
         doctors = self.doctors.model_dump(mode="json")
         offered_eta = _OFFERED_ETA.model_dump(mode="json")
-        etas: dict[tuple[int, int | None], tuple[dict[str, Any], bool]] = {}
+        etas: dict[tuple[int, frozenset[int]], tuple[dict[str, Any], bool]] = {}
         first_waiting = len(self.tickets) - self.waiting
         out: list[tuple[int, dict[str, Any]]] = []
         for index, row in enumerate(self.tickets):
@@ -111,10 +120,12 @@ class QueueView:
                 place, eta_json, long_wait = 0, offered_eta, False
             else:
                 ahead = index - first_waiting
-                # Beyond the horizon all read the same.
-                key = (min(ahead, EXACT_PLACES + 1), row.excluded)
+                # Beyond the horizon all read the same; so do tickets excluding the same
+                # doctors online (usually none).
+                counted = self.counted(self._excluded(row))
+                key = (min(ahead, EXACT_PLACES + 1), counted)
                 if key not in etas:
-                    eta_out = self.eta_for(ahead, row.excluded)
+                    eta_out = self.eta_for(ahead, counted)
                     etas[key] = (
                         eta_out.model_dump(mode="json"),
                         is_long_wait(eta_out, long_wait_after),
@@ -136,6 +147,9 @@ class QueueView:
                 )
             )
         return out
+
+    def _excluded(self, row: Any) -> frozenset[int]:
+        return self.excluded.get(row.id, frozenset())
 
 
 class TicketService:
@@ -246,10 +260,10 @@ async def queue_view(
     """The queue with its rows and estimates for every place, or (``tickets=False``) only the
     estimates for the first ``places`` places."""
     rows: list[sa.Row] = []
+    excluded: dict[int, frozenset[int]] = {}
     if tickets:
-        rows = list(
-            await uow.conn.execute(_QUEUE, {"specialty": specialty, "form": form, "now": now})
-        )
+        rows = list(await uow.conn.execute(_QUEUE, {"specialty": specialty, "form": form}))
+        excluded = await exclusions.of_queue(uow, specialty, form, now)
     loads = await doctor_loads(uow, now, specialty, form)
     doctors, busy_elapsed = doctors_summary(loads, specialty, form)
     model = eta.DurationModel.fit(await recent_durations(uow, specialty, form), form)
@@ -268,19 +282,21 @@ async def queue_view(
         waiting=waiting,
         table=list(table),
         loads=tuple(loads),
+        excluded=excluded,
     )
 
 
 async def queue_position(
     uow: UnitOfWork, consultation_id: int, now: datetime
-) -> tuple[int, int, int | None]:
-    """(waiting tickets ahead of this one, waiting tickets in its queue, the doctor it is not
+) -> tuple[int, int, frozenset[int]]:
+    """(waiting tickets ahead of this one, waiting tickets in its queue, the doctors it is not
     offered to now), by counting along the queue index: the order is ``queue_view``'s
-    (rank_at, then id)."""
-    row = (
-        await uow.conn.execute(_POSITION, {"consultation_id": consultation_id, "now": now})
-    ).one()
-    return int(row.ahead), int(row.waiting), row.excluded
+    (rank_at, then id). The exclusions are read only for a waiting ticket that has some."""
+    row = (await uow.conn.execute(_POSITION, {"consultation_id": consultation_id})).one()
+    excluded: frozenset[int] = frozenset()
+    if row.exclusions and row.status == ConsultationStatus.WAITING:
+        excluded = await exclusions.of_ticket(uow, consultation_id, now)
+    return int(row.ahead), int(row.waiting), excluded
 
 
 async def recent_durations(uow: UnitOfWork, specialty: str, form: str) -> list[float]:
@@ -292,10 +308,9 @@ async def recent_durations(uow: UnitOfWork, specialty: str, form: str) -> list[f
 
 # Statements built once, bound per call: every join and push runs them, and building a
 # statement and its cache key costs more than running it (docs/performance.md).
-_NOW = sa.bindparam("now", type_=t.Timestamp)
 _QUEUE = (
     # rank_at only orders: not selected (a datetime parsed per row, per push, on SQLite)
-    sa.select(_C.id, _C.patient_id, _C.status, excluded_doctor_sql(_C, _NOW).label("excluded"))
+    sa.select(_C.id, _C.patient_id, _C.status)
     .where(
         _C.specialty_code == sa.bindparam("specialty"),
         _C.form == sa.bindparam("form"),
@@ -319,10 +334,17 @@ def _position() -> sa.Select[Any]:
         sa.and_(other.c.rank_at == me.c.rank_at, other.c.id < me.c.id),
     )
     count = sa.select(sa.func.count()).select_from(other)
+    e = t.ticket_exclusions.c
     return sa.select(
+        me.c.status,
         count.where(same_queue, before).scalar_subquery().label("ahead"),
         count.where(same_queue).scalar_subquery().label("waiting"),
-        excluded_doctor_sql(me.c, _NOW).label("excluded"),
+        # Usually 0: the exclusions themselves are read only when there are some.
+        sa.select(sa.func.count())
+        .select_from(t.ticket_exclusions)
+        .where(e.consultation_id == me.c.id)
+        .scalar_subquery()
+        .label("exclusions"),
     ).where(me.c.id == sa.bindparam("consultation_id"))
 
 
@@ -361,22 +383,27 @@ _BOOK_INSTEAD = " You can also book one of the slots below instead."
 
 
 def _next_step(place: int, online: int, nobody_else: bool) -> str:
-    """``nobody_else``: the only doctors online declined this ticket a short while ago."""
+    """``nobody_else``: every doctor online declined this ticket a short while ago."""
     if place == 0:
         return "A doctor is being asked to take you now; the consultation opens when they accept."
     if online == 0:
         return "No doctor of this specialty is online now; you stay in line until one comes."
-    if nobody_else:
+    if nobody_else and online == 1:
         return (
             "The doctor online cannot take you just now. You keep your place in line: a doctor "
             "who comes online takes you at once, and this one may be asked again in a few "
             "minutes."
         )
+    if nobody_else:
+        return (
+            "The doctors online cannot take you just now. You keep your place in line: a doctor "
+            "who comes online takes you at once, and these may be asked again in a few minutes."
+        )
     return "You will be connected when a doctor is free; keep this page open."
 
 
 def _eta_out(estimate: eta.Estimate | None, declined: bool = False) -> EtaOut:
-    """``declined``: estimated without the doctor who declined the ticket."""
+    """``declined``: estimated without the doctors who declined the ticket."""
     if estimate is None or estimate.no_doctor_online:
         basis = _NOBODY_ELSE if declined else "no doctor online now"
         return EtaOut(low_minutes=None, high_minutes=None, basis=basis)

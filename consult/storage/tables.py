@@ -109,7 +109,10 @@ consultations = sa.Table(
     # The estimate shown at join, kept to compare with the real wait.
     sa.Column("eta_low_s", sa.Integer, nullable=True),
     sa.Column("eta_high_s", sa.Integer, nullable=True),
+    # An offered ticket's deadline; NULL in every other status (migration 0009).
     sa.Column("offer_expires_at", Timestamp, nullable=True),
+    # The last doctor who declined the ticket or let its offer lapse, for the record only:
+    # who is excluded from it, and until when, is in ``ticket_exclusions``.
     sa.Column("declined_by", sa.Integer, nullable=True),
     # Set when the patient's last connection dropped; the ticket is dropped after the grace.
     sa.Column("patient_disconnected_at", Timestamp, nullable=True),
@@ -123,6 +126,18 @@ consultations = sa.Table(
         sqlite_where=sa.text("status IN ('waiting', 'offered', 'active')"),
         postgresql_where=sa.text("status IN ('waiting', 'offered', 'active')"),
     ),
+)
+
+# A doctor who declined a queued ticket, or let its offer lapse while online, is not offered it
+# again until ``ends_at`` (CONSULT_DECLINE_EXCLUSION after it); one row per doctor and ticket, so
+# every recent decliner stays excluded (migration 0009). Rows that ran out are deleted by the
+# sweep; a doctor declining again moves their row's end.
+ticket_exclusions = sa.Table(
+    "ticket_exclusions",
+    metadata,
+    sa.Column("consultation_id", sa.ForeignKey("consultations.id"), primary_key=True),
+    sa.Column("doctor_id", sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("ends_at", Timestamp, nullable=False),
 )
 
 messages = sa.Table(

@@ -8,21 +8,31 @@ import secrets
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from consult.app import create_app
+from consult.clock import as_utc
 from consult.http.routes_system import redis_reachable
 from consult.settings import Settings
 from consult.storage import tables as t
+from consult.storage.migrate import alembic_config, upgrade
+from tests import backends
 from tests.support import free_port
+
+
+def downgrade(database_url: str, revision: str) -> None:
+    command.downgrade(alembic_config(database_url), revision)
 
 
 async def test_healthz_reports_the_database(api):
@@ -83,6 +93,90 @@ async def test_migrations_build_exactly_the_declared_schema(database_url):
 
         assert await conn.run_sync(diff) == []
     await engine.dispose()
+
+
+@pytest.fixture(params=backends.BACKENDS)
+def database_at_0008(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database of its own, migrated up to 0008 only."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'at_0008.db'}"
+        backends.off_loop(upgrade, url, "0008")
+        yield url
+    else:
+        yield from backends.postgres_database("0008")
+
+
+async def test_migration_0009_moves_the_exclusions_in_flight_to_their_table(database_at_0008):
+    """Before 0009 a waiting ticket kept one exclusion in its row (``declined_by`` and, as its
+    end, ``offer_expires_at``); 0009 moves it to ``ticket_exclusions``, leaving
+    ``offer_expires_at`` to offers, and its downgrade puts the one that ends last back."""
+    now = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+    ends, later = now + timedelta(minutes=5), now + timedelta(minutes=6)
+    url = database_at_0008
+    engine = create_async_engine(url)
+    c = t.consultations.c
+
+    async def deadlines() -> list[tuple[int, int | None, datetime | None]]:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(c.id, c.declined_by, c.offer_expires_at).order_by(c.id)
+            )
+            return [(r.id, r.declined_by, r[2] and as_utc(r[2])) for r in rows]
+
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(t.specialties.insert().values(code="im", name="Internal"))
+            for uid in (1, 2, 3, 5, 6):
+                role = "doctor" if uid >= 5 else "patient"
+                await conn.execute(
+                    t.users.insert().values(
+                        id=uid,
+                        email=f"u{uid}@migration.test",
+                        password_hash="x",
+                        role=role,
+                        identity="verified",
+                        name=f"user {uid}",
+                        created_at=now,
+                    )
+                )
+            ticket = {"specialty_code": "im", "form": "chat", "created_at": now, "rank_at": now}
+            for cid, status, doctor, declined_by, expires in (
+                (1, "waiting", None, 5, ends),  # declined by 5, excluded until ``ends``
+                (2, "offered", 5, None, now),  # an offer's deadline, which stays
+                (3, "waiting", None, 5, None),  # declined before exclusions had an end
+            ):
+                await conn.execute(
+                    t.consultations.insert().values(
+                        id=cid,
+                        patient_id=cid,
+                        status=status,
+                        doctor_id=doctor,
+                        declined_by=declined_by,
+                        offer_expires_at=expires,
+                        **ticket,
+                    )
+                )
+        await engine.dispose()
+        backends.off_loop(upgrade, url, "0009")
+        async with engine.begin() as conn:
+            moved = (await conn.execute(sa.select(t.ticket_exclusions))).all()
+            assert [(r.consultation_id, r.doctor_id, as_utc(r.ends_at)) for r in moved] == [
+                (1, 5, ends)
+            ]
+            # A second decliner, whose exclusion ends later: the downgrade keeps theirs.
+            await conn.execute(
+                t.ticket_exclusions.insert().values(consultation_id=1, doctor_id=6, ends_at=later)
+            )
+        assert await deadlines() == [(1, 5, None), (2, None, now), (3, 5, None)]
+        await engine.dispose()
+        backends.off_loop(downgrade, url, "0008")
+        assert await deadlines() == [(1, 6, later), (2, None, now), (3, 5, None)]
+        await engine.dispose()
+        backends.off_loop(upgrade, url, "head")
+        async with engine.connect() as conn:
+            assert len((await conn.execute(sa.select(t.ticket_exclusions))).all()) == 1
+    finally:
+        await engine.dispose()
 
 
 async def test_the_audit_log_is_append_only(database_url):

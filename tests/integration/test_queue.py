@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import sqlalchemy as sa
 from aiohttp.test_utils import TestServer
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -182,6 +183,131 @@ async def test_when_an_exclusion_ends_the_patients_estimate_counts_that_doctor_a
     assert update["place"] == 1 and update["eta"]["high_minutes"] is not None
     assert update["doctors"] == {"online": 1, "busy": 1, "away": 0}
     assert (await anna.call("GET", "/api/queue/ticket"))["eta"]["high_minutes"] is not None
+
+
+@pytest.mark.parametrize("status", ["away", "offline"])
+async def test_a_doctor_who_goes_away_with_an_offer_pending_may_be_offered_it_again_at_once(
+    api, sockets, status
+):
+    """Going away or offline withdraws the offer but says nothing about the patient: the
+    doctor back online is offered the ticket at once, not after CONSULT_DECLINE_EXCLUSION."""
+    house = await api("dr.house@demo.test")
+    house_ws = await sockets(house.token)
+    await house_ws.emit("presence:online", IM)
+    anna = await api("anna@demo.test")
+    cid = (await join(anna, "internal-medicine"))["consultation"]["id"]
+    await house_ws.next("queue:offer")
+    assert (await house_ws.emit(f"presence:{status}", {}))["data"]["status"] == status
+    withdrawn = await house_ws.next("queue:offer-withdrawn")
+    assert withdrawn == {"consultation_id": cid, "reason": f"doctor {status}"}
+    ticket = await anna.call("GET", "/api/queue/ticket")
+    assert ticket["consultation"]["status"] == "waiting" and ticket["place"] == 1
+    # Her page says nobody is online, not that the doctor online cannot take her.
+    assert ticket["eta"]["basis"] == "no doctor online now"
+    # Back online, no time having passed: she is offered to him again.
+    assert (await house_ws.emit("presence:online", IM))["ok"]
+    assert (await house_ws.next("queue:offer"))["consultation"]["id"] == cid
+    assert (await house_ws.emit("queue:accept", {"consultation_id": cid}))["ok"]
+
+
+async def test_an_offer_that_lapses_while_the_console_is_gone_excludes_nobody(
+    api, sockets, server, clock, database_url
+):
+    """A doctor whose console dropped (in its grace period) may never have seen the offer:
+    its lapse sends them away, but back online they may be offered the ticket at once."""
+    house = await api("dr.house@demo.test")
+    house_ws = await sockets(house.token)
+    await house_ws.emit("presence:online", IM)
+    anna = await api("anna@demo.test")
+    cid = (await join(anna, "internal-medicine"))["consultation"]["id"]
+    await house_ws.next("queue:offer")
+    await dropped(house_ws, database_url, t.doctor_presence, "disconnected_at")
+    clock.advance(21)
+    assert await sweep(server) == 1  # the offer lapsed; the console's grace still runs
+    house_ws = await sockets(house.token)
+    assert (await house_ws.emit("presence:online", IM))["ok"]
+    assert (await house_ws.next("queue:offer"))["consultation"]["id"] == cid
+
+
+async def test_a_doctor_online_who_lets_an_offer_lapse_is_excluded_like_a_decliner(
+    api, sockets, server, clock
+):
+    house = await api("dr.house@demo.test")
+    house_ws = await sockets(house.token)
+    await house_ws.emit("presence:online", IM)
+    anna = await api("anna@demo.test")
+    anna_ws = await sockets(anna.token)
+    cid = (await join(anna, "internal-medicine"))["consultation"]["id"]
+    await house_ws.next("queue:offer")
+    clock.advance(21)
+    assert await sweep(server) == 1
+    assert (await house_ws.next("queue:offer-withdrawn"))["reason"] == "timeout"
+    await house_ws.until("presence:changed", lambda p: p["status"] == "away")
+    # Back online at once: not offered her again until the exclusion ends (from the lapse).
+    assert (await house_ws.emit("presence:online", IM))["ok"]
+    ticket = await anna.call("GET", "/api/queue/ticket")
+    assert ticket["consultation"]["status"] == "waiting" and ticket["eta"] == NOBODY_ELSE
+    await anna_ws.until("queue:ticket", lambda u: u["eta"] == NOBODY_ELSE)
+    clock.advance(299)
+    await sweep(server)
+    assert (await anna.call("GET", "/api/queue/ticket"))["consultation"]["status"] == "waiting"
+    clock.advance(1)
+    await sweep(server)
+    assert (await house_ws.next("queue:offer"))["consultation"]["id"] == cid
+
+
+async def test_every_doctor_who_declined_stays_excluded_until_their_own_exclusion_ends(
+    api, sockets, server, clock
+):
+    """Two doctors decline the same patient, 100 s apart: the first is not offered her again
+    when the second declines, and each is offered her again when their own exclusion ends."""
+    house = await api("dr.house@demo.test")
+    grey = await api("dr.grey@demo.test")
+    ws = {
+        house.user["id"]: await sockets(house.token),
+        grey.user["id"]: await sockets(grey.token),
+    }
+    for doctor_ws in ws.values():
+        await doctor_ws.emit("presence:online", IM)
+    anna = await api("anna@demo.test")
+    anna_ws = await sockets(anna.token)
+    ticket = await join(anna, "internal-medicine")
+    cid = ticket["consultation"]["id"]
+    first_ws = ws[ticket["consultation"]["doctor"]["id"]]
+    (second_ws,) = [w for w in ws.values() if w is not first_ws]
+    await first_ws.next("queue:offer")
+
+    assert (await first_ws.emit("queue:decline", {"consultation_id": cid}))["ok"]
+    assert (await second_ws.next("queue:offer"))["consultation"]["id"] == cid
+    clock.advance(100)
+    assert (await second_ws.emit("queue:decline", {"consultation_id": cid}))["ok"]
+    # Neither of the two doctors online will take her now: she is told so, with slots.
+    ticket = await anna.call("GET", "/api/queue/ticket")
+    assert ticket["consultation"]["status"] == "waiting" and ticket["place"] == 1
+    assert ticket["eta"] == NOBODY_ELSE and ticket["long_wait"] and ticket["alternatives"]
+    assert ticket["doctors"] == {"online": 2, "busy": 0, "away": 0}
+    assert ticket["next"].startswith("The doctors online cannot take you just now.")
+    update = await anna_ws.until("queue:ticket", lambda u: u["eta"] == NOBODY_ELSE)
+    assert update["long_wait"] is True
+
+    clock.advance(199)  # 299 s after the first decline
+    await sweep(server)
+    assert (await anna.call("GET", "/api/queue/ticket"))["consultation"]["status"] == "waiting"
+    assert first_ws.pending("queue:offer") == 0
+    clock.advance(1)  # the first doctor's exclusion is over; the second's runs 100 s more
+    await sweep(server)
+    assert (await first_ws.next("queue:offer"))["consultation"]["id"] == cid
+    # The first doctor declines again: a new exclusion of theirs, and the second's still runs.
+    assert (await first_ws.emit("queue:decline", {"consultation_id": cid}))["ok"]
+    clock.advance(99)
+    await sweep(server)
+    assert (await anna.call("GET", "/api/queue/ticket"))["consultation"]["status"] == "waiting"
+    assert second_ws.pending("queue:offer") == 0
+    clock.advance(1)
+    await sweep(server)
+    assert (await second_ws.next("queue:offer"))["consultation"]["id"] == cid
+    accepted = await second_ws.emit("queue:accept", {"consultation_id": cid})
+    assert accepted["data"]["status"] == "active"
 
 
 async def test_a_dropped_console_goes_away_after_the_grace_and_its_patient_returns_first(

@@ -259,8 +259,11 @@ class QueueMachine(RuleBasedStateMachine):
         events = list(self.recorder.events)
         for kind in sorted({_kind(e) for e in events}):
             event(kind)
-        if any(after.rows[cid].declined_by == d for d, cid in offers_made(events)):
-            event("offered again to the doctor who declined it")
+        for d, cid in offers_made(events):
+            if d in before.rows.get(cid, after.rows[cid]).exclusions:
+                event("offered again to a doctor who declined it")
+            if len(before.rows.get(cid, after.rows[cid]).exclusions) > 1:
+                event("offered while several doctors had declined it")
         compare(expected, after, what)
         check_state(after, PATIENTS, DOCTORS)
         check_capacity(before, after, events)

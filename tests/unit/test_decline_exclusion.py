@@ -1,9 +1,12 @@
-"""A decline excludes its doctor from the ticket for a while, not for ever; meanwhile the
-ticket's estimate leaves that doctor out. Time is an injected manual clock."""
+"""A decline excludes its doctor from the ticket for a while, not for ever, and every doctor
+who declined it stays excluded until their own exclusion ends; meanwhile the ticket's estimate
+leaves those doctors out. Time is an injected manual clock. (That going away or offline with an
+offer pending excludes nobody is a service rule: tests/integration/test_queue.py and the state
+machine's model, tests/queue_model.py.)"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -13,8 +16,8 @@ from consult.domain import ConsultationStatus
 from consult.queue import eta
 from consult.queue.doctors import DoctorLoad
 from consult.queue.matching import DoctorSlot, Waiting, pick_doctor
-from consult.queue.policy import QueueRules, excluded_doctor
-from consult.queue.tickets import QueueView
+from consult.queue.policy import QueueRules, excluded_doctors
+from consult.queue.tickets import QueueView, _next_step
 from consult.schemas import DoctorsStateOut
 from consult.services import queue_rules
 from consult.settings import Settings
@@ -24,28 +27,57 @@ THRESHOLD = timedelta(minutes=30)
 NOBODY_ELSE = {"low_minutes": None, "high_minutes": None, "basis": "no other doctor online now"}
 
 
+def _slot(doctor_id: int) -> DoctorSlot:
+    return DoctorSlot(doctor_id, frozenset({SPECIALTY}), frozenset({FORM}), capacity=1, active=0)
+
+
+def _offered_to(
+    doctors: list[DoctorSlot], exclusions: list[tuple[int, datetime]], now: datetime
+) -> int | None:
+    ticket = Waiting(1, SPECIALTY, FORM, excluded=excluded_doctors(exclusions, now))
+    picked = pick_doctor(doctors, ticket)
+    return None if picked is None else picked.doctor_id
+
+
 def test_the_decliner_is_excluded_until_the_exclusion_ends_and_not_after():
     clock = ManualClock()
     rules = QueueRules(decline_exclusion=timedelta(minutes=5))
-    until = rules.exclusion_ends(clock.now())
-    doctor = DoctorSlot(7, frozenset({SPECIALTY}), frozenset({FORM}), capacity=1, active=0)
+    exclusions = [(7, rules.exclusion_ends(clock.now()))]
 
-    def offered_to() -> int | None:
-        ticket = Waiting(1, SPECIALTY, FORM, excluded=excluded_doctor(7, until, clock.now()))
-        picked = pick_doctor([doctor], ticket)
-        return None if picked is None else picked.doctor_id
-
-    assert offered_to() is None
+    assert _offered_to([_slot(7)], exclusions, clock.now()) is None
     clock.advance(299)
-    assert offered_to() is None
+    assert _offered_to([_slot(7)], exclusions, clock.now()) is None
     clock.advance(1)
-    assert offered_to() == 7
+    assert _offered_to([_slot(7)], exclusions, clock.now()) == 7
 
 
-def test_a_decline_without_an_end_excludes_nobody():
-    """Tickets declined before exclusions had an end (only ``declined_by``) are free again."""
-    assert excluded_doctor(7, None, ManualClock().now()) is None
-    assert excluded_doctor(None, None, ManualClock().now()) is None
+def test_every_decliner_stays_excluded_until_their_own_exclusion_ends():
+    """Doctor 7 declines, then doctor 8 declines 100 s later: 7 is not asked again when 8
+    declines (only the last decliner used to be remembered), but each once their own five
+    minutes are over."""
+    clock = ManualClock()
+    rules = QueueRules(decline_exclusion=timedelta(minutes=5))
+    doctors = [_slot(7), _slot(8)]
+    exclusions = [(7, rules.exclusion_ends(clock.now()))]
+    assert _offered_to(doctors, exclusions, clock.now()) == 8
+    clock.advance(100)
+    exclusions.append((8, rules.exclusion_ends(clock.now())))
+    assert excluded_doctors(exclusions, clock.now()) == {7, 8}
+    assert _offered_to(doctors, exclusions, clock.now()) is None
+    clock.advance(199)  # 299 s after 7 declined
+    assert _offered_to(doctors, exclusions, clock.now()) is None
+    clock.advance(1)  # 7's exclusion is over, 8's runs 100 s more
+    assert excluded_doctors(exclusions, clock.now()) == {8}
+    assert _offered_to(doctors, exclusions, clock.now()) == 7
+    assert _offered_to([_slot(8)], exclusions, clock.now()) is None
+    clock.advance(100)
+    assert excluded_doctors(exclusions, clock.now()) == frozenset()
+    assert _offered_to([_slot(8)], exclusions, clock.now()) == 8
+
+
+def test_a_ticket_nobody_declined_excludes_nobody():
+    assert excluded_doctors([], ManualClock().now()) == frozenset()
+    assert _offered_to([_slot(7)], [], ManualClock().now()) == 7
 
 
 def test_the_exclusion_is_a_setting_and_cannot_be_negative():
@@ -58,10 +90,8 @@ def test_the_exclusion_is_a_setting_and_cannot_be_negative():
         QueueRules(decline_exclusion=timedelta(seconds=-1))
     # 0: the decliner may be asked again at once.
     now = ManualClock().now()
-    assert (
-        excluded_doctor(7, QueueRules(decline_exclusion=timedelta(0)).exclusion_ends(now), now)
-        is None
-    )
+    ends = QueueRules(decline_exclusion=timedelta(0)).exclusion_ends(now)
+    assert excluded_doctors([(7, ends)], now) == frozenset()
 
 
 def _load(doctor_id: int, elapsed: tuple[float, ...] = (), connected: bool = True) -> DoctorLoad:
@@ -77,15 +107,13 @@ def _load(doctor_id: int, elapsed: tuple[float, ...] = (), connected: bool = Tru
     )
 
 
-def _view(loads: list[DoctorLoad], waiting: list[int | None]) -> QueueView:
-    """A queue of waiting tickets; ``waiting[i]`` is the doctor ticket ``i`` is excluded from."""
+def _view(loads: list[DoctorLoad], waiting: list[frozenset[int]]) -> QueueView:
+    """A queue of waiting tickets; ``waiting[i]`` holds the doctors ticket ``i`` excludes."""
     online = [d for d in loads if d.online]
     busy = [max(d.elapsed) for d in online if d.busy]
     rows = [
-        SimpleNamespace(
-            id=100 + i, patient_id=i, status=ConsultationStatus.WAITING, excluded=excluded
-        )
-        for i, excluded in enumerate(waiting)
+        SimpleNamespace(id=100 + i, patient_id=i, status=ConsultationStatus.WAITING)
+        for i in range(len(waiting))
     ]
     return QueueView(
         specialty=SPECIALTY,
@@ -96,27 +124,52 @@ def _view(loads: list[DoctorLoad], waiting: list[int | None]) -> QueueView:
         busy_elapsed=busy,
         waiting=len(rows),
         loads=tuple(loads),
+        excluded={row.id: doctors for row, doctors in zip(rows, waiting, strict=True) if doctors},
     )
 
 
-def test_declined_by_the_only_doctor_online_the_ticket_says_nobody_else_can_take_it():
-    view = _view([_load(7)], waiting=[7, None])
+def _payloads_match_the_models(view: QueueView) -> list[dict]:
     payloads = [p for _, p in view.payloads(THRESHOLD)]
+    for index, payload in enumerate(payloads):
+        assert payload == view.update_for(index, THRESHOLD).model_dump(mode="json")
+    return payloads
+
+
+def test_declined_by_the_only_doctor_online_the_ticket_says_nobody_else_can_take_it():
+    view = _view([_load(7)], waiting=[frozenset({7}), frozenset()])
+    payloads = _payloads_match_the_models(view)
     # Without the exclusion, the doctor (free) would take the first at once: "0-1 min".
     assert payloads[0]["eta"] == NOBODY_ELSE and payloads[0]["long_wait"] is True
     assert payloads[1]["eta"]["high_minutes"] is not None
-    for index, payload in enumerate(payloads):
-        assert payload == view.update_for(index, THRESHOLD).model_dump(mode="json")
 
 
-def test_the_estimate_leaves_out_only_the_doctor_who_declined():
-    # Doctor 7 is free, doctor 8 busy for 2 minutes: excluded from 7, the patient waits for 8.
-    loads = [_load(7), _load(8, elapsed=(120.0,))]
-    view = _view(loads, waiting=[7])
+def test_declined_by_every_doctor_online_the_ticket_says_nobody_else_can_take_it():
+    """Two doctors online, both of whom declined the first ticket: no estimate, alternatives;
+    a ticket only one of them declined is estimated with the other."""
+    view = _view([_load(7), _load(8)], waiting=[frozenset({7, 8}), frozenset({8})])
+    payloads = _payloads_match_the_models(view)
+    assert payloads[0]["eta"] == NOBODY_ELSE and payloads[0]["long_wait"] is True
+    # Doctor 7 is free and takes the first ticket it may: one ahead, then this one.
+    assert payloads[1]["eta"]["high_minutes"] is not None and payloads[1]["long_wait"] is False
+    assert _next_step(1, 2, nobody_else=True).startswith("The doctors online cannot take you")
+    assert _next_step(1, 1, nobody_else=True).startswith("The doctor online cannot take you")
+
+
+def test_the_estimate_leaves_out_only_the_doctors_who_declined():
+    # Doctors 7 and 8 are free, doctor 9 busy for 2 minutes: excluded from 7 and 8, the patient
+    # waits for 9; excluded from 7 only, 8 takes them at once.
+    loads = [_load(7), _load(8), _load(9, elapsed=(120.0,))]
+    view = _view(loads, waiting=[frozenset({7, 8})])
     expected = eta.estimate_wait(0, 1, [120.0], view.model)
-    assert view.eta_for(0, 7).high_minutes == expected.high_seconds // 60  # type: ignore[operator]
-    assert view.eta_for(0, 7).low_minutes == expected.low_seconds // 60
-    assert view.eta_for(0, None).high_minutes == 1  # doctor 7 counted: no wait
+    both = view.eta_for(0, frozenset({7, 8}))
+    assert both.high_minutes == expected.high_seconds // 60  # type: ignore[operator]
+    assert both.low_minutes == expected.low_seconds // 60
+    assert view.eta_for(0, frozenset({7})).high_minutes == 1  # doctor 8 counted: no wait
+    assert view.eta_for(0).high_minutes == 1
     # A decliner who is no longer online changes nothing: they were not counted anyway.
-    gone = _view([_load(7, connected=False), _load(8, elapsed=(120.0,))], waiting=[7])
-    assert gone.eta_for(0, 7) == gone.eta_for(0, None)
+    gone = _view(
+        [_load(7, connected=False), _load(8, connected=False), _load(9, elapsed=(120.0,))],
+        waiting=[frozenset({7, 8})],
+    )
+    assert gone.counted(frozenset({7, 8})) == frozenset()
+    assert gone.eta_for(0, frozenset({7, 8})) == gone.eta_for(0)

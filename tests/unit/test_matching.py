@@ -44,7 +44,9 @@ def test_preferred_doctor_language_and_a_recent_decline_are_honoured():
     assert pick_doctor(doctors, ticket(language="en")).doctor_id == 2
     # A doctor with no languages listed takes any language.
     assert pick_doctor(doctors[2:], ticket(language="de")).doctor_id == 3
-    assert pick_doctor([doctors[0]], ticket(excluded=1)) is None
+    assert pick_doctor([doctors[0]], ticket(excluded=frozenset({1}))) is None
+    # Every doctor who declined it recently is left out, not only the last one.
+    assert pick_doctor(doctors, ticket(excluded=frozenset({1, 3}))).doctor_id == 2
 
 
 def test_the_first_suitable_ticket_in_queue_order_is_picked():
@@ -94,7 +96,7 @@ tickets = st.builds(
     form=st.sampled_from(["chat", "video"]),
     preferred_doctor_id=st.none() | st.integers(1, 50),
     language=st.none() | st.sampled_from(["pl", "en"]),
-    excluded=st.none() | st.integers(1, 50),
+    excluded=st.frozensets(st.integers(1, 50), max_size=3),
 )
 
 
@@ -107,4 +109,4 @@ def test_a_picked_doctor_always_has_room_and_serves_the_ticket(doctors, waiting)
         assert picked.active < picked.capacity
         assert waiting.specialty in picked.specialties and waiting.form in picked.forms
         assert waiting.preferred_doctor_id in (None, picked.doctor_id)
-        assert picked.doctor_id != waiting.excluded
+        assert picked.doctor_id not in waiting.excluded

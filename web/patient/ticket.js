@@ -36,7 +36,7 @@ export function etaText(ticket) {
   if (high === null || high === undefined) {
     if (low) return `more than ${duration(low)}`;
     if (!doctors.online) return "no doctor online";
-    // Doctors are online but none can take this patient now (the one online declined them).
+    // Doctors are online but none can take this patient now (those online declined them).
     return eta.basis || "not known yet";
   }
   if (high <= 0) return "less than a minute";
