@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from consult.clock import as_utc
 from consult.documents.schemas import DocumentOut
+from consult.domain import ConsultationStatus
 from consult.schemas import DocumentRefOut
 from consult.storage import tables as t
 from consult.storage.uow import UnitOfWork
@@ -128,7 +129,11 @@ async def doctor_consults(uow: UnitOfWork, doctor_id: int, patient_id: int) -> b
     row = (
         await uow.conn.execute(
             sa.select(c.id)
-            .where(c.doctor_id == doctor_id, c.patient_id == patient_id, c.status == "active")
+            .where(
+                c.doctor_id == doctor_id,
+                c.patient_id == patient_id,
+                c.status == ConsultationStatus.ACTIVE,
+            )
             .limit(1)
         )
     ).first()
@@ -141,7 +146,11 @@ async def consulting_doctors(uow: UnitOfWork, patient_id: int) -> list[int]:
     rows = await uow.conn.execute(
         sa.select(c.doctor_id)
         .distinct()
-        .where(c.patient_id == patient_id, c.status == "active", c.doctor_id.is_not(None))
+        .where(
+            c.patient_id == patient_id,
+            c.status == ConsultationStatus.ACTIVE,
+            c.doctor_id.is_not(None),
+        )
         .order_by(c.doctor_id)
     )
     return [int(r.doctor_id) for r in rows]
