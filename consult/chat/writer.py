@@ -277,36 +277,32 @@ class GroupWriter:
         self, batch: list[Draft]
     ) -> tuple[list[Outcome], list[MessagePosted], list[Draft]]:
         """PostgreSQL, the common case in one round trip and no transaction of our own
-        (``repo.post_new_messages``): the consultations whose messages are all new, whose
-        senders are participants and which are active. Returns their outcomes and events, and
-        the drafts left for ``_transaction`` (a retry, a refusal, a shared document: rare),
-        whole consultations at a time so that each one's sequence stays in arrival order.
+        (``repo.post_new_messages``): the consultations that are active and whose senders are
+        participants. Returns their outcomes and events, and the drafts left for
+        ``_transaction`` (a refusal, a shared document, a client id twice in the batch, or the
+        whole batch if a retry made PostgreSQL refuse the statement: rare), whole
+        consultations at a time so that each one's sequence stays in arrival order.
         chat_bench, 200 pairs: five round trips a batch through SQLAlchemy took ~2x the
         relay's CPU per message."""
         keys = Counter(d.key for d in batch)
         aside = {d.consultation_id for d in batch if d.document_id is not None or keys[d.key] > 1}
         direct = [d for d in batch if d.consultation_id not in aside]
         now = self._clock.now()
-        records = (
-            await repo.post_new_messages(
-                self._db,
-                [
-                    (
-                        d.consultation_id,
-                        d.actor.user_id,
-                        str(d.actor.role),
-                        d.client_id,
-                        d.body,
-                        d.actor.ip,
-                    )
-                    for d in direct
-                ],
-                now,
-                CHAT_WRITE,
-            )
-            if direct
-            else None
-        ) or []
+        records: list[Any] = []
+        if direct:
+            messages = [
+                (
+                    d.consultation_id,
+                    d.actor.user_id,
+                    str(d.actor.role),
+                    d.client_id,
+                    d.body,
+                    d.actor.ip,
+                )
+                for d in direct
+            ]
+            # None: refused as a whole, nothing stored.
+            records = await repo.post_new_messages(self._db, messages, now, CHAT_WRITE) or []
         found = {(r["consultation_id"], r["sender_id"], r["client_id"]): r for r in records}
         done = [d for d in direct if d.key in found]
         parties = {r["consultation_id"]: (r["patient_id"], r["doctor_id"]) for r in records}
