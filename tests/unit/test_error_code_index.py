@@ -1,0 +1,107 @@
+"""docs/protocol.md's error-code index lists exactly the codes the server can send.
+
+The codes are read from the source, not from a list kept by hand: every ``code="..."`` given
+to an error, every error class made without one (its ``default_code``), every literal
+``{"code": ...}`` body and ``error_response(status, "code", ...)`` the edges build themselves,
+and the HTTP edge's map from aiohttp's refusals (status -> code, with its fallback). A code
+added without its line in the index, or a line left behind after its code went away, fails.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import pkgutil
+import re
+from pathlib import Path
+
+import consult
+from consult import errors
+
+ROOT = Path(consult.__file__).parent
+PROTOCOL = ROOT.parent / "docs" / "protocol.md"
+
+
+def _error_classes() -> dict[str, type[errors.ConsultError]]:
+    for module in pkgutil.walk_packages(consult.__path__, "consult."):
+        if ".migrations" not in module.name:
+            importlib.import_module(module.name)
+    found: dict[str, type[errors.ConsultError]] = {}
+    pending: list[type[errors.ConsultError]] = [errors.ConsultError]
+    while pending:
+        cls = pending.pop()
+        found[cls.__name__] = cls
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def codes_in_source() -> dict[str, set[str]]:
+    classes = _error_classes()
+    codes: dict[str, set[str]] = {}
+
+    def add(code: str, where: Path) -> None:
+        codes.setdefault(code, set()).add(str(where.relative_to(ROOT.parent)))
+
+    for path in ROOT.rglob("*.py"):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                given = [k for k in node.keywords if k.arg == "code"]
+                for keyword in given:
+                    if isinstance(keyword.value, ast.Constant) and isinstance(
+                        keyword.value.value, str
+                    ):
+                        add(keyword.value.value, path)
+                name = node.func.id if isinstance(node.func, ast.Name) else None
+                # A class with an __init__ of its own passes its code there (seen above).
+                cls = classes.get(name or "")
+                if cls and not given and cls is not errors.ConsultError:
+                    if "__init__" not in cls.__dict__:
+                        add(cls.default_code, path)
+                if name == "error_response" and len(node.args) > 1:
+                    add(_string(node.args[1]), path)
+                is_get = isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+                if is_get and path.name == "errors.py" and len(node.args) == 2:
+                    add(_string(node.args[1]), path)  # the status -> code map's fallback
+            elif isinstance(node, ast.Dict):
+                for key, value in zip(node.keys, node.values, strict=True):
+                    if isinstance(key, ast.Constant) and isinstance(key.value, int):
+                        add(_string(value), path)  # an HTTP status -> code map
+                    if (
+                        isinstance(key, ast.Constant)
+                        and key.value == "code"
+                        and isinstance(value, ast.Constant)
+                        and isinstance(value.value, str)
+                    ):
+                        add(value.value, path)
+    codes.pop("", None)
+    return codes
+
+
+def _string(node: ast.expr) -> str:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else ""
+
+
+def codes_in_index() -> set[str]:
+    text = PROTOCOL.read_text()
+    section = text.split("\n## Error code index\n", 1)[1].split("\n## ", 1)[0]
+    found: set[str] = set()
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            first_cell = line.split("|")[1]
+            found.update(re.findall(r"`([a-z0-9_]+)`", first_cell))
+    return found
+
+
+def test_the_index_lists_every_code_the_server_can_send() -> None:
+    source = codes_in_source()
+    missing = {
+        code: sorted(where) for code, where in source.items() if code not in codes_in_index()
+    }
+    assert missing == {}, "codes raised but not in protocol.md's error-code index"
+
+
+def test_the_index_lists_no_code_the_server_cannot_send() -> None:
+    # "internal" is what an unexpected exception becomes (ConsultError's default) at the edges.
+    stale = codes_in_index() - set(codes_in_source()) - {"internal"}
+    assert stale == set(), "codes in protocol.md's index that nothing raises"
