@@ -1,4 +1,4 @@
-"""docs/protocol.md's error-code index lists exactly the codes the server can send.
+"""docs/protocol.md agrees with the server: its error-code index and its routes table.
 
 The codes are read from the source, not from a list kept by hand: every ``code="..."`` given
 to an error, every error class made without one (its ``default_code``), every literal
@@ -105,3 +105,15 @@ def test_the_index_lists_no_code_the_server_cannot_send() -> None:
     # "internal" is what an unexpected exception becomes (ConsultError's default) at the edges.
     stale = codes_in_index() - set(codes_in_source()) - {"internal"}
     assert stale == set(), "codes in protocol.md's index that nothing raises"
+
+
+def test_the_routes_table_lists_every_api_route() -> None:
+    """protocol.md's table of HTTP routes holds exactly the routes the app registers."""
+    from consult.app import APIS
+
+    registered = {(spec.method, spec.path) for api in APIS for spec in api.routes}
+    text = PROTOCOL.read_text()
+    table = text.split("\n## HTTP routes\n", 1)[1].split("\n### ", 1)[0]
+    documented = set(re.findall(r"^\| (GET|POST|PUT|PATCH|DELETE) \| \[`([^`]+)`\]", table, re.M))
+    assert registered - documented == set(), "routes missing from protocol.md's routes table"
+    assert documented - registered == set(), "rows of protocol.md's routes table with no route"
