@@ -210,6 +210,9 @@ def test_basic_account_books_visits_up_to_the_limit(open_page: OpenPage) -> None
     expect(usage).to_contain_text("10 of 10 active bookings")
 
     # The eleventh is refused, and the page says why.
+    problems.expect_error(
+        r"status of 4\d\d .* @ .*/api/bookings$", "Chromium logs the refused booking's answer"
+    )
     book.get_by_test_id("find-slots").click()
     expect(slots).to_have_count(10)
     slots.first.get_by_test_id("book-slot").click()
