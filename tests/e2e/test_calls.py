@@ -17,7 +17,7 @@ def go_online(doctor: Page) -> None:
     doctor.goto("/doctor/")
     log_in(doctor, "dr.house@demo.test")
     expect(doctor.get_by_test_id("connection")).to_have_attribute("data-state", "on")
-    doctor.get_by_test_id("specialty-cardiology").uncheck()
+    doctor.get_by_test_id("specialty-internal-medicine").check()
     for form in ("chat", "voice", "video"):
         doctor.get_by_test_id(f"form-{form}").check()
     doctor.get_by_test_id("go-online").click()

@@ -18,7 +18,7 @@ def go_online(doctor: Page) -> None:
     doctor.goto("/doctor/")
     log_in(doctor, "dr.house@demo.test")
     expect(doctor.get_by_test_id("connection")).to_have_attribute("data-state", "on")
-    doctor.get_by_test_id("specialty-cardiology").uncheck()
+    doctor.get_by_test_id("specialty-internal-medicine").check()
     doctor.get_by_test_id("go-online").click()
     expect(doctor.get_by_test_id("presence-status")).to_have_attribute("data-state", "online")
 

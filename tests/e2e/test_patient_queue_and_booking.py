@@ -64,6 +64,7 @@ def test_place_and_estimate_move_live(open_page: OpenPage) -> None:
     doctor.goto("/doctor/")
     log_in(doctor, "dr.skin@demo.test")
     expect(doctor.get_by_test_id("connection")).to_have_attribute("data-state", "on")
+    doctor.get_by_test_id("specialty-dermatology").check()
     doctor.get_by_test_id("go-online").click()
     expect(anna.get_by_test_id("consultation")).to_have_attribute("data-status", "offered")
     expect(anna.get_by_test_id("ticket-place")).to_have_text(

@@ -62,7 +62,7 @@ def test_waiting_patient_is_connected_when_a_doctor_comes_online(open_page: Open
     doctor.goto("/doctor/")
     log_in(doctor, "dr.grey@demo.test")
     expect(doctor.get_by_test_id("connection")).to_have_attribute("data-state", "on")
-    doctor.get_by_test_id("specialty-internal-medicine").uncheck()
+    doctor.get_by_test_id("specialty-paediatrics").check()
     doctor.get_by_test_id("go-online").click()
     expect(doctor.get_by_test_id("presence-status")).to_have_attribute("data-state", "online")
     card = doctor.get_by_test_id("consultation-card")

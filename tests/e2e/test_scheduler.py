@@ -113,6 +113,7 @@ def test_the_dashboard_follows_the_queues_live_and_acts_on_them(
     doctor.goto("/doctor/")
     log_in(doctor, "dr.skin@demo.test")
     expect(doctor.get_by_test_id("connection")).to_have_attribute("data-state", "on")
+    doctor.get_by_test_id("specialty-dermatology").check()
     doctor.get_by_test_id("go-online").click()
     expect(doctor.get_by_test_id("presence-status")).to_have_attribute("data-state", "online")
     skin = derm.get_by_test_id("doctor-row")

@@ -98,9 +98,38 @@ async function enter(me) {
 
 // --- availability --------------------------------------------------------------------------
 
+// The specialties and forms this doctor last went online with, per user in this browser (no
+// payload the console can read on load carries them: the offline ack and presence:changed
+// have none): ticking every specialty by default put doctors online for specialties they did
+// not mean to take today. None the first time.
+const choiceKey = (me) => `consult.doctor.${me.id}.presence`;
+
+function lastChoice(me) {
+  try {
+    const saved = JSON.parse(localStorage.getItem(choiceKey(me)) || "null");
+    if (saved && Array.isArray(saved.specialties) && Array.isArray(saved.forms)) return saved;
+  } catch {
+    // unreadable (e.g. edited by hand): as if never chosen
+  }
+  return { specialties: [], forms: ["chat"] };
+}
+
+function rememberChoice(me, presence) {
+  const choice = { specialties: presence.specialties, forms: presence.forms };
+  try {
+    localStorage.setItem(choiceKey(me), JSON.stringify(choice));
+  } catch {
+    // storage full or disabled: the console works, it just does not remember
+  }
+}
+
 async function loadSpecialties(codes) {
   const { specialties } = await api("GET", "/api/specialties");
   const names = new Map(specialties.map((s) => [s.code, s.name]));
+  const last = lastChoice(state.me);
+  for (const box of document.querySelectorAll("#presence-form input[name=form]")) {
+    box.checked = last.forms.includes(box.value);
+  }
   $("#specialty-choices").replaceChildren(
     ...codes.map((code) =>
       el(
@@ -110,7 +139,7 @@ async function loadSpecialties(codes) {
           type: "checkbox",
           name: "specialty",
           value: code,
-          checked: true,
+          checked: last.specialties.includes(code),
           "data-testid": `specialty-${code}`,
         }),
         ` ${names.get(code) || code}`,
@@ -132,7 +161,9 @@ $("#presence-form").addEventListener("submit", async (event) => {
     const forms = checkedValues("form");
     if (!specialties.length) throw userError("Choose at least one specialty.");
     if (!forms.length) throw userError("Choose at least one form.");
-    renderPresence(await emitAck(state.socket, "presence:online", { specialties, forms }));
+    const presence = await emitAck(state.socket, "presence:online", { specialties, forms });
+    rememberChoice(state.me, presence);
+    renderPresence(presence);
   });
 });
 
