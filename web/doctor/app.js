@@ -302,6 +302,14 @@ function upsert(consultation, offerExpiresAt) {
 
 function renderEmpty() {
   show($("#no-consultations"), state.cards.size === 0);
+  // With a patient on screen (offered, in consultation, or just ended), the consultations and
+  // their calls come first, above Availability and the follow-ups; without, Availability does.
+  // Moved only when the first card comes or the last goes: never with a call playing inside.
+  const section = $("#consultations-section");
+  const presence = $("#presence-section");
+  const first = Boolean(section.compareDocumentPosition(presence) & Node.DOCUMENT_POSITION_FOLLOWING);
+  if (state.cards.size > 0 && !first) presence.before(section);
+  if (state.cards.size === 0 && first) $("#inbox-section").after(section);
 }
 
 function showNotice(text) {
@@ -332,6 +340,8 @@ class ConsultationCard {
       socket: () => state.socket,
       onError: (err) => errors.show(err),
       showQuality: true,
+      // The header says the form now, not the one the patient chose (switches change it).
+      onForm: () => this.render(),
     });
     this.title = el("h3", { "data-testid": "patient-name", text: consultation.patient.name });
     this.meta = el("p", { className: "muted", "data-testid": "consultation-meta" });
@@ -469,7 +479,8 @@ class ConsultationCard {
     const since = c.started_at
       ? `started ${formatDateTime(c.started_at)}`
       : `waiting since ${formatDateTime(c.created_at)}`;
-    this.meta.textContent = `${c.specialty.name} · ${c.form} · ${since}`;
+    const form = c.status === "active" ? this.call.form : c.form;
+    this.meta.textContent = `${c.specialty.name} · ${form} · ${since}`;
     this.statusBadge.className = `badge ${c.status}`;
     this.statusBadge.textContent = c.status === "offered" ? "Offered to you" : statusText(c.status);
     const offered = c.status === "offered";
