@@ -302,20 +302,27 @@ function upsert(consultation, offerExpiresAt) {
 
 function renderEmpty() {
   show($("#no-consultations"), state.cards.size === 0);
-  // With a patient on screen (offered, in consultation, or just ended), the consultations and
-  // their calls come first, above Availability and the follow-ups; without, Availability does.
-  // Moved only when the first card comes or the last goes: never with a call playing inside.
-  const section = $("#consultations-section");
-  const presence = $("#presence-section");
-  const first = Boolean(section.compareDocumentPosition(presence) & Node.DOCUMENT_POSITION_FOLLOWING);
-  if (state.cards.size > 0 && !first) presence.before(section);
-  if (state.cards.size === 0 && first) $("#inbox-section").after(section);
+  placeConsultations();
 }
 
 function showNotice(text) {
   const node = $("#notice");
   node.textContent = text;
   show(node, Boolean(text));
+  placeConsultations();
+}
+
+/** With a patient on screen (offered, in consultation, or just ended) or news of one (a
+ * withdrawn offer), the consultations and their calls come first, above Availability and the
+ * follow-ups; otherwise Availability does. Moved only when the first card comes or the last
+ * goes, so never with a call playing inside; the DOM order is the order seen (keyboard too). */
+function placeConsultations() {
+  const section = $("#consultations-section");
+  const presence = $("#presence-section");
+  const wanted = state.cards.size > 0 || !$("#notice").hidden;
+  const first = Boolean(section.compareDocumentPosition(presence) & Node.DOCUMENT_POSITION_FOLLOWING);
+  if (wanted && !first) presence.before(section);
+  if (!wanted && first) $("#inbox-section").after(section);
 }
 
 const OPEN = new Set(["waiting", "offered", "active"]);
