@@ -49,6 +49,12 @@ class UserOut(Out):
     )
 
 
+class SessionOut(Out):
+    """The session probe: who is logged in, or nobody (never a 401)."""
+
+    user: UserOut | None = Field(description="null when there is no valid session")
+
+
 class LoginOut(Out):
     token: str = Field(description="Bearer token for API and Socket.IO clients.")
     expires_at: datetime

@@ -5,8 +5,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from consult.domain import Actor
-from consult.http.routing import SERVICES, SESSION_COOKIE, Api, client_ip, request_token
-from consult.schemas import LoginIn, LoginOut, SpecialtiesOut, UserOut
+from consult.errors import NotAuthenticated
+from consult.http.routing import (
+    SERVICES,
+    SESSION_COOKIE,
+    Api,
+    client_ip,
+    request_actor,
+    request_token,
+)
+from consult.schemas import LoginIn, LoginOut, SessionOut, SpecialtiesOut, UserOut
 
 api = Api()
 
@@ -70,6 +78,24 @@ async def logout(request: web.Request, actor: Actor) -> web.StreamResponse:
 )
 async def me(request: web.Request, actor: Actor) -> UserOut:
     return await request.app[SERVICES].accounts.user(actor.user_id)
+
+
+@api.route(
+    "GET",
+    "/api/session",
+    summary="The session probe for pages: the logged-in user, or null without a valid session "
+    "(200 either way, so a page's first load logs no error).",
+    response=SessionOut,
+    auth=False,
+    tag="accounts",
+)
+async def session(request: web.Request) -> SessionOut:
+    services = request.app[SERVICES]
+    try:
+        actor = await request_actor(request)
+    except NotAuthenticated:
+        return SessionOut(user=None)
+    return SessionOut(user=await services.accounts.user(actor.user_id))
 
 
 @api.route(

@@ -2,9 +2,10 @@
 headless Chromium driven by Playwright.
 
 Each browser page records console errors, uncaught exceptions and dialogs (a Content-Security-
-Policy violation is a console error), and the test checks that there were none. When a test
-fails (or with ``CONSULT_E2E_SCREENSHOTS=1``), each page's screenshot and the server's log go to
-``test-artifacts/e2e/<test>/``.
+Policy violation is a console error, and so is an HTTP error answer). The test fails on any
+console error or uncaught exception it did not declare expected (``PageProblems.expect_error``).
+When a test fails (or with ``CONSULT_E2E_SCREENSHOTS=1``), each page's screenshot and the
+server's log go to ``test-artifacts/e2e/<test>/``.
 """
 
 from __future__ import annotations
@@ -90,6 +91,9 @@ def server(tmp_path: Path) -> Iterator[Server]:
     # Only this test's settings: no CONSULT_* variable from the environment (e.g. a Redis URL).
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONSULT_")}
     env["PYTHONUNBUFFERED"] = "1"
+    # This tree's code and pages: the virtualenv's `consult` script would otherwise import the
+    # package it was installed from (an editable install may point at another checkout).
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     command = [
         *consult_command(),
         "serve",
@@ -165,10 +169,12 @@ def open_page(
         seen = PageProblems(name)
 
         def on_console(message: ConsoleMessage) -> None:
-            # An HTTP error answer is logged as "Failed to load resource"; the page shows it
-            # and the test asserts on what the page shows. Everything else is a problem.
-            if message.type == "error" and not message.text.startswith("Failed to load resource"):
-                seen.errors.append(f"console error: {message.text}")
+            # Every error counts, an HTTP error answer too ("Failed to load resource: ... 401"
+            # on a normal load was how the session probe went unnoticed); a test that expects
+            # one says so with seen.expect_error.
+            if message.type == "error":
+                url = message.location.get("url", "")
+                seen.errors.append(f"console error: {message.text} @ {url}")
 
         def on_dialog(dialog: Dialog) -> None:
             seen.dialogs.append(dialog.message)
@@ -184,8 +190,9 @@ def open_page(
     yield open_
 
     failed = request.node.stash.get(_FAILED, False)
+    unexpected = [f"[{seen.name}] {line}" for seen in problems for line in seen.unexpected()]
     # CONSULT_E2E_SCREENSHOTS=1 keeps the final screenshots of a passing test too.
-    keep = failed or bool(os.environ.get("CONSULT_E2E_SCREENSHOTS"))
+    keep = failed or bool(unexpected) or bool(os.environ.get("CONSULT_E2E_SCREENSHOTS"))
     folder = ARTIFACTS / request.node.name
     if keep:
         folder.mkdir(parents=True, exist_ok=True)
@@ -200,3 +207,6 @@ def open_page(
             for line in seen.errors:
                 print(f"[{seen.name}] {line}")
         print(f"screenshots and server log: {folder}")
+    elif unexpected:
+        # A test that passed otherwise still fails on a console error nobody expected.
+        pytest.fail("console errors or uncaught exceptions:\n" + "\n".join(unexpected))

@@ -13,11 +13,25 @@ PASSWORD = "demo1234"
 
 @dataclass
 class PageProblems:
-    """What went wrong inside one browser page: console errors, uncaught exceptions, dialogs."""
+    """What went wrong inside one browser page: console errors, uncaught exceptions, dialogs.
+
+    Every console error fails the test (the ``open_page`` fixture checks at the end), except
+    those a test declares expected with :meth:`expect_error`, saying why."""
 
     name: str
     errors: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
+    expected: list[tuple[re.Pattern[str], str]] = field(default_factory=list)
+
+    def expect_error(self, pattern: str, why: str) -> None:
+        """Console errors matching ``pattern`` (a regex searched in "text @ url") are expected:
+        e.g. Chromium logs "Failed to load resource" for every HTTP error answer, so a test of a
+        refused action sees one. ``why`` is for the reader; it must not be empty."""
+        assert why.strip(), "say why this console error is expected"
+        self.expected.append((re.compile(pattern), why))
+
+    def unexpected(self) -> list[str]:
+        return [e for e in self.errors if not any(p.search(e) for p, _ in self.expected)]
 
 
 # The ``open_page`` fixture: ``open_page(name)`` -> a page in a browser context of its own.
@@ -26,7 +40,7 @@ OpenPage = Callable[[str], tuple[Page, PageProblems]]
 
 def assert_no_problems(*pages: PageProblems) -> None:
     for page in pages:
-        assert page.errors == [], f"{page.name} page: {page.errors}"
+        assert page.unexpected() == [], f"{page.name} page: {page.unexpected()}"
         assert page.dialogs == [], f"{page.name} page opened dialogs: {page.dialogs}"
 
 

@@ -32,7 +32,7 @@ def go_online(doctor: Page) -> None:
     doctor.goto("/doctor/")
     log_in(doctor, "dr.house@demo.test")
     expect(doctor.get_by_test_id("connection")).to_have_attribute("data-state", "on")
-    doctor.get_by_test_id("specialty-cardiology").uncheck()
+    doctor.get_by_test_id("specialty-internal-medicine").check()
     doctor.get_by_test_id("go-online").click()
     expect(doctor.get_by_test_id("presence-status")).to_have_attribute("data-state", "online")
 
@@ -50,6 +50,9 @@ def test_the_patient_uploads_and_shares_a_document_and_the_doctor_opens_it(
     expect(patient.get_by_test_id("documents-empty")).to_be_visible()
 
     # An HTML page named .png is refused with a clear message, and nothing is listed.
+    patient_problems.expect_error(
+        r"status of 415 .* @ .*/api/documents$", "Chromium logs the refused upload's 415"
+    )
     upload(patient, "photo.png", "image/png", b"<html><script>alert(1)</script></html>", "x")
     expect(patient.get_by_test_id("documents-error")).to_contain_text(
         "Only JPEG, PNG and PDF files are accepted, and this file"
@@ -164,6 +167,10 @@ def test_a_document_deleted_unseen_says_so_when_the_doctor_opens_it(open_page: O
     expect(shared).to_have_text("rash.png")
 
     # Opening it: the server's 404 document_deleted becomes a sentence, and the link goes.
+    doctor_problems.expect_error(
+        r"status of 404 .* @ .*/api/documents/\d+/content$",
+        "Chromium logs the 404 of the deleted document the doctor opens",
+    )
     shared.click()
     transcript = card.get_by_test_id("chat-transcript")
     expect(transcript.get_by_test_id("document-error")).to_have_text(

@@ -64,6 +64,7 @@ def test_place_and_estimate_move_live(open_page: OpenPage) -> None:
     doctor.goto("/doctor/")
     log_in(doctor, "dr.skin@demo.test")
     expect(doctor.get_by_test_id("connection")).to_have_attribute("data-state", "on")
+    doctor.get_by_test_id("specialty-dermatology").check()
     doctor.get_by_test_id("go-online").click()
     expect(anna.get_by_test_id("consultation")).to_have_attribute("data-status", "offered")
     expect(anna.get_by_test_id("ticket-place")).to_have_text(
@@ -210,6 +211,9 @@ def test_basic_account_books_visits_up_to_the_limit(open_page: OpenPage) -> None
     expect(usage).to_contain_text("10 of 10 active bookings")
 
     # The eleventh is refused, and the page says why.
+    problems.expect_error(
+        r"status of 4\d\d .* @ .*/api/bookings$", "Chromium logs the refused booking's answer"
+    )
     book.get_by_test_id("find-slots").click()
     expect(slots).to_have_count(10)
     slots.first.get_by_test_id("book-slot").click()

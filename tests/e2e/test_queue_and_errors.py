@@ -16,6 +16,9 @@ def test_waiting_patient_is_connected_when_a_doctor_comes_online(open_page: Open
     doctor, doctor_problems = open_page("doctor")
 
     # A wrong password: the server's message is shown and the login form stays.
+    patient_problems.expect_error(
+        r"status of 401 .* @ .*/api/login$", "Chromium logs the refused login's 401 answer"
+    )
     patient.goto("/patient/")
     log_in(patient, "piotr@demo.test", "not-the-password")
     expect(patient.get_by_test_id("error")).to_contain_text(
@@ -59,7 +62,7 @@ def test_waiting_patient_is_connected_when_a_doctor_comes_online(open_page: Open
     doctor.goto("/doctor/")
     log_in(doctor, "dr.grey@demo.test")
     expect(doctor.get_by_test_id("connection")).to_have_attribute("data-state", "on")
-    doctor.get_by_test_id("specialty-internal-medicine").uncheck()
+    doctor.get_by_test_id("specialty-paediatrics").check()
     doctor.get_by_test_id("go-online").click()
     expect(doctor.get_by_test_id("presence-status")).to_have_attribute("data-state", "online")
     card = doctor.get_by_test_id("consultation-card")
@@ -90,6 +93,9 @@ def test_waiting_patient_is_connected_when_a_doctor_comes_online(open_page: Open
     expect(patient.get_by_test_id("whoami")).to_contain_text("Barbara")
     expect(patient.get_by_test_id("identity-note")).to_be_visible()
     expect(patient.get_by_test_id("record-empty")).to_be_visible()
+    patient_problems.expect_error(
+        r"status of 403 .* @ .*/api/consultations$", "Chromium logs the refused Start's 403"
+    )
     patient.get_by_test_id("start").click()
     expect(patient.get_by_test_id("error")).to_contain_text(
         "need a verified account", ignore_case=True

@@ -18,6 +18,7 @@ def test_a_patient_declined_by_the_only_doctor_online_is_told_so(open_page: Open
     doctor.goto("/doctor/")
     log_in(doctor, "dr.skin@demo.test")
     expect(doctor.get_by_test_id("connection")).to_have_attribute("data-state", "on")
+    doctor.get_by_test_id("specialty-dermatology").check()
     doctor.get_by_test_id("go-online").click()
     expect(doctor.get_by_test_id("presence-status")).to_have_attribute("data-state", "online")
 

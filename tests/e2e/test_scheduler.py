@@ -88,6 +88,10 @@ def test_the_dashboard_follows_the_queues_live_and_acts_on_them(
     expect(waiting(scheduler, "dermatology")).to_have_text("1")
 
     # Moving Piotr to cardiology is refused: his basic plan does not cover it.
+    scheduler_problems.expect_error(
+        r"status of 409 .* @ .*/api/scheduler/tickets/\d+/move$",
+        "Chromium logs the refused move's 409 answer",
+    )
     piotr_row = derm.get_by_test_id("ticket-row").filter(has_text="Piotr Nowak")
     piotr_row.get_by_test_id("move-select").select_option("cardiology")
     piotr_row.get_by_test_id("move-ticket").click()
@@ -109,6 +113,7 @@ def test_the_dashboard_follows_the_queues_live_and_acts_on_them(
     doctor.goto("/doctor/")
     log_in(doctor, "dr.skin@demo.test")
     expect(doctor.get_by_test_id("connection")).to_have_attribute("data-state", "on")
+    doctor.get_by_test_id("specialty-dermatology").check()
     doctor.get_by_test_id("go-online").click()
     expect(doctor.get_by_test_id("presence-status")).to_have_attribute("data-state", "online")
     skin = derm.get_by_test_id("doctor-row")

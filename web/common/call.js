@@ -10,7 +10,8 @@
 
 import { el, emitAck, formatTime } from "/static/api.js";
 
-const FORMS = ["chat", "voice", "video"];
+// The forms a button switches to. Down to chat is "Hang up" (call:hangup): one control, not two.
+const SWITCH_TO = ["voice", "video"];
 const GATHER_MS = 3000; // the offer goes with the candidates gathered by then
 const RECONNECT_MS = 1500; // a connection "disconnected" this long is rebuilt
 
@@ -24,14 +25,17 @@ const PEER_TEXT = {
 export class CallPanel {
   /**
    * consultation: the consultation object; me: the logged-in user; socket: () => the current
-   * Socket.IO socket; onError: (err) => void; showQuality: the doctor's console shows figures.
+   * Socket.IO socket; onError: (err) => void; showQuality: the doctor's console shows figures;
+   * onForm: (form) => void, told the form now (it changes with switches) for the page's headers.
    */
-  constructor({ consultation, me, socket, onError, showQuality = false }) {
+  constructor({ consultation, me, socket, onError, showQuality = false, onForm = () => {} }) {
     this.consultation = consultation;
     this.me = me;
     this.socket = socket;
     this.onError = onError;
     this.showQuality = showQuality;
+    this.onForm = onForm;
+    this.measured = new Map(); // leg user id -> what was seen of its figures (_measure)
     this.form = consultation.form;
     this.iceServers = [];
     this.pc = null;
@@ -75,7 +79,7 @@ export class CallPanel {
     this.cameraButton = this._button("Camera off", "call-camera", () => this.toggleCamera());
     this.hangupButton = this._button("Hang up", "call-hangup", () => this.hangup(), "danger");
     this.formButtons = Object.fromEntries(
-      FORMS.map((form) => [
+      SWITCH_TO.map((form) => [
         form,
         this._button(`Switch to ${form}`, `call-form-${form}`, () => this.requestForm(form), "secondary"),
       ]),
@@ -280,6 +284,7 @@ export class CallPanel {
     this._stopLocal();
     this.element.dataset.connection = "closed";
     this.peerState.textContent = "";
+    this.measured.clear();
   }
 
   toggleMute() {
@@ -363,6 +368,7 @@ export class CallPanel {
     }
     if (change.form === this.form && this.pc) return this.render();
     this.form = change.form;
+    this.onForm(this.form);
     if (this.form === "chat") this._leave();
     else this.join().catch((err) => this.onError(err));
     this.render();
@@ -392,26 +398,61 @@ export class CallPanel {
 
   _quality(quality) {
     if (!this.showQuality) return;
-    const row = (cells, tag = "td") => el("tr", {}, ...cells.map((text) => el(tag, { text })));
+    const row = (cells, tag = "td") =>
+      el("tr", {}, ...cells.map((cell) => (cell instanceof Node ? cell : el(tag, { text: cell }))));
+    const across = (text) => el("td", { colspan: 4, className: "muted", text });
     const rows = [row(["Leg", "State", "RTT", "Loss", "Bitrate", "Frame rate"], "th")];
     for (const leg of quality.legs) {
       const streams = leg.streams.filter((s) => s.direction === "in");
-      const video = streams.find((s) => s.kind === "video") || streams[0];
-      const loss = Math.max(0, ...leg.streams.map((s) => s.loss || 0));
-      const bitrate = leg.streams.reduce((sum, s) => sum + (s.direction === "in" ? s.bitrate : 0), 0);
-      rows.push(
-        row([
-          leg.role,
-          leg.state,
-          leg.rtt_ms == null ? "–" : `${Math.round(leg.rtt_ms)} ms`,
-          `${(loss * 100).toFixed(1)} %`,
-          `${Math.round(bitrate / 1000)} kbit/s`,
-          video ? `${Math.round(video.fps)} fps` : "–",
-        ]),
-      );
+      const seen = this._measure(leg, streams);
+      const dataset = { leg: leg.role, measured: seen.measured ? "yes" : "no" };
+      if (leg.state === "absent") {
+        rows.push(row([leg.role, leg.state, across("not in the call")]));
+      } else if (!seen.measured) {
+        rows.push(row([leg.role, leg.state, across("measuring…")]));
+      } else {
+        // The frame rate is the video's: audio has packets, not frames (a voice call has none).
+        const video = streams.find((s) => s.kind === "video");
+        const loss = Math.max(0, ...leg.streams.map((s) => s.loss || 0));
+        const bitrate = streams.reduce((sum, s) => sum + s.bitrate, 0);
+        const fps = !video ? "audio only" : seen.video ? `${Math.round(video.fps)} fps` : "measuring…";
+        rows.push(
+          row([
+            leg.role,
+            leg.state,
+            leg.rtt_ms == null ? "measuring…" : `${Math.round(leg.rtt_ms)} ms`,
+            `${(loss * 100).toFixed(1)} %`,
+            `${Math.round(bitrate / 1000)} kbit/s`,
+            fps,
+          ]),
+        );
+      }
+      Object.assign(rows[rows.length - 1].dataset, dataset);
     }
     this.quality.replaceChildren(...rows);
     this.quality.hidden = false;
+  }
+
+  /**
+   * Whether a leg's figures exist yet. The server's first sample of a new connection has no
+   * rates (0 bit/s, 0 fps), which would read as a dead call: a leg is "measuring…" until media
+   * has moved on it. A new connection (a rejoin, or a switch: another peer, whose packet count
+   * starts again, or other kinds of media) measures again; once measured, a real stall shows 0.
+   */
+  _measure(leg, streams) {
+    const packets = streams.reduce((sum, s) => sum + s.packets, 0);
+    const kinds = streams.map((s) => s.kind).sort().join(",");
+    const before = this.measured.get(leg.user_id);
+    const same = before && leg.state === "connected" && packets >= before.packets && kinds === before.kinds;
+    const moving = (kind) => streams.some((s) => (!kind || s.kind === kind) && s.bitrate > 0);
+    const seen = {
+      packets,
+      kinds,
+      measured: leg.state === "connected" && ((same && before.measured) || moving()),
+      video: leg.state === "connected" && ((same && before.video) || moving("video")),
+    };
+    this.measured.set(leg.user_id, seen);
+    return seen;
   }
 
   render(updateStatus = true) {

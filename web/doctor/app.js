@@ -98,9 +98,38 @@ async function enter(me) {
 
 // --- availability --------------------------------------------------------------------------
 
+// The specialties and forms this doctor last went online with, per user in this browser (no
+// payload the console can read on load carries them: the offline ack and presence:changed
+// have none): ticking every specialty by default put doctors online for specialties they did
+// not mean to take today. None the first time.
+const choiceKey = (me) => `consult.doctor.${me.id}.presence`;
+
+function lastChoice(me) {
+  try {
+    const saved = JSON.parse(localStorage.getItem(choiceKey(me)) || "null");
+    if (saved && Array.isArray(saved.specialties) && Array.isArray(saved.forms)) return saved;
+  } catch {
+    // unreadable (e.g. edited by hand): as if never chosen
+  }
+  return { specialties: [], forms: ["chat"] };
+}
+
+function rememberChoice(me, presence) {
+  const choice = { specialties: presence.specialties, forms: presence.forms };
+  try {
+    localStorage.setItem(choiceKey(me), JSON.stringify(choice));
+  } catch {
+    // storage full or disabled: the console works, it just does not remember
+  }
+}
+
 async function loadSpecialties(codes) {
   const { specialties } = await api("GET", "/api/specialties");
   const names = new Map(specialties.map((s) => [s.code, s.name]));
+  const last = lastChoice(state.me);
+  for (const box of document.querySelectorAll("#presence-form input[name=form]")) {
+    box.checked = last.forms.includes(box.value);
+  }
   $("#specialty-choices").replaceChildren(
     ...codes.map((code) =>
       el(
@@ -110,7 +139,7 @@ async function loadSpecialties(codes) {
           type: "checkbox",
           name: "specialty",
           value: code,
-          checked: true,
+          checked: last.specialties.includes(code),
           "data-testid": `specialty-${code}`,
         }),
         ` ${names.get(code) || code}`,
@@ -132,7 +161,9 @@ $("#presence-form").addEventListener("submit", async (event) => {
     const forms = checkedValues("form");
     if (!specialties.length) throw userError("Choose at least one specialty.");
     if (!forms.length) throw userError("Choose at least one form.");
-    renderPresence(await emitAck(state.socket, "presence:online", { specialties, forms }));
+    const presence = await emitAck(state.socket, "presence:online", { specialties, forms });
+    rememberChoice(state.me, presence);
+    renderPresence(presence);
   });
 });
 
@@ -271,12 +302,27 @@ function upsert(consultation, offerExpiresAt) {
 
 function renderEmpty() {
   show($("#no-consultations"), state.cards.size === 0);
+  placeConsultations();
 }
 
 function showNotice(text) {
   const node = $("#notice");
   node.textContent = text;
   show(node, Boolean(text));
+  placeConsultations();
+}
+
+/** With a patient on screen (offered, in consultation, or just ended) or news of one (a
+ * withdrawn offer), the consultations and their calls come first, above Availability and the
+ * follow-ups; otherwise Availability does. Moved only when the first card comes or the last
+ * goes, so never with a call playing inside; the DOM order is the order seen (keyboard too). */
+function placeConsultations() {
+  const section = $("#consultations-section");
+  const presence = $("#presence-section");
+  const wanted = state.cards.size > 0 || !$("#notice").hidden;
+  const first = Boolean(section.compareDocumentPosition(presence) & Node.DOCUMENT_POSITION_FOLLOWING);
+  if (wanted && !first) presence.before(section);
+  if (!wanted && first) $("#inbox-section").after(section);
 }
 
 const OPEN = new Set(["waiting", "offered", "active"]);
@@ -301,6 +347,8 @@ class ConsultationCard {
       socket: () => state.socket,
       onError: (err) => errors.show(err),
       showQuality: true,
+      // The header says the form now, not the one the patient chose (switches change it).
+      onForm: () => this.render(),
     });
     this.title = el("h3", { "data-testid": "patient-name", text: consultation.patient.name });
     this.meta = el("p", { className: "muted", "data-testid": "consultation-meta" });
@@ -438,7 +486,8 @@ class ConsultationCard {
     const since = c.started_at
       ? `started ${formatDateTime(c.started_at)}`
       : `waiting since ${formatDateTime(c.created_at)}`;
-    this.meta.textContent = `${c.specialty.name} · ${c.form} · ${since}`;
+    const form = c.status === "active" ? this.call.form : c.form;
+    this.meta.textContent = `${c.specialty.name} · ${form} · ${since}`;
     this.statusBadge.className = `badge ${c.status}`;
     this.statusBadge.textContent = c.status === "offered" ? "Offered to you" : statusText(c.status);
     const offered = c.status === "offered";

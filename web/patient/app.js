@@ -465,6 +465,10 @@ function setCall(consultation) {
     me: state.me,
     socket: () => state.socket,
     onError: (err) => errors.show(err),
+    // The status line says the form now, not the one chosen at Start (switches change it).
+    onForm: () => {
+      if (state.consultation) $("#consultation-status").textContent = statusLine(state.consultation);
+    },
   });
   $("#call-container").replaceChildren(state.call.element);
   state.call.start().catch((err) => errors.show(err));
@@ -478,6 +482,7 @@ function renderConsultation() {
   // A basic (unverified) account may press Start too: the server says why it is refused.
   $("#start-button").disabled = open;
   $("#start-section").classList.toggle("dimmed", open);
+  placeConsultationFirst(open);
   const ticket = c && state.ticket && state.ticket.consultation_id === c.id ? state.ticket : null;
   renderTicket(c, ticket);
   alternatives.update(c, ticket ? ticket.alternatives : null);
@@ -497,8 +502,20 @@ function renderConsultation() {
   }
 }
 
+/** While a consultation is open, it (and its call) comes first on screen, above the Start form
+ * it disables; otherwise Start does. The Start section is the one moved, in the DOM too (so
+ * the keyboard order is the order seen), and it never holds the focus or a playing video. */
+function placeConsultationFirst(open) {
+  const start = $("#start-section");
+  const consultation = $("#consultation-section");
+  const first = consultation.compareDocumentPosition(start) & Node.DOCUMENT_POSITION_FOLLOWING;
+  if (open && !first) consultation.after(start);
+  if (!open && first) consultation.before(start);
+}
+
 function statusLine(c) {
-  const what = `${c.specialty.name}, ${c.form}`;
+  const form = c.status === "active" && state.call ? state.call.form : c.form;
+  const what = `${c.specialty.name}, ${form}`;
   switch (c.status) {
     case "waiting":
       return `Waiting for a doctor (${what}).`;
