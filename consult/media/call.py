@@ -185,10 +185,6 @@ class CallRoom:
             else:
                 self._unlink(kind)
 
-    @property
-    def kinds(self) -> frozenset[str]:
-        return self._kinds
-
     async def hangup(self, user_id: str) -> None:
         """Close this participant's peer; the other participant stays in the call."""
         if user_id not in self.participants:
