@@ -21,6 +21,15 @@ def has_call(form: Form) -> bool:
     return form in CALL_FORMS
 
 
+def media_kinds(form: Form) -> frozenset[str]:
+    """The kinds of media the call relays in ``form`` (none in a chat)."""
+    return {
+        Form.CHAT: frozenset[str](),
+        Form.VOICE: frozenset({"audio"}),
+        Form.VIDEO: frozenset({"audio", "video"}),
+    }[form]
+
+
 def needs_consent(current: Form, wanted: Form) -> bool:
     return wanted is Form.VIDEO and current is not Form.VIDEO
 

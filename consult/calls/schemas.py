@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
@@ -18,9 +18,11 @@ class CallIn(In):
 
 class OfferIn(In):
     consultation_id: int
-    # The page's complete offer (gathering finished: no trickle ICE).
-    sdp: str = Field(min_length=1, max_length=MAX_SDP)
-    type: Literal["offer"] = "offer"
+    # The page's complete offer (gathering finished: no trickle ICE). Its length and type are
+    # judged by the media layer (parse_offer), so they get the media codes the docs name
+    # (media_bad_sdp, media_not_an_offer) rather than invalid_payload.
+    sdp: str = Field(description=f"At most {MAX_SDP:,} characters.")
+    type: str = Field(default="offer", description='"offer"; anything else is refused.')
 
 
 class FormIn(In):

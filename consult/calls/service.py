@@ -6,7 +6,9 @@
   is switching to chat: the room closes, and an offer afterwards is refused (``media_no_call``)
   before anything is created.
 - Switching the form up to video waits for the other side's consent; any other switch is made
-  at once. Every switch is a stretch in ``consultation_forms`` (the forms-used timeline).
+  at once. The media follow the form, not the clients: the room relays only the kinds the form
+  allows (``media_kinds``), set on every offer and at the moment of each switch. Every switch
+  is a stretch in ``consultation_forms`` (the forms-used timeline).
 - Recording starts only when both participants' latest consent (``recording_consents``) is yes
   and the call runs; it stops when a consent is withdrawn, at hang-up and when the consultation
   ends. The file lands in the recordings folder; its row has size and checksum once finished.
@@ -21,14 +23,20 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from consult.calls import repository as repo
-from consult.calls.forms import PendingSwitches, SwitchRequest, has_call, needs_consent
+from consult.calls.forms import (
+    PendingSwitches,
+    SwitchRequest,
+    has_call,
+    media_kinds,
+    needs_consent,
+)
 from consult.calls.recordings import RecordingStore
 from consult.calls.schemas import (
     AnswerOut,
@@ -55,6 +63,20 @@ log = logging.getLogger(__name__)
 _SHOWN = {"new": "connecting", "connecting": "connecting", "connected": "connected"}
 
 
+def shown_state(previous: str | None, media_state: str, ending: bool) -> str:
+    """What the pages see of a leg's media state, given what they were shown last.
+
+    A rejoining leg stays "reconnecting" until its new peer connects (its "connecting" is part
+    of the rejoin), and a call being closed shows "closed" whatever its peers report.
+    """
+    if ending:
+        return "closed"
+    state = _SHOWN.get(media_state, "reconnecting")
+    if state == "connecting" and previous == "reconnecting":
+        return "reconnecting"
+    return state
+
+
 @dataclass(frozen=True)
 class MediaState:
     """A participant's media connection changed: told to both participants."""
@@ -74,6 +96,8 @@ class _Call:
     stored_name: str | None = None
     # Being closed: its peers' last state changes still reach the pages, as "closed".
     ending: bool = False
+    # The state each participant's leg was last shown as: one call:state per change.
+    shown: dict[int, str] = field(default_factory=dict)
 
 
 class CallService:
@@ -131,7 +155,8 @@ class CallService:
         async with self._lock(consultation_id):
             async with self._db.uow() as uow:
                 row = await self._active_row(uow, actor, consultation_id, "call.join")
-                if not has_call(await repo.current_form(uow, row)):
+                form = await repo.current_form(uow, row)
+                if not has_call(form):
                     raise NotFound(
                         "This consultation has no call now: switch to voice or video first.",
                         code="media_no_call",
@@ -145,6 +170,7 @@ class CallService:
             room = self.registry.open(
                 str(consultation_id), [str(call.patient_id), str(call.doctor_id)]
             )
+            room.allow(media_kinds(form))
             try:
                 answer = await room.answer(str(actor.user_id), offer)
             except BaseException:
@@ -197,6 +223,7 @@ class CallService:
                     return out
                 change = await self._switch(uow, actor, row, current, form, actor.user_id)
                 await uow.commit()
+            self._follow_form(consultation_id, form)
             if not has_call(form):
                 await self._end_media(consultation_id)
         return change
@@ -230,6 +257,7 @@ class CallService:
                     )
                     uow.collect(_to_both(row, "call:form-changed", change))
                 await uow.commit()
+            self._follow_form(consultation_id, change.form)
         return change
 
     async def record_consent(
@@ -342,6 +370,12 @@ class CallService:
         return {"consultation_id": consultation_id, "legs": legs}
 
     # --- internals ----------------------------------------------------------------------------
+
+    def _follow_form(self, consultation_id: int, form: Form) -> None:
+        """The room relays what ``form`` allows from now on (a switch down stops video here)."""
+        room = _room_or_none(self.registry, consultation_id)
+        if room is not None:
+            room.allow(media_kinds(form))
 
     def _lock(self, consultation_id: int) -> asyncio.Lock:
         return self._locks.setdefault(consultation_id, asyncio.Lock())
@@ -493,10 +527,12 @@ class CallService:
         call = self._calls.get(consultation_id)
         if call is None:
             return
-        state = "closed" if call.ending else _SHOWN.get(event.state, "reconnecting")
-        update = MediaState(
-            consultation_id, call.patient_id, call.doctor_id, int(event.user_id), state
-        )
+        user_id = int(event.user_id)
+        state = shown_state(call.shown.get(user_id), event.state, call.ending)
+        if call.shown.get(user_id) == state:
+            return  # e.g. a dropped peer reports "closed", then "left": the pages hear it once
+        call.shown[user_id] = state
+        update = MediaState(consultation_id, call.patient_id, call.doctor_id, user_id, state)
         for listener in self.listeners:
             listener(update)
 

@@ -9,6 +9,10 @@ packets are forwarded as they are, never decoded.
 
 - Switching the form (chat -> voice -> video and back) is a new offer on the same peer
   (renegotiation: an m-line added, or set inactive), or a new peer.
+- The room relays only the kinds of media the form allows (:meth:`CallRoom.allow`), whatever
+  a client offers or sends: an m-line of another kind is answered ``inactive``, and from the
+  moment a kind is taken away no packet of it is forwarded (its outlets are detached from the
+  feeds); it flows again only when the kind is allowed again.
 - Rejoining after a network drop is a new offer with new ICE credentials (an ICE restart;
   aiortc cannot restart ICE on a peer, so the room replaces the peer): the other
   participant's outlets are attached to the new feeds, their connection is untouched.
@@ -36,20 +40,34 @@ from aiortc import (
 )
 
 from consult.errors import Conflict, Invalid, NotAllowed, NotFound
-from consult.media.forwarding import negotiated_codec, on_keyframe_request, on_remb
+from consult.media.forwarding import (
+    negotiated_codec,
+    on_keyframe_request,
+    on_remb,
+    packets_sent,
+)
 from consult.media.ice import IceConfig
-from consult.media.offers import KINDS, Offer, codec_preferences, ice_ufrag, parse_offer
+from consult.media.offers import (
+    DEFAULT_CODECS,
+    KINDS,
+    Offer,
+    codec_preferences,
+    ice_ufrag,
+    parse_offer,
+)
 from consult.media.recorder import Recorder, RecordingSummary
 from consult.media.relay import Feed, Outlet
-from consult.media.stats import LegMeter, LegStats, leg_stats
+from consult.media.stats import (
+    CallFigures,
+    LegFigures,
+    LegMeter,
+    LegStats,
+    RelayTotals,
+    leg_figures,
+    leg_stats,
+)
 
 log = logging.getLogger(__name__)
-
-# Codecs both legs must use, in order of preference (plus RTX for video retransmissions).
-DEFAULT_CODECS: Mapping[str, tuple[str, ...]] = {
-    "audio": ("audio/opus",),
-    "video": ("video/VP8",),
-}
 
 
 @dataclass(frozen=True)
@@ -73,6 +91,7 @@ class Leg:
     pc: RTCPeerConnection
     feeds: dict[str, Feed] = field(default_factory=dict)
     outlets: dict[str, Outlet] = field(default_factory=dict)
+    senders: dict[str, RTCRtpSender] = field(default_factory=dict)  # the outlets' senders
     hooked: set[int] = field(default_factory=set)  # id() of receivers / senders set up
     ufrag: str | None = None
     meter: LegMeter = field(default_factory=LegMeter)
@@ -90,13 +109,20 @@ class CallRoom:
         codecs: Mapping[str, tuple[str, ...]] = DEFAULT_CODECS,
         keyframe_interval: float = 0.3,
         on_event: Callable[[CallEvent], None] | None = None,
+        kinds: Iterable[str] = KINDS,
+        totals: RelayTotals | None = None,
     ) -> None:
+        """``kinds``: what the room relays at first (see :meth:`allow`); ``totals``: where a
+        dropped leg's relayed figures are added (the registry's, for /metrics)."""
         self.consultation_id = consultation_id
         self.participants = frozenset(participants)
         if len(self.participants) != 2:
             raise ValueError("a call has exactly two participants")
         self._ice = ice
+        self._mimes = codecs
         self._codecs = {kind: codec_preferences(kind, codecs[kind]) for kind in KINDS}
+        self._kinds = frozenset(kinds)
+        self._totals = totals if totals is not None else RelayTotals()
         self._keyframe_interval = keyframe_interval
         self._on_event = on_event
         self._legs: dict[str, Leg] = {}
@@ -112,7 +138,7 @@ class CallRoom:
         The answer carries the server's host candidates (gathering is complete).
         """
         self._check(user_id)
-        return await self.answer(user_id, parse_offer(sdp, type_))
+        return await self.answer(user_id, parse_offer(sdp, type_, self._mimes))
 
     async def answer(self, user_id: str, offer: Offer) -> RTCSessionDescription:
         """:meth:`offer`, for an offer the caller has parsed already (``parse_offer``)."""
@@ -145,6 +171,20 @@ class CallRoom:
                     code="media_offer_rejected",
                 ) from exc
 
+    def allow(self, kinds: Iterable[str]) -> None:
+        """Relay only ``kinds`` from now on (the form: voice is audio, video both).
+
+        Taking a kind away stops its packets at once, on connections negotiated before (a
+        client that keeps sending is not heard); giving it back resumes them on those
+        connections, from a keyframe. Offers are answered to match (``inactive`` m-lines).
+        """
+        self._kinds = frozenset(kinds)
+        for kind in KINDS:
+            if kind in self._kinds:
+                self._link(kind)
+            else:
+                self._unlink(kind)
+
     async def hangup(self, user_id: str) -> None:
         """Close this participant's peer; the other participant stays in the call."""
         if user_id not in self.participants:
@@ -174,14 +214,10 @@ class CallRoom:
             raise Conflict("This call is being recorded already.", code="media_recording")
         users = sorted(self.participants)
         recorder = Recorder(path, [(user, kind) for user in users for kind in KINDS])
-        for user in users:
-            leg = self._legs.get(user)
-            for kind in KINDS:
-                outlet = recorder.outlet(user, kind)
-                if leg is not None and kind in leg.feeds and outlet is not None:
-                    outlet.attach(leg.feeds[kind])
-        recorder.start()
         self._recorder = recorder
+        for kind in self._kinds:
+            self._link(kind)
+        recorder.start()
         return recorder
 
     async def stop_recording(self) -> RecordingSummary | None:
@@ -213,6 +249,24 @@ class CallRoom:
             user_id, leg.pc.connectionState, report, leg.meter, leg.feeds, leg.outlets, KINDS
         )
 
+    def recording(self) -> bool:
+        return self._recorder is not None
+
+    def relayed(self) -> RelayTotals:
+        """What the live legs have relayed so far (a dropped leg's is in the registry's)."""
+        totals = RelayTotals()
+        for leg in self._legs.values():
+            totals.add(_relayed(leg))
+        return totals
+
+    async def leg_figures(self) -> list[LegFigures]:
+        """State, round-trip time and loss of each live leg, for /metrics."""
+        return [
+            leg_figures(self.consultation_id, leg.user_id, leg.pc.connectionState, report)
+            for leg in list(self._legs.values())
+            if (report := await leg.pc.getStats()) is not None
+        ]
+
     def resources(self) -> dict[str, int]:
         """What the room holds open now: peers, feeds, outlets, tasks (tests count them)."""
         legs = list(self._legs.values())
@@ -230,6 +284,29 @@ class CallRoom:
             raise Conflict("This call has ended.", code="media_call_ended")
         if user_id not in self.participants:
             raise _not_participant()
+
+    def _outlets_and_feeds(self, kind: str) -> list[tuple[Outlet, Feed | None]]:
+        """Every outlet of ``kind`` (each leg's, the recording's) with the feed it relays."""
+        pairs: list[tuple[Outlet, Feed | None]] = []
+        for user in self.participants:
+            feed = self.feed(user, kind)
+            other = self._other(user)
+            if other is not None and kind in other.outlets:
+                pairs.append((other.outlets[kind], feed))
+            recording = self._recorder and self._recorder.outlet(user, kind)
+            if recording:
+                pairs.append((recording, feed))
+        return pairs
+
+    def _link(self, kind: str) -> None:
+        """Attach every outlet of ``kind`` to its feed (an allowed kind)."""
+        for outlet, feed in self._outlets_and_feeds(kind):
+            if feed is not None and outlet.feed is not feed:
+                outlet.attach(feed)
+
+    def _unlink(self, kind: str) -> None:
+        for outlet, _ in self._outlets_and_feeds(kind):
+            outlet.detach()
 
     def _other(self, user_id: str) -> Leg | None:
         other = next(u for u in self.participants if u != user_id)
@@ -258,6 +335,9 @@ class CallRoom:
                 transceiver.setCodecPreferences(self._codecs[media.kind])
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer.sdp, type="offer"))
         for transceiver in pc.getTransceivers():
+            # A kind the form does not allow is answered inactive: a client that keeps to the
+            # answer sends none, and the relay forwards none from one that does not.
+            transceiver.direction = "sendrecv" if transceiver.kind in self._kinds else "inactive"
             self._wire(leg, transceiver)
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
@@ -279,12 +359,8 @@ class CallRoom:
             )
             if kind not in leg.feeds:
                 leg.feeds[kind] = feed
-                other = self._other(leg.user_id)
-                if other is not None and kind in other.outlets:
-                    other.outlets[kind].attach(feed)
-                recording = self._recorder and self._recorder.outlet(leg.user_id, kind)
-                if recording:
-                    recording.attach(feed)
+                if kind in self._kinds:
+                    self._link(kind)
             else:
                 # A second track of a kind is drained, not relayed (1:1 calls: one of each).
                 leg.feeds[f"{kind}:{receiver.track.id}"] = feed
@@ -292,16 +368,17 @@ class CallRoom:
             leg.hooked.add(id(sender))
             outlet = Outlet(kind, codec=negotiated_codec(transceiver), label=label)
             sender.replaceTrack(outlet)
+            leg.senders[kind] = sender
             on_keyframe_request(sender, outlet.request_keyframe)
             on_remb(sender, outlet.on_remb)
             leg.outlets[kind] = outlet
-            other = self._other(leg.user_id)
-            if other is not None and kind in other.feeds:
-                outlet.attach(other.feeds[kind])
+            if kind in self._kinds:
+                self._link(kind)
 
     async def _drop(self, leg: Leg) -> None:
         if self._legs.get(leg.user_id) is leg:
             del self._legs[leg.user_id]
+            self._totals.add(_relayed(leg))
         for feed in leg.feeds.values():
             await feed.close()
         for outlet in leg.outlets.values():
@@ -315,6 +392,14 @@ class CallRoom:
                 self._on_event(CallEvent(self.consultation_id, user_id, state))
             except Exception:
                 log.exception("call %s: event listener failed", self.consultation_id)
+
+
+def _relayed(leg: Leg) -> RelayTotals:
+    return RelayTotals(
+        frames={kind: outlet.frames_sent for kind, outlet in leg.outlets.items()},
+        packets={kind: packets_sent(sender) for kind, sender in leg.senders.items()},
+        keyframe_requests=sum(feed.keyframe_requests for feed in leg.feeds.values()),
+    )
 
 
 class CallRegistry:
@@ -333,6 +418,7 @@ class CallRegistry:
         self._keyframe_interval = keyframe_interval
         self._on_event = on_event
         self._rooms: dict[str, CallRoom] = {}
+        self._totals = RelayTotals()  # of every leg dropped in this process
 
     def open(self, consultation_id: str, participants: Iterable[str]) -> CallRoom:
         """The consultation's room, created on first use. The caller has checked access."""
@@ -352,6 +438,7 @@ class CallRegistry:
             codecs=self._codecs,
             keyframe_interval=self._keyframe_interval,
             on_event=self._on_event,
+            totals=self._totals,
         )
         self._rooms[consultation_id] = room
         return room
@@ -372,6 +459,23 @@ class CallRegistry:
         rooms, self._rooms = list(self._rooms.values()), {}
         for room in rooms:
             await room.close()
+
+    async def figures(self) -> CallFigures:
+        """This process's calls for /metrics: calls and recordings in progress, each live
+        leg's state, round-trip time and loss, and what was relayed since the start."""
+        rooms = [room for room in self._rooms.values() if not room.closed]
+        relayed = RelayTotals()
+        relayed.add(self._totals)
+        legs: list[LegFigures] = []
+        for room in rooms:
+            relayed.add(room.relayed())
+            legs += await room.leg_figures()
+        return CallFigures(
+            calls=len(rooms),
+            recordings=sum(room.recording() for room in rooms),
+            legs=legs,
+            relayed=relayed,
+        )
 
     def resources(self) -> dict[str, int]:
         totals = {"rooms": len(self._rooms), "peers": 0, "feeds": 0, "outlets": 0, "tasks": 0}

@@ -23,6 +23,8 @@ fails if an upgrade changes any of it. What we rely on, in aiortc 1.16.0:
   arrives at the same method. ``RTCRtpReceiver._send_rtcp_pli(ssrc)`` and
   ``RTCRtpReceiver._send_rtcp(packet)`` send feedback to the far end, from
   ``self.__rtcp_ssrc``.
+- ``RTCRtpSender.__packet_count`` counts the RTP packets sent (what ``getStats`` reports as
+  ``packetsSent``); :func:`packets_sent` reads it without awaiting a stats report.
 """
 
 from __future__ import annotations
@@ -269,3 +271,8 @@ def cap_remb(receiver: RTCRtpReceiver, cap: Callable[[], int | None]) -> None:
         await original(packet)
 
     receiver._send_rtcp = send  # type: ignore[method-assign]
+
+
+def packets_sent(sender: RTCRtpSender) -> int:
+    """RTP packets ``sender`` has sent so far (its ``packetsSent``, read synchronously)."""
+    return int(sender._RTCRtpSender__packet_count)  # type: ignore[attr-defined]

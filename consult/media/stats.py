@@ -1,4 +1,5 @@
-"""Call quality per leg, from the server's side: what the doctor's console shows.
+"""Call quality per leg, from the server's side: what the doctor's console shows, and the
+process's call figures for /metrics (:class:`CallFigures`).
 
 A *leg* is one participant's connection with the server. For each kind of media it has an
 ``in`` stream (participant -> server) and an ``out`` stream (server -> participant). Bit and
@@ -148,3 +149,52 @@ def leg_stats(
                 )
             )
     return LegStats(user_id, state, streams)
+
+
+@dataclass
+class RelayTotals:
+    """What this process has relayed since it started, per kind of media: the legs that are
+    gone are added in when they go, the live ones when the figures are read."""
+
+    frames: dict[str, int] = field(default_factory=dict)
+    packets: dict[str, int] = field(default_factory=dict)
+    keyframe_requests: int = 0
+
+    def add(self, other: RelayTotals) -> None:
+        for mine, theirs in ((self.frames, other.frames), (self.packets, other.packets)):
+            for kind, value in theirs.items():
+                mine[kind] = mine.get(kind, 0) + value
+        self.keyframe_requests += other.keyframe_requests
+
+
+@dataclass(frozen=True)
+class LegFigures:
+    """One live leg for /metrics: its state, round-trip time and loss per stream."""
+
+    consultation_id: str
+    user_id: str
+    state: str
+    rtt_seconds: float | None
+    loss: dict[tuple[str, str], float]  # (kind, direction) -> fraction lost, 0..1
+
+
+@dataclass(frozen=True)
+class CallFigures:
+    """The calls of this process, as /metrics shows them."""
+
+    calls: int
+    recordings: int
+    legs: list[LegFigures]
+    relayed: RelayTotals
+
+
+def leg_figures(consultation_id: str, user_id: str, state: str, report: Any) -> LegFigures:
+    """A leg's figures from its aiortc stats report (the quality meter is left alone)."""
+    loss: dict[tuple[str, str], float] = {}
+    rtts: list[float] = []
+    for kind in ("audio", "video"):
+        for direction, got in rtp_figures(report, kind).items():
+            loss[(kind, direction)] = loss_fraction(got["packets"], got["lost"])
+            if got.get("rtt_ms") is not None:
+                rtts.append(got["rtt_ms"] / 1000)
+    return LegFigures(consultation_id, user_id, state, max(rtts) if rtts else None, loss)

@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import av
 import pytest
 from aiohttp.test_utils import TestServer
@@ -34,6 +36,7 @@ from consult.calls.service import CallService
 from consult.http.routing import SERVICES
 from consult.media.call import CallRoom
 from consult.storage import tables as t
+from tests.integration.test_scheduler import parse_metrics, sample
 from tests.support import (
     ApiClient,
     SocketClient,
@@ -326,6 +329,15 @@ async def test_a_withdrawn_consent_means_nothing_is_recorded(
     }
 
 
+async def states_of(ws: SocketClient, user_id: int, until: str, timeout: float = 15) -> list[str]:
+    """The ``call:state`` states ``ws`` hears of ``user_id``'s leg, up to ``until``."""
+    seen: list[str] = []
+    while until not in seen:
+        state = await ws.until("call:state", lambda s: s["user_id"] == user_id, timeout)
+        seen.append(state["state"])
+    return seen
+
+
 async def test_a_participant_rejoining_is_shown_as_reconnecting_to_the_other(
     server: TestServer, api: Any, sockets: Any, peers: list[Peer]
 ) -> None:
@@ -334,16 +346,17 @@ async def test_a_participant_rejoining_is_shown_as_reconnecting_to_the_other(
     peers += [anna, house]
     assert (await anna.offer())["ok"] and (await house.offer())["ok"]
     await wait_for(lambda: house.frames >= 5, 20, "the patient's video")
+    anna_id = patient.user["id"]
+    await doctor_ws.until(
+        "call:state", lambda s: s["user_id"] == anna_id and s["state"] == "connected"
+    )
     # The patient's network dropped: her page makes a new peer (new ICE credentials).
     again = Peer(patient_ws, cid)
     peers.append(again)
     assert (await again.offer())["ok"]
-    await doctor_ws.until(
-        "call:state", lambda s: s["user_id"] == patient.user["id"] and s["state"] == "reconnecting"
-    )
-    await doctor_ws.until(
-        "call:state", lambda s: s["user_id"] == patient.user["id"] and s["state"] == "connected"
-    )
+    # One event per change the doctor's page can show: her old peer closing and leaving, and
+    # the new one connecting, are one "reconnecting" until it is connected.
+    assert await states_of(doctor_ws, anna_id, until="connected") == ["reconnecting", "connected"]
     before = house.frames
     await wait_for(lambda: house.frames > before + 10, 15, "video from the rejoined peer")
     assert calls_of(server).registry.resources()["peers"] == 2
@@ -366,7 +379,7 @@ async def test_bad_call_input_is_refused_clearly_and_leaks_nothing(
         error_code(
             await send("call:offer", {"consultation_id": cid, "sdp": "v=0", "type": "answer"})
         )
-        == "invalid_payload"
+        == "media_not_an_offer"
     )
     assert error_code(await send("call:offer", {"consultation_id": cid})) == "invalid_payload"
     assert error_code(await send("call:offer", "nonsense")) == "invalid_payload"
@@ -463,3 +476,276 @@ async def test_a_recording_whose_row_cannot_be_written_never_starts(
     room = calls_of(server).registry.get(str(cid))
     assert room._recorder is None  # no recorder writes a file that no row names
     assert await rows(database_url, t.recordings) == []
+
+
+# -- the form is enforced on the media ----------------------------------------------------------
+
+
+def answer_direction(sdp: str, kind: str) -> str:
+    """The direction attribute of the answer's first ``kind`` m-line."""
+    section = sdp.split(f"m={kind} ", 1)[1].split("\r\nm=", 1)[0]
+    return next(
+        line[2:]
+        for line in section.split("\r\n")
+        if line[2:] in ("sendrecv", "sendonly", "recvonly", "inactive")
+    )
+
+
+async def frames_in(peers: list[Peer], seconds: float) -> list[int]:
+    """How many video frames each peer received during the next ``seconds``."""
+    before = [p.frames for p in peers]
+    await asyncio.sleep(seconds)
+    return [p.frames - b for p, b in zip(peers, before, strict=True)]
+
+
+async def video_flowing(
+    patient_ws: SocketClient, doctor_ws: SocketClient, cid: int, peers: list[Peer]
+) -> tuple[Peer, Peer]:
+    """Both participants' pages joined with video, and 20 frames arrived each way."""
+    anna, house = Peer(patient_ws, cid), Peer(doctor_ws, cid)
+    peers += [anna, house]
+    assert (await anna.offer())["ok"] and (await house.offer())["ok"]
+    await wait_for(lambda: anna.frames >= 20 and house.frames >= 20, 20, "video both ways")
+    return anna, house
+
+
+async def test_a_voice_call_relays_no_video_even_from_a_client_that_sends_it(
+    server: TestServer, api: Any, sockets: Any, peers: list[Peer]
+) -> None:
+    doctor, doctor_ws, patient, patient_ws, cid = await video_consultation(api, sockets, "voice")
+    anna, house = Peer(patient_ws, cid), Peer(doctor_ws, cid)  # both offer video anyway
+    peers += [anna, house]
+    for peer in (anna, house):
+        await peer.pc.setLocalDescription(await peer.pc.createOffer())
+        ack = await peer.ws.emit(
+            "call:offer", {"consultation_id": cid, "sdp": peer.pc.localDescription.sdp}
+        )
+        assert ack["ok"], ack
+        # The server answers the video m-line inactive...
+        assert answer_direction(ack["data"]["sdp"], "video") == "inactive"
+        assert answer_direction(ack["data"]["sdp"], "audio") == "sendrecv"
+        # ...and the client ignores that: it takes the answer as sendrecv and sends video.
+        sdp = ack["data"]["sdp"].replace("a=inactive", "a=sendrecv")
+        await peer.pc.setRemoteDescription(RTCSessionDescription(sdp, "answer"))
+    await wait_for(lambda: anna.samples > 50 and house.samples > 50, 20, "voice both ways")
+    assert await frames_in([anna, house], 3.0) == [0, 0]
+    assert (anna.frames, house.frames) == (0, 0)
+
+
+async def test_video_stops_at_a_switch_down_and_resumes_only_after_consent(
+    server: TestServer, api: Any, sockets: Any, peers: list[Peer]
+) -> None:
+    doctor, doctor_ws, patient, patient_ws, cid = await video_consultation(api, sockets)
+    anna, house = await video_flowing(patient_ws, doctor_ws, cid, peers)
+
+    # Down to voice; neither client renegotiates, both keep sending video.
+    ack = await patient_ws.emit("call:form", {"consultation_id": cid, "form": "voice"})
+    assert ack["ok"] and ack["data"]["form"] == "voice", ack
+    at_switch = [anna.frames, house.frames]
+    # What was in flight (decoded in the clients' threads) may still land; then nothing.
+    await asyncio.sleep(1.0)
+    assert all(p.frames - n <= 15 for p, n in zip((anna, house), at_switch, strict=True))
+    samples = anna.samples
+    assert await frames_in([anna, house], 3.0) == [0, 0]
+    assert anna.samples > samples + 50  # the voice goes on
+
+    # Up to video: nothing flows while the patient has not answered...
+    ack = await doctor_ws.emit("call:form", {"consultation_id": cid, "form": "video"})
+    assert ack["ok"] and ack["data"]["to_user"] == patient.user["id"], ack
+    await patient_ws.next("call:form-requested")
+    assert await frames_in([anna, house], 2.0) == [0, 0]
+    # ...and flows again on the same connections once she consents.
+    ack = await patient_ws.emit("call:form-answer", {"consultation_id": cid, "accept": True})
+    assert ack["ok"] and ack["data"]["form"] == "video", ack
+    before = [anna.frames, house.frames]
+    await wait_for(
+        lambda: anna.frames > before[0] + 20 and house.frames > before[1] + 20,
+        20,
+        "video after the consent",
+    )
+
+
+# -- offers are checked before anything is made ------------------------------------------------
+
+
+def udp_sockets() -> int:
+    """UDP sockets this process holds: its descriptors that are sockets in /proc/net/udp(6)."""
+    inodes = set()
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with contextlib.suppress(FileNotFoundError), open(table) as lines:
+            next(lines)
+            inodes |= {line.split()[9] for line in lines}
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(FileNotFoundError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            count += target.startswith("socket:[") and target[8:-1] in inodes
+    return count
+
+
+def without(sdp: str, *prefixes: str) -> str:
+    return "\r\n".join(line for line in sdp.split("\r\n") if not line.startswith(prefixes))
+
+
+@pytest.mark.parametrize(
+    ("broken", "code"),
+    [
+        (lambda sdp: without(sdp, "a=fingerprint"), "media_bad_sdp"),
+        (lambda sdp: without(sdp, "a=ice-ufrag", "a=ice-pwd"), "media_bad_sdp"),
+        (lambda sdp: without(sdp, "a=setup"), "media_bad_sdp"),
+        (lambda sdp: without(sdp, "a=candidate"), "media_bad_sdp"),
+        (lambda sdp: without(sdp, "a=rtcp-mux"), "media_bad_sdp"),
+        (lambda sdp: without(sdp, "a=mid"), "media_bad_sdp"),
+        (lambda sdp: sdp.replace("VP8/90000", "AV1X/90000"), "media_offer_rejected"),
+    ],
+    ids=["fingerprint", "ice", "setup", "candidates", "rtcp-mux", "mid", "codec"],
+)
+async def test_an_offer_missing_what_a_connection_needs_is_refused_and_leaves_nothing(
+    server: TestServer, api: Any, sockets: Any, peers: list[Peer], broken: Any, code: str
+) -> None:
+    doctor, doctor_ws, patient, patient_ws, cid = await video_consultation(api, sockets)
+    calls = calls_of(server)
+    anna = Peer(patient_ws, cid)
+    peers.append(anna)
+    await anna.pc.setLocalDescription(await anna.pc.createOffer())
+    sdp = broken(anna.pc.localDescription.sdp)
+    await asyncio.sleep(0.5)  # the client's gathering settles before counting
+    sockets_before, tasks_before = udp_sockets(), len(asyncio.all_tasks())
+
+    ack = await patient_ws.emit("call:offer", {"consultation_id": cid, "sdp": sdp})
+    assert error_code(ack) == code
+    # Whatever a failed connection would leave (a peer, its 2 UDP sockets, its tasks) would
+    # show within a few seconds; nothing does, and the doctor hears of no connection.
+    await asyncio.sleep(3.0)
+    assert udp_sockets() == sockets_before
+    assert len(asyncio.all_tasks()) <= tasks_before
+    assert calls.registry.resources()["rooms"] == 0 and cid not in calls._calls
+    assert doctor_ws.pending("call:state") == 0
+    # The same page's complete offer then joins.
+    again = Peer(patient_ws, cid)
+    peers.append(again)
+    assert (await again.offer())["ok"]
+
+
+# -- the codes and states protocol.md names ----------------------------------------------------
+
+
+async def test_offer_codes_and_the_transport_limit_are_as_documented(
+    server: TestServer, api: Any, sockets: Any
+) -> None:
+    doctor, doctor_ws, patient, patient_ws, cid = await video_consultation(api, sockets)
+    send = patient_ws.emit
+    for sdp in ("", "   ", "v=0\r\n" + "a=x\r\n" * 16_000):
+        ack = await send("call:offer", {"consultation_id": cid, "sdp": sdp, "type": "offer"})
+        assert error_code(ack) == "media_bad_sdp", len(sdp)
+    assert len("v=0\r\n" + "a=x\r\n" * 16_000) > 64_000
+    for type_ in ("answer", "pranswer", "rollback"):
+        ack = await send("call:offer", {"consultation_id": cid, "sdp": "v=0", "type": type_})
+        assert error_code(ack) == "media_not_an_offer"
+    assert calls_of(server).registry.resources()["rooms"] == 0
+    # A message over the Socket.IO transport's limit (1,000,000 bytes) closes the connection
+    # without an ack, before any handler runs (documented as the transport's limit).
+    disconnected = asyncio.Event()
+    patient_ws.sio.on("disconnect", disconnected.set)
+    with contextlib.suppress(Exception):
+        await patient_ws.sio.call(
+            "call:offer", {"consultation_id": cid, "sdp": "x" * 1_000_000}, timeout=5
+        )
+    await asyncio.wait_for(disconnected.wait(), 10)
+    assert calls_of(server).registry.resources()["rooms"] == 0
+
+
+async def test_each_participant_hears_closed_once_at_hang_up(
+    server: TestServer, api: Any, sockets: Any, peers: list[Peer]
+) -> None:
+    doctor, doctor_ws, patient, patient_ws, cid = await video_consultation(api, sockets)
+    await video_flowing(patient_ws, doctor_ws, cid, peers)
+    ids = (patient.user["id"], doctor.user["id"])
+    for user in ids:
+        await patient_ws.until(
+            "call:state", lambda s, u=user: s["user_id"] == u and s["state"] == "connected", 15
+        )
+    assert (await doctor_ws.emit("call:hangup", {"consultation_id": cid}))["ok"]
+    heard: list[tuple[int, str]] = []
+    while {(user, "closed") for user in ids} - set(heard):
+        state = await patient_ws.next("call:state", timeout=10)
+        heard.append((state["user_id"], state["state"]))
+    await asyncio.sleep(1.0)  # a second "closed" would have followed by now
+    while patient_ws.pending("call:state"):
+        state = await patient_ws.next("call:state")
+        heard.append((state["user_id"], state["state"]))
+    assert sorted(heard) == sorted((user, "closed") for user in ids)
+
+
+# -- /metrics --------------------------------------------------------------------------------
+
+
+async def scrape(base_url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    async with aiohttp.ClientSession() as session, session.get(base_url + "/metrics") as response:
+        assert response.status == 200
+        return parse_metrics(await response.text())
+
+
+def total(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str) -> float:
+    return sum(value for (metric, _), value in samples.items() if metric == name)
+
+
+async def test_metrics_show_a_call_its_legs_and_what_is_relayed(
+    server: TestServer, base_url: str, api: Any, sockets: Any, peers: list[Peer]
+) -> None:
+    doctor, doctor_ws, patient, patient_ws, cid = await video_consultation(api, sockets)
+    idle = await scrape(base_url)
+    assert idle[sample("consult_calls_in_progress")] == 0
+    assert idle[sample("consult_call_legs", state="connected")] == 0
+
+    await video_flowing(patient_ws, doctor_ws, cid, peers)
+    first = await scrape(base_url)
+    assert first[sample("consult_calls_in_progress")] == 1
+    assert first[sample("consult_call_legs", state="connected")] == 2
+    assert first[sample("consult_call_recordings_in_progress")] == 0
+    assert first[sample("consult_call_relayed_frames_total", kind="video")] >= 40
+    assert first[sample("consult_call_relayed_packets_total", kind="audio")] > 0
+    assert first[sample("consult_call_keyframe_requests_total")] >= 2  # one per outlet attached
+    for user in (patient.user["id"], doctor.user["id"]):
+        loss = first[
+            sample(
+                "consult_call_leg_loss_ratio",
+                consultation=str(cid),
+                user=str(user),
+                kind="video",
+                direction="in",
+            )
+        ]
+        assert 0 <= loss <= 1
+    await asyncio.sleep(1.0)
+    second = await scrape(base_url)
+    for kind in ("audio", "video"):
+        for name in ("consult_call_relayed_frames_total", "consult_call_relayed_packets_total"):
+            assert second[sample(name, kind=kind)] > first[sample(name, kind=kind)], (name, kind)
+    # Receiver reports come every ~1 s: the round-trip time of both legs shows by then.
+    await wait_for_metric(
+        base_url,
+        lambda m: all(
+            (sample("consult_call_leg_rtt_seconds", consultation=str(cid), user=str(u)) in m)
+            for u in (patient.user["id"], doctor.user["id"])
+        ),
+        "both legs' round-trip time",
+    )
+
+    assert (await patient_ws.emit("call:hangup", {"consultation_id": cid}))["ok"]
+    after = await scrape(base_url)
+    assert after[sample("consult_calls_in_progress")] == 0
+    assert total(after, "consult_call_legs") == 0
+    assert total(after, "consult_call_leg_loss_ratio") == 0
+    # What was relayed stays counted after the call.
+    for kind in ("audio", "video"):
+        name = "consult_call_relayed_frames_total"
+        assert after[sample(name, kind=kind)] >= second[sample(name, kind=kind)]
+
+
+async def wait_for_metric(base_url: str, predicate: Any, what: str, timeout: float = 15) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate(await scrape(base_url)):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what} in /metrics")
+        await asyncio.sleep(0.25)

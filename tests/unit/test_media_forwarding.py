@@ -43,6 +43,7 @@ from consult.media.forwarding import (
     negotiated_codec,
     on_keyframe_request,
     on_remb,
+    packets_sent,
     receive_encoded,
     send_pli,
     send_remb,
@@ -321,3 +322,11 @@ async def test_a_keyframe_request_still_marks_an_encoding_sender() -> None:
     on_keyframe_request(sender, lambda: None)
     sender._send_keyframe()
     assert sender._RTCRtpSender__force_keyframe is True  # type: ignore[attr-defined]
+
+
+async def test_packets_sent_reads_the_count_the_stats_report() -> None:
+    sender = RTCRtpSender("video", RecordingTransport())  # type: ignore[arg-type]
+    assert packets_sent(sender) == 0
+    sender._RTCRtpSender__packet_count = 42  # type: ignore[attr-defined]
+    (outbound,) = [s for s in (await sender.getStats()).values() if s.type == "outbound-rtp"]
+    assert packets_sent(sender) == outbound.packetsSent == 42
