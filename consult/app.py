@@ -45,6 +45,7 @@ from consult.signaling.sessions import SessionGuard
 from consult.storage.engine import create_engine
 from consult.storage.migrate import upgrade_async
 from consult.storage.uow import Database
+from consult.watchdog import watchdog_lifetime
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
         api.install(app)
     app[OPENAPI] = build_openapi([r for api in APIS for r in api.routes])
     install_pages(app, settings.web_dir)
+    app.cleanup_ctx.append(watchdog_lifetime)  # first in, last out: it watches the others too
     app.cleanup_ctx.append(_database_lifetime)
     app.cleanup_ctx.append(_background_tasks)
     app.cleanup_ctx.append(_calls_lifetime)

@@ -72,8 +72,16 @@ class Settings:
     # Where call recordings are written (never under web/). Empty: beside the SQLite file
     # (consult.db -> consult-recordings/), or ./consult-recordings for PostgreSQL.
     recordings_dir: str = ""
+    # The event-loop watchdog (consult/watchdog.py): when the loop has not turned for this many
+    # seconds, the stack of its thread is logged (a WARNING of consult.watchdog); 0: off.
+    loop_watchdog_threshold: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.loop_watchdog_threshold < 0:
+            raise ValueError(
+                "CONSULT_LOOP_WATCHDOG_THRESHOLD must be 0 (off) or more seconds, "
+                f"not {self.loop_watchdog_threshold}"
+            )
         if not 0 <= self.slot_days <= 366:
             raise ValueError(f"CONSULT_SLOT_DAYS must be 0 to 366 days, not {self.slot_days}")
         if self.decline_exclusion < 0:
