@@ -33,6 +33,7 @@ from consult.http.openapi import build_openapi
 from consult.http.pages import install_pages
 from consult.http.routes_system import OPENAPI
 from consult.http.routing import SERVICES, TRUSTED_PROXIES
+from consult.logs import tame_libraries
 from consult.services import Services
 from consult.settings import Settings
 from consult.signaling.calls import CallPush
@@ -64,6 +65,7 @@ APIS = (
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     # Whose X-Forwarded-For is believed, for HTTP and Socket.IO alike (a mistake stops start-up).
     trusted_proxies = TrustedProxies.parse(settings.trusted_proxies)
+    tame_libraries()  # bad input logs one line, not a traceback (also in tests' servers)
     app = web.Application(
         middlewares=[security_headers, error_middleware], client_max_size=1_000_000
     )
