@@ -6,9 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from aiohttp import web
-
-from consult import logs, runtime
+from consult import logs, runtime, serving
 from consult.settings import Settings
 from consult.storage.engine import DatabaseConfigError
 
@@ -41,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
             app = create_app(settings)
             runtime.started()
             print(f"consult on http://{settings.host}:{settings.port}", flush=True)
-            web.run_app(app, host=settings.host, port=settings.port, print=None)
+            serving.run(app, settings)
         elif args.command == "migrate":
             from consult.storage.migrate import upgrade
 

@@ -17,6 +17,8 @@ from contextvars import ContextVar
 
 from aiohttp.http_exceptions import HttpProcessingError
 
+from consult.errors import ConsultError
+
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # python-socketio and python-engineio log through this logger (consult/signaling/server.py):
 # given their own logger they add no handler of theirs, so nothing is printed twice.
@@ -104,6 +106,11 @@ class _BadRequestLine(logging.Filter):
         return False
 
 
+# What reading a malformed packet raises; ConsultError: a body refused while it was read
+# (consult/serving.py), already noted.
+_READ_ERRORS = (ValueError, IndexError, KeyError, TypeError, RecursionError, ConsultError)
+
+
 class _UntracedTransportError(logging.Filter):
     """On the Socket.IO transport's logger: what python-engineio still logs with a traceback
     for a packet it could not read (e.g. a malformed HTTP long-polling payload) becomes one
@@ -112,7 +119,7 @@ class _UntracedTransportError(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if not isinstance(exc, ValueError | IndexError | KeyError | TypeError | RecursionError):
+        if not isinstance(exc, _READ_ERRORS):
             return True
         what = f"Socket.IO transport: {record.getMessage()}"
         BAD_INPUT.note(CLIENT.get(), what, describe(exc))
