@@ -14,7 +14,7 @@ import pytest
 from consult import serving
 from consult.app import create_app
 from tests.integration.conftest import settings_for
-from tests.support import free_port
+from tests.support import ApiClient, SocketClient, free_port
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -131,3 +131,21 @@ async def test_the_connection_beyond_the_cap_from_one_address_is_refused(port: i
     assert code == 200
     for _, writer in held:
         writer.close()
+
+
+async def test_http_and_socketio_clients_are_served_through_the_bounds(port: int):
+    base_url = f"http://127.0.0.1:{port}"
+    api = ApiClient(base_url)
+    socket = SocketClient()
+    try:
+        await api.login("anna@demo.test")
+        await socket.connect(base_url, api.token)  # a WebSocket through the cap
+        assert socket.sio.connected
+        # Idle beyond the header timeout: the WebSocket stays, and the keep-alive client's
+        # next request simply opens a new connection.
+        await asyncio.sleep(HEADER_TIMEOUT * 2)
+        assert socket.sio.connected
+        assert (await api.call("GET", "/api/me"))["email"] == "anna@demo.test"
+    finally:
+        await socket.close()
+        await api.close()
