@@ -222,6 +222,8 @@ def run_one(kind: str, backend: str, pairs: int, args: argparse.Namespace, tmp: 
     port = free_port()
     url = f"http://{HOST}:{port}"
     env = dict(os.environ)
+    # Thousands of clients, all from 127.0.0.1: no per-address connection cap.
+    env["CONSULT_MAX_CONNECTIONS_PER_ADDRESS"] = "0"
     pg: PostgresDatabase | None = None
     database_url = ""
     if kind == "ours":

@@ -905,6 +905,8 @@ def run_scenario(kind: str, plan: Plan, args: argparse.Namespace, tmp: Path) -> 
     port = free_port()
     url = f"http://{HOST}:{port}"
     env = dict(os.environ)
+    # Thousands of clients, all from 127.0.0.1: no per-address connection cap.
+    env["CONSULT_MAX_CONNECTIONS_PER_ADDRESS"] = "0"
     pg: PostgresDatabase | None = None
     if kind == "ours":
         if args.backend == "postgresql":

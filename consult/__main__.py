@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 
-from aiohttp import web
-
-from consult import runtime
+from consult import logs, runtime, serving
 from consult.settings import Settings
 from consult.storage.engine import DatabaseConfigError
 
@@ -33,9 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if k != "command"}
     settings = Settings.from_env(**overrides)
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level)
     try:
         if args.command == "serve":
             from consult.app import create_app
@@ -44,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
             app = create_app(settings)
             runtime.started()
             print(f"consult on http://{settings.host}:{settings.port}", flush=True)
-            web.run_app(app, host=settings.host, port=settings.port, print=None)
+            serving.run(app, settings)
         elif args.command == "migrate":
             from consult.storage.migrate import upgrade
 

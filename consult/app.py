@@ -33,6 +33,7 @@ from consult.http.openapi import build_openapi
 from consult.http.pages import install_pages
 from consult.http.routes_system import OPENAPI
 from consult.http.routing import SERVICES, TRUSTED_PROXIES
+from consult.logs import tame_libraries
 from consult.services import Services
 from consult.settings import Settings
 from consult.signaling.calls import CallPush
@@ -45,6 +46,7 @@ from consult.signaling.sessions import SessionGuard
 from consult.storage.engine import create_engine
 from consult.storage.migrate import upgrade_async
 from consult.storage.uow import Database
+from consult.watchdog import watchdog_lifetime
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ APIS = (
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     # Whose X-Forwarded-For is believed, for HTTP and Socket.IO alike (a mistake stops start-up).
     trusted_proxies = TrustedProxies.parse(settings.trusted_proxies)
+    tame_libraries()  # bad input logs one line, not a traceback (also in tests' servers)
     app = web.Application(
         middlewares=[security_headers, error_middleware], client_max_size=1_000_000
     )
@@ -98,6 +101,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
         api.install(app)
     app[OPENAPI] = build_openapi([r for api in APIS for r in api.routes])
     install_pages(app, settings.web_dir)
+    app.cleanup_ctx.append(watchdog_lifetime)  # first in, last out: it watches the others too
     app.cleanup_ctx.append(_database_lifetime)
     app.cleanup_ctx.append(_background_tasks)
     app.cleanup_ctx.append(_calls_lifetime)

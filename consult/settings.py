@@ -72,8 +72,31 @@ class Settings:
     # Where call recordings are written (never under web/). Empty: beside the SQLite file
     # (consult.db -> consult-recordings/), or ./consult-recordings for PostgreSQL.
     recordings_dir: str = ""
+    # The event-loop watchdog (consult/watchdog.py): when the loop has not turned for this many
+    # seconds, the stack of its thread is logged (a WARNING of consult.watchdog); 0: off.
+    loop_watchdog_threshold: float = 1.0
+    # Slow and numerous clients (consult/serving.py, for `consult serve`): seconds for a
+    # request's headers (from the connection's opening or its previous response; also the
+    # idle keep-alive time); seconds for a body, plus one per body_min_rate bytes received;
+    # open connections per client address (trusted proxies exempt; 0: no cap).
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    body_min_rate: int = 50_000
+    max_connections_per_address: int = 256
 
     def __post_init__(self) -> None:
+        if self.loop_watchdog_threshold < 0:
+            raise ValueError(
+                "CONSULT_LOOP_WATCHDOG_THRESHOLD must be 0 (off) or more seconds, "
+                f"not {self.loop_watchdog_threshold}"
+            )
+        if min(self.header_timeout, self.body_timeout, self.body_min_rate) <= 0:
+            raise ValueError(
+                "CONSULT_HEADER_TIMEOUT, CONSULT_BODY_TIMEOUT and CONSULT_BODY_MIN_RATE must be "
+                "more than 0"
+            )
+        if self.max_connections_per_address < 0:
+            raise ValueError("CONSULT_MAX_CONNECTIONS_PER_ADDRESS must be 0 (no cap) or more")
         if not 0 <= self.slot_days <= 366:
             raise ValueError(f"CONSULT_SLOT_DAYS must be 0 to 366 days, not {self.slot_days}")
         if self.decline_exclusion < 0:

@@ -89,6 +89,12 @@ class EstimateTables:
                 and now < found.computed_at + self._stale
             )
             running = self._running.get(queue)
+            if running is not None and running.done():
+                # Finished, its done-callback not run yet: awaiting it would return without
+                # yielding to the loop, so the callback could never run and this loop would
+                # spin for good (issue 11, A). Clear it here instead.
+                self._finished(queue, running)
+                continue
             if running is not None:
                 # One table at a time per queue: while doctors start and end consultations,
                 # the inputs change with every match, and a table per change kept a core busy.
@@ -135,7 +141,9 @@ class EstimateTables:
         return task
 
     def _finished(self, queue: tuple[str, str], task: asyncio.Task[_Table]) -> None:
-        if self._running.get(queue) is task:
-            del self._running[queue]
+        """The task's done-callback, or ``table`` when it finds the task done first."""
+        if self._running.get(queue) is not task:
+            return  # already cleared (and its failure logged) by the other of the two
+        del self._running[queue]
         if not task.cancelled() and task.exception() is not None:
             log.error("wait estimates failed", exc_info=task.exception())

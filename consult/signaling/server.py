@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
+from functools import partial
 
 import socketio
 
+from consult.http.client_address import TrustedProxies
+from consult.logs import TRANSPORT_LOGGER
 from consult.settings import Settings
+from consult.signaling.strict import StrictServer
 
 
 def create_sio(settings: Settings) -> socketio.AsyncServer:
@@ -15,7 +20,13 @@ def create_sio(settings: Settings) -> socketio.AsyncServer:
     if settings.redis_url:
         # Several processes: emits go through Redis pub/sub to whichever process holds the socket.
         manager = socketio.AsyncRedisManager(settings.redis_url, channel=settings.redis_channel)
-    return socketio.AsyncServer(
+    from consult.signaling.namespace import handshake_address  # it imports this module
+
+    return StrictServer(
+        # Malformed packets are logged as one line naming the client (the audit log's address).
+        client_address=partial(
+            handshake_address, trusted_proxies=TrustedProxies.parse(settings.trusted_proxies)
+        ),
         async_mode="aiohttp",
         client_manager=manager,
         # Same origin only (requests without an Origin header, e.g. API clients, pass).
@@ -23,8 +34,10 @@ def create_sio(settings: Settings) -> socketio.AsyncServer:
         max_http_buffer_size=1_000_000,
         ping_interval=25,
         ping_timeout=20,
-        logger=False,
-        engineio_logger=False,
+        # Our logger (consult/logs.py tames it): with False, each library added a stderr handler
+        # of its own, and every error was printed twice.
+        logger=logging.getLogger(TRANSPORT_LOGGER),
+        engineio_logger=logging.getLogger(TRANSPORT_LOGGER),
     )
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from consult.queue import eta
 from consult.queue.estimates import EstimateTables
@@ -59,3 +62,21 @@ async def test_a_deeper_place_than_the_table_reaches_is_computed_before_answerin
     # Never deeper than max_places.
     capped = await tables.table(NOW, "cardiology", "chat", 500, 1, [60.0], MODEL)
     assert len(capped) == 61
+
+
+def test_a_request_arriving_as_a_table_finishes_is_answered_and_does_not_hang_the_loop():
+    """Issue 11, A: the request spun at 100 % of a core for good, never yielding to the loop. A
+    loop that never yields cannot be stopped from inside it, so the scenario runs in a process
+    of its own, killed after the deadline."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.unit.estimates_race"],
+            cwd=Path(__file__).resolve().parents[2],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except subprocess.TimeoutExpired:
+        raise AssertionError("the event loop hung: no answer within 30 s") from None
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "answered"
