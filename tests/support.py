@@ -123,9 +123,12 @@ def free_port() -> int:
 
 
 def consult_command() -> list[str]:
-    """How to run the ``consult`` CLI of this virtualenv in a subprocess."""
-    script = Path(sys.executable).with_name("consult")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "consult"]
+    """How to run this tree's ``consult`` CLI in a subprocess. Not the virtualenv's ``consult``
+    script: an editable install imports the checkout it was installed from, which need not be
+    the tree under test (a git worktree sharing the virtualenv)."""
+    tree = str(Path(__file__).resolve().parent.parent)
+    run = f"import sys; sys.path[:0] = [{tree!r}]; import consult.__main__ as m; sys.exit(m.main())"
+    return [sys.executable, "-c", run]
 
 
 async def count(database_url: str, table: sa.Table, *where: Any) -> int:

@@ -91,9 +91,6 @@ def server(tmp_path: Path) -> Iterator[Server]:
     # Only this test's settings: no CONSULT_* variable from the environment (e.g. a Redis URL).
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONSULT_")}
     env["PYTHONUNBUFFERED"] = "1"
-    # This tree's code and pages: the virtualenv's `consult` script would otherwise import the
-    # package it was installed from (an editable install may point at another checkout).
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     command = [
         *consult_command(),
         "serve",
