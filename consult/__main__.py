@@ -44,7 +44,13 @@ def main(argv: list[str] | None = None) -> int:
             app = create_app(settings)
             runtime.started()
             print(f"consult on http://{settings.host}:{settings.port}", flush=True)
-            web.run_app(app, host=settings.host, port=settings.port, print=None)
+            web.run_app(
+                app,
+                host=settings.host,
+                port=settings.port,
+                print=None,
+                shutdown_timeout=_shutdown_timeout(settings),
+            )
         elif args.command == "migrate":
             from consult.storage.migrate import upgrade
 
@@ -55,6 +61,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"consult: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _shutdown_timeout(settings: Settings) -> float:
+    """SIGTERM: the app closes its sockets first (consult/signaling/lifecycle.py); requests in
+    flight get ``shutdown_timeout`` seconds, a request whose body is still coming among them
+    (aiohttp stops reading at shutdown), then the process exits with 0."""
+    return settings.shutdown_timeout
 
 
 async def _seed(settings: Settings) -> None:

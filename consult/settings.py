@@ -53,6 +53,9 @@ class Settings:
     # the grace periods start.
     heartbeat_interval: float = 5.0
     process_dead_after: float = 20.0
+    # On SIGTERM: sockets close at once; HTTP requests in flight get this long (seconds) to
+    # finish before they are cut off and the process exits.
+    shutdown_timeout: float = 3.0
     # Seconds between checks that every socket's session still holds (logged out elsewhere,
     # expired); 0 turns the periodic check off (tests call it by hand).
     session_check_interval: float = 10.0

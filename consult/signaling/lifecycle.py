@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import socketio
 from aiohttp import web
@@ -18,6 +18,10 @@ from consult.signaling.namespace import ConsultNamespace
 from consult.signaling.server import close_every_socket
 
 log = logging.getLogger(__name__)
+
+# How long closed sockets get to finish their closing handshake at shutdown before their
+# connections are cut: engine.io waits for the client's close frame and ignores cancellation.
+CLOSING_HANDSHAKE = 1.0
 
 
 class ProcessLifecycle:
@@ -33,12 +37,29 @@ class ProcessLifecycle:
         self._processes = processes
         self._interval = heartbeat_interval
         self._heartbeat: asyncio.Task[None] | None = None
+        # Engine.IO requests being served (websockets, long polls): cut if they linger.
+        self._engine_io: dict[int, web.BaseRequest] = {}
 
     def install(self, app: web.Application) -> None:
         """Hook into the app: after the database is ready (call after its cleanup context is
         added), and first thing on shutdown."""
         app.cleanup_ctx.append(self._running)
         app.on_shutdown.append(self._shutdown)
+        app.middlewares.append(self._track_engine_io)
+
+    @web.middleware
+    async def _track_engine_io(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        if not request.path.startswith("/socket.io/"):
+            return await handler(request)
+        self._engine_io[id(request)] = request
+        try:
+            return await handler(request)
+        finally:
+            self._engine_io.pop(id(request), None)
 
     async def _running(self, app: web.Application) -> AsyncIterator[None]:
         await self._processes.register()
@@ -71,8 +92,18 @@ class ProcessLifecycle:
         self._namespace.closing = True
         await self._stop_heartbeat()
         await close_every_socket(self._sio)
+        await self._cut_lingering()
         try:
             await self._processes.stop()
         except Exception:  # the other processes will count this one dead after dead_after
             log.exception("could not release this process's connections at shutdown")
         await self._sio.shutdown()
+
+    async def _cut_lingering(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CLOSING_HANDSHAKE
+        while self._engine_io and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        for request in list(self._engine_io.values()):
+            if request.transport is not None:
+                request.transport.close()
