@@ -254,3 +254,33 @@ async def test_sigterm_closes_the_sockets_at_once_and_exits_within_seconds(
         assert (
             await conn.execute(sa.select(sa.func.count()).select_from(t.server_processes))
         ).scalar() == 0
+
+
+async def test_a_process_started_after_a_sigkill_closes_the_dead_one_connections(
+    servers: Servers, db: AsyncEngine, clients: Clients
+) -> None:
+    """The only process dies; its successor, started at once, counts it dead once its last
+    heartbeat is DEAD_AFTER old, and the graces run from then."""
+    a = servers.start("a", demo=True)
+    (doctor,) = await add_users(db, "doctor", 1, "dermatology")
+    (patient,) = await add_users(db, "patient", 1)
+    doctor_ws = await clients.socket(a, doctor)
+    online = {"specialties": ["dermatology"], "forms": ["chat"]}
+    assert (await doctor_ws.emit("presence:online", online))["ok"]
+    await clients.socket(a, patient)
+    ticket = await clients.api(a, patient).call(
+        "POST", "/api/consultations", {"specialty": "psychiatry", "form": "chat"}, expect=201
+    )
+    a.popen.send_signal(signal.SIGKILL)
+    a.popen.wait(timeout=10)
+    killed = time.monotonic()
+    servers.start("a2")
+
+    dropped = await seconds_until(
+        db, ticket["consultation"]["id"], "cancelled", killed, DROP_BOUND + 2 * SLACK
+    )
+    assert dropped >= DEAD_AFTER - HEARTBEAT + PATIENT_GRACE - 0.2, dropped
+    deadline = time.monotonic() + 2 * SLACK
+    while (await presence(db, doctor)).status != "away":  # its lease ran out too
+        assert time.monotonic() < deadline, "the doctor of the dead process is still online"
+        await asyncio.sleep(0.05)
