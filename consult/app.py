@@ -38,6 +38,7 @@ from consult.services import Services
 from consult.settings import Settings
 from consult.signaling.calls import CallPush
 from consult.signaling.fanout import QueueFanout
+from consult.signaling.lifecycle import ProcessLifecycle
 from consult.signaling.namespace import ConsultNamespace
 from consult.signaling.notifier import Notifier
 from consult.signaling.scheduler_push import SchedulerPush
@@ -75,13 +76,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[TRUSTED_PROXIES] = trusted_proxies
 
     sio = create_sio(settings)
-    sio.register_namespace(ConsultNamespace(services, trusted_proxies))
+    namespace = ConsultNamespace(services, trusted_proxies)
+    sio.register_namespace(namespace)
     sio.attach(app)
     fanout = QueueFanout(sio, services.tickets, delay=0.05)
     app[FANOUT] = fanout
     app[SIO] = sio
-    # Close the sockets first on shutdown, so SIGTERM does not wait for clients to leave.
-    app.on_shutdown.append(_close_sockets)
     services.bus.subscribe(Notifier(sio, fanout))
     # Sockets end with their session: at once on a logout here, or at the next check.
     guard = SessionGuard(sio, services.accounts)
@@ -103,6 +103,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     install_pages(app, settings.web_dir)
     app.cleanup_ctx.append(watchdog_lifetime)  # first in, last out: it watches the others too
     app.cleanup_ctx.append(_database_lifetime)
+    # Heartbeats; on SIGTERM the sockets close first, so shutdown does not wait for clients.
+    ProcessLifecycle(sio, namespace, services.processes, settings.heartbeat_interval).install(app)
     app.cleanup_ctx.append(_background_tasks)
     app.cleanup_ctx.append(_calls_lifetime)
     return app
@@ -115,10 +117,6 @@ SESSION_GUARD = web.AppKey("session_guard", SessionGuard)
 # Seconds between slot generations (a day's new slots appear within the hour after midnight).
 SLOT_INTERVAL = 3600.0
 CALL_PUSH = web.AppKey("call_push", CallPush)
-
-
-async def _close_sockets(app: web.Application) -> None:
-    await app[SIO].shutdown()
 
 
 async def _background_tasks(app: web.Application) -> AsyncIterator[None]:

@@ -19,7 +19,8 @@ from consult.media.ice import IceConfig
 from consult.queue.dashboard import DashboardService
 from consult.queue.matcher import Matcher
 from consult.queue.policy import QueueRules
-from consult.queue.presence import PresenceService
+from consult.queue.presence import PresenceService, new_process_id
+from consult.queue.processes import Processes
 from consult.queue.service import ConsultationService
 from consult.queue.sweeper import Sweeper
 from consult.queue.tickets import TicketService
@@ -39,6 +40,7 @@ class Services:
     accounts: AccountService
     consultations: ConsultationService
     presence: PresenceService
+    processes: Processes
     tickets: TicketService
     sweeper: Sweeper
     chat: ChatService
@@ -65,6 +67,17 @@ class Services:
             rate=settings.chat_rate,
             burst=settings.chat_burst,
         )
+        dead_after = timedelta(seconds=settings.process_dead_after)
+        presence = PresenceService(
+            db,
+            clock,
+            rules,
+            matcher,
+            consultations,
+            process_id=new_process_id(),
+            dead_after=dead_after,
+        )
+        processes = Processes(db, clock, presence, dead_after)
         documents = DocumentStore(settings.documents_path(), web_root=settings.web_dir)
         return cls(
             settings=settings,
@@ -74,9 +87,10 @@ class Services:
             audit=audit,
             accounts=AccountService(db, clock, audit, settings.session_hours),
             consultations=consultations,
-            presence=PresenceService(db, clock, rules, matcher, consultations),
+            presence=presence,
+            processes=processes,
             tickets=TicketService(db, clock, rules, consultations, alternatives=booking.free_slots),
-            sweeper=Sweeper(db, clock, rules, matcher, consultations),
+            sweeper=Sweeper(db, clock, rules, matcher, consultations, processes),
             chat=chat,
             records=RecordService(db, clock, audit, consultations),
             booking=booking,

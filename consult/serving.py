@@ -207,6 +207,10 @@ async def start(
         TrustedProxies.parse(settings.trusted_proxies),
         handle_signals=handle_signals,
         keepalive_timeout=settings.header_timeout,
+        # SIGTERM: the app closes its sockets first (consult/signaling/lifecycle.py); requests in
+        # flight get this long, a request whose body is still coming among them (aiohttp stops
+        # reading at shutdown), then the process exits with 0.
+        shutdown_timeout=settings.shutdown_timeout,
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -215,22 +219,29 @@ async def start(
 
 
 def run(app: web.Application, settings: Settings) -> None:
-    """``web.run_app`` with the bounds above: until SIGINT or SIGTERM."""
-
-    async def serve() -> None:
-        runner, _ = await start(
-            app, settings, host=settings.host, port=settings.port, handle_signals=True
-        )
-        try:
-            while True:
-                await asyncio.sleep(3600)
-        finally:
-            await runner.cleanup()
-
+    """``web.run_app`` with the bounds above: until SIGINT or SIGTERM. Shaped like run_app: the
+    signal's GracefulExit leaves ``run_forever``, and only then does the runner's cleanup run,
+    on a loop still running, so requests in flight finish (``asyncio.run`` would cancel them)."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    runner: web.AppRunner | None = None
     try:
-        asyncio.run(serve())
+        runner, _ = loop.run_until_complete(
+            start(app, settings, host=settings.host, port=settings.port, handle_signals=True)
+        )
+        loop.run_forever()
     except (web.GracefulExit, KeyboardInterrupt):
         pass
+    finally:
+        if runner is not None:
+            loop.run_until_complete(runner.cleanup())
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 def _trusted(trusted: TrustedProxies, host: str) -> bool:

@@ -47,6 +47,15 @@ class Settings:
     wait_breach: int = 15 * 60
     # How often expired offers and leases are looked for.
     sweep_interval: float = 1.0
+    # Presence after a crash (consult/queue/processes.py): every process writes a heartbeat this
+    # often (seconds; 0: never, tests), and the sweep of any other process counts a process
+    # whose heartbeat is older than process_dead_after as dead: its connections are closed and
+    # the grace periods start.
+    heartbeat_interval: float = 5.0
+    process_dead_after: float = 20.0
+    # On SIGTERM: sockets close at once; HTTP requests in flight get this long (seconds) to
+    # finish before they are cut off and the process exits.
+    shutdown_timeout: float = 3.0
     # Seconds between checks that every socket's session still holds (logged out elsewhere,
     # expired); 0 turns the periodic check off (tests call it by hand).
     session_check_interval: float = 10.0
@@ -97,6 +106,11 @@ class Settings:
             )
         if self.max_connections_per_address < 0:
             raise ValueError("CONSULT_MAX_CONNECTIONS_PER_ADDRESS must be 0 (no cap) or more")
+        if self.heartbeat_interval > 0 and self.process_dead_after <= 2 * self.heartbeat_interval:
+            raise ValueError(
+                "CONSULT_PROCESS_DEAD_AFTER must exceed twice CONSULT_HEARTBEAT_INTERVAL: a "
+                "live process missing one beat must not count as dead"
+            )
         if not 0 <= self.slot_days <= 366:
             raise ValueError(f"CONSULT_SLOT_DAYS must be 0 to 366 days, not {self.slot_days}")
         if self.decline_exclusion < 0:

@@ -2,7 +2,8 @@
 
 ``sweep()`` is called every ``sweep_interval`` seconds by a task the app owns; tests call it
 directly after moving a manual clock. Every step is idempotent and locks what it changes, so
-several processes may sweep the same database at once.
+several processes may sweep the same database at once. Each sweep first closes the connections
+of dead server processes (``processes.py``), so that their users' grace periods start.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from consult.events import (
 )
 from consult.queue.matcher import Matcher
 from consult.queue.policy import FRONT_PRIORITY, QueueRules, rank_at
+from consult.queue.presence import queues_changed
+from consult.queue.processes import Processes
 from consult.queue.service import ConsultationService
 from consult.storage import tables as t
 from consult.storage.retry import retry_transient
@@ -40,16 +43,22 @@ class Sweeper:
         rules: QueueRules,
         matcher: Matcher,
         consultations: ConsultationService,
+        processes: Processes | None = None,
     ) -> None:
+        self._processes = processes
         self._db = db
         self._clock = clock
         self._rules = rules
         self._matcher = matcher
         self._consultations = consultations
 
-    @retry_transient()
     async def sweep(self) -> int:
         """Apply every timeout that is due; returns how many things changed."""
+        closed = await self._processes.reap() if self._processes is not None else 0
+        return closed + await self._sweep_queues()
+
+    @retry_transient()
+    async def _sweep_queues(self) -> int:
         async with self._db.uow() as uow:
             # Presence rows first, all in id order; consultations are then taken with
             # SKIP LOCKED, so a sweep never waits on a row another transaction holds.
@@ -148,6 +157,7 @@ class Sweeper:
             )
             if presence.status == PresenceStatus.ONLINE:
                 uow.collect(PresenceChanged(doctor_id, PresenceStatus.AWAY, "console disconnected"))
+                await queues_changed(uow, doctor_id)
             for row in rows:
                 if row.status == ConsultationStatus.OFFERED:
                     await self._consultations.return_to_queue(uow, row, reason="doctor away")

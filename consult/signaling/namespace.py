@@ -43,6 +43,9 @@ EventHandler = Callable[[Actor, Any], Awaitable[Any]]
 class ConsultNamespace(socketio.AsyncNamespace):
     def __init__(self, services: Services, trusted_proxies: TrustedProxies) -> None:
         super().__init__("/")
+        # Set at shutdown: the process closes all its connections at once (lifecycle.py), not
+        # one disconnect at a time.
+        self.closing = False
         self.services = services
         self.trusted_proxies = trusted_proxies
         self.events: dict[str, EventHandler] = {
@@ -60,6 +63,8 @@ class ConsultNamespace(socketio.AsyncNamespace):
         }
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
+        # Only python-socketio's own lifecycle calls arrive as "connect" and "disconnect":
+        # client events by those names are refused before dispatch (server.ConsultServer).
         if event == "connect":
             sid, environ = args[0], args[1]
             return await self.on_connect(sid, environ, args[2] if len(args) > 2 else None)
@@ -101,22 +106,18 @@ class ConsultNamespace(socketio.AsyncNamespace):
         await self.enter_room(sid, user_room(actor.user_id))
         if actor.role is Role.SCHEDULER:  # the live dashboard (scheduler:overview)
             await self.enter_room(sid, SCHEDULERS_ROOM)
-        await self.services.presence.connected(actor)
+        await self.services.presence.connected(actor, sid)
         log.info("socket %s connected for user %s", sid, actor.user_id)
 
     async def on_disconnect(self, sid: str) -> None:
+        if self.closing:  # shutdown: the process releases all its connections at once
+            return
         try:
             actor = await self._actor(sid)
         except KeyError:  # refused at connect: no session
             return
-        others = [
-            other
-            for other, _ in self.server.manager.get_participants("/", user_room(actor.user_id))
-            if other != sid
-        ]
-        # Another tab of the same user (in this process) keeps the lease or ticket alive.
-        if not others:
-            await self.services.presence.disconnected(actor)
+        # The grace starts if this was the user's last connection in any live process.
+        await self.services.presence.disconnected(actor, sid)
 
     async def _actor(self, sid: str) -> Actor:
         s = await self.get_session(sid)

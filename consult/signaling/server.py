@@ -6,13 +6,49 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from functools import partial
+from typing import Any
 
 import socketio
+from socketio import packet
 
 from consult.http.client_address import TrustedProxies
 from consult.logs import TRANSPORT_LOGGER
 from consult.settings import Settings
 from consult.signaling.strict import StrictServer
+
+log = logging.getLogger(__name__)
+
+# The lifecycle names python-socketio dispatches itself (connect, disconnect) or a client sees
+# (connect_error): a client event by one of these names would re-run the server's handlers.
+RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error"})
+
+
+class ConsultServer(StrictServer):
+    """The Socket.IO server, refusing client events that bear a lifecycle name before they
+    reach a handler. python-socketio calls ``_trigger_event("connect", ...)`` for a real
+    handshake and ``("disconnect", ...)`` for a real disconnect, but a client event by those
+    names goes the same way; events come in through ``_handle_event`` alone, so the refusal is
+    made there (checked against python-socketio 5.18's async_server.py)."""
+
+    async def _handle_event(
+        self, eio_sid: str, namespace: str | None, ack_id: int | None, data: list[Any]
+    ) -> None:
+        name = data[0] if data else None
+        if isinstance(name, str) and name not in RESERVED_EVENTS:
+            await super()._handle_event(eio_sid, namespace, ack_id, data)
+            return
+        log.debug("refused client event %r: a reserved name", name)
+        if ack_id is not None:
+            refusal = {
+                "ok": False,
+                "error": {"code": "unknown_event", "message": f"no event {name!r}"},
+            }
+            await self._send_packet(
+                eio_sid,
+                self.packet_class(
+                    packet.ACK, namespace=namespace or "/", id=ack_id, data=[refusal]
+                ),
+            )
 
 
 def create_sio(settings: Settings) -> socketio.AsyncServer:
@@ -22,7 +58,7 @@ def create_sio(settings: Settings) -> socketio.AsyncServer:
         manager = socketio.AsyncRedisManager(settings.redis_url, channel=settings.redis_channel)
     from consult.signaling.namespace import handshake_address  # it imports this module
 
-    return StrictServer(
+    return ConsultServer(
         # Malformed packets are logged as one line naming the client (the audit log's address).
         client_address=partial(
             handshake_address, trusted_proxies=TrustedProxies.parse(settings.trusted_proxies)
@@ -62,3 +98,16 @@ async def sent(sio: socketio.AsyncServer, rooms: Iterable[str], limit: float = 1
         if not sockets:
             return
         await asyncio.sleep(0.005)
+
+
+async def close_every_socket(sio: socketio.AsyncServer, limit: float = 2.0) -> None:
+    """Close every Engine.IO connection of this process at once (shutdown): the clients see the
+    transport close, not a Socket.IO disconnect from the server, so browsers reconnect (to
+    another process, or to this one's successor). Bounded: a client that does not read its
+    last packets is not waited for past ``limit`` seconds."""
+    if not sio.eio.sockets:
+        return
+    try:
+        await asyncio.wait_for(sio.eio.disconnect(), limit)
+    except TimeoutError:
+        log.warning("some sockets did not close within %s s at shutdown", limit)

@@ -340,3 +340,24 @@ recordings = sa.Table(
     sa.Column("sha256", sa.String(64), nullable=True),
     sa.CheckConstraint("status IN ('recording', 'ready', 'failed')", name="ck_recordings_status"),
 )
+
+# Presence that survives a crash (migration 0011, consult/queue/processes.py): each server
+# process keeps a row with a heartbeat, and each Socket.IO connection a row naming its process.
+# A user is connected while they hold a connection in a live process; the connections of a
+# process whose heartbeat is older than CONSULT_PROCESS_DEAD_AFTER count as closed.
+server_processes = sa.Table(
+    "server_processes",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("heartbeat_at", Timestamp, nullable=False),
+)
+
+socket_connections = sa.Table(
+    "socket_connections",
+    metadata,
+    sa.Column("sid", sa.String(64), primary_key=True),
+    sa.Column("process_id", sa.String(32), nullable=False, index=True),
+    sa.Column("user_id", sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("connected_at", Timestamp, nullable=False),
+)
