@@ -195,9 +195,10 @@ class Presence:
 
     def serves(self, row: Row, now: datetime) -> bool:
         """Would take this ticket at ``now``, capacity aside (``DoctorSlot.serves`` as
-        documented)."""
+        documented); never a ticket whose patient has no connection (in their grace)."""
         return (
-            row.specialty in self.specialties
+            row.patient_disconnected_at is None
+            and row.specialty in self.specialties
             and row.form in self.forms
             and row.preferred_doctor_id in (None, self.doctor_id)
             and (row.language is None or not self.languages or row.language in self.languages)
@@ -374,6 +375,15 @@ class Model:
         if p is not None and p.disconnected_at is not None:
             p.disconnected_at = None
             self.match_doctor(s, doctor_id, now)
+
+    def patient_back(self, s: Snapshot, patient_id: int, now: datetime) -> None:
+        """A patient's connection came back: their ticket may be offered again, at once."""
+        for row in s.rows.values():
+            if row.patient_id == patient_id:
+                row.patient_disconnected_at = None
+        for row in s.waiting():
+            if row.patient_id == patient_id:
+                self.match_ticket(s, row, now)
 
     def return_to_queue(self, s: Snapshot, row: Row, now: datetime, *, exclude: bool) -> None:
         """Back in its place. With ``exclude`` (a decline, or an offer lapsed while its doctor

@@ -95,6 +95,8 @@ class Matcher:
         row = (await uow.conn.execute(_TICKET, {"consultation_id": consultation_id})).first()
         if row is None or row.status != ConsultationStatus.WAITING:
             return False
+        if row.patient_disconnected_at is not None:
+            return False  # the patient has no connection now: offered when one comes back
         ticket = _waiting(row)
         free = await self.doctor_slots(uow, lock=False)
         if pick_doctor(free, ticket) is None:
@@ -204,6 +206,9 @@ def _next_ticket(*, languages: bool) -> sa.Select[Any]:
     now = sa.bindparam("now", type_=t.Timestamp)
     rules = [
         _C.status == ConsultationStatus.WAITING,
+        # A patient without a connection (in their grace) keeps their place, but a doctor is
+        # not offered someone who may be gone; they are offered again once a connection is back.
+        _C.patient_disconnected_at.is_(None),
         _C.specialty_code.in_(sa.bindparam("specialties", expanding=True)),
         _C.form.in_(sa.bindparam("forms", expanding=True)),
         sa.or_(_C.preferred_doctor_id.is_(None), _C.preferred_doctor_id == doctor),

@@ -170,14 +170,18 @@ class PresenceService:
                     await queues_changed(uow, actor.user_id)
                     await self._matcher.match_doctor(uow, actor.user_id)
             elif actor.is_patient:
-                await uow.conn.execute(
+                back = await uow.conn.execute(
                     t.consultations.update()
                     .where(
                         t.consultations.c.patient_id == actor.user_id,
                         t.consultations.c.patient_disconnected_at.is_not(None),
                     )
                     .values(patient_disconnected_at=None)
+                    .returning(t.consultations.c.id, t.consultations.c.status)
                 )
+                for consultation_id, status in back.all():  # offered again, at once
+                    if status == ConsultationStatus.WAITING:
+                        await self._matcher.match_ticket(uow, consultation_id)
             await uow.commit()
 
     async def disconnected(self, actor: Actor, sid: str | None = None) -> None:

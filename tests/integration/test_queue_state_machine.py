@@ -351,16 +351,10 @@ class QueueMachine(RuleBasedStateMachine):
                 dropped,
             )
         else:
-
-            def back(s: Snapshot, _: Any) -> None:
-                for r in s.rows.values():
-                    if r.patient_id == patient:
-                        r.patient_disconnected_at = None
-
             self.act(
                 f"patient {patient} reconnects",
                 lambda: self.services.presence.connected(actor(patient)),
-                back,
+                lambda s, _: self.model.patient_back(s, patient, now),
             )
         self.connected[patient] = not self.connected[patient]
 
