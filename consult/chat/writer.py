@@ -37,7 +37,7 @@ from consult.clock import Clock
 from consult.domain import Actor, ConsultationStatus
 from consult.errors import Conflict, NotAllowed, NotFound
 from consult.events import MessagePosted
-from consult.queue.repository import is_participant
+from consult.queue.participation import is_party
 from consult.records.audit import Audit
 from consult.schemas import MessageOut
 from consult.storage.retry import retry_transient
@@ -332,7 +332,7 @@ class GroupWriter:
                 return None
             for draft in batch:
                 row = rows[draft.consultation_id]
-                if row.status != ConsultationStatus.ACTIVE or not is_participant(draft.actor, row):
+                if row.status != ConsultationStatus.ACTIVE or not is_party(draft.actor, row):
                     return None
             seqs = {cid: row.last_seq - counts[cid] for cid, row in rows.items()}
             new_rows: list[dict[str, Any]] = []
@@ -367,7 +367,7 @@ class GroupWriter:
                         f"no consultation {draft.consultation_id}", code="consultation_not_found"
                     )
                     continue
-                if not is_participant(draft.actor, row):
+                if not is_party(draft.actor, row):
                     # In the batch's own transaction: it commits, so the entry survives, and no
                     # second writer is needed.
                     audits.append(self._audit_entry(draft.actor, row, now, allowed=False))
