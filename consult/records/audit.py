@@ -40,10 +40,19 @@ def refusals_watched() -> Iterator[list[str]]:
         _REFUSALS_NOTED.reset(token)
 
 
-def _note_refusal(action: str) -> None:
-    noted = _REFUSALS_NOTED.get()
+def refusals_noted() -> list[str] | None:
+    """The current request's list (None outside one): work done for it in another task (the
+    chat's group writer) notes its refusals there with ``note_refusal``."""
+    return _REFUSALS_NOTED.get()
+
+
+def note_refusal(noted: list[str] | None, action: str) -> None:
     if noted is not None:
         noted.append(action)
+
+
+def _note_refusal(action: str) -> None:
+    note_refusal(_REFUSALS_NOTED.get(), action)
 
 
 class Audit:
