@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from consult.app import APIS, SIO
+from consult.documents.rules import MAX_FILES, MAX_SIZE
 from consult.storage import tables as t
 from tests.integration.test_booking import add_slot
 from tests.integration.test_queue import IM
@@ -226,3 +227,36 @@ async def test_every_clinical_read_leaves_an_audit_row(api, sockets, engine, dat
     # The scheduler's read names the waiting patient (piotr).
     overview = await audit_rows(engine, scheduler.user["id"], _A.action == "queue.overview.read")
     assert piotr.user["id"] in {r.patient_id for r in overview}
+
+
+async def test_every_refused_upload_leaves_an_audit_row(api, engine):
+    """415, 413, 400, 429 and 403 uploads: each leaves a ``refused`` row naming its code."""
+    anna = await api("anna@demo.test")
+    house = await api("dr.house@demo.test")
+
+    async def upload(client: ApiClient, content: bytes, description: str | None) -> int:
+        form = aiohttp.FormData()
+        if description is not None:
+            form.add_field("description", description)
+        form.add_field("file", content, filename="f.png", content_type="application/octet-stream")
+        status, _ = await request(client, "POST", "/api/documents", data=form)
+        return status
+
+    attempts = [
+        (anna, b"MZ not a document", "exe", 415, "unsupported_file_type"),
+        (anna, png() + b"\x00" * MAX_SIZE, "big", 413, "file_too_large"),
+        (anna, png(), None, 400, "description_required"),
+        (house, png(), "a doctor's", 403, "not_a_patient"),
+        (anna, png(), "one too many", 429, "too_many_documents"),
+    ]
+    for client, content, description, status, code in attempts:
+        if status == 429:
+            for _ in range(MAX_FILES):
+                assert await upload(anna, png(), "kept") == 201
+        uid = client.user["id"]
+        before = len(await audit_rows(engine, uid, sa.not_(_A.allowed)))
+        assert await upload(client, content, description) == status, code
+        new = (await audit_rows(engine, uid, sa.not_(_A.allowed)))[before:]
+        assert [(r.action, r.detail) for r in new] == [
+            ("refused", f"{status} {code}: POST /api/documents")
+        ]
