@@ -53,4 +53,5 @@ async def _audit_refusal(request: web.Request, noted: list[str], status: int, co
         f"{status} {code}: {request.method} {request.path}",
         patient_id=audit_id(request.match_info.get("patient_id")),
         consultation_id=audit_id(request.match_info.get("consultation_id")),
+        rate_limited=status == 429,
     )

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from consult.clock import Clock
@@ -27,6 +27,10 @@ _REFUSALS_NOTED: ContextVar[list[str] | None] = ContextVar("refusals_noted", def
 
 # The action of a refusal audited at an edge (the detail names the code, route or event).
 REFUSED = "refused"
+# A 429 refusal repeated by one user within this window is counted in the next row instead of
+# written (``Audit.refused_at_edge``); at most this many users' floods are remembered.
+FLOOD_WINDOW = timedelta(seconds=10)
+FLOOD_KEYS = 10_000
 
 
 @contextmanager
@@ -59,6 +63,9 @@ class Audit:
     def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
         self._clock = clock
+        # Rate-limit refusals audited at the edge, by user and detail: when the last row was
+        # written, and how many like it were not written since (see ``refused_at_edge``).
+        self._floods: dict[tuple[int, str], tuple[datetime, int]] = {}
 
     def entry(
         self,
@@ -197,12 +204,28 @@ class Audit:
         *,
         patient_id: int | None = None,
         consultation_id: int | None = None,
+        rate_limited: bool = False,
     ) -> None:
         """A refusal answered at an edge (``refusals_watched``): one ``refused`` row, unless
         the service audited it already. A failure to write is logged, and the refusal still
-        answered (it changed nothing)."""
+        answered (it changed nothing).
+
+        429s (``rate_limited``) are refused because someone floods: a row for each would turn
+        the flood into database writes. One row per user and detail per ``FLOOD_WINDOW`` is
+        written, and the next one says how many like it it stands for."""
         if noted:
             return
+        if rate_limited:
+            now = self._clock.now()
+            last, held = self._floods.get((actor.user_id, detail), (None, 0))
+            if last is not None and now - last < FLOOD_WINDOW:
+                self._floods[(actor.user_id, detail)] = (last, held + 1)
+                return
+            self._floods[(actor.user_id, detail)] = (now, 0)
+            if len(self._floods) > FLOOD_KEYS:  # bounded: forget the oldest
+                del self._floods[next(iter(self._floods))]
+            if held:
+                detail = f"{detail} (and {held} more like it before this one)"
         try:
             await self.deny(
                 actor,

@@ -37,6 +37,10 @@ async def audit_refusals(
         except ConsultError as exc:
             cid = payload.get("consultation_id") if isinstance(payload, dict) else None
             await audit.refused_at_edge(
-                actor, noted, f"{exc.code}: {event}", consultation_id=audit_id(cid)
+                actor,
+                noted,
+                f"{exc.code}: {event}",
+                consultation_id=audit_id(cid),
+                rate_limited=exc.status == 429,
             )
             raise

@@ -260,3 +260,36 @@ async def test_every_refused_upload_leaves_an_audit_row(api, engine):
         assert [(r.action, r.detail) for r in new] == [
             ("refused", f"{status} {code}: POST /api/documents")
         ]
+
+
+async def test_a_flood_of_rate_limited_events_is_audited_as_counted_rows(
+    api, sockets, clock, engine
+):
+    """A 429 flood is not turned into one database write per refusal: one row per user and
+    kind per 10 s, the next one counting those it stands for."""
+    house = await api("dr.house@demo.test")
+    house_ws = await sockets(house.token)
+    await house_ws.emit("presence:online", IM)
+    anna = await api("anna@demo.test")
+    anna_ws = await sockets(anna.token)
+    cid = await start_and_accept(anna, house_ws, "internal-medicine")
+
+    async def send(n: int, tag: str) -> int:
+        refused = 0
+        for i in range(n):
+            body = {"consultation_id": cid, "client_id": f"{tag}-{i}", "body": "hello"}
+            answer = await anna_ws.emit("chat:send", body)
+            refused += answer["ok"] is False and answer["error"]["code"] == "rate_limited"
+        return refused
+
+    first = await send(30, "a")  # the burst goes through, the rest is refused
+    assert first >= 5
+    rows_now = await audit_rows(engine, anna.user["id"], _A.action == "refused")
+    assert [r.detail for r in rows_now] == ["rate_limited: chat:send"]
+    clock.advance(11)
+    assert await send(30, "b") >= 1
+    rows_now = await audit_rows(engine, anna.user["id"], _A.action == "refused")
+    assert [r.detail for r in rows_now] == [
+        "rate_limited: chat:send",
+        f"rate_limited: chat:send (and {first - 1} more like it before this one)",
+    ]
