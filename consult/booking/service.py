@@ -361,7 +361,10 @@ class BookingService:
         else:
             raise NotAllowed("only patients and doctors have bookings", code="not_a_patient")
         async with self._db.uow() as uow:
-            return await repo.list_bookings(uow, where)
+            found = await repo.list_bookings(uow, where)
+            await self._audit.reads(uow, actor, "booking.read", (b.patient.id for b in found))
+            await uow.commit()
+        return found
 
     async def cancel(self, actor: Actor, booking_id: int) -> BookingOut:
         now = self._clock.now()
@@ -404,6 +407,14 @@ class BookingService:
                     uow, actor, "booking.read", patient_id=out.patient.id
                 )
                 raise NotAllowed("this is not your booking", code="not_your_booking")
+            await self._audit.write(
+                uow,
+                actor,
+                "booking.read",
+                patient_id=out.patient.id,
+                detail=f"booking {booking_id}",
+            )
+            await uow.commit()
         return out
 
     async def ics(self, actor: Actor, booking_id: int) -> str:

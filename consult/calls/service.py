@@ -151,10 +151,12 @@ class CallService:
     async def offer(self, actor: Actor, consultation_id: int, sdp: str, type_: str) -> AnswerOut:
         """Answer the page's offer: joining the call, renegotiating (voice <-> video) or
         rejoining after a network drop (new ICE credentials or a new peer)."""
-        offer = parse_offer(sdp, type_)  # a malformed offer is refused before any room exists
         async with self._lock(consultation_id):
             async with self._db.uow() as uow:
+                # Who asks comes first: a stranger learns nothing, not even whether the SDP is
+                # good. A malformed offer is refused before any room exists.
                 row = await self._active_row(uow, actor, consultation_id, "call.join")
+                offer = parse_offer(sdp, type_)
                 form = await repo.current_form(uow, row)
                 if not has_call(form):
                     raise NotFound(
@@ -297,7 +299,7 @@ class CallService:
         the consultation ended); the read is audited."""
         async with self._db.uow() as uow:
             row = await self._consultations.participant_row(
-                uow, actor, consultation_id, "call.recording.read"
+                uow, actor, consultation_id, "call.recording.read", read=True
             )
             recording = await repo.recording_row(uow, recording_id)
             if recording is None or recording.consultation_id != row.id:

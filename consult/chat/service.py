@@ -16,7 +16,7 @@ from consult.clock import Clock
 from consult.domain import Actor, ConsultationStatus
 from consult.errors import Conflict, NotAllowed, NotFound
 from consult.events import MessagesRead, Typing
-from consult.queue.repository import is_participant
+from consult.queue.participation import is_party, may_read
 from consult.queue.service import ConsultationService
 from consult.records.audit import Audit
 from consult.schemas import (
@@ -79,7 +79,7 @@ class ChatService:
     ) -> list[MessageOut]:
         async with self._db.uow() as uow:
             # No row lock, as for resume: reading the transcript must not hold up the senders.
-            row = await self._participant_row(uow, actor, consultation_id, "chat.read")
+            row = await self._participant_row(uow, actor, consultation_id, "chat.read", read=True)
             messages = await repo.messages_after(uow, consultation_id, after_seq)
             await self._audit.write(
                 uow, actor, "chat.read", patient_id=row.patient_id, consultation_id=consultation_id
@@ -94,7 +94,7 @@ class ChatService:
         that applies messages in seq order neither misses nor repeats one."""
         async with self._db.uow() as uow:
             # No row lock: a resume must not hold up the senders of this consultation.
-            row = await self._participant_row(uow, actor, consultation_id, "chat.read")
+            row = await self._participant_row(uow, actor, consultation_id, "chat.read", read=True)
             messages = await repo.messages_after(uow, consultation_id, after_seq)
             await self._audit.write(
                 uow, actor, "chat.read", patient_id=row.patient_id, consultation_id=consultation_id
@@ -176,8 +176,10 @@ class ChatService:
         action: str,
         *,
         lock: bool = False,
+        read: bool = False,
     ) -> Any:
-        """The consultation's chat state if the actor takes part in it; refused (and the refusal
+        """The consultation's chat state if the actor is one of its two parties now (or, to
+        ``read`` the transcript, any doctor who ever accepted it); refused (and the refusal
         audited) otherwise. Locked through ``ConsultationService.participant_row``; unlocked
         (reads that must not hold up the senders) with the same refusals."""
         if lock:
@@ -185,7 +187,7 @@ class ChatService:
         row = await repo.consultation_chat_state(uow, consultation_id)
         if row is None:
             raise NotFound(f"no consultation {consultation_id}", code="consultation_not_found")
-        if not is_participant(actor, row):
+        if not (await may_read(uow, actor, row) if read else is_party(actor, row)):
             self._audit.deny_after_rollback(
                 uow, actor, action, patient_id=row.patient_id, consultation_id=consultation_id
             )

@@ -37,8 +37,8 @@ from consult.clock import Clock
 from consult.domain import Actor, ConsultationStatus
 from consult.errors import Conflict, NotAllowed, NotFound
 from consult.events import MessagePosted
-from consult.queue.repository import is_participant
-from consult.records.audit import Audit
+from consult.queue.participation import is_party
+from consult.records.audit import Audit, note_refusal, refusals_noted
 from consult.schemas import MessageOut
 from consult.storage.retry import retry_transient
 from consult.storage.uow import Database, UnitOfWork
@@ -76,6 +76,8 @@ class Draft:
     wake: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+    # The sender's request: a refusal audited in the batch is noted there, once (records.audit).
+    noted: list[str] | None = field(default_factory=refusals_noted)
 
     @property
     def key(self) -> tuple[int, int, str]:
@@ -332,7 +334,7 @@ class GroupWriter:
                 return None
             for draft in batch:
                 row = rows[draft.consultation_id]
-                if row.status != ConsultationStatus.ACTIVE or not is_participant(draft.actor, row):
+                if row.status != ConsultationStatus.ACTIVE or not is_party(draft.actor, row):
                     return None
             seqs = {cid: row.last_seq - counts[cid] for cid, row in rows.items()}
             new_rows: list[dict[str, Any]] = []
@@ -367,10 +369,11 @@ class GroupWriter:
                         f"no consultation {draft.consultation_id}", code="consultation_not_found"
                     )
                     continue
-                if not is_participant(draft.actor, row):
+                if not is_party(draft.actor, row):
                     # In the batch's own transaction: it commits, so the entry survives, and no
                     # second writer is needed.
                     audits.append(self._audit_entry(draft.actor, row, now, allowed=False))
+                    note_refusal(draft.noted, "chat.write")
                     log.info(
                         "denied chat.write to user %s (consultation %s)",
                         draft.actor.user_id,

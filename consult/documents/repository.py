@@ -124,12 +124,15 @@ async def mark_deleted(uow: UnitOfWork, document_id: int, at: Any) -> None:
 
 
 async def doctor_consults(uow: UnitOfWork, doctor_id: int, patient_id: int) -> bool:
-    """Whether the doctor is consulting the patient now (an active consultation)."""
-    c = t.consultations.c
+    """Whether the doctor is consulting the patient now: an active consultation they accepted
+    (``consultation_doctors``) and are its doctor still."""
+    c, cd = t.consultations.c, t.consultation_doctors.c
     row = (
         await uow.conn.execute(
             sa.select(c.id)
+            .join(t.consultation_doctors, cd.consultation_id == c.id)
             .where(
+                cd.doctor_id == doctor_id,
                 c.doctor_id == doctor_id,
                 c.patient_id == patient_id,
                 c.status == ConsultationStatus.ACTIVE,
@@ -157,14 +160,18 @@ async def consulting_doctors(uow: UnitOfWork, patient_id: int) -> list[int]:
 
 
 async def shared_with(uow: UnitOfWork, doctor_id: int, document_id: int) -> int | None:
-    """The consultation of this doctor's into which the document was shared, if any."""
-    m, c = t.messages.c, t.consultations.c
+    """A consultation the doctor accepted (``consultation_doctors``: also one taken over by
+    another doctor since) into which the document was shared, if any. Being offered the
+    consultation gives nothing."""
+    m, cd = t.messages.c, t.consultation_doctors.c
     row = (
         await uow.conn.execute(
-            sa.select(c.id)
-            .select_from(t.messages.join(t.consultations, c.id == m.consultation_id))
-            .where(m.document_id == document_id, c.doctor_id == doctor_id)
+            sa.select(cd.consultation_id)
+            .select_from(
+                t.messages.join(t.consultation_doctors, cd.consultation_id == m.consultation_id)
+            )
+            .where(m.document_id == document_id, cd.doctor_id == doctor_id)
             .limit(1)
         )
     ).first()
-    return int(row.id) if row else None
+    return int(row.consultation_id) if row else None

@@ -10,7 +10,6 @@ told to nobody again and not audited again, as chat messages are.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from datetime import timedelta
 
 from consult.accounts.checks import check_verified_patient
@@ -24,7 +23,7 @@ from consult.queue.service import ConsultationService, check_doctor
 from consult.records.audit import Audit
 from consult.schemas import FollowUpOut
 from consult.storage.retry import retry_transient
-from consult.storage.uow import Database, UnitOfWork
+from consult.storage.uow import Database
 
 log = logging.getLogger(__name__)
 
@@ -185,13 +184,6 @@ class FollowUpService:
                 found = await repo.of_patient(uow, actor.user_id)
             else:
                 raise NotAllowed("only patients and doctors have follow-ups", code="not_allowed")
-            await self._audit_reads(uow, actor, found)
+            await self._audit.reads(uow, actor, "follow_up.read", (f.patient.id for f in found))
             await uow.commit()
         return found
-
-    async def _audit_reads(
-        self, uow: UnitOfWork, actor: Actor, found: Iterable[FollowUpOut]
-    ) -> None:
-        # One entry per patient whose questions were read (none when the list is empty).
-        for patient_id in sorted({f.patient.id for f in found}):
-            await self._audit.write(uow, actor, "follow_up.read", patient_id=patient_id)

@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from consult.errors import ConsultError
+from consult.http.routing import REQUEST_ACTOR, SERVICES
+from consult.records.audit import audit_id, refusals_watched
 
 log = logging.getLogger(__name__)
 
@@ -21,17 +23,35 @@ def error_response(status: int, code: str, message: str, **extra: object) -> web
 async def error_middleware(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ConsultError as exc:
-        return web.json_response({"error": exc.to_dict()}, status=exc.status)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        code = {404: "route_not_found", 405: "method_not_allowed", 413: "payload_too_large"}
-        return error_response(
-            exc.status, code.get(exc.status, "http_error"), exc.reason or "request refused"
-        )
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal", "something went wrong on our side")
+    with refusals_watched() as noted:
+        try:
+            return await handler(request)
+        except ConsultError as exc:
+            await _audit_refusal(request, noted, exc.status, exc.code)
+            return web.json_response({"error": exc.to_dict()}, status=exc.status)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            code = {404: "route_not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+            status, code_ = exc.status, code.get(exc.status, "http_error")
+            await _audit_refusal(request, noted, status, code_)
+            return error_response(status, code_, exc.reason or "request refused")
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return error_response(500, "internal", "something went wrong on our side")
+
+
+async def _audit_refusal(request: web.Request, noted: list[str], status: int, code: str) -> None:
+    """Every refusal (4xx) to a known user leaves an audit row (docs/architecture.md, Audit):
+    the service's own, or this one. Before the session is known there is nobody to name."""
+    actor = request.get(REQUEST_ACTOR)
+    if actor is None or status >= 500:
+        return
+    await request.app[SERVICES].audit.refused_at_edge(
+        actor,
+        noted,
+        f"{status} {code}: {request.method} {request.path}",
+        patient_id=audit_id(request.match_info.get("patient_id")),
+        consultation_id=audit_id(request.match_info.get("consultation_id")),
+        rate_limited=status == 429,
+    )

@@ -19,6 +19,8 @@ from consult.services import Services
 SERVICES = web.AppKey("services", Services)
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", TrustedProxies)
 SESSION_COOKIE = "consult_session"
+# The request's authenticated actor, for the error middleware's audit of a refusal.
+REQUEST_ACTOR = "consult_actor"
 
 Handler = Callable[..., Awaitable[BaseModel | web.StreamResponse | None]]
 
@@ -114,6 +116,7 @@ def validate(model: type[BaseModel], data: Any) -> BaseModel:
 def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def endpoint(request: web.Request) -> web.StreamResponse:
         actor = await request_actor(request) if spec.auth else None
+        request[REQUEST_ACTOR] = actor
         kwargs: dict[str, Any] = {}
         if spec.body is not None:
             kwargs["body"] = await parse_body(request, spec.body)

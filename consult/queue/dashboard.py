@@ -66,8 +66,15 @@ class DashboardService:
     # --- figures ----------------------------------------------------------------------------
 
     async def overview_for(self, actor: Actor) -> OverviewOut:
+        """The overview for a scheduler: it names the waiting patients, so the read is
+        audited, one entry per patient named."""
         check_scheduler(actor)
-        return await self.overview()
+        out = await self.overview()
+        named = [w.patient.id for s in out.specialties for w in s.tickets]
+        async with self._db.uow() as uow:
+            await self._audit.reads(uow, actor, "queue.overview.read", named)
+            await uow.commit()
+        return out
 
     async def overview(self) -> OverviewOut:
         """Every specialty's queues now, all forms together and each form apart."""

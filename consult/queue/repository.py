@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from consult.clock import as_utc
-from consult.domain import Actor, ConsultationStatus
+from consult.domain import ConsultationStatus
 from consult.schemas import ConsultationOut, PersonOut, SpecialtyOut
 from consult.storage import tables as t
 from consult.storage.uow import UnitOfWork
@@ -110,7 +110,3 @@ def code_set(raw: str | list[str] | None) -> frozenset[str]:
 @functools.lru_cache(maxsize=4096)
 def _decoded(raw: str) -> frozenset[str]:
     return frozenset(json.loads(raw))
-
-
-def is_participant(actor: Actor, row: Any) -> bool:
-    return actor.user_id in (row.patient_id, row.doctor_id)

@@ -26,6 +26,7 @@ from consult.events import (
     PresenceChanged,
     QueueChanged,
 )
+from consult.queue import participation
 from consult.queue import repository as repo
 from consult.queue.matcher import Matcher
 from consult.queue.policy import rank_at
@@ -68,6 +69,10 @@ _END = (
         offer_expires_at=None,
     )
 )
+
+
+def _offered_to_actor(row: Any, actor: Actor) -> bool:
+    return row.status == ConsultationStatus.OFFERED and row.doctor_id == actor.user_id
 
 
 def check_patient_may_start(actor: Actor) -> None:
@@ -174,7 +179,9 @@ class ConsultationService:
         check_doctor(actor)
         async with self._db.uow() as uow:
             row = await self._offered_to(uow, actor, consultation_id)
-            await uow.conn.execute(_ACCEPT, {"cid": consultation_id, "now": self._clock.now()})
+            now = self._clock.now()
+            await uow.conn.execute(_ACCEPT, {"cid": consultation_id, "now": now})
+            await participation.record_acceptance(uow, consultation_id, actor.user_id, now)
             await self._audit.write(
                 uow,
                 actor,
@@ -246,7 +253,7 @@ class ConsultationService:
         row = await repo.lock_consultation(uow, consultation_id)
         if row is None:
             raise NotFound(f"no consultation {consultation_id}", code="consultation_not_found")
-        if row.status != ConsultationStatus.OFFERED or row.doctor_id != actor.user_id:
+        if not _offered_to_actor(row, actor):
             raise Conflict("this patient is not offered to you (any more)", code="no_such_offer")
         return row
 
@@ -256,6 +263,10 @@ class ConsultationService:
     async def end(self, actor: Actor, consultation_id: int) -> ConsultationOut:
         """End an active consultation, or (patient) leave the queue: the ticket is cancelled."""
         async with self._db.uow() as uow:
+            offered = await repo.lock_consultation(uow, consultation_id)
+            if offered is not None and _offered_to_actor(offered, actor):
+                # Not a party yet, but the offer is theirs: they are told what to do instead.
+                raise Conflict("accept or decline the offer instead", code="no_such_offer")
             row = await self.participant_row(uow, actor, consultation_id, "consultation.end")
             if row.status not in OPEN_STATUSES:
                 raise Conflict("the consultation has already ended", code="consultation_ended")
@@ -294,8 +305,18 @@ class ConsultationService:
 
     async def get(self, actor: Actor, consultation_id: int) -> ConsultationOut:
         async with self._db.uow() as uow:
-            await self.participant_row(uow, actor, consultation_id, "consultation.read")
+            row = await self.participant_row(
+                uow, actor, consultation_id, "consultation.read", read=True
+            )
             out = await repo.load_consultation(uow, consultation_id)
+            await self._audit.write(
+                uow,
+                actor,
+                "consultation.read",
+                patient_id=row.patient_id,
+                consultation_id=consultation_id,
+            )
+            await uow.commit()
         assert out is not None
         return out
 
@@ -303,19 +324,38 @@ class ConsultationService:
         """The actor's open consultations: a patient's ticket, a doctor's offers and chats."""
         side = _C.doctor_id if actor.is_doctor else _C.patient_id
         async with self._db.uow() as uow:
-            return await repo.list_consultations(
+            found = await repo.list_consultations(
                 uow, side == actor.user_id, _C.status.in_(OPEN_STATUSES)
             )
+            # A doctor's list names patients: audited (a patient's own ticket needs no entry).
+            if actor.is_doctor and found:
+                await self._audit.reads(
+                    uow, actor, "consultation.read", (c.patient.id for c in found)
+                )
+                await uow.commit()
+        return found
 
     async def participant_row(
-        self, uow: UnitOfWork, actor: Actor, consultation_id: int, action: str
+        self,
+        uow: UnitOfWork,
+        actor: Actor,
+        consultation_id: int,
+        action: str,
+        *,
+        read: bool = False,
     ) -> sa.Row:
-        """The consultation's row, locked, if the actor takes part in it; denied (and audited)
-        otherwise."""
+        """The consultation's row, locked, if the actor is one of its two parties now (or, to
+        ``read`` it, any doctor who ever accepted it: ``participation``); denied (and audited)
+        otherwise. A doctor only offered it is neither."""
         row = await repo.lock_consultation(uow, consultation_id)
         if row is None:
             raise NotFound(f"no consultation {consultation_id}", code="consultation_not_found")
-        if not repo.is_participant(actor, row):
+        allowed = (
+            await participation.may_read(uow, actor, row)
+            if read
+            else participation.is_party(actor, row)
+        )
+        if not allowed:
             self._audit.deny_after_rollback(
                 uow, actor, action, patient_id=row.patient_id, consultation_id=consultation_id
             )

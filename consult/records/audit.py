@@ -4,8 +4,10 @@ allowed or denied. The database refuses updates and deletes (see migration 0001)
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import datetime, timedelta
 from typing import Any
 
 from consult.clock import Clock
@@ -18,11 +20,52 @@ log = logging.getLogger(__name__)
 # Built once: a new insert() per call costs its cache key at every execution.
 _INSERT = t.audit_log.insert()
 
+# The edges (HTTP error middleware, Socket.IO acks) audit every refusal they answer, unless the
+# service that refused has written a row of its own (with the patient and consultation): it
+# notes that here. A list, shared by reference, so a refusal noted in a copied context counts.
+_REFUSALS_NOTED: ContextVar[list[str] | None] = ContextVar("refusals_noted", default=None)
+
+# The action of a refusal audited at an edge (the detail names the code, route or event).
+REFUSED = "refused"
+# A 429 refusal repeated by one user within this window is counted in the next row instead of
+# written (``Audit.refused_at_edge``); at most this many users' floods are remembered.
+FLOOD_WINDOW = timedelta(seconds=10)
+FLOOD_KEYS = 10_000
+
+
+@contextmanager
+def refusals_watched() -> Iterator[list[str]]:
+    """Around one request or event: the refusals the services audited themselves while it ran."""
+    noted: list[str] = []
+    token = _REFUSALS_NOTED.set(noted)
+    try:
+        yield noted
+    finally:
+        _REFUSALS_NOTED.reset(token)
+
+
+def refusals_noted() -> list[str] | None:
+    """The current request's list (None outside one): work done for it in another task (the
+    chat's group writer) notes its refusals there with ``note_refusal``."""
+    return _REFUSALS_NOTED.get()
+
+
+def note_refusal(noted: list[str] | None, action: str) -> None:
+    if noted is not None:
+        noted.append(action)
+
+
+def _note_refusal(action: str) -> None:
+    note_refusal(_REFUSALS_NOTED.get(), action)
+
 
 class Audit:
     def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
         self._clock = clock
+        # Rate-limit refusals audited at the edge, by user and detail: when the last row was
+        # written, and how many like it were not written since (see ``refused_at_edge``).
+        self._floods: dict[tuple[int, str], tuple[datetime, int]] = {}
 
     def entry(
         self,
@@ -51,8 +94,31 @@ class Audit:
 
     async def write_many(self, uow: UnitOfWork, entries: Sequence[dict[str, Any]]) -> None:
         """Entries made by ``entry``, in one statement within the caller's transaction."""
+        for e in entries:
+            if not e["allowed"]:
+                _note_refusal(e["action"])
         if entries:
             await uow.conn.execute(_INSERT, list(entries))
+
+    async def reads(
+        self,
+        uow: UnitOfWork,
+        actor: Actor,
+        action: str,
+        patient_ids: Iterable[int],
+        *,
+        detail: str | None = None,
+    ) -> None:
+        """A list read (bookings, follow-ups, the queue overview): one allowed entry per
+        patient whose data it showed, none for an empty list, in one statement."""
+        at = self._clock.now()
+        await self.write_many(
+            uow,
+            [
+                self.entry(actor, action, patient_id=pid, detail=detail, at=at)
+                for pid in sorted(set(patient_ids))
+            ],
+        )
 
     async def write(
         self,
@@ -97,6 +163,7 @@ class Audit:
         async def write() -> None:
             await self.deny(actor, action, patient_id=patient_id, consultation_id=consultation_id)
 
+        _note_refusal(action)
         uow.after_rollback(write)
 
     async def deny(
@@ -128,3 +195,54 @@ class Audit:
                 ip=ip,
             )
             await uow.commit()
+
+    async def refused_at_edge(
+        self,
+        actor: Actor,
+        noted: list[str],
+        detail: str,
+        *,
+        patient_id: int | None = None,
+        consultation_id: int | None = None,
+        rate_limited: bool = False,
+    ) -> None:
+        """A refusal answered at an edge (``refusals_watched``): one ``refused`` row, unless
+        the service audited it already. A failure to write is logged, and the refusal still
+        answered (it changed nothing).
+
+        429s (``rate_limited``) are refused because someone floods: a row for each would turn
+        the flood into database writes. One row per user and detail per ``FLOOD_WINDOW`` is
+        written, and the next one says how many like it it stands for."""
+        if noted:
+            return
+        if rate_limited:
+            now = self._clock.now()
+            last, held = self._floods.get((actor.user_id, detail), (None, 0))
+            if last is not None and now - last < FLOOD_WINDOW:
+                self._floods[(actor.user_id, detail)] = (last, held + 1)
+                return
+            self._floods[(actor.user_id, detail)] = (now, 0)
+            if len(self._floods) > FLOOD_KEYS:  # bounded: forget the oldest
+                del self._floods[next(iter(self._floods))]
+            if held:
+                detail = f"{detail} (and {held} more like it before this one)"
+        try:
+            await self.deny(
+                actor,
+                REFUSED,
+                patient_id=patient_id,
+                consultation_id=consultation_id,
+                detail=detail,
+            )
+        except Exception:
+            log.exception("could not audit a refusal to user %s (%s)", actor.user_id, detail)
+
+
+def audit_id(value: Any) -> int | None:
+    """An id taken from a refused request, for its audit row: only a plain, bounded integer
+    (the refusal may be of a malformed id)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    return value if isinstance(value, int) and 0 < value < 2**63 else None

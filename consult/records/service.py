@@ -1,7 +1,8 @@
 """Write-back to the patient's record (recommendations) and reading the record.
 
 A patient reads their own record. A doctor reads a patient's record only through a
-consultation of theirs with that patient. Every read and write is audited; a refused read too.
+consultation of that patient's they accepted (``participation``). Every read and write is
+audited; a refused read too.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import sqlalchemy as sa
 from consult.calls import repository as calls_repo
 from consult.chat import repository as chat_repo
 from consult.clock import Clock, as_utc
-from consult.domain import QUEUED_STATUSES, Actor, ConsultationStatus, Role
+from consult.domain import Actor, ConsultationStatus, Role
 from consult.errors import Conflict, NotAllowed, NotFound
 from consult.events import RecordChanged
 from consult.followups import repository as follow_up_repo
+from consult.queue import participation
 from consult.queue import repository as queue_repo
 from consult.queue.service import ConsultationService
 from consult.records.audit import Audit
@@ -84,18 +86,16 @@ class RecordService:
             ).first()
             if patient is None:
                 raise NotFound(f"no patient {patient_id}", code="patient_not_found")
-            consultations = await queue_repo.list_consultations(
-                uow, t.consultations.c.patient_id == patient_id
-            )
-            # Doctors who took the patient (not those merely offered a returning ticket).
-            consulting = [
-                c.doctor.id
-                for c in consultations
-                if c.doctor and c.started_at and c.status not in QUEUED_STATUSES
-            ]
-            if not self._may_read(actor, patient_id, consulting):
+            if not await self._may_read(uow, actor, patient_id):
                 self._audit.deny_after_rollback(uow, actor, "record.read", patient_id=patient_id)
                 raise NotAllowed("you may not read this patient's record", code="not_your_patient")
+            # Cancelled ones are left out (as protocol.md says): a ticket given up in the queue,
+            # or an interrupted consultation whose patient never came back.
+            consultations = await queue_repo.list_consultations(
+                uow,
+                t.consultations.c.patient_id == patient_id,
+                t.consultations.c.status != ConsultationStatus.CANCELLED,
+            )
             recommendations = await _recommendations(
                 uow, t.recommendations.c.patient_id == patient_id
             )
@@ -103,9 +103,6 @@ class RecordService:
             recordings = await calls_repo.recordings_of(uow, [c.id for c in consultations])
             entries = []
             for c in consultations:
-                # A ticket cancelled before any doctor took it holds nothing clinical.
-                if c.status == ConsultationStatus.CANCELLED and c.started_at is None:
-                    continue
                 entries.append(
                     RecordEntryOut(
                         consultation=c,
@@ -121,10 +118,12 @@ class RecordService:
         return RecordOut(patient=PersonOut(id=patient.id, name=patient.name), entries=entries)
 
     @staticmethod
-    def _may_read(actor: Actor, patient_id: int, doctors: list[int]) -> bool:
+    async def _may_read(uow: UnitOfWork, actor: Actor, patient_id: int) -> bool:
+        """The patient, or a doctor who accepted a consultation of theirs (ever, also one
+        taken over by another doctor since); a doctor only offered one gets nothing."""
         if actor.is_patient:
             return actor.user_id == patient_id
-        return actor.is_doctor and actor.user_id in doctors
+        return actor.is_doctor and await participation.took_patient(uow, actor.user_id, patient_id)
 
 
 async def _recommendations(

@@ -8,7 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from consult.domain import Actor
 from consult.errors import ConsultError
+from consult.records.audit import Audit, audit_id, refusals_watched
 
 log = logging.getLogger(__name__)
 
@@ -22,3 +24,23 @@ async def ack(work: Awaitable[BaseModel | None]) -> dict[str, Any]:
         log.exception("unhandled error in a Socket.IO event")
         return {"ok": False, "error": {"code": "internal", "message": "something went wrong"}}
     return {"ok": True, "data": result.model_dump(mode="json") if result is not None else None}
+
+
+async def audit_refusals(
+    audit: Audit, actor: Actor, event: str, payload: Any, work: Awaitable[Any]
+) -> Any:
+    """Run one client event: a refusal leaves an audit row (the service's own, or a
+    ``refused`` row naming the event and code), as on HTTP (docs/architecture.md, Audit)."""
+    with refusals_watched() as noted:
+        try:
+            return await work
+        except ConsultError as exc:
+            cid = payload.get("consultation_id") if isinstance(payload, dict) else None
+            await audit.refused_at_edge(
+                actor,
+                noted,
+                f"{exc.code}: {event}",
+                consultation_id=audit_id(cid),
+                rate_limited=exc.status == 429,
+            )
+            raise

@@ -28,7 +28,7 @@ from consult.schemas import (
     TypingIn,
 )
 from consult.services import Services
-from consult.signaling.acks import ack
+from consult.signaling.acks import ack, audit_refusals
 from consult.signaling.calls import call_events
 from consult.signaling.payloads import validate_payload as _validate
 from consult.signaling.scheduler_push import SCHEDULERS_ROOM
@@ -77,10 +77,12 @@ class ConsultNamespace(socketio.AsyncNamespace):
                 "ok": False,
                 "error": {"code": "unknown_event", "message": f"no event {event!r}"},
             }
-        return await ack(self._dispatch(handler, sid, payload))
+        return await ack(self._dispatch(event, handler, sid, payload))
 
-    async def _dispatch(self, handler: EventHandler, sid: str, payload: Any) -> Any:
-        return await handler(await self._actor(sid), payload)
+    async def _dispatch(self, event: str, handler: EventHandler, sid: str, payload: Any) -> Any:
+        actor = await self._actor(sid)
+        audit = self.services.audit
+        return await audit_refusals(audit, actor, event, payload, handler(actor, payload))
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None

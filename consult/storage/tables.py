@@ -140,6 +140,18 @@ ticket_exclusions = sa.Table(
     sa.Column("ends_at", Timestamp, nullable=False),
 )
 
+# Every doctor who accepted a consultation, kept after it is interrupted and taken by another
+# (migration 0010): clinical access (transcript, documents, record, recordings) rests on this,
+# never on ``consultations.doctor_id``, which also names a doctor only offered the ticket.
+consultation_doctors = sa.Table(
+    "consultation_doctors",
+    metadata,
+    sa.Column("consultation_id", sa.ForeignKey("consultations.id"), primary_key=True),
+    sa.Column("doctor_id", sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("accepted_at", Timestamp, nullable=False),
+    sa.Index("ix_consultation_doctors_doctor_id", "doctor_id"),
+)
+
 messages = sa.Table(
     "messages",
     metadata,

@@ -426,7 +426,12 @@ async def test_one_batch_keeps_each_message_outcome_apart(api, sockets, database
     stored = await rows(database_url, t.messages)
     assert sorted(r.client_id for r in stored) == ["a", "b", "d"]
     denied = await rows(database_url, t.audit_log, ~t.audit_log.c.allowed)
-    assert [(r.action, r.consultation_id) for r in denied] == [("chat.write", one)]
+    # The stranger's refusal is the writer's own row; the unknown consultation is refused at
+    # the Socket.IO edge (no service row), so it gets a ``refused`` row.
+    assert sorted((r.action, r.consultation_id) for r in denied) == [
+        ("chat.write", one),
+        ("refused", 9999),
+    ]
 
 
 async def test_after_the_end_the_transcript_is_in_the_record_and_closed(api, sockets):
