@@ -21,6 +21,7 @@ from consult.attachments import storage_root
 from consult.documents.inspection import inspect
 from consult.documents.rules import MAX_SIZE, file_too_large, unsupported_file_type
 from consult.documents.sniff import HEAD, TAIL, sniff
+from consult.private_files import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class DocumentStore:
         """Stream an upload to a temporary file; refuse it (``FileTooLarge``) as soon as it
         passes ``limit``, (``UnsupportedFileType``) if its content is not an accepted type, and
         as inspection.py says if parsing it whole finds it unreadable or hostile."""
-        await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(private_dir, self.root)
         temp = self.root / f".{secrets.token_hex(16)}.part"
         digest = hashlib.sha256()
         head = b""
