@@ -183,6 +183,7 @@ class Recorder:
             else:
                 stream = container.add_stream(codec, rate=rate)
                 stream.layout = "stereo"
+            stream.metadata["title"] = track.name  # whose track: composition.py reads it
             streams[track.name] = stream
         return container, streams
 
