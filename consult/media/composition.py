@@ -91,6 +91,8 @@ def compose(source: Path, target: Path, order: Sequence[str]) -> Composed:
                 else:
                     side.pending.append((at, frame))
                     last_video = max(last_video, at)
+            for quiet in sides:  # a side that sends nothing must not hold the mix back
+                _silent_until(quiet, now - _LAG)
             _drain(sink, audio_out, out)
             if video_out is not None:
                 tick = _show(sides, screen, video_out, out, tick, now - _LAG)
@@ -160,14 +162,19 @@ def _mixer(sides: list[_Side]) -> tuple[Graph, Any]:
 
 
 def _hear(side: _Side, frame: Any, at: float) -> None:
-    begins = round(at * RATE)
-    if begins - side.next_sample > _GAP * RATE:
-        side.audio.push(_silence(side.next_sample, begins - side.next_sample))
-        side.next_sample = begins
+    _silent_until(side, at)
     for piece in side.resampler.resample(frame):
         piece.pts, piece.time_base = side.next_sample, _AUDIO_TIME
         side.audio.push(piece)
         side.next_sample += piece.samples
+
+
+def _silent_until(side: _Side, at: float) -> None:
+    """Silence on the side's sound up to ``at`` seconds, if it has a gap longer than _GAP."""
+    begins = round(at * RATE)
+    if begins - side.next_sample > _GAP * RATE:
+        side.audio.push(_silence(side.next_sample, begins - side.next_sample))
+        side.next_sample = begins
 
 
 def _silence(at: int, samples: int) -> Any:

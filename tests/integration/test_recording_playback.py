@@ -14,6 +14,7 @@ import stat
 import struct
 import time
 from array import array
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from aiohttp.test_utils import TestServer
 from aiortc import AudioStreamTrack, VideoStreamTrack
 from PIL import Image, ImageStat
 
+from consult.calls import repository as calls_repository
+from consult.http.routing import SERVICES
 from consult.storage import tables as t
 from tests.integration.test_calls import Peer, calls_of, video_consultation
 from tests.support import ApiClient, loopback_only, rows
@@ -74,6 +77,10 @@ class Participant(Peer):
         (sender,) = self.pc.getSenders()  # Peer's silent track makes way for the tone
         sender.replaceTrack(Tone(hz))
         self.pc.addTrack(Card(colour))
+
+
+def clock_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def power(samples: array, hz: float, rate: int = 48_000) -> float:
@@ -171,3 +178,31 @@ async def test_a_recorded_call_downloads_as_one_file_with_both_voices_and_both_p
     assert [p.name for p in folder.iterdir()] == [recording.stored_name]
     assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(folder / recording.stored_name).st_mode) == 0o600
+
+
+async def test_a_recording_that_cannot_be_composed_is_failed_and_its_tracks_are_kept(
+    server: TestServer, database_url: str, api: Any, sockets: Any, tmp_path: Path
+) -> None:
+    _, _, patient, _, cid = await video_consultation(api, sockets)
+    calls = calls_of(server)
+    db = server.app[SERVICES].db
+    stored_name = calls.recordings.new_name(cid)
+    async with db.uow() as uow:
+        recording_id = await calls_repository.add_recording(uow, cid, stored_name, clock_now())
+        await calls_repository.finish_recording(uow, recording_id, clock_now(), recorded=True)
+        await uow.commit()
+    tracks = calls.recordings.tracks_path(stored_name)
+    tracks.parent.mkdir(parents=True, exist_ok=True)
+    tracks.write_bytes(b"\x1a\x45\xdf\xa3" + b"not a webm after all" * 50)
+
+    calls.composer.start(recording_id, stored_name, [patient.user["id"], 2], seconds=1.0)
+    deadline = time.monotonic() + 120
+    while (recording := (await rows(database_url, t.recordings))[0]).status == "composing":
+        assert time.monotonic() < deadline, "composing given up"
+        await asyncio.sleep(0.1)
+    assert recording.status == "failed" and recording.sha256 is None
+    assert [p.name for p in tracks.parent.iterdir()] == [tracks.name]  # kept, for an operator
+    answer = await patient.call(
+        "GET", f"/api/consultations/{cid}/recordings/{recording_id}", expect=409
+    )
+    assert answer["error"]["code"] == "recording_not_ready"
