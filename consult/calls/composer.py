@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 # bound leaves room for a loaded machine.
 MIN_TIMEOUT = 120.0
 TIMEOUT_PER_SECOND = 2.0
+# The length assumed when the recorder's own figure is lost (the room finished the file first).
+LONGEST_CALL = 3 * 3600.0
 
 
 def timeout_for(seconds: float) -> float:

@@ -9,7 +9,8 @@
   at once. Every switch is a stretch in ``consultation_forms`` (the forms-used timeline).
 - Recording starts only when both participants' latest consent (``recording_consents``) is yes
   and the call runs; it stops when a consent is withdrawn, at hang-up and when the consultation
-  ends. The file lands in the recordings folder; its row has size and checksum once finished.
+  ends. The tracks land in the recordings folder and are composed after the call into the file
+  served (composer.py); the row has its size and checksum once composed.
 
 Media rooms, pending switch requests and running recordings live in this process (aiortc peers
 cannot move between processes); the timeline, consents and recordings are in the database.
@@ -28,7 +29,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from consult.calls import repository as repo
-from consult.calls.composer import RecordingComposer
+from consult.calls.composer import LONGEST_CALL, RecordingComposer
 from consult.calls.forms import PendingSwitches, SwitchRequest, has_call, needs_consent
 from consult.calls.recordings import RecordingStore
 from consult.calls.schemas import (
@@ -458,7 +459,8 @@ class CallService:
                 summary = await room.stop_recording()
         except Exception:
             log.exception("call %s: recording %s failed", consultation_id, recording_id)
-        recorded = summary is not None and await self.recordings.has_tracks(stored_name)
+        # The room may have finished the file itself (closed first): the file is what counts.
+        recorded = await self.recordings.has_tracks(stored_name)
         async with self._db.uow() as uow:
             await repo.finish_recording(uow, recording_id, self._clock.now(), recorded=recorded)
             await self._audit.write(
@@ -478,9 +480,10 @@ class CallService:
             )
             uow.collect(_to_both(call, "call:recording", state))
             await uow.commit()
-        if summary is not None and recorded:  # patient left, doctor right
+        if recorded:  # patient left, doctor right
             order = (call.patient_id, call.doctor_id)
-            self.composer.start(recording_id, stored_name, order, summary.seconds)
+            seconds = summary.seconds if summary is not None else LONGEST_CALL
+            self.composer.start(recording_id, stored_name, order, seconds)
         log.info("call %s: recording %s finished", consultation_id, recording_id)
         return True
 
