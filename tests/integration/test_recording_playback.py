@@ -146,6 +146,9 @@ async def test_a_recorded_call_downloads_as_one_file_with_both_voices_and_both_p
             answer = await patient.call("GET", url, expect=409)
             assert answer["error"]["code"] == "recording_not_ready"
             assert "prepared for playback" in answer["error"]["message"]
+            # The recorder's tracks, waiting to be composed, are the server's alone too.
+            tracks = calls_of(server).recordings.tracks_path(recording.stored_name)
+            assert stat.S_IMODE(os.stat(tracks).st_mode) == 0o600
     finally:
         await anna.close()
         await house.close()
