@@ -78,8 +78,9 @@ class RecordingComposer:
         finally:
             with contextlib.suppress(OSError):
                 await asyncio.to_thread(temp.unlink, missing_ok=True)
-            # Shielded: at shutdown the row still learns that this recording failed.
-            await asyncio.shield(self._finish(recording_id, stored_name, result))
+            # Also when cancelled at shutdown (close() waits for this): the row learns that
+            # this recording failed.
+            await self._finish(recording_id, stored_name, result)
 
     async def _finish(
         self, recording_id: int, stored_name: str, result: tuple[int, str] | None

@@ -183,29 +183,54 @@ async def test_a_recorded_call_downloads_as_one_file_with_both_voices_and_both_p
     assert stat.S_IMODE(os.stat(folder / recording.stored_name).st_mode) == 0o600
 
 
-async def test_a_recording_that_cannot_be_composed_is_failed_and_its_tracks_are_kept(
-    server: TestServer, database_url: str, api: Any, sockets: Any, tmp_path: Path
-) -> None:
-    _, _, patient, _, cid = await video_consultation(api, sockets)
+async def composing(server: TestServer, cid: int, content: bytes) -> tuple[int, str, Path]:
+    """A recording row left ``composing`` with ``content`` as the recorder's tracks."""
     calls = calls_of(server)
-    db = server.app[SERVICES].db
     stored_name = calls.recordings.new_name(cid)
-    async with db.uow() as uow:
+    async with server.app[SERVICES].db.uow() as uow:
         recording_id = await calls_repository.add_recording(uow, cid, stored_name, clock_now())
         await calls_repository.finish_recording(uow, recording_id, clock_now(), recorded=True)
         await uow.commit()
     tracks = calls.recordings.tracks_path(stored_name)
     tracks.parent.mkdir(parents=True, exist_ok=True)
-    tracks.write_bytes(b"\x1a\x45\xdf\xa3" + b"not a webm after all" * 50)
+    tracks.write_bytes(content)
+    return recording_id, stored_name, tracks
 
-    calls.composer.start(recording_id, stored_name, [patient.user["id"], 2], seconds=1.0)
+
+async def settled(database_url: str) -> Any:
     deadline = time.monotonic() + 120
     while (recording := (await rows(database_url, t.recordings))[0]).status == "composing":
         assert time.monotonic() < deadline, "composing given up"
         await asyncio.sleep(0.1)
+    return recording
+
+
+async def test_a_recording_that_cannot_be_composed_is_failed_and_its_tracks_are_kept(
+    server: TestServer, database_url: str, api: Any, sockets: Any
+) -> None:
+    _, _, patient, _, cid = await video_consultation(api, sockets)
+    junk = b"\x1a\x45\xdf\xa3" + b"not a webm after all" * 50
+    recording_id, stored_name, tracks = await composing(server, cid, junk)
+
+    calls_of(server).composer.start(recording_id, stored_name, [patient.user["id"], 2], 1.0)
+    recording = await settled(database_url)
     assert recording.status == "failed" and recording.sha256 is None
     assert [p.name for p in tracks.parent.iterdir()] == [tracks.name]  # kept, for an operator
-    answer = await patient.call(
-        "GET", f"/api/consultations/{cid}/recordings/{recording_id}", expect=409
-    )
+    url = f"/api/consultations/{cid}/recordings/{recording_id}"
+    answer = await patient.call("GET", url, expect=409)
     assert answer["error"]["code"] == "recording_not_ready"
+
+
+async def test_a_composition_stopped_by_shutdown_is_failed_and_its_tracks_are_kept(
+    server: TestServer, database_url: str, api: Any, sockets: Any
+) -> None:
+    _, _, patient, _, cid = await video_consultation(api, sockets)
+    recording_id, stored_name, tracks = await composing(server, cid, b"\x1a\x45\xdf\xa3")
+    composer = calls_of(server).composer
+    async with composer._one_at_a_time:  # still waiting for its turn at shutdown
+        composer.start(recording_id, stored_name, [patient.user["id"], 2], 1.0)
+        await asyncio.sleep(0)
+        await composer.close()
+    recording = (await rows(database_url, t.recordings))[0]
+    assert recording.status == "failed"
+    assert tracks.exists()
