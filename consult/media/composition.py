@@ -75,7 +75,7 @@ def compose(source: Path, target: Path, order: Sequence[str]) -> Composed:
         graph, sink = _mixer(sides)
         screen = _Screen(len(sides))
         tick = 0
-        last_video = start
+        last_video = 0.0
         for packet in raw.demux():
             if packet.stream.index not in where or packet.pts is None:
                 continue
@@ -130,6 +130,10 @@ def _sides_of(raw: Any, order: Sequence[str]) -> dict[int, int]:
         user = str(stream.metadata.get("title", "")).partition("/")[0]
         if user in order and stream.type in ("audio", "video"):
             where[stream.index] = order.index(user)
+    if not where:  # a file from before tracks were named: two tracks per user, in id order
+        by_id = sorted(order)
+        count = min(len(raw.streams), 2 * len(order))
+        where = {i: order.index(by_id[i // 2]) for i in range(count)}
     return where
 
 
