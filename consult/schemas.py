@@ -285,7 +285,10 @@ class RecordingOut(Out):
 
     id: int
     consultation_id: int
-    status: str = Field(description="recording, ready or failed")
+    status: str = Field(
+        description="recording, composing (the call is over; its file is being prepared for "
+        "playback), ready or failed"
+    )
     started_at: datetime
     ended_at: datetime | None
     size: int | None

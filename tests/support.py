@@ -5,6 +5,7 @@ database; waiting for a condition; media peers on loopback."""
 from __future__ import annotations
 
 import asyncio
+import io
 import socket
 import struct
 import sys
@@ -17,9 +18,11 @@ from typing import Any
 
 import aiohttp
 import aioice.ice
+import pikepdf
 import pytest
 import socketio
 import sqlalchemy as sa
+from PIL import Image
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from consult.accounts.demo import DEMO_PASSWORD
@@ -187,3 +190,29 @@ def png(width: int = 2, height: int = 2, rgb: bytes = b"\xff\x00\x00") -> bytes:
         + chunk(b"IDAT", zlib.compress(raw))
         + chunk(b"IEND", b"")
     )
+
+
+def jpeg(width: int = 16, height: int = 16, color: str = "navy") -> bytes:
+    """A whole JPEG photo of one colour, made by Pillow."""
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(out, "JPEG")
+    return out.getvalue()
+
+
+def pdf(size: int | None = None) -> bytes:
+    """A real one-page PDF (made by pikepdf), of exactly ``size`` bytes when given: an
+    uncompressed stream in the catalog, then line ends after %%EOF, make up the size."""
+    padding = 0 if size is None else max(0, size - 2_000)
+    while True:
+        document = pikepdf.new()
+        document.add_blank_page()
+        if padding:
+            document.Root.Padding = document.make_stream(b"x" * padding)
+        out = io.BytesIO()
+        document.save(out, compress_streams=False, static_id=True)
+        data = out.getvalue()
+        if size is None:
+            return data
+        if len(data) <= size <= len(data) + 500:
+            return data + b"\n" * (size - len(data))
+        padding += size - len(data) - 100

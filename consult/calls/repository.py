@@ -151,22 +151,24 @@ async def add_recording(
 
 
 async def finish_recording(
-    uow: UnitOfWork,
-    recording_id: int,
-    now: datetime,
-    *,
-    size: int | None,
-    sha256: str | None,
+    uow: UnitOfWork, recording_id: int, now: datetime, *, recorded: bool
 ) -> None:
+    """The call's recording stopped: composed next when anything was recorded."""
     await uow.conn.execute(
         t.recordings.update()
         .where(_R.id == recording_id)
-        .values(
-            status="ready" if sha256 is not None else "failed",
-            ended_at=now,
-            size=size,
-            sha256=sha256,
-        )
+        .values(status="composing" if recorded else "failed", ended_at=now)
+    )
+
+
+async def composed(
+    uow: UnitOfWork, recording_id: int, *, size: int | None, sha256: str | None
+) -> None:
+    """The composed file is kept (its size and checksum), or composing failed (None)."""
+    await uow.conn.execute(
+        t.recordings.update()
+        .where(_R.id == recording_id, _R.status == "composing")
+        .values(status="ready" if sha256 is not None else "failed", size=size, sha256=sha256)
     )
 
 

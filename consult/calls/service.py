@@ -11,7 +11,8 @@
   is a stretch in ``consultation_forms`` (the forms-used timeline).
 - Recording starts only when both participants' latest consent (``recording_consents``) is yes
   and the call runs; it stops when a consent is withdrawn, at hang-up and when the consultation
-  ends. The file lands in the recordings folder; its row has size and checksum once finished.
+  ends. The tracks land in the recordings folder and are composed after the call into the file
+  served (composer.py); the row has its size and checksum once composed.
 
 Media rooms, pending switch requests and running recordings live in this process (aiortc peers
 cannot move between processes); the timeline, consents and recordings are in the database.
@@ -30,6 +31,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from consult.calls import repository as repo
+from consult.calls.composer import LONGEST_CALL, RecordingComposer
 from consult.calls.forms import (
     PendingSwitches,
     SwitchRequest,
@@ -77,6 +79,14 @@ def shown_state(previous: str | None, media_state: str, ending: bool) -> str:
     return state
 
 
+# Why a recording cannot be downloaded yet (or at all), by its status.
+_NOT_READY = {
+    "recording": "This recording is still being made: the call is being recorded.",
+    "composing": "This recording is being prepared for playback; try again in a moment.",
+    "failed": "This recording failed and cannot be downloaded.",
+}
+
+
 @dataclass(frozen=True)
 class MediaState:
     """A participant's media connection changed: told to both participants."""
@@ -117,6 +127,7 @@ class CallService:
         self._consultations = consultations
         self.ice = ice
         self.recordings = recordings
+        self.composer = RecordingComposer(db, recordings)
         self.registry = CallRegistry(ice, on_event=self._on_media)
         self._switches = PendingSwitches()
         self._calls: dict[int, _Call] = {}
@@ -305,9 +316,7 @@ class CallService:
             if recording is None or recording.consultation_id != row.id:
                 raise NotFound(f"no recording {recording_id}", code="recording_not_found")
             if recording.status != "ready":
-                raise Conflict(
-                    "This recording is not finished (or failed).", code="recording_not_ready"
-                )
+                raise Conflict(_NOT_READY[recording.status], code="recording_not_ready")
             path = self.recordings.path(recording.stored_name)
             if not await asyncio.to_thread(path.is_file):
                 raise NotFound("The recording's file is missing.", code="recording_file_missing")
@@ -347,6 +356,7 @@ class CallService:
             with contextlib.suppress(Exception):
                 await self._end_media(consultation_id)
         await self.registry.close()
+        await self.composer.close()
 
     def running(self) -> list[tuple[int, int]]:
         """(consultation id, doctor id) of every call with a room in this process."""
@@ -458,7 +468,7 @@ class CallService:
             uow.collect(_to_both(call, "call:recording", state))
             # Started once its row is written, so a failed insert leaves no recorder running;
             # a failed commit stops it (the recorder makes its folder in its own thread).
-            room.start_recording(self.recordings.path(stored_name))
+            room.start_recording(self.recordings.tracks_path(stored_name))
             try:
                 await uow.commit()
             except BaseException:
@@ -479,20 +489,16 @@ class CallService:
             return False
         recording_id, stored_name = call.recording_id, call.stored_name
         call.recording_id = call.stored_name = None
+        summary = None
         try:
             if room is not None:
-                await room.stop_recording()
+                summary = await room.stop_recording()
         except Exception:
             log.exception("call %s: recording %s failed", consultation_id, recording_id)
-        finished = await self.recordings.checksum(stored_name)
+        # The room may have finished the file itself (closed first): the file is what counts.
+        recorded = await self.recordings.has_tracks(stored_name)
         async with self._db.uow() as uow:
-            await repo.finish_recording(
-                uow,
-                recording_id,
-                self._clock.now(),
-                size=finished[0] if finished else None,
-                sha256=finished[1] if finished else None,
-            )
+            await repo.finish_recording(uow, recording_id, self._clock.now(), recorded=recorded)
             await self._audit.write(
                 uow,
                 None,
@@ -510,6 +516,10 @@ class CallService:
             )
             uow.collect(_to_both(call, "call:recording", state))
             await uow.commit()
+        if recorded:  # patient left, doctor right
+            order = (call.patient_id, call.doctor_id)
+            seconds = summary.seconds if summary is not None else LONGEST_CALL
+            self.composer.start(recording_id, stored_name, order, seconds)
         log.info("call %s: recording %s finished", consultation_id, recording_id)
         return True
 

@@ -87,3 +87,47 @@ def check_description(raw: str | None) -> str:
             code="description_too_long",
         )
     return text
+
+
+# The most pixels an image may declare (width x height): a 50-megapixel photo passes, and a
+# small file that declares a picture large enough to exhaust memory when shown does not.
+MAX_PIXELS = 50_000_000
+# The most objects a PDF may hold: a scanned report has hundreds; the bound keeps the check of
+# every object (inspection.py) short.
+MAX_PDF_OBJECTS = 100_000
+
+
+class ImageTooLarge(ConsultError):
+    status = 413
+    default_code = "image_too_large"
+
+
+class UnreadableDocument(ConsultError):
+    status = 422
+    default_code = "unreadable_document"
+
+
+class ActiveContent(ConsultError):
+    status = 422
+    default_code = "document_active_content"
+
+
+def image_too_large(width: int | None = None, height: int | None = None) -> ImageTooLarge:
+    declared = f" (this one declares {width} x {height})" if width and height else ""
+    return ImageTooLarge(
+        f"an image may have at most {MAX_PIXELS:,} pixels{declared}".replace(",", " ")
+    )
+
+
+def unreadable_document(kind: str) -> UnreadableDocument:
+    return UnreadableDocument(
+        f"the file starts and ends like a {kind} but cannot be read as one (damaged, or "
+        "something else inside)"
+    )
+
+
+def active_content(what: str) -> ActiveContent:
+    return ActiveContent(
+        f"PDFs with scripts, launch actions or embedded files are not accepted ({what} found): "
+        "save or print the document to a plain PDF and upload that"
+    )

@@ -18,14 +18,19 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from consult.attachments import storage_root
+from consult.documents.inspection import inspect
 from consult.documents.rules import MAX_SIZE, file_too_large, unsupported_file_type
 from consult.documents.sniff import HEAD, TAIL, sniff
+from consult.private_files import private_dir
 
 log = logging.getLogger(__name__)
 
 # Reads one chunk of the upload; b"" at its end (aiohttp's BodyPartReader.read_chunk fits).
 ReadChunk = Callable[[int], Awaitable[bytes]]
 CHUNK = 256 * 1024
+# Parsing an upload whole (inspection.py) takes a core: two at a time at most, so a burst of
+# uploads cannot starve the calls and chats this process serves.
+PARSERS = 2
 
 
 @dataclass
@@ -41,6 +46,7 @@ class Received:
 class DocumentStore:
     def __init__(self, root: Path, *, web_root: Path | None = None) -> None:
         self.root = storage_root(root, web_root, what="documents", setting="CONSULT_DOCUMENTS_DIR")
+        self._parsers = asyncio.Semaphore(PARSERS)
 
     def path(self, stored_name: str) -> Path:
         # Stored names are generated here (hex only): never a path from a client.
@@ -50,8 +56,9 @@ class DocumentStore:
 
     async def receive(self, read_chunk: ReadChunk, limit: int = MAX_SIZE) -> Received:
         """Stream an upload to a temporary file; refuse it (``FileTooLarge``) as soon as it
-        passes ``limit`` and (``UnsupportedFileType``) if its content is not an accepted type."""
-        await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)
+        passes ``limit``, (``UnsupportedFileType``) if its content is not an accepted type, and
+        as inspection.py says if parsing it whole finds it unreadable or hostile."""
+        await asyncio.to_thread(private_dir, self.root)
         temp = self.root / f".{secrets.token_hex(16)}.part"
         digest = hashlib.sha256()
         head = b""
@@ -93,6 +100,8 @@ class DocumentStore:
             content_type = sniff(head, tail)
             if content_type is None:
                 raise unsupported_file_type()
+            async with self._parsers:
+                await asyncio.to_thread(inspect, temp, content_type)
         except BaseException:
             await self.discard(temp)
             raise

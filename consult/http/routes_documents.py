@@ -30,6 +30,9 @@ _UPLOAD_ERRORS = (
     "description_too_long",
     "file_too_large",
     "unsupported_file_type",
+    "image_too_large",
+    "unreadable_document",
+    "document_active_content",
     "too_many_documents",
 )
 # A description of MAX_DESCRIPTION characters in UTF-8, with room for multi-byte characters.
@@ -42,7 +45,9 @@ _DESCRIPTION_BYTES = MAX_DESCRIPTION * 4 + 64
     summary="Upload a medical document (verified patients). A multipart/form-data body with the "
     "fields `description` (required, up to 500 characters, shown to the doctor) and `file` "
     "(JPEG, PNG or PDF, judged by content; at most 8 MB, refused with 413 as soon as it passes "
-    "that). At most 5 documents per patient at a time. A refused upload leaves nothing behind.",
+    "that). The file is then parsed whole: an image of more than 50,000,000 pixels, an image or "
+    "PDF that does not parse, and a PDF with JavaScript, launch actions or embedded files are "
+    "refused. At most 5 documents per patient at a time. A refused upload leaves nothing behind.",
     response=DocumentOut,
     status=201,
     tag="documents",

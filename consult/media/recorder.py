@@ -30,6 +30,7 @@ import av
 from aiortc.mediastreams import MediaStreamError
 
 from consult.media.relay import Outlet
+from consult.private_files import private_dir, private_file
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,8 @@ class Recorder:
         return time.monotonic() - self._started > self._open_after
 
     def _open(self) -> tuple[Any, dict[str, Any]]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
+        private_file(self.path)  # FFmpeg writes into it and keeps its mode (0600)
         container: Any = av.open(str(self.path), "w", format="webm")
         streams: dict[str, Any] = {}
         for track in self._tracks:
@@ -181,6 +183,7 @@ class Recorder:
             else:
                 stream = container.add_stream(codec, rate=rate)
                 stream.layout = "stereo"
+            stream.metadata["title"] = track.name  # whose track: composition.py reads it
             streams[track.name] = stream
         return container, streams
 

@@ -20,7 +20,10 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
+
+from consult.private_files import private_file, private_if_present
 
 T = TypeVar("T")
 
@@ -150,6 +153,12 @@ class InlineConnection:
 
 
 def connect(path: str) -> sqlite3.Connection:
+    # The database holds health data: created 0600 before SQLite opens it, whatever the umask;
+    # SQLite gives its -wal and -shm files the database file's mode (those of an older version
+    # are closed too).
+    private_file(Path(path))
+    for suffix in ("-wal", "-shm"):
+        private_if_present(Path(path + suffix))
     # isolation_level None: SQLAlchemy's "begin" event issues BEGIN itself (engine.py).
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA busy_timeout=0")

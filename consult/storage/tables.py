@@ -350,7 +350,9 @@ recordings = sa.Table(
     sa.Column("ended_at", Timestamp, nullable=True),
     sa.Column("size", sa.Integer, nullable=True),
     sa.Column("sha256", sa.String(64), nullable=True),
-    sa.CheckConstraint("status IN ('recording', 'ready', 'failed')", name="ck_recordings_status"),
+    sa.CheckConstraint(
+        "status IN ('recording', 'composing', 'ready', 'failed')", name="ck_recordings_status"
+    ),
 )
 
 # Presence that survives a crash (migration 0011, consult/queue/processes.py): each server

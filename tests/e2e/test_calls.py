@@ -165,18 +165,40 @@ def test_chat_switches_to_video_with_consent_and_records(open_page: OpenPage) ->
     expect(patient_call).to_have_attribute("data-form", "chat")
 
     # The record lists the forms used and the recording, downloadable by the patient.
+    # It is composed into one playable file after the call (a few seconds).
     patient_id = patient.evaluate("async () => (await (await fetch('/api/me')).json()).id")
-    record = patient.evaluate(
-        "async (id) => (await fetch(`/api/patients/${id}/record`)).json()", patient_id
-    )
-    (entry,) = record["entries"]
+    deadline = time.monotonic() + 120
+    while True:
+        record = patient.evaluate(
+            "async (id) => (await fetch(`/api/patients/${id}/record`)).json()", patient_id
+        )
+        (entry,) = record["entries"]
+        (recording,) = entry["recordings"]
+        if recording["status"] != "composing" or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert [f["form"] for f in entry["forms"]] == ["chat", "video", "chat"]
-    (recording,) = entry["recordings"]
     assert recording["status"] == "ready" and recording["size"] > 1000
     size = patient.evaluate(
         "async (url) => (await (await fetch(url)).arrayBuffer()).byteLength", recording["url"]
     )
     assert size == recording["size"]
+    # Chromium plays it: one picture of both sides, and sound.
+    played = patient.evaluate(
+        """async (url) => {
+          const video = document.createElement("video");
+          video.muted = true;
+          video.src = URL.createObjectURL(await (await fetch(url)).blob());
+          await new Promise((ok, no) => { video.onloadedmetadata = ok; video.onerror = no; });
+          await video.play();
+          await new Promise((ok) => setTimeout(ok, 700));
+          video.pause();
+          return { width: video.videoWidth, height: video.videoHeight,
+                   audio: video.webkitAudioDecodedByteCount };
+        }""",
+        recording["url"],
+    )
+    assert played["width"] == 1280 and played["height"] == 480 and played["audio"] > 0, played
     # Ended: the patient's record on her page lists the forms and links the recording.
     patient.get_by_test_id("end-consultation").click()
     expect(patient.get_by_test_id("record-forms")).to_contain_text("chat")

@@ -13,10 +13,10 @@ import pytest
 from playwright.sync_api import Page, WebSocketRoute, expect
 
 from tests.e2e.helpers import OpenPage, assert_no_problems, chat_bodies, log_in, take_patient
-from tests.support import png
+from tests.support import pdf, png
 
 PATIENT = "Anna Kowalska"
-PDF = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
+PDF = pdf()
 DESCRIPTION = "Rash on my left arm, photographed on Sunday"
 
 

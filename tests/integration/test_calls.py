@@ -281,7 +281,11 @@ async def test_recording_needs_both_consents_and_lands_in_the_record(
     await asyncio.sleep(2.0)
     assert (await patient_ws.emit("call:hangup", {"consultation_id": cid}))["ok"]
 
-    (recording,) = await rows(database_url, t.recordings)
+    # Composed into one playable file after the call (test_recording_playback.py).
+    deadline = asyncio.get_running_loop().time() + 180
+    while (recording := (await rows(database_url, t.recordings))[0]).status == "composing":
+        assert asyncio.get_running_loop().time() < deadline, "the recording composed"
+        await asyncio.sleep(0.2)
     assert recording.consultation_id == cid and recording.status == "ready"
     consents = await rows(database_url, t.recording_consents)
     assert [(c.user_id, c.consent) for c in consents] == [

@@ -7,28 +7,27 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
+import io
+import struct
+import zlib
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pikepdf
 import pytest
 
 from consult.documents.rules import MAX_SIZE
 from consult.storage import tables as t
-from tests.support import ApiClient, png, rows, start_and_accept
+from tests.support import ApiClient, jpeg, pdf, png, rows, start_and_accept
 
-JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x11" * 64
-JPEG += b"\xff\xd9"
-PDF_HEAD = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\n"
-PDF_TAIL = b"\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
-PDF = PDF_HEAD + PDF_TAIL
+JPEG = jpeg()
+PDF = pdf()
 
 
 def pdf_of_size(size: int) -> bytes:
-    """A PDF of exactly ``size`` bytes (a comment pads the middle)."""
-    padding = size - len(PDF_HEAD) - len(PDF_TAIL)
-    return PDF_HEAD + b"%" + b"x" * (padding - 1) + PDF_TAIL
+    return pdf(size)
 
 
 @pytest.fixture
@@ -186,6 +185,103 @@ async def test_a_file_that_is_not_a_whole_jpeg_png_or_pdf_is_refused_without_a_t
     assert (await anna.call("GET", "/api/documents"))["documents"] == []
 
 
+def png_declaring(width: int, height: int) -> bytes:
+    """A small, well-formed PNG whose header declares ``width`` x ``height`` pixels."""
+    whole = png()
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    header = struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
+    return whole[:8] + header + whole[33:]
+
+
+def pdf_with(build: Callable[[pikepdf.Pdf], None]) -> bytes:
+    document = pikepdf.new()
+    document.add_blank_page()
+    build(document)
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def open_action_javascript(document: pikepdf.Pdf) -> None:
+    document.Root.OpenAction = pikepdf.Dictionary(
+        S=pikepdf.Name.JavaScript, JS=pikepdf.String("app.alert('hello')")
+    )
+
+
+def launch_on_page_open(document: pikepdf.Pdf) -> None:
+    action = pikepdf.Dictionary(S=pikepdf.Name.Launch, F=pikepdf.String("/bin/sh"))
+    document.pages[0].obj.AA = pikepdf.Dictionary(O=document.make_indirect(action))
+
+
+def embedded_file(document: pikepdf.Pdf) -> None:
+    document.attachments["payload.exe"] = pikepdf.AttachedFileSpec(document, b"MZ" + b"\0" * 64)
+
+
+def corrupt_crc(data: bytes) -> bytes:
+    """The PNG with its image data's checksum broken."""
+    at = data.index(b"IEND") - 8  # the last byte of the IDAT chunk's CRC
+    return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
+
+
+@pytest.mark.parametrize(
+    ("content", "filename", "status", "code"),
+    [
+        pytest.param(
+            png_declaring(50_000, 50_000), "xray.png", 413, "image_too_large", id="png-bomb"
+        ),
+        pytest.param(
+            png_declaring(10_000, 5_001), "xray.png", 413, "image_too_large", id="png-over-limit"
+        ),
+        pytest.param(
+            corrupt_crc(png(64, 64)), "rash.png", 422, "unreadable_document", id="png-crc"
+        ),
+        pytest.param(
+            pdf_with(open_action_javascript),
+            "results.pdf",
+            422,
+            "document_active_content",
+            id="pdf-openaction-javascript",
+        ),
+        pytest.param(
+            pdf_with(launch_on_page_open),
+            "results.pdf",
+            422,
+            "document_active_content",
+            id="pdf-launch-action",
+        ),
+        pytest.param(
+            pdf_with(embedded_file),
+            "results.pdf",
+            422,
+            "document_active_content",
+            id="pdf-embedded-file",
+        ),
+        pytest.param(
+            b"%PDF-1.7\n" + ELF + b"\n%%EOF\n",
+            "results.pdf",
+            422,
+            "unreadable_document",
+            id="elf-wrapped-as-pdf",
+        ),
+    ],
+)
+async def test_hostile_files_that_pass_size_and_type_are_refused_without_a_trace(
+    api, database_url, documents_dir, content, filename, status, code
+):
+    anna = await api("anna@demo.test")
+    body = await upload(anna, content, filename, expect=status)
+    assert body["error"]["code"] == code
+    assert files_in(documents_dir) == []
+    assert await rows(database_url, t.documents) == []
+    assert (await anna.call("GET", "/api/documents"))["documents"] == []
+
+
+async def test_an_image_at_the_pixel_limit_is_accepted(api):
+    anna = await api("anna@demo.test")
+    doc = await upload(anna, png_declaring(10_000, 5_000), "xray.png")
+    assert doc["content_type"] == "image/png"
+
+
 async def test_eight_megabytes_pass_and_one_byte_more_is_refused(api, database_url, documents_dir):
     anna = await api("anna@demo.test")
     too_big = await upload(anna, pdf_of_size(MAX_SIZE + 1), expect=413)
@@ -215,12 +311,12 @@ async def test_an_oversized_upload_is_refused_before_the_client_has_finished_sen
             f"Big scan\r\n--{boundary}\r\n"
             'Content-Disposition: form-data; name="file"; filename="big.pdf"\r\n'
             "Content-Type: application/pdf\r\n\r\n"
-        ).encode() + PDF_HEAD
+        ).encode() + PDF[:9]
         block = b"%" + b"x" * (1024 * 1024 - 1)
         for _ in range(9):  # 9 MB: past the limit
             yield block
         await asyncio.wait_for(release.wait(), 30)  # the rest is never sent before the answer
-        yield PDF_TAIL + f"\r\n--{boundary}--\r\n".encode()
+        yield PDF[9:] + f"\r\n--{boundary}--\r\n".encode()
 
     headers = {
         "Authorization": f"Bearer {anna.token}",

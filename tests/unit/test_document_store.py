@@ -4,7 +4,6 @@ whatever the chunking, and a refused upload leaves no file."""
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,9 @@ import pytest
 from consult.attachments import StorageDirError
 from consult.documents.rules import FileTooLarge, UnsupportedFileType
 from consult.documents.storage import DocumentStore, ReadChunk
+from tests.support import pdf
 
-PDF = b"%PDF-1.7\n" + os.urandom(700_000).hex().encode() + b"\n%%EOF\n"
+PDF = pdf(1_400_000)
 
 
 def reader(data: bytes, piece: int) -> tuple[ReadChunk, list[int]]:
@@ -53,7 +53,7 @@ async def test_reading_stops_at_the_limit_and_leaves_nothing(tmp_path: Path) -> 
 
 async def test_content_that_is_not_accepted_leaves_nothing(tmp_path: Path) -> None:
     store = DocumentStore(tmp_path)
-    read_chunk, _ = reader(PDF[:-7], 65_536)  # the %%EOF trailer cut off
+    read_chunk, _ = reader(PDF[:-1100], 65_536)  # the %%EOF trailer cut off
     with pytest.raises(UnsupportedFileType):
         await store.receive(read_chunk)
     assert list(tmp_path.iterdir()) == []

@@ -497,7 +497,8 @@ export function renderCallHistory(forms, recordings) {
     );
   }
   for (const r of recordings) {
-    const label = r.status === "ready" ? "Call recording (WebM)" : `Call recording: ${r.status}`;
+    const status = r.status === "composing" ? "being prepared for playback" : r.status;
+    const label = r.status === "ready" ? "Call recording (WebM)" : `Call recording: ${status}`;
     parts.push(
       el(
         "p",
