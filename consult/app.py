@@ -172,6 +172,7 @@ async def _database_lifetime(app: web.Application) -> AsyncIterator[None]:
     if settings.demo:
         await seed_demo(services.db, services.clock)
     yield
+    await services.accounts.throttle.close()
     await services.db.dispose()
 
 
