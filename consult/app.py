@@ -33,6 +33,7 @@ from consult.http.openapi import build_openapi
 from consult.http.pages import install_pages
 from consult.http.routes_system import OPENAPI
 from consult.http.routing import SERVICES, TRUSTED_PROXIES
+from consult.http.same_origin import PUBLIC_ORIGINS, parse_public_origins
 from consult.services import Services
 from consult.settings import Settings
 from consult.signaling.calls import CallPush
@@ -70,6 +71,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     services = Services.build(settings, clock or SystemClock(), db)
     app[SERVICES] = services
     app[TRUSTED_PROXIES] = trusted_proxies
+    app[PUBLIC_ORIGINS] = parse_public_origins(settings.public_origin)  # a mistake stops start-up
 
     sio = create_sio(settings)
     sio.register_namespace(ConsultNamespace(services, trusted_proxies))

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from consult.domain import Actor
 from consult.errors import Invalid, NotAuthenticated
 from consult.http.client_address import FORWARDED_FOR, TrustedProxies
+from consult.http.same_origin import check_same_origin
 from consult.services import Services
 
 SERVICES = web.AppKey("services", Services)
@@ -113,6 +114,10 @@ def validate(model: type[BaseModel], data: Any) -> BaseModel:
 
 def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def endpoint(request: web.Request) -> web.StreamResponse:
+        # Cookie-borne state changes only from the pages' origin, JSON as JSON (CSRF).
+        check_same_origin(
+            request, SESSION_COOKIE, spec.body is not None, request.app[TRUSTED_PROXIES]
+        )
         actor = await request_actor(request) if spec.auth else None
         kwargs: dict[str, Any] = {}
         if spec.body is not None:
