@@ -16,9 +16,11 @@ from consult.errors import Invalid, NotAuthenticated
 from consult.http.client_address import FORWARDED_FOR, TrustedProxies
 from consult.http.same_origin import check_same_origin
 from consult.services import Services
+from consult.usage_limits import UsageLimits
 
 SERVICES = web.AppKey("services", Services)
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", TrustedProxies)
+USAGE_LIMITS = web.AppKey("usage_limits", UsageLimits)
 SESSION_COOKIE = "consult_session"
 
 Handler = Callable[..., Awaitable[BaseModel | web.StreamResponse | None]]
@@ -119,6 +121,8 @@ def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamRe
             request, SESSION_COOKIE, spec.body is not None, request.app[TRUSTED_PROXIES]
         )
         actor = await request_actor(request) if spec.auth else None
+        if actor is not None:  # clinical reads: a per-user rate limit (consult/usage_limits.py)
+            request.app[USAGE_LIMITS].route(spec.method, spec.path, actor.user_id)
         kwargs: dict[str, Any] = {}
         if spec.body is not None:
             kwargs["body"] = await parse_body(request, spec.body)

@@ -34,6 +34,7 @@ from consult.signaling.payloads import validate_payload as _validate
 from consult.signaling.scheduler_push import SCHEDULERS_ROOM
 from consult.signaling.server import user_room
 from consult.signaling.sessions import TOKEN_HASH
+from consult.usage_limits import UsageLimits
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ class ConsultNamespace(socketio.AsyncNamespace):
         super().__init__("/")
         self.services = services
         self.trusted_proxies = trusted_proxies
+        self.limits = UsageLimits(services.settings)
         self.events: dict[str, EventHandler] = {
             "presence:online": self.presence_online,
             "presence:offline": self.presence_offline,
@@ -72,10 +74,12 @@ class ConsultNamespace(socketio.AsyncNamespace):
                 "ok": False,
                 "error": {"code": "unknown_event", "message": f"no event {event!r}"},
             }
-        return await ack(self._dispatch(handler, sid, payload))
+        return await ack(self._dispatch(handler, sid, payload, event))
 
-    async def _dispatch(self, handler: EventHandler, sid: str, payload: Any) -> Any:
-        return await handler(await self._actor(sid), payload)
+    async def _dispatch(self, handler: EventHandler, sid: str, payload: Any, event: str) -> Any:
+        actor = await self._actor(sid)
+        self.limits.event(event, actor.user_id)  # per user (consult/usage_limits.py)
+        return await handler(actor, payload)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
