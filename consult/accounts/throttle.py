@@ -72,7 +72,8 @@ class Policy:
         """Seconds a key stays locked after its ``failures``-th failure."""
         if failures < self.free:
             return 0.0
-        return float(min(self.max_delay, self.delay * 2 ** (failures - self.free)))
+        # The exponent is capped: a long attack's count must not overflow a float.
+        return float(min(self.max_delay, self.delay * 2 ** min(failures - self.free, 60)))
 
 
 class AttemptStore(Protocol):
@@ -148,7 +149,7 @@ local until_at = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
 if unless_locked and until_at > now then return tostring(until_at - now) end
 local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
 local lock = 0
-if failures >= free then lock = math.min(cap, delay * 2 ^ (failures - free)) end
+if failures >= free then lock = math.min(cap, delay * 2 ^ math.min(failures - free, 60)) end
 redis.call('HSET', KEYS[1], 'until', tostring(now + lock))
 redis.call('EXPIRE', KEYS[1], ttl)
 return '0'
