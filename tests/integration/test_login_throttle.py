@@ -18,6 +18,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from consult.accounts.demo import DEMO_PASSWORD, USERS
+from consult.accounts.throttle import Policy
 from consult.app import create_app
 from consult.clock import ManualClock
 from consult.storage import tables as t
@@ -193,3 +194,9 @@ async def test_demo_accounts_each_have_their_own_password_hash(
     assert len(users) == len(USERS)
     assert len({u.password_hash for u in users}) == len(USERS)
     assert len({u.password_hash.split("$")[4] for u in users}) == len(USERS)  # the salts
+
+
+def test_the_lock_doubles_up_to_its_cap_whatever_the_count() -> None:
+    policy = Policy(free=5, delay=1.0, max_delay=30.0)
+    assert [policy.lock(n) for n in (1, 4, 5, 6, 7, 9, 10)] == [0, 0, 1, 2, 4, 16, 30]
+    assert policy.lock(100_000) == 30  # a days-long attack's count
