@@ -88,6 +88,10 @@ SCHEDULES: list[tuple[str, str, str, tuple[int, ...], str, str, int]] = [
 async def seed_demo(db: Database, clock: Clock) -> int:
     """Create whatever of the demo was never created (a demo doctor's weekly hours only with
     the doctor); returns the number of users created."""
+    async with db.reader() as uow:
+        have = set((await uow.conn.execute(sa.select(t.users.c.email))).scalars())
+    # Hashed before the write transaction: it must not hold the writer for a second.
+    hashes = await _password_hashes([user[0] for user in USERS if user[0] not in have])
     created = 0
     async with db.uow() as uow:
         conn = uow.conn
@@ -104,7 +108,6 @@ async def seed_demo(db: Database, clock: Clock) -> int:
                     [{"plan_code": code, "specialty_code": s} for s in covered],
                 )
         have = set((await conn.execute(sa.select(t.users.c.email))).scalars())
-        hashes = await _password_hashes([user[0] for user in USERS if user[0] not in have])
         new_doctors: dict[str, int] = {}
         for email, name, role, identity, plan, specialties in USERS:
             if email in have:
@@ -114,7 +117,8 @@ async def seed_demo(db: Database, clock: Clock) -> int:
                     t.users.insert()
                     .values(
                         email=email,
-                        password_hash=hashes[email],
+                        # Hashed above unless the user vanished between the two reads.
+                        password_hash=hashes.get(email) or await _password_hash(email),
                         role=role,
                         identity=identity,
                         name=name,
@@ -149,6 +153,10 @@ async def _password_hashes(emails: list[str]) -> dict[str, str]:
     made = await asyncio.gather(*(asyncio.to_thread(hash_password, DEMO_PASSWORD) for _ in missing))
     _HASHES.update(zip(missing, made, strict=True))
     return {e: _HASHES[e] for e in emails}
+
+
+async def _password_hash(email: str) -> str:
+    return (await _password_hashes([email]))[email]
 
 
 def _minute(hhmm: str) -> int:
