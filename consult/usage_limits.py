@@ -43,6 +43,7 @@ CLINICAL_READS = frozenset(
 OTHER_READS = frozenset(
     {
         "/api/me",
+        "/api/session",  # the pages' session probe (the user, or none)
         "/api/specialties",
         "/api/slots",
         "/api/doctors",

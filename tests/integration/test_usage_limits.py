@@ -144,5 +144,6 @@ async def test_an_http_read_flood_gets_429_with_retry_after_and_audits_only_what
 
 def test_every_get_route_is_classified_as_a_clinical_read_or_not() -> None:
     gets = {r.path for api in APIS for r in api.routes if r.method == "GET"}
-    assert gets == CLINICAL_READS | OTHER_READS
+    # A new GET route must be put in one set or the other (unlimited only on purpose).
+    assert gets <= CLINICAL_READS | OTHER_READS, gets - CLINICAL_READS - OTHER_READS
     assert not CLINICAL_READS & OTHER_READS
