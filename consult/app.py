@@ -32,7 +32,8 @@ from consult.http.errors import error_middleware
 from consult.http.openapi import build_openapi
 from consult.http.pages import install_pages
 from consult.http.routes_system import OPENAPI
-from consult.http.routing import SERVICES, TRUSTED_PROXIES
+from consult.http.routing import SERVICES, TRUSTED_PROXIES, USAGE_LIMITS
+from consult.http.same_origin import PUBLIC_ORIGINS, parse_public_origins
 from consult.logs import tame_libraries
 from consult.services import Services
 from consult.settings import Settings
@@ -47,6 +48,7 @@ from consult.signaling.sessions import SessionGuard
 from consult.storage.engine import create_engine
 from consult.storage.migrate import upgrade_async
 from consult.storage.uow import Database
+from consult.usage_limits import UsageLimits
 from consult.watchdog import watchdog_lifetime
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     services = Services.build(settings, clock or SystemClock(), db)
     app[SERVICES] = services
     app[TRUSTED_PROXIES] = trusted_proxies
+    app[PUBLIC_ORIGINS] = parse_public_origins(settings.public_origin)  # a mistake stops start-up
+    app[USAGE_LIMITS] = UsageLimits(settings)
 
     sio = create_sio(settings)
     namespace = ConsultNamespace(services, trusted_proxies)
@@ -174,6 +178,7 @@ async def _database_lifetime(app: web.Application) -> AsyncIterator[None]:
     if settings.demo:
         await seed_demo(services.db, services.clock)
     yield
+    await services.accounts.throttle.close()
     await services.db.dispose()
 
 

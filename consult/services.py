@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from consult.accounts.service import AccountService
+from consult.accounts.throttle import login_throttle
 from consult.booking.service import BookingService
 from consult.calls.recordings import RecordingStore
 from consult.calls.service import CallService
@@ -85,7 +86,9 @@ class Services:
             db=db,
             bus=db.bus,
             audit=audit,
-            accounts=AccountService(db, clock, audit, settings.session_hours),
+            accounts=AccountService(
+                db, clock, audit, settings.session_hours, login_throttle(settings)
+            ),
             consultations=consultations,
             presence=presence,
             processes=processes,

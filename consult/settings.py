@@ -73,6 +73,26 @@ class Settings:
     chat_max_length: int = 4000
     chat_rate: float = 10.0
     chat_burst: int = 20
+    # Login throttling (consult/accounts/throttle.py): failures free per account and per client
+    # address, then a lock of login_delay seconds doubling per failure up to login_max_delay;
+    # and how many password hashes (argon2, 64 MiB each) run at once in this process.
+    login_free_attempts: int = 5
+    login_address_free_attempts: int = 20
+    login_delay: float = 1.0
+    login_max_delay: float = 30.0
+    password_hash_concurrency: int = 2
+    # The origin(s) the pages are served from, comma-separated (https://consult.example.org);
+    # cookie-authenticated requests that change state must come from one of them (consult/http/
+    # same_origin.py). Empty: the request's own scheme://Host (from a trusted proxy: its
+    # X-Forwarded-Proto and X-Forwarded-Host).
+    public_origin: str = ""
+    # Per-user rate limits (consult/usage_limits.py): requests per second, with bursts, per
+    # HTTP route that reads clinical data and per clinical-read event (chat:resume), and per
+    # other Socket.IO event (chat:send has chat_rate).
+    read_rate: float = 10.0
+    read_burst: int = 50
+    event_rate: float = 20.0
+    event_burst: int = 100
     # Where uploaded medical documents are kept (never under web/). Empty: a folder beside the
     # SQLite file (consult.db -> consult-documents/), or ./consult-documents for PostgreSQL.
     documents_dir: str = ""

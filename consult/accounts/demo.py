@@ -88,7 +88,10 @@ SCHEDULES: list[tuple[str, str, str, tuple[int, ...], str, str, int]] = [
 async def seed_demo(db: Database, clock: Clock) -> int:
     """Create whatever of the demo was never created (a demo doctor's weekly hours only with
     the doctor); returns the number of users created."""
-    password_hash = await asyncio.to_thread(hash_password, DEMO_PASSWORD)
+    async with db.reader() as uow:
+        have = set((await uow.conn.execute(sa.select(t.users.c.email))).scalars())
+    # Hashed before the write transaction: it must not hold the writer for a second.
+    hashes = await _password_hashes([user[0] for user in USERS if user[0] not in have])
     created = 0
     async with db.uow() as uow:
         conn = uow.conn
@@ -114,7 +117,8 @@ async def seed_demo(db: Database, clock: Clock) -> int:
                     t.users.insert()
                     .values(
                         email=email,
-                        password_hash=password_hash,
+                        # Hashed above unless the user vanished between the two reads.
+                        password_hash=hashes.get(email) or await _password_hash(email),
                         role=role,
                         identity=identity,
                         name=name,
@@ -137,6 +141,22 @@ async def seed_demo(db: Database, clock: Clock) -> int:
         await uow.commit()
     log.info("demo data: %d users created, %d slots opened", created, slots)
     return created
+
+
+# Each demo user's own hash (its own salt), made once per process: a test run seeds many
+# databases, and ten argon2 hashes cost about a second.
+_HASHES: dict[str, str] = {}
+
+
+async def _password_hashes(emails: list[str]) -> dict[str, str]:
+    missing = [e for e in emails if e not in _HASHES]
+    made = await asyncio.gather(*(asyncio.to_thread(hash_password, DEMO_PASSWORD) for _ in missing))
+    _HASHES.update(zip(missing, made, strict=True))
+    return {e: _HASHES[e] for e in emails}
+
+
+async def _password_hash(email: str) -> str:
+    return (await _password_hashes([email]))[email]
 
 
 def _minute(hhmm: str) -> int:

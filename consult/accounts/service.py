@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from consult.accounts.passwords import verify_password
+from consult.accounts.throttle import LoginThrottle, TooManyAttempts
 from consult.clock import Clock, as_utc
 from consult.domain import Actor, Identity, Role
 from consult.errors import Invalid, NotAuthenticated, NotFound
@@ -24,22 +25,46 @@ def token_hash(token: str) -> str:
 
 
 class AccountService:
-    def __init__(self, db: Database, clock: Clock, audit: Audit, session_hours: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        audit: Audit,
+        session_hours: int,
+        throttle: LoginThrottle,
+    ) -> None:
         self._db = db
         self._clock = clock
         self._audit = audit
         self._ttl = timedelta(hours=session_hours)
+        self.throttle = throttle
+        # A locked counter's key -> the end of the lock whose refusal is already audited: a
+        # flood of refused attempts writes one audit row per lock, not one per attempt.
+        self._audited_locks: dict[str, float] = {}
 
     async def login(self, email: str, password: str, ip: str | None) -> tuple[str, datetime]:
-        async with self._db.uow() as uow:
-            row = (
-                await uow.conn.execute(
-                    sa.select(t.users).where(t.users.c.email == email.strip().lower())
+        """A new session, or ``bad_credentials``; ``too_many_attempts`` while the account or
+        the client address is locked by its failures (consult/accounts/throttle.py)."""
+        email = email.strip().lower()
+        async with self.throttle.turn(ip):
+            try:
+                await self.throttle.admit(email, ip, self._clock.now().timestamp())
+            except TooManyAttempts as refused:
+                await self._audit_lock(refused, ip)
+                raise
+            async with self._db.reader() as uow:
+                row = (
+                    await uow.conn.execute(sa.select(t.users).where(t.users.c.email == email))
+                ).first()
+            async with self.throttle.hashing():
+                right = await verify_password(row.password_hash if row else None, password)
+            if not right or row is None:
+                await self.throttle.failed(ip, self._clock.now().timestamp())
+                await self._audit.deny(
+                    None, "session.login", detail="wrong email or password", ip=ip
                 )
-            ).first()
-        if not await verify_password(row.password_hash if row else None, password) or row is None:
-            await self._audit.deny(None, "session.login", detail="wrong email or password", ip=ip)
-            raise NotAuthenticated("wrong email or password", code="bad_credentials")
+                raise NotAuthenticated("wrong email or password", code="bad_credentials")
+            await self.throttle.succeeded(email)
         token = secrets.token_urlsafe(32)
         now = self._clock.now()
         expires = now + self._ttl
@@ -53,6 +78,17 @@ class AccountService:
             await self._audit.write(uow, actor, "session.login")
             await uow.commit()
         return token, expires
+
+    async def _audit_lock(self, refused: TooManyAttempts, ip: str | None) -> None:
+        now = self._clock.now().timestamp()
+        if len(self._audited_locks) > 10_000:
+            self._audited_locks = {k: v for k, v in self._audited_locks.items() if v > now}
+        if self._audited_locks.get(refused.key, 0.0) > now:
+            return
+        self._audited_locks[refused.key] = now + refused.retry_after
+        await self._audit.deny(
+            None, "session.login", detail="too many failed logins: throttled", ip=ip
+        )
 
     async def authenticate(self, token: str | None, ip: str | None = None) -> Actor:
         if not token:

@@ -56,16 +56,16 @@ class RateLimiter:
         self.rate = rate
         self.burst = burst
         self._what = what
-        self._buckets: dict[tuple[int, int], _Bucket] = {}
+        self._buckets: dict[tuple[object, ...], _Bucket] = {}
         self._calls = 0
 
-    def take(self, consultation_id: int, user_id: int) -> None:
-        """Spend one token, or raise ``RateLimited`` (and spend nothing)."""
+    def take(self, *key: object) -> None:
+        """Spend one of ``key``'s tokens (chat: consultation and user), or raise
+        ``RateLimited`` (and spend nothing)."""
         now = self._clock.now()
         self._calls += 1
         if self._calls % 1024 == 0:
             self._forget_full(now)
-        key = (consultation_id, user_id)
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = _Bucket(float(self.burst), now)

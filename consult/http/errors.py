@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from consult.errors import ConsultError
+from consult.errors import ConsultError, LimitReached
 from consult.http.routing import REQUEST_ACTOR, SERVICES
 from consult.records.audit import audit_id, refusals_watched
 
@@ -28,7 +29,12 @@ async def error_middleware(
             return await handler(request)
         except ConsultError as exc:
             await _audit_refusal(request, noted, exc.status, exc.code)
-            return web.json_response({"error": exc.to_dict()}, status=exc.status)
+            response = web.json_response({"error": exc.to_dict()}, status=exc.status)
+            retry_after = exc.details.get("retry_after")
+            if isinstance(exc, LimitReached) and isinstance(retry_after, int | float):
+                # Whole seconds (RFC 9110), rounded up: retrying at once would be refused again.
+                response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+            return response
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise

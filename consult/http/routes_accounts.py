@@ -23,11 +23,13 @@ api = Api()
     "POST",
     "/api/login",
     summary="Log in with email and password. Sets an HttpOnly session cookie for the pages and "
-    "returns a bearer token for API and Socket.IO clients.",
+    "returns a bearer token for API and Socket.IO clients. Failed logins lock the account (by "
+    "default after 5) and the client address (after 20) for a delay that doubles from 1 s up "
+    "to 30 s: 429 too_many_attempts with Retry-After.",
     body=LoginIn,
     response=LoginOut,
     auth=False,
-    errors=("invalid_payload", "bad_credentials"),
+    errors=("invalid_payload", "bad_credentials", "too_many_attempts"),
     tag="accounts",
 )
 async def login(request: web.Request, body: LoginIn) -> web.StreamResponse:

@@ -14,13 +14,16 @@ from pydantic import BaseModel, ValidationError
 from consult.domain import Actor
 from consult.errors import Invalid, NotAuthenticated
 from consult.http.client_address import FORWARDED_FOR, TrustedProxies
+from consult.http.same_origin import check_same_origin
 from consult.services import Services
+from consult.usage_limits import UsageLimits
 
 SERVICES = web.AppKey("services", Services)
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", TrustedProxies)
+USAGE_LIMITS = web.AppKey("usage_limits", UsageLimits)
 SESSION_COOKIE = "consult_session"
 # The request's authenticated actor, for the error middleware's audit of a refusal.
-REQUEST_ACTOR = "consult_actor"
+REQUEST_ACTOR = web.RequestKey("consult_actor", Actor | None)
 
 Handler = Callable[..., Awaitable[BaseModel | web.StreamResponse | None]]
 
@@ -115,8 +118,14 @@ def validate(model: type[BaseModel], data: Any) -> BaseModel:
 
 def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def endpoint(request: web.Request) -> web.StreamResponse:
+        # Cookie-borne state changes only from the pages' origin, JSON as JSON (CSRF).
+        check_same_origin(
+            request, SESSION_COOKIE, spec.body is not None, request.app[TRUSTED_PROXIES]
+        )
         actor = await request_actor(request) if spec.auth else None
         request[REQUEST_ACTOR] = actor
+        if actor is not None:  # clinical reads: a per-user rate limit (consult/usage_limits.py)
+            request.app[USAGE_LIMITS].route(spec.method, spec.path, actor.user_id)
         kwargs: dict[str, Any] = {}
         if spec.body is not None:
             kwargs["body"] = await parse_body(request, spec.body)

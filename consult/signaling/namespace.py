@@ -34,6 +34,7 @@ from consult.signaling.payloads import validate_payload as _validate
 from consult.signaling.scheduler_push import SCHEDULERS_ROOM
 from consult.signaling.server import user_room
 from consult.signaling.sessions import TOKEN_HASH
+from consult.usage_limits import UsageLimits
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class ConsultNamespace(socketio.AsyncNamespace):
         self.closing = False
         self.services = services
         self.trusted_proxies = trusted_proxies
+        self.limits = UsageLimits(services.settings)
         self.events: dict[str, EventHandler] = {
             "presence:online": self.presence_online,
             "presence:offline": self.presence_offline,
@@ -82,7 +84,12 @@ class ConsultNamespace(socketio.AsyncNamespace):
     async def _dispatch(self, event: str, handler: EventHandler, sid: str, payload: Any) -> Any:
         actor = await self._actor(sid)
         audit = self.services.audit
-        return await audit_refusals(audit, actor, event, payload, handler(actor, payload))
+        limited = self._limited(event, handler, actor, payload)
+        return await audit_refusals(audit, actor, event, payload, limited)
+
+    async def _limited(self, event: str, handler: EventHandler, actor: Actor, payload: Any) -> Any:
+        self.limits.event(event, actor.user_id)  # per user (consult/usage_limits.py)
+        return await handler(actor, payload)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None

@@ -1,0 +1,79 @@
+"""Per-user rate limits on every Socket.IO event and on the HTTP routes that read clinical data.
+
+Each read is audited, so a client replaying one as fast as it can (``chat:resume`` a thousand
+times a second) would fill the audit log and the database's writer. A token bucket per user
+and per route or event refuses the excess at once, before any database work: HTTP answers 429
+``rate_limited`` with ``Retry-After``, an event's ack ``{"ok": false, "error": {"code":
+"rate_limited", "retry_after": ...}}``. A refusal reads nothing and is not audited.
+
+The figures (docs/protocol.md, "Rate limits") are generous on purpose: the pages, the e2e tests
+and the benchmarks never reach them; a client that loops does. Buckets run on real time (not
+the service's clock, which tests move by hand), in each process's memory, like the chat limit
+(consult/chat/limits.py).
+"""
+
+from __future__ import annotations
+
+from consult.chat.limits import RateLimiter
+from consult.clock import SystemClock
+from consult.settings import Settings
+
+# HTTP routes that read clinical data (a patient's consultations, messages, record, documents,
+# bookings as a doctor sees them, recordings, the scheduler's overview with patient names).
+# tests/integration/test_usage_limits.py fails when a GET route is in neither set.
+CLINICAL_READS = frozenset(
+    {
+        "/api/bookings",
+        "/api/bookings/{booking_id}.ics",
+        "/api/consultations/open",
+        "/api/consultations/{consultation_id}",
+        "/api/consultations/{consultation_id}/messages",
+        "/api/consultations/{consultation_id}/recordings/{recording_id}",
+        "/api/documents",
+        "/api/documents/{document_id}/content",
+        "/api/follow-ups",
+        "/api/patients/me/record",
+        "/api/patients/{patient_id}/documents",
+        "/api/patients/{patient_id}/record",
+        "/api/queue/ticket",
+        "/api/scheduler/queues",
+    }
+)
+# GET routes that read no clinical data: the catalogue, slots, doctors' hours, the system.
+OTHER_READS = frozenset(
+    {
+        "/api/me",
+        "/api/session",  # the pages' session probe (the user, or none)
+        "/api/specialties",
+        "/api/slots",
+        "/api/doctors",
+        "/api/doctors/{doctor_id}/schedule",
+        "/api/openapi.json",
+        "/healthz",
+        "/metrics",
+    }
+)
+# Events that read clinical data take the reads' figures; every other event the events'.
+READ_EVENTS = frozenset({"chat:resume"})
+# chat:send has its own, per consultation (CONSULT_CHAT_RATE / CONSULT_CHAT_BURST): a second
+# limit here would only hold back the chat benchmark, which raises that one.
+OWN_LIMIT_EVENTS = frozenset({"chat:send"})
+
+
+class UsageLimits:
+    def __init__(self, settings: Settings) -> None:
+        clock = SystemClock()
+        self.reads = RateLimiter(clock, settings.read_rate, settings.read_burst, what="reads")
+        self.events = RateLimiter(clock, settings.event_rate, settings.event_burst, what="events")
+
+    def route(self, method: str, path: str, user_id: int) -> None:
+        """Spend one of the user's tokens for this route, or raise ``RateLimited``."""
+        if method == "GET" and path in CLINICAL_READS:
+            self.reads.take(path, user_id)
+
+    def event(self, name: str, user_id: int) -> None:
+        """Spend one of the user's tokens for this event, or raise ``RateLimited``."""
+        if name in READ_EVENTS:
+            self.reads.take(name, user_id)
+        elif name not in OWN_LIMIT_EVENTS:
+            self.events.take(name, user_id)
