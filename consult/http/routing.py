@@ -23,7 +23,7 @@ TRUSTED_PROXIES = web.AppKey("trusted_proxies", TrustedProxies)
 USAGE_LIMITS = web.AppKey("usage_limits", UsageLimits)
 SESSION_COOKIE = "consult_session"
 # The request's authenticated actor, for the error middleware's audit of a refusal.
-REQUEST_ACTOR = web.RequestKey("consult_actor", Actor | None)
+REQUEST_ACTOR = web.RequestKey("consult_actor", Actor)
 
 Handler = Callable[..., Awaitable[BaseModel | web.StreamResponse | None]]
 
@@ -123,8 +123,9 @@ def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamRe
             request, SESSION_COOKIE, spec.body is not None, request.app[TRUSTED_PROXIES]
         )
         actor = await request_actor(request) if spec.auth else None
-        request[REQUEST_ACTOR] = actor
-        if actor is not None:  # clinical reads: a per-user rate limit (consult/usage_limits.py)
+        if actor is not None:
+            request[REQUEST_ACTOR] = actor  # for the error middleware's audit of a refusal
+            # Clinical reads: a per-user rate limit (consult/usage_limits.py).
             request.app[USAGE_LIMITS].route(spec.method, spec.path, actor.user_id)
         kwargs: dict[str, Any] = {}
         if spec.body is not None:
