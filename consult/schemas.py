@@ -4,11 +4,20 @@ describe the API in OpenAPI and docs/protocol.md."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
 
 from consult.domain import ConsultationStatus, Form, Identity, PresenceStatus, Role
+
+MAX_ID: Final = 2**63 - 1
+"""The largest id (the databases' BIGINT): every id a client names is 1 … MAX_ID."""
+
+# Ids are strict JSON integers: `true` (read as 1 before), "1", 1.0 are refused, and so is
+# anything past BIGINT (a 500 at the database before).
+Id = Annotated[int, Strict(), Field(ge=1, le=MAX_ID)]
+# Sequence numbers within a consultation's chat: 0 … MAX_ID, strict like ids.
+Seq = Annotated[int, Strict(), Field(ge=0, le=MAX_ID)]
 
 
 class In(BaseModel):
@@ -73,7 +82,7 @@ class SpecialtiesOut(Out):
 class StartConsultationIn(In):
     specialty: str = Field(min_length=1, max_length=40)
     form: Form
-    preferred_doctor_id: int | None = Field(
+    preferred_doctor_id: Id | None = Field(
         default=None, description="Wait for this doctor only (they must practise the specialty)."
     )
     language: str | None = Field(
@@ -149,14 +158,14 @@ class PresenceOut(Out):
 
 
 class OfferAnswerIn(In):
-    consultation_id: int
+    consultation_id: Id
 
 
 # --- chat -------------------------------------------------------------------------------------
 
 
 class SendMessageIn(In):
-    consultation_id: int
+    consultation_id: Id
     client_id: str = Field(
         min_length=1, max_length=64, description="The sender's own id; a retry reuses it."
     )
@@ -195,8 +204,8 @@ class MessagesOut(Out):
 
 
 class ResumeIn(In):
-    consultation_id: int
-    after_seq: int = Field(default=0, ge=0, description="The last seq the client holds.")
+    consultation_id: Id
+    after_seq: Seq = Field(default=0, description="The last seq the client holds.")
 
 
 class ReadStateOut(Out):
@@ -213,8 +222,8 @@ class ResumeOut(Out):
 
 
 class ReadIn(In):
-    consultation_id: int
-    seq: int = Field(ge=0, description="The highest seq the reader has seen.")
+    consultation_id: Id
+    seq: Seq = Field(description="The highest seq the reader has seen.")
 
 
 class ReceiptOut(Out):
@@ -226,7 +235,7 @@ class ReceiptOut(Out):
 
 
 class TypingIn(In):
-    consultation_id: int
+    consultation_id: Id
     typing: bool
 
 

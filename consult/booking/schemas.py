@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import AwareDatetime, Field
 
 from consult.booking.policy import BookingStatus, SlotKind
-from consult.schemas import In, Out, PersonOut, SpecialtyOut
+from consult.schemas import Id, In, Out, PersonOut, SpecialtyOut
 
 
 class SlotQuery(In):
@@ -41,7 +41,7 @@ class SlotsOut(Out):
 
 
 class OpenSlotsIn(In):
-    doctor_id: int
+    doctor_id: Id
     specialty: str = Field(min_length=1, max_length=40)
     kind: SlotKind
     starts_at: AwareDatetime = Field(description="Start of the first slot, on a whole minute.")
@@ -50,7 +50,7 @@ class OpenSlotsIn(In):
 
 
 class BookIn(In):
-    slot_id: int
+    slot_id: Id
 
 
 class BookingOut(Out):

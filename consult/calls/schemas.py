@@ -9,32 +9,32 @@ from pydantic import Field
 
 from consult.domain import Form
 from consult.media.offers import MAX_SDP
-from consult.schemas import In, Out
+from consult.schemas import Id, In, Out
 
 
 class CallIn(In):
-    consultation_id: int
+    consultation_id: Id
 
 
 class OfferIn(In):
-    consultation_id: int
+    consultation_id: Id
     # The page's complete offer (gathering finished: no trickle ICE).
     sdp: str = Field(min_length=1, max_length=MAX_SDP)
     type: Literal["offer"] = "offer"
 
 
 class FormIn(In):
-    consultation_id: int
+    consultation_id: Id
     form: Form
 
 
 class FormAnswerIn(In):
-    consultation_id: int
+    consultation_id: Id
     accept: bool
 
 
 class RecordConsentIn(In):
-    consultation_id: int
+    consultation_id: Id
     consent: bool
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import Field
 
 from consult.documents.rules import MAX_FILES, MAX_SIZE
-from consult.schemas import DocumentRefOut, In, Out
+from consult.schemas import DocumentRefOut, Id, In, Out
 
 
 class DocumentOut(Out):
@@ -31,7 +31,7 @@ class DocumentsOut(Out):
 
 
 class ShareDocumentIn(In):
-    document_id: int
+    document_id: Id
     client_id: str = Field(
         min_length=1, max_length=64, description="The sender's own id; a retry reuses it."
     )

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
-from consult.schemas import FollowUpOut, In, Out
+from consult.schemas import FollowUpOut, Id, In, Out
 
 MAX_QUESTION = 2000
 MAX_ANSWER = 4000
@@ -41,7 +41,7 @@ ClientId = Annotated[str, AfterValidator(_visible_ascii)]
 class AskIn(In):
     question: str = Field(min_length=1, max_length=MAX_QUESTION)
     client_id: ClientId = client_id_field("patient's")
-    doctor_id: int | None = Field(
+    doctor_id: Id | None = Field(
         default=None,
         description="Optional: the doctor meant; it must be the consultation's doctor.",
     )

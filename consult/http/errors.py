@@ -29,9 +29,12 @@ async def error_middleware(
         if exc.status < 400:
             raise
         code = {404: "route_not_found", 405: "method_not_allowed", 413: "payload_too_large"}
-        return error_response(
+        response = error_response(
             exc.status, code.get(exc.status, "http_error"), exc.reason or "request refused"
         )
+        if "Allow" in exc.headers:  # a 405 names the methods the path takes (RFC 9110)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal", "something went wrong on our side")

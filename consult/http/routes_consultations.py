@@ -9,6 +9,7 @@ from consult.errors import Invalid, NotFound
 from consult.http.routing import SERVICES, Api, int_param
 from consult.queue.schemas import TicketOut
 from consult.schemas import (
+    MAX_ID,
     ConsultationOut,
     ConsultationsOut,
     EmptyIn,
@@ -149,8 +150,9 @@ async def end(request: web.Request, actor: Actor, body: EmptyIn) -> Consultation
 async def messages(request: web.Request, actor: Actor) -> MessagesOut:
     cid = int_param(request, "consultation_id")
     raw = request.query.get("after", "0")
-    if not raw.isdigit():
-        raise Invalid("after must be a sequence number (0 or more)", code="invalid_after")
+    # ASCII digits only (str.isdigit() took "²" and "١"), and within BIGINT.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and int(raw) <= MAX_ID):
+        raise Invalid(f"after must be a sequence number, 0 to {MAX_ID}", code="invalid_after")
     return MessagesOut(messages=await request.app[SERVICES].chat.transcript(actor, cid, int(raw)))
 
 

@@ -30,6 +30,7 @@ from consult.schemas import (
 from consult.services import Services
 from consult.signaling.acks import ack
 from consult.signaling.calls import call_events
+from consult.signaling.payloads import refuse_unparsed
 from consult.signaling.payloads import validate_payload as _validate
 from consult.signaling.scheduler_push import SCHEDULERS_ROOM
 from consult.signaling.server import user_room
@@ -75,6 +76,7 @@ class ConsultNamespace(socketio.AsyncNamespace):
         return await ack(self._dispatch(handler, sid, payload))
 
     async def _dispatch(self, handler: EventHandler, sid: str, payload: Any) -> Any:
+        refuse_unparsed(payload)
         return await handler(await self._actor(sid), payload)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:

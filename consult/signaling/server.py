@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 import socketio
 
+from consult.json_limits import SocketJson
 from consult.settings import Settings
 
 
@@ -21,6 +22,8 @@ def create_sio(settings: Settings) -> socketio.AsyncServer:
         # Same origin only (requests without an Origin header, e.g. API clients, pass).
         cors_allowed_origins=None,
         max_http_buffer_size=1_000_000,
+        # Bounded nesting and numbers; a refused payload is answered malformed_json.
+        json=SocketJson,
         ping_interval=25,
         ping_timeout=20,
         logger=False,
