@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from consult.documents.rules import MAX_FILES, MAX_SIZE
+from consult.documents.rules import MAX_DESCRIPTION, MAX_FILES, MAX_SIZE
 from consult.schemas import DocumentRefOut, Id, In, Out
 
 
@@ -28,6 +28,16 @@ class DocumentsOut(Out):
     documents: list[DocumentOut]
     max_files: int = MAX_FILES
     max_size: int = Field(default=MAX_SIZE, description="bytes per file")
+
+
+class UploadForm(In):
+    """The multipart/form-data fields of an upload, for the OpenAPI document (the route reads
+    the parts itself, streaming the file)."""
+
+    description: str = Field(min_length=1, max_length=MAX_DESCRIPTION)
+    file: bytes = Field(
+        description=f"JPEG, PNG or PDF, judged by its content; at most {MAX_SIZE} bytes."
+    )
 
 
 class ShareDocumentIn(In):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 
@@ -52,8 +52,16 @@ class AnswerIn(In):
     client_id: ClientId = client_id_field("doctor's")
 
 
+class FollowUpsQuery(In):
+    """The query of ``GET /api/follow-ups`` (for the OpenAPI document)."""
+
+    answered: Literal["true", "false"] = Field(
+        default="false", description="A doctor's answered questions instead of the open ones."
+    )
+
+
 class FollowUpsOut(Out):
     follow_ups: list[FollowUpOut]
 
 
-__all__ = ["AnswerIn", "AskIn", "FollowUpOut", "FollowUpsOut"]
+__all__ = ["AnswerIn", "AskIn", "FollowUpOut", "FollowUpsOut", "FollowUpsQuery"]

@@ -14,6 +14,7 @@ from consult.schemas import (
     ConsultationsOut,
     EmptyIn,
     MessagesOut,
+    MessagesQuery,
     RecommendationIn,
     RecommendationOut,
     RecordOut,
@@ -146,12 +147,13 @@ async def end(request: web.Request, actor: Actor, body: EmptyIn) -> Consultation
     response=MessagesOut,
     tag="chat",
     errors=("invalid_id", "invalid_after", *_ACCESS),
+    query=MessagesQuery,
 )
 async def messages(request: web.Request, actor: Actor) -> MessagesOut:
     cid = int_param(request, "consultation_id")
     raw = request.query.get("after", "0")
-    # ASCII digits only (str.isdigit() took "²" and "١"), and within BIGINT.
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and int(raw) <= MAX_ID):
+    # ASCII digits only (str.isdigit() took "²" and "١"), and within the seq column.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and int(raw) <= MAX_ID):
         raise Invalid(f"after must be a sequence number, 0 to {MAX_ID}", code="invalid_after")
     return MessagesOut(messages=await request.app[SERVICES].chat.transcript(actor, cid, int(raw)))
 

@@ -37,6 +37,9 @@ class RouteSpec:
     auth: bool
     errors: tuple[str, ...]
     tag: str
+    # Described in OpenAPI only: the handler reads these itself.
+    query: type[BaseModel] | None = None
+    upload: type[BaseModel] | None = None  # a multipart/form-data body
 
 
 @dataclass
@@ -55,10 +58,25 @@ class Api:
         auth: bool = True,
         errors: tuple[str, ...] = (),
         tag: str = "api",
+        query: type[BaseModel] | None = None,
+        upload: type[BaseModel] | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.routes.append(
-                RouteSpec(method, path, handler, summary, body, response, status, auth, errors, tag)
+                RouteSpec(
+                    method,
+                    path,
+                    handler,
+                    summary,
+                    body,
+                    response,
+                    status,
+                    auth,
+                    errors,
+                    tag,
+                    query,
+                    upload,
+                )
             )
             return handler
 
@@ -136,7 +154,7 @@ def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamRe
 # ASCII digits, no sign, no leading zero, no spaces: int() alone read " 1", "+1", "1_0" and the
 # full-width "１" as ids. aiohttp matches the percent-decoded path, so "%31" is "1" (RFC 3986
 # §2.3: percent-encoded digits are the digits).
-_PATH_ID = re.compile(r"[1-9][0-9]{0,18}", re.ASCII)
+_PATH_ID = re.compile(r"[1-9][0-9]{0,9}", re.ASCII)
 
 
 def int_param(request: web.Request, name: str) -> int:

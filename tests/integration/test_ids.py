@@ -1,6 +1,6 @@
-"""Ids are strict integers from 1 to 2^63-1 everywhere a client names one, and JSON has
-bounded nesting: over real HTTP and Socket.IO, walking the route registry and the event table
-(so that a new route or event is covered without touching this file)."""
+"""Ids are strict integers from 1 to 2^31-1 (the id columns) wherever a client names one, and
+JSON has bounded nesting: over real HTTP and Socket.IO, walking the route registry and the
+event table (so that a new route or event is covered without touching this file)."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ from consult.schemas import MAX_ID
 from consult.storage import tables as t
 from tests.support import count
 
-# A path id is ASCII decimal 1 … 2^63-1; each of these is refused (the last three were read
+# A path id is ASCII decimal 1 … MAX_ID; each of these is refused (the last three were read
 # as 1 before: int() strips spaces and reads any Unicode digit).
 BAD_PATH_IDS = [
     str(MAX_ID + 1),
+    str(2**63),
     "9" * 100,
     "0",
     "01",
@@ -33,7 +34,8 @@ BAD_PATH_IDS = [
 ]
 # In a JSON body or a Socket.IO payload: out of range, or not a JSON integer at all.
 # (null is refused too where the id is required: every consultation_id.)
-BAD_BODY_IDS: list[Any] = [MAX_ID + 1, 10**99, 0, -1, True, "1", 1.0, [1]]
+# (7.0 is 7: JSON has one kind of number.)
+BAD_BODY_IDS: list[Any] = [MAX_ID + 1, 2**63, 10**99, 0, -1, True, "1", 1.5, float(2**63), [1]]
 
 ROUTES_WITH_PATH_IDS = [
     (spec.method, spec.path) for api in APIS for spec in api.routes if "{" in spec.path
@@ -118,6 +120,15 @@ async def test_a_boolean_slot_id_books_nothing(api, database_url):
     body = await anna.call("POST", "/api/bookings", {"slot_id": MAX_ID + 1}, expect=400)
     assert body["error"]["code"] == "invalid_payload"
     assert await count(database_url, t.bookings) == 0
+
+
+async def test_the_largest_id_is_merely_not_found(api):
+    # On PostgreSQL the id columns are 32 bits: 2^31 failed there with a 500.
+    anna = await api("anna@demo.test")
+    body = await anna.call("GET", f"/api/consultations/{MAX_ID}", expect=404)
+    assert body["error"]["code"] == "consultation_not_found"
+    body = await anna.call("POST", "/api/bookings", {"slot_id": MAX_ID}, expect=404)
+    assert body["error"]["code"] == "slot_not_found"
 
 
 async def test_an_id_past_bigint_starts_nothing(api, database_url):
