@@ -13,49 +13,46 @@ from typing import Any, Final
 
 MAX_DEPTH: Final = 32
 MAX_INT_DIGITS: Final = 100
-
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKET = re.compile(r"[\[\]{}]")
+_TOO_LONG = 10**MAX_INT_DIGITS
 
 
 class JsonRefused(ValueError):
-    """Well-formed or not, this text is not parsed: too deep, or a number too long."""
+    """Well-formed or not, this text is not accepted: too deep, or a number too long."""
 
 
 def loads(text: str | bytes) -> Any:
     """``json.loads``, refusing (:class:`JsonRefused`) nesting deeper than ``MAX_DEPTH`` and
-    integers of more than ``MAX_INT_DIGITS`` digits."""
-    if isinstance(text, bytes | bytearray):
-        text = bytes(text).decode(json.detect_encoding(text), "surrogatepass")
-    _check_depth(text)
-    return json.loads(text, parse_int=_bounded_int)
+    integers of more than ``MAX_INT_DIGITS`` digits. The parser's own recursion limit (about
+    1,000 levels) bounds the work before the check; Python refuses integers of more than
+    4,300 digits itself (ValueError), which bounds their conversion."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise JsonRefused(f"JSON nested deeper than {MAX_DEPTH} levels") from None
+    _check(value)
+    return value
 
 
-def _check_depth(text: str) -> None:
-    if text.count("[") + text.count("{") <= MAX_DEPTH:  # cannot be deeper: the common case
-        return
-    depth = 0
-    for bracket in _BRACKET.finditer(_STRING.sub("", text)):
-        if bracket.group() in "[{":
-            depth += 1
+def _check(value: Any) -> None:
+    # Iterative: the point is not to recurse on what a client sent.
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
             if depth > MAX_DEPTH:
                 raise JsonRefused(f"JSON nested deeper than {MAX_DEPTH} levels")
-        else:
-            depth -= 1
-
-
-def _bounded_int(literal: str) -> int:
-    if len(literal.lstrip("-")) > MAX_INT_DIGITS:
-        raise JsonRefused(f"a JSON number has more than {MAX_INT_DIGITS} digits")
-    return int(literal)
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+        elif type(node) is int and abs(node) >= _TOO_LONG:
+            raise JsonRefused(f"a JSON number has more than {MAX_INT_DIGITS} digits")
 
 
 class SocketJson:
     """The JSON module python-socketio and engine.io decode packets with (``json=``).
 
-    A refused event payload still reaches the namespace, as the event name and
-    :data:`REFUSED`, so that the client gets an ack (``malformed_json``) instead of silence:
-    engine.io's own parser dropped packets with a 101-digit number without a word."""
+    An event whose payload is refused or not JSON still reaches the namespace, as the event
+    name and :data:`REFUSED`, so that the client gets an ack (``malformed_json``) instead of
+    silence: engine.io's own parser dropped packets with a 101-digit number without a word."""
 
     dumps = staticmethod(json.dumps)
 
@@ -63,7 +60,7 @@ class SocketJson:
     def loads(text: str | bytes, **_: Any) -> Any:
         try:
             return loads(text)
-        except JsonRefused:
+        except ValueError:
             event = _EVENT.match(text if isinstance(text, str) else "")
             if event is None:  # not an event packet (engine.io tries every message): dropped
                 raise
@@ -79,4 +76,4 @@ class _Refused:
 
 
 REFUSED: Final = _Refused()
-"""Stands for an event payload that was not parsed (too deep, or a number too long)."""
+"""Stands for an event payload that was not accepted (too deep, a number too long, not JSON)."""

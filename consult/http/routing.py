@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from consult.domain import Actor
 from consult.errors import Invalid, NotAuthenticated
 from consult.http.client_address import FORWARDED_FOR, TrustedProxies
-from consult.json_limits import loads
+from consult.json_limits import JsonRefused, loads
 from consult.schemas import MAX_ID
 from consult.services import Services
 
@@ -110,8 +110,10 @@ async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
     raw = await request.read()
     try:
         data: Any = loads(raw) if raw else {}
-    except (ValueError, UnicodeDecodeError) as exc:  # JsonRefused is a ValueError
-        raise Invalid(f"the request body is not valid JSON: {exc}", code="malformed_json") from exc
+    except JsonRefused as exc:
+        raise Invalid(f"the request body is refused: {exc}", code="malformed_json") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Invalid("the request body is not valid JSON", code="malformed_json") from exc
     return validate(model, data)
 
 

@@ -218,3 +218,16 @@ async def test_deep_socket_payloads_get_malformed_json(api, sockets, server, dat
     assert await count(database_url, t.doctor_presence) == 0
     ack = await ws.emit("chat:send", {"consultation_id": 1, "client_id": "x", "body": "[" * 999})
     assert ack["error"]["code"] != "malformed_json"
+
+
+async def test_numbers_too_long_to_parse_are_malformed_json(api, base_url):
+    anna = await api("anna@demo.test")
+    headers = {"Authorization": f"Bearer {anna.token}", "Content-Type": "application/json"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        for digits in (101, 5000):
+            raw = b'{"slot_id": ' + b"9" * digits + b"}"
+            async with http.post(base_url + "/api/bookings", data=raw) as response:
+                assert response.status == 400
+                error = (await response.json())["error"]
+                assert error["code"] == "malformed_json", error
+                assert "sys." not in error["message"]  # no Python advice to the client
