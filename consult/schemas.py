@@ -4,15 +4,69 @@ describe the API in OpenAPI and docs/protocol.md."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, field_validator
 
 from consult.domain import ConsultationStatus, Form, Identity, PresenceStatus, Role
 
+MAX_ID: Final = 2**31 - 1
+"""The largest id: every id a client names is 1 … MAX_ID. The id columns are INTEGER, 32 bits
+on PostgreSQL (an id past it failed there with a 500, as one past 2^63 did on SQLite)."""
+
+
+def _integral(value: Any) -> Any:
+    # JSON (and JSON Schema's "integer") has one kind of number: 7.0 is 7. True is not.
+    return int(value) if type(value) is float and value.is_integer() else value
+
+
+# Ids are JSON integers: `true` (read as 1 before), "1" and 7.5 are refused, and so is anything
+# the id columns cannot hold (a 500 at the database before).
+Id = Annotated[int, Strict(), Field(ge=1, le=MAX_ID), BeforeValidator(_integral)]
+# Sequence numbers within a consultation's chat: 0 … MAX_ID, integers like ids.
+Seq = Annotated[int, Strict(), Field(ge=0, le=MAX_ID), BeforeValidator(_integral)]
+
+
+# Python's whitespace (str.isspace), which str_strip_whitespace strips: spelled out for the
+# OpenAPI document, whose regular expressions are ECMAScript's.
+_SPACE = (
+    "\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a"
+    "\\u2028\\u2029\\u202f\\u205f\\u3000"
+)
+SPECIALTY_MARK: Final = "x-specialty-code"
+# A specialty's code: the served OpenAPI document lists the clinic's codes (an enum).
+SpecialtyCode = Annotated[
+    str, Field(min_length=1, max_length=40, json_schema_extra={SPECIALTY_MARK: True})
+]
+
+
+def _text_pattern(shortest: int, longest: int | None) -> str:
+    """The strings an ``In`` field accepts, as one pattern: no NUL anywhere, and between
+    ``shortest`` and ``longest`` characters once leading and trailing whitespace is stripped."""
+    edge = f"[^{_SPACE}\\x00]"  # the first and last kept character
+    if longest is not None and longest < 2:
+        core = f"{edge}?" if shortest == 0 else edge
+    else:
+        inner = f"[^\\x00]{{{max(shortest - 2, 0)},{'' if longest is None else longest - 2}}}"
+        core = f"{edge}(?:{inner}{edge})?" if shortest <= 1 else f"{edge}{inner}{edge}"
+        core = f"(?:{core})?" if shortest == 0 else core
+    return f"^[{_SPACE}]*{core}[{_SPACE}]*$"
+
+
+def _document_texts(schema: dict[str, Any]) -> None:
+    """State the NUL rule and the stripping in the OpenAPI document (schemathesis found the
+    server refusing strings the document allowed): the lengths move into the pattern."""
+    for prop in schema.get("properties", {}).values():
+        for member in [prop, *prop.get("anyOf", []), prop.get("items", {})]:
+            if member.get("type") == "string" and not {"pattern", "format", "enum"} & set(member):
+                shortest = member.pop("minLength", 0)
+                member["pattern"] = _text_pattern(shortest, member.pop("maxLength", None))
+
 
 class In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, json_schema_extra=_document_texts
+    )
 
     @field_validator("*")
     @classmethod
@@ -77,9 +131,9 @@ class SpecialtiesOut(Out):
 
 
 class StartConsultationIn(In):
-    specialty: str = Field(min_length=1, max_length=40)
+    specialty: SpecialtyCode
     form: Form
-    preferred_doctor_id: int | None = Field(
+    preferred_doctor_id: Id | None = Field(
         default=None, description="Wait for this doctor only (they must practise the specialty)."
     )
     language: str | None = Field(
@@ -155,14 +209,14 @@ class PresenceOut(Out):
 
 
 class OfferAnswerIn(In):
-    consultation_id: int
+    consultation_id: Id
 
 
 # --- chat -------------------------------------------------------------------------------------
 
 
 class SendMessageIn(In):
-    consultation_id: int
+    consultation_id: Id
     client_id: str = Field(
         min_length=1, max_length=64, description="The sender's own id; a retry reuses it."
     )
@@ -201,8 +255,14 @@ class MessagesOut(Out):
 
 
 class ResumeIn(In):
-    consultation_id: int
-    after_seq: int = Field(default=0, ge=0, description="The last seq the client holds.")
+    consultation_id: Id
+    after_seq: Seq = Field(default=0, description="The last seq the client holds.")
+
+
+class MessagesQuery(In):
+    """The query of ``GET /api/consultations/{id}/messages`` (for the OpenAPI document)."""
+
+    after: Seq = Field(default=0, description="Only messages after this seq.")
 
 
 class ReadStateOut(Out):
@@ -219,8 +279,8 @@ class ResumeOut(Out):
 
 
 class ReadIn(In):
-    consultation_id: int
-    seq: int = Field(ge=0, description="The highest seq the reader has seen.")
+    consultation_id: Id
+    seq: Seq = Field(description="The highest seq the reader has seen.")
 
 
 class ReceiptOut(Out):
@@ -232,7 +292,7 @@ class ReceiptOut(Out):
 
 
 class TypingIn(In):
-    consultation_id: int
+    consultation_id: Id
     typing: bool
 
 

@@ -5,14 +5,20 @@ database; waiting for a condition; media peers on loopback."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import os
 import socket
 import struct
+import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import zlib
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +129,65 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A ``consult serve`` process of the test's own."""
+
+    url: str
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def demo_server(directory: Path, start_timeout: float = 30.0) -> Iterator[Server]:
+    """``consult serve --demo`` of this source tree on a free port, with a fresh SQLite database
+    in ``directory``; stopped on exit."""
+    port = free_port()
+    log = directory / "server.log"
+    # Only this test's settings: no CONSULT_* variable from the environment (e.g. a Redis URL).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSULT_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    database = f"sqlite+aiosqlite:///{directory / 'consult.db'}"
+    command = [sys.executable, "-m", "consult", "serve", "--demo", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--database-url", database]
+    repo = Path(__file__).resolve().parents[1]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, cwd=repo, env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = Server(f"http://127.0.0.1:{port}", log, process)
+    try:
+        _wait_healthy(server, start_timeout)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_healthy(server: Server, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(
+                f"the server exited with {server.process.returncode} before it was healthy:\n"
+                + server.log_tail()
+            )
+        try:
+            with urllib.request.urlopen(server.url + "/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"the server was not healthy after {timeout:.0f} s:\n" + server.log_tail())
 
 
 def consult_command() -> list[str]:

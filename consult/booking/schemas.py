@@ -8,13 +8,13 @@ from typing import Literal
 from pydantic import AwareDatetime, Field
 
 from consult.booking.policy import BookingStatus, SlotKind
-from consult.schemas import In, Out, PersonOut, SpecialtyOut
+from consult.schemas import Id, In, Out, PersonOut, SpecialtyCode, SpecialtyOut
 
 
 class SlotQuery(In):
     """The query string of ``GET /api/slots``."""
 
-    specialty: str = Field(min_length=1, max_length=40)
+    specialty: SpecialtyCode
     kind: SlotKind | None = None
     limit: int = Field(default=5, ge=1, le=50)
     after: AwareDatetime | None = Field(
@@ -41,8 +41,8 @@ class SlotsOut(Out):
 
 
 class OpenSlotsIn(In):
-    doctor_id: int
-    specialty: str = Field(min_length=1, max_length=40)
+    doctor_id: Id
+    specialty: SpecialtyCode
     kind: SlotKind
     starts_at: AwareDatetime = Field(description="Start of the first slot, on a whole minute.")
     count: int = Field(default=1, ge=1, le=48, description="Back-to-back slots to open.")
@@ -50,7 +50,7 @@ class OpenSlotsIn(In):
 
 
 class BookIn(In):
-    slot_id: int
+    slot_id: Id
 
 
 class BookingOut(Out):
@@ -69,7 +69,7 @@ class BookingsOut(Out):
 class ScheduleIn(In):
     """One row of weekly hours; minutes count from local midnight in ``timezone``."""
 
-    specialty: str = Field(min_length=1, max_length=40)
+    specialty: SpecialtyCode
     kind: SlotKind
     weekday: int = Field(ge=0, le=6, description="0 = Monday … 6 = Sunday.")
     start_minute: int = Field(ge=0, le=1439, description="e.g. 480 for 08:00.")

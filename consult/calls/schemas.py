@@ -9,15 +9,15 @@ from pydantic import Field
 
 from consult.domain import Form
 from consult.media.offers import MAX_SDP
-from consult.schemas import In, Out
+from consult.schemas import Id, In, Out
 
 
 class CallIn(In):
-    consultation_id: int
+    consultation_id: Id
 
 
 class OfferIn(In):
-    consultation_id: int
+    consultation_id: Id
     # The page's complete offer (gathering finished: no trickle ICE). Its length and type are
     # judged by the media layer (parse_offer), so they get the media codes the docs name
     # (media_bad_sdp, media_not_an_offer) rather than invalid_payload.
@@ -26,17 +26,17 @@ class OfferIn(In):
 
 
 class FormIn(In):
-    consultation_id: int
+    consultation_id: Id
     form: Form
 
 
 class FormAnswerIn(In):
-    consultation_id: int
+    consultation_id: Id
     accept: bool
 
 
 class RecordConsentIn(In):
-    consultation_id: int
+    consultation_id: Id
     consent: bool
 
 

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from pydantic import Field
 
-from consult.documents.rules import MAX_FILES, MAX_SIZE
-from consult.schemas import DocumentRefOut, In, Out
+from consult.documents.rules import MAX_DESCRIPTION, MAX_FILES, MAX_SIZE
+from consult.schemas import DocumentRefOut, Id, In, Out
 
 
 class DocumentOut(Out):
@@ -30,8 +30,18 @@ class DocumentsOut(Out):
     max_size: int = Field(default=MAX_SIZE, description="bytes per file")
 
 
+class UploadForm(In):
+    """The multipart/form-data fields of an upload, for the OpenAPI document (the route reads
+    the parts itself, streaming the file)."""
+
+    description: str = Field(min_length=1, max_length=MAX_DESCRIPTION)
+    file: bytes = Field(
+        description=f"JPEG, PNG or PDF, judged by its content; at most {MAX_SIZE} bytes."
+    )
+
+
 class ShareDocumentIn(In):
-    document_id: int
+    document_id: Id
     client_id: str = Field(
         min_length=1, max_length=64, description="The sender's own id; a retry reuses it."
     )

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 
-from consult.schemas import FollowUpOut, In, Out
+from consult.schemas import FollowUpOut, Id, In, Out
 
 MAX_QUESTION = 2000
 MAX_ANSWER = 4000
@@ -41,7 +41,7 @@ ClientId = Annotated[str, AfterValidator(_visible_ascii)]
 class AskIn(In):
     question: str = Field(min_length=1, max_length=MAX_QUESTION)
     client_id: ClientId = client_id_field("patient's")
-    doctor_id: int | None = Field(
+    doctor_id: Id | None = Field(
         default=None,
         description="Optional: the doctor meant; it must be the consultation's doctor.",
     )
@@ -52,8 +52,16 @@ class AnswerIn(In):
     client_id: ClientId = client_id_field("doctor's")
 
 
+class FollowUpsQuery(In):
+    """The query of ``GET /api/follow-ups`` (for the OpenAPI document)."""
+
+    answered: Literal["true", "false"] = Field(
+        default="false", description="A doctor's answered questions instead of the open ones."
+    )
+
+
 class FollowUpsOut(Out):
     follow_ups: list[FollowUpOut]
 
 
-__all__ = ["AnswerIn", "AskIn", "FollowUpOut", "FollowUpsOut"]
+__all__ = ["AnswerIn", "AskIn", "FollowUpOut", "FollowUpsOut", "FollowUpsQuery"]

@@ -41,7 +41,10 @@ async def error_middleware(
             code = {404: "route_not_found", 405: "method_not_allowed", 413: "payload_too_large"}
             status, code_ = exc.status, code.get(exc.status, "http_error")
             await _audit_refusal(request, noted, status, code_)
-            return error_response(status, code_, exc.reason or "request refused")
+            response = error_response(status, code_, exc.reason or "request refused")
+            if "Allow" in exc.headers:  # a 405 names the methods the path takes (RFC 9110)
+                response.headers["Allow"] = exc.headers["Allow"]
+            return response
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
             return error_response(500, "internal", "something went wrong on our side")

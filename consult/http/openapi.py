@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
 from pydantic import BaseModel
 
 from consult.http.routing import RouteSpec
+from consult.schemas import MAX_ID, SPECIALTY_MARK
+
+# Every path parameter is an id (consult.http.routing.int_param): decimal ASCII digits.
+_PATH_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 
 _ERROR_SCHEMA = {
     "type": "object",
@@ -43,16 +48,27 @@ def build_openapi(routes: list[RouteSpec]) -> dict[str, Any]:
             "tags": [spec.tag],
             "responses": {},
         }
-        params = re.findall(r"{(\w+)}", spec.path)
+        params = [
+            {"name": p, "in": "path", "required": True, "schema": _PATH_ID}
+            for p in re.findall(r"{(\w+)}", spec.path)
+        ]
+        if spec.query is not None:
+            query = spec.query.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(query.pop("$defs", {}))
+            params += _query_parameters(query)
         if params:
-            op["parameters"] = [
-                {"name": p, "in": "path", "required": True, "schema": {"type": "integer"}}
-                for p in params
-            ]
+            op["parameters"] = params
         if spec.body is not None:
+            # No body at all is read as {}: required only when some field is.
+            needed = bool(spec.body.model_json_schema().get("required"))
+            op["requestBody"] = {
+                "required": needed,
+                "content": {"application/json": {"schema": ref(spec.body)}},
+            }
+        if spec.upload is not None:
             op["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {"schema": ref(spec.body)}},
+                "content": {"multipart/form-data": {"schema": ref(spec.upload)}},
             }
         ok: dict[str, Any] = {"description": "success"}
         if spec.response is not None:
@@ -79,3 +95,40 @@ def build_openapi(routes: list[RouteSpec]) -> dict[str, Any]:
             },
         },
     }
+
+
+def _query_parameters(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    required = set(schema.get("required", ()))
+    params = []
+    for name, prop in schema["properties"].items():
+        described = {k: v for k, v in prop.items() if k not in ("title", "description")}
+        # A query string cannot say null: an optional parameter is left out instead.
+        choices = [c for c in described.pop("anyOf", []) if c.get("type") != "null"]
+        if choices:
+            described.update(choices[0] if len(choices) == 1 else {"anyOf": choices})
+        param = {"name": name, "in": "query", "required": name in required, "schema": described}
+        if "description" in prop:
+            param["description"] = prop["description"]
+        params.append(param)
+    return params
+
+
+def with_specialties(document: dict[str, Any], codes: list[str]) -> dict[str, Any]:
+    """The document as served: every specialty field lists the clinic's specialty codes (an
+    unknown code is refused with unknown_specialty; the document says which are known)."""
+    served = copy.deepcopy(document)
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.pop(SPECIALTY_MARK, False) and codes:
+                for rule in ("pattern", "minLength", "maxLength"):
+                    node.pop(rule, None)
+                node["enum"] = codes
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(served)
+    return served

@@ -35,6 +35,7 @@ _ACCESS = ("not_authenticated", "invalid_id", "booking_not_found", "not_your_boo
     response=SlotsOut,
     tag="booking",
     errors=("not_authenticated", "invalid_payload", "unknown_specialty"),
+    query=SlotQuery,
 )
 async def free_slots(request: web.Request, actor: Actor) -> SlotsOut:
     query = validate(SlotQuery, dict(request.query))

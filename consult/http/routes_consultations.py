@@ -9,10 +9,12 @@ from consult.errors import Invalid, NotFound
 from consult.http.routing import SERVICES, Api, int_param
 from consult.queue.schemas import TicketOut
 from consult.schemas import (
+    MAX_ID,
     ConsultationOut,
     ConsultationsOut,
     EmptyIn,
     MessagesOut,
+    MessagesQuery,
     RecommendationIn,
     RecommendationOut,
     RecordOut,
@@ -145,12 +147,14 @@ async def end(request: web.Request, actor: Actor, body: EmptyIn) -> Consultation
     response=MessagesOut,
     tag="chat",
     errors=("invalid_id", "invalid_after", *_ACCESS),
+    query=MessagesQuery,
 )
 async def messages(request: web.Request, actor: Actor) -> MessagesOut:
     cid = int_param(request, "consultation_id")
     raw = request.query.get("after", "0")
-    if not raw.isdigit():
-        raise Invalid("after must be a sequence number (0 or more)", code="invalid_after")
+    # ASCII digits only (str.isdigit() took "²" and "١"), and within the seq column.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and int(raw) <= MAX_ID):
+        raise Invalid(f"after must be a sequence number, 0 to {MAX_ID}", code="invalid_after")
     return MessagesOut(messages=await request.app[SERVICES].chat.transcript(actor, cid, int(raw)))
 
 

@@ -8,7 +8,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from consult.attachments import attachment_headers
 from consult.documents.rules import MAX_DESCRIPTION
-from consult.documents.schemas import DocumentOut, DocumentsOut, ShareDocumentIn
+from consult.documents.schemas import DocumentOut, DocumentsOut, ShareDocumentIn, UploadForm
 from consult.domain import Actor
 from consult.errors import Invalid
 from consult.http.routing import SERVICES, Api, int_param
@@ -52,6 +52,7 @@ _DESCRIPTION_BYTES = MAX_DESCRIPTION * 4 + 64
     status=201,
     tag="documents",
     errors=_UPLOAD_ERRORS,
+    upload=UploadForm,
 )
 async def upload(request: web.Request, actor: Actor) -> DocumentOut:
     documents = request.app[SERVICES].documents

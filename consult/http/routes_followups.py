@@ -6,7 +6,7 @@ from aiohttp import web
 
 from consult.domain import Actor
 from consult.errors import Invalid
-from consult.followups.schemas import AnswerIn, AskIn, FollowUpOut, FollowUpsOut
+from consult.followups.schemas import AnswerIn, AskIn, FollowUpOut, FollowUpsOut, FollowUpsQuery
 from consult.http.routing import SERVICES, Api, int_param
 
 api = Api()
@@ -49,9 +49,10 @@ async def ask(request: web.Request, actor: Actor, body: AskIn) -> FollowUpOut:
     response=FollowUpsOut,
     tag="follow-ups",
     errors=("not_authenticated", "invalid_answered", "not_allowed"),
+    query=FollowUpsQuery,
 )
 async def follow_ups(request: web.Request, actor: Actor) -> FollowUpsOut:
-    raw = request.query.get("answered", "false").lower()
+    raw = request.query.get("answered", "false")
     if raw not in ("true", "false"):
         raise Invalid("answered must be true or false", code="invalid_answered")
     found = await request.app[SERVICES].follow_ups.list_for(actor, answered=raw == "true")

@@ -7,8 +7,10 @@ import redis.exceptions
 import sqlalchemy as sa
 from aiohttp import web
 
+from consult.http.openapi import with_specialties
 from consult.http.routing import SERVICES, Api
 from consult.schemas import HealthOut
+from consult.storage import tables as t
 
 api = Api()
 
@@ -53,7 +55,11 @@ async def redis_reachable(url: str, timeout: float = 1.0) -> bool:
     "GET", "/api/openapi.json", summary="This API, as OpenAPI 3.1.", auth=False, tag="system"
 )
 async def openapi(request: web.Request) -> web.StreamResponse:
-    return web.json_response(request.app[OPENAPI])
+    # Specialty fields list the specialties on record now (data, not code).
+    async with request.app[SERVICES].db.uow() as uow:
+        query = sa.select(t.specialties.c.code).order_by(t.specialties.c.code)
+        codes = list((await uow.conn.execute(query)).scalars())
+    return web.json_response(with_specialties(request.app[OPENAPI], codes))
 
 
 OPENAPI = web.AppKey("openapi", dict)

@@ -3,7 +3,7 @@ shape the response and describe the route in OpenAPI."""
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +15,8 @@ from consult.domain import Actor
 from consult.errors import Invalid, NotAuthenticated
 from consult.http.client_address import FORWARDED_FOR, TrustedProxies
 from consult.http.same_origin import check_same_origin
+from consult.json_limits import JsonRefused, loads
+from consult.schemas import MAX_ID
 from consult.services import Services
 from consult.usage_limits import UsageLimits
 
@@ -40,6 +42,9 @@ class RouteSpec:
     auth: bool
     errors: tuple[str, ...]
     tag: str
+    # Described in OpenAPI only: the handler reads these itself.
+    query: type[BaseModel] | None = None
+    upload: type[BaseModel] | None = None  # a multipart/form-data body
 
 
 @dataclass
@@ -58,10 +63,25 @@ class Api:
         auth: bool = True,
         errors: tuple[str, ...] = (),
         tag: str = "api",
+        query: type[BaseModel] | None = None,
+        upload: type[BaseModel] | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.routes.append(
-                RouteSpec(method, path, handler, summary, body, response, status, auth, errors, tag)
+                RouteSpec(
+                    method,
+                    path,
+                    handler,
+                    summary,
+                    body,
+                    response,
+                    status,
+                    auth,
+                    errors,
+                    tag,
+                    query,
+                    upload,
+                )
             )
             return handler
 
@@ -94,7 +114,9 @@ async def request_actor(request: web.Request) -> Actor:
 async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
     raw = await request.read()
     try:
-        data: Any = json.loads(raw) if raw else {}
+        data: Any = loads(raw) if raw else {}
+    except JsonRefused as exc:
+        raise Invalid(f"the request body is refused: {exc}", code="malformed_json") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise Invalid("the request body is not valid JSON", code="malformed_json") from exc
     return validate(model, data)
@@ -127,6 +149,8 @@ def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamRe
             request[REQUEST_ACTOR] = actor  # for the error middleware's audit of a refusal
             # Clinical reads: a per-user rate limit (consult/usage_limits.py).
             request.app[USAGE_LIMITS].route(spec.method, spec.path, actor.user_id)
+        for name in request.match_info:  # every path parameter is an id: checked before the body
+            int_param(request, name)
         kwargs: dict[str, Any] = {}
         if spec.body is not None:
             kwargs["body"] = await parse_body(request, spec.body)
@@ -142,12 +166,18 @@ def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamRe
     return endpoint
 
 
+# ASCII digits, no sign, no leading zero, no spaces: int() alone read " 1", "+1", "1_0" and the
+# full-width "１" as ids. aiohttp matches the percent-decoded path, so "%31" is "1" (RFC 3986
+# §2.3: percent-encoded digits are the digits).
+_PATH_ID = re.compile(r"[1-9][0-9]{0,9}", re.ASCII)
+
+
 def int_param(request: web.Request, name: str) -> int:
+    """The path id ``name``: 1 … MAX_ID in plain decimal, else ``invalid_id``."""
     raw = request.match_info.get(name, "")
-    try:
-        return int(raw)
-    except ValueError:
-        raise Invalid(f"{name} must be a whole number, not {raw!r}", code="invalid_id") from None
+    if _PATH_ID.fullmatch(raw) is None or int(raw) > MAX_ID:
+        raise Invalid(f"{name} must be a whole number from 1 to {MAX_ID}", code="invalid_id")
+    return int(raw)
 
 
 __all__ = ["Api", "NotAuthenticated", "SERVICES", "SESSION_COOKIE", "TRUSTED_PROXIES"]

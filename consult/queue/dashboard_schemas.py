@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field
 
 from consult.domain import ConsultationStatus, Form, PresenceStatus
-from consult.schemas import DoctorsStateOut, In, Out, PersonOut, SpecialtyOut
+from consult.schemas import DoctorsStateOut, In, Out, PersonOut, SpecialtyCode, SpecialtyOut
 
 
 class WaitPointOut(Out):
@@ -84,7 +84,7 @@ class OverviewOut(Out):
 
 
 class MoveTicketIn(In):
-    specialty: str = Field(min_length=1, max_length=40, description="the queue to move it to")
+    specialty: SpecialtyCode = Field(description="the queue to move it to")
 
 
 class DoctorAwayOut(Out):

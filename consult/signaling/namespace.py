@@ -30,6 +30,7 @@ from consult.schemas import (
 from consult.services import Services
 from consult.signaling.acks import ack, audit_refusals
 from consult.signaling.calls import call_events
+from consult.signaling.payloads import refuse_unparsed
 from consult.signaling.payloads import validate_payload as _validate
 from consult.signaling.scheduler_push import SCHEDULERS_ROOM
 from consult.signaling.server import user_room
@@ -88,6 +89,7 @@ class ConsultNamespace(socketio.AsyncNamespace):
         return await audit_refusals(audit, actor, event, payload, limited)
 
     async def _limited(self, event: str, handler: EventHandler, actor: Actor, payload: Any) -> Any:
+        refuse_unparsed(payload)
         self.limits.event(event, actor.user_id)  # per user (consult/usage_limits.py)
         return await handler(actor, payload)
 

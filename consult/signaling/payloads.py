@@ -8,6 +8,17 @@ from pydantic import BaseModel
 
 from consult.errors import Invalid
 from consult.http.routing import validate
+from consult.json_limits import MAX_DEPTH, MAX_INT_DIGITS, REFUSED
+
+
+def refuse_unparsed(payload: Any) -> None:
+    """Every event, whether it reads its payload or not, refuses one the parser refused."""
+    if payload is REFUSED:
+        raise Invalid(
+            f"the payload is not accepted JSON (at most {MAX_DEPTH} levels deep, "
+            f"numbers of at most {MAX_INT_DIGITS} digits)",
+            code="malformed_json",
+        )
 
 
 def validate_payload(model: type[BaseModel], payload: Any) -> Any:

@@ -12,6 +12,7 @@ import socketio
 from socketio import packet
 
 from consult.http.client_address import TrustedProxies
+from consult.json_limits import SocketJson
 from consult.logs import TRANSPORT_LOGGER
 from consult.settings import Settings
 from consult.signaling.strict import StrictServer
@@ -68,6 +69,8 @@ def create_sio(settings: Settings) -> socketio.AsyncServer:
         # Same origin only (requests without an Origin header, e.g. API clients, pass).
         cors_allowed_origins=None,
         max_http_buffer_size=1_000_000,
+        # Bounded nesting and numbers; a refused payload is answered malformed_json.
+        json=SocketJson,
         ping_interval=25,
         ping_timeout=20,
         # Our logger (consult/logs.py tames it): with False, each library added a stderr handler

@@ -11,12 +11,7 @@ server's log go to ``test-artifacts/e2e/<test>/``.
 from __future__ import annotations
 
 import os
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -31,7 +26,7 @@ from playwright.sync_api import (
 )
 
 from tests.e2e.helpers import OpenPage, PageProblems
-from tests.support import consult_command, free_port
+from tests.support import Server, demo_server
 
 CHROMIUM = Path(os.environ.get("CONSULT_E2E_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -49,72 +44,15 @@ CHROMIUM_ARGS = [
 ]
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
-START_TIMEOUT = 30.0
 
 expect.set_options(timeout=10_000)
-
-
-@dataclass
-class Server:
-    url: str
-    log: Path
-    process: subprocess.Popen[bytes]
-
-    def log_tail(self, lines: int = 60) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-
-def _wait_healthy(server: Server) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            pytest.fail(
-                f"the server exited with {server.process.returncode} before it was healthy:\n"
-                + server.log_tail()
-            )
-        try:
-            with urllib.request.urlopen(server.url + "/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"the server was not healthy after {START_TIMEOUT:.0f} s:\n" + server.log_tail())
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     """``consult serve --demo`` on a free port, with a fresh SQLite database."""
-    port = free_port()
-    log = tmp_path / "server.log"
-    # Only this test's settings: no CONSULT_* variable from the environment (e.g. a Redis URL).
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSULT_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    command = [
-        *consult_command(),
-        "serve",
-        "--demo",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--database-url",
-        f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}",
-    ]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = Server(f"http://127.0.0.1:{port}", log, process)
-    try:
-        _wait_healthy(server)
+    with demo_server(tmp_path) as server:
         yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="session")
