@@ -29,6 +29,7 @@ from consult.http import (
 )
 from consult.http.client_address import TrustedProxies
 from consult.http.errors import error_middleware
+from consult.http.metrics import METRICS, Metrics
 from consult.http.openapi import build_openapi
 from consult.http.pages import install_pages
 from consult.http.routes_system import OPENAPI
@@ -100,6 +101,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     # Calls: a consultation that ends ends its call; media state and quality pushed to pages.
     services.bus.subscribe(services.calls.on_event)
     app[CALL_PUSH] = CallPush(sio, services.calls, interval=2.0)
+    app[METRICS] = Metrics()  # /metrics: a Prometheus registry of this app's own
 
     for api in APIS:
         api.install(app)

@@ -1,74 +1,141 @@
 """The queues overview and this process's calls as Prometheus metrics, in the text exposition
-format (version 0.0.4).
+format (version 0.0.4), with the process's standard metrics (``process_*``, ``python_gc_*``,
+``python_info``), written by ``prometheus_client``.
 
-Hand-written rather than with prometheus_client: a handful of gauges (and the calls' running
-counters) computed on each scrape from one overview and the media rooms need no registry,
-collectors or extra dependency, and the format is a few
-lines (``# HELP`` and ``# TYPE`` per metric, then ``name{label="value"} number``, label values
-escaping backslash, double quote and newline).
+The consult figures are not kept in the library's gauges and counters between scrapes: the
+handler reads them on each scrape (the queues from the database, the calls from this process's
+media rooms, both asynchronous) and :class:`Figures` turns that reading into metric families.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from consult.media.stats import CallFigures
 from consult.queue.dashboard_schemas import OverviewOut
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-Sample = tuple[dict[str, str], float]
-
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
 # Every connectionState of aiortc's peers: each is shown, 0 when no leg is in it.
 LEG_STATES = ("new", "connecting", "connected", "disconnected", "failed", "closed")
+KINDS = ("audio", "video")
 
 
-def render(overview: OverviewOut, calls: CallFigures | None = None) -> str:
-    lines: list[str] = []
+class Metrics:
+    """One app's /metrics. Its registry is its own, not prometheus_client's global one, so
+    several apps in one process (the tests') do not collide; it holds the standard collectors,
+    which read the process's figures at each scrape."""
 
-    def gauge(name: str, help_: str, samples: Iterator[Sample], type_: str = "gauge") -> None:
-        lines.append(f"# HELP {name} {help_}")
-        lines.append(f"# TYPE {name} {type_}")
-        for labels, value in samples:
-            text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
-            lines.append(
-                f"{name}{{{text}}} {_number(value)}" if text else f"{name} {_number(value)}"
-            )
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
 
+    def render(self, overview: OverviewOut, calls: CallFigures | None = None) -> bytes:
+        """The text of one scrape: ``overview`` and ``calls`` as just read, then the standard
+        metrics."""
+        return generate_latest(_Scrape(Figures(overview, calls), self.registry))
+
+
+METRICS = web.AppKey("metrics", Metrics)
+
+
+class _Scrape(Collector):
+    """Several collectors as one. The figures are not registered in the app's registry: a
+    collector's ``collect`` cannot await the database, so each scrape gets a :class:`Figures`
+    of its own, and concurrent scrapes share no state."""
+
+    def __init__(self, *parts: Collector) -> None:
+        self._parts = parts
+
+    def collect(self) -> Iterator[Metric]:
+        for part in self._parts:
+            yield from part.collect()
+
+
+class Figures(Collector):
+    """The overview's gauges and the calls' gauges and counters, from one reading."""
+
+    def __init__(self, overview: OverviewOut, calls: CallFigures | None) -> None:
+        self._overview = overview
+        self._calls = calls
+
+    def collect(self) -> Iterator[Metric]:
+        yield from _queues(self._overview)
+        if self._calls is not None:
+            yield from _calls(self._calls)
+
+
+Samples = Iterable[tuple[tuple[str, ...], float]]
+
+
+def _gauge(name: str, help_: str, labels: tuple[str, ...], samples: Samples) -> Metric:
+    return _filled(GaugeMetricFamily(name, help_, labels=labels), samples)
+
+
+def _counter(name: str, help_: str, labels: tuple[str, ...], samples: Samples) -> Metric:
+    """``name`` without ``_total``: the samples get it (and no ``_created`` sample is written)."""
+    return _filled(CounterMetricFamily(name, help_, labels=labels), samples)
+
+
+def _filled(family: GaugeMetricFamily | CounterMetricFamily, samples: Samples) -> Metric:
+    for values, value in samples:
+        family.add_metric(list(values), value)
+    return family
+
+
+def _queues(overview: OverviewOut) -> Iterator[Metric]:
     specialties = overview.specialties
 
-    def per_form(field: str) -> Iterator[Sample]:
+    def per_form(field: str) -> Iterator[tuple[tuple[str, ...], float]]:
         for s in specialties:
             for f in s.forms:
-                value = getattr(f, field)
-                yield {"specialty": s.specialty.code, "form": str(f.form)}, float(value or 0)
+                yield (s.specialty.code, str(f.form)), float(getattr(f, field) or 0)
 
-    gauge(
+    per_specialty_form = ("specialty", "form")
+    yield _gauge(
         "consult_queue_waiting",
         "Patients queued (waiting, or offered to a doctor), per specialty and form.",
+        per_specialty_form,
         per_form("waiting"),
     )
-    gauge(
+    yield _gauge(
         "consult_queue_longest_wait_seconds",
         "How long the longest-waiting queued patient has waited (0 when none).",
+        per_specialty_form,
         per_form("longest_wait_seconds"),
     )
-    gauge(
+    yield _gauge(
         "consult_queue_median_wait_seconds",
         "Median wait of the queued patients (0 when none).",
+        per_specialty_form,
         per_form("median_wait_seconds"),
     )
-    gauge(
+    yield _gauge(
         "consult_queue_breach",
         f"1 when the longest wait exceeds {overview.wait_breach_seconds} s.",
+        per_specialty_form,
         per_form("breach"),
     )
-    gauge(
+    yield _gauge(
         "consult_doctors",
         "Doctors present for a specialty, by state: free and busy (online), away.",
+        ("specialty", "state"),
         (
-            ({"specialty": s.specialty.code, "state": state}, float(count))
+            ((s.specialty.code, state), float(count))
             for s in specialties
             for state, count in (
                 ("free", s.doctors.online - s.doctors.busy),
@@ -77,93 +144,77 @@ def render(overview: OverviewOut, calls: CallFigures | None = None) -> str:
             )
         ),
     )
-    gauge(
+    yield _gauge(
         "consult_consultations_in_progress",
         "Active consultations, per specialty.",
-        (({"specialty": s.specialty.code}, float(s.in_progress)) for s in specialties),
+        ("specialty",),
+        (((s.specialty.code,), float(s.in_progress)) for s in specialties),
     )
-    gauge(
+    yield _gauge(
         "consult_queue_wait_breach_threshold_seconds",
         "The wait above which a queue is in breach (CONSULT_WAIT_BREACH).",
-        iter([({}, float(overview.wait_breach_seconds))]),
+        (),
+        [((), float(overview.wait_breach_seconds))],
     )
-    if calls is not None:
-        _calls(gauge, calls)
-    return "\n".join(lines) + "\n"
 
 
-def _calls(metric: Callable[..., None], calls: CallFigures) -> None:
+def _calls(calls: CallFigures) -> Iterator[Metric]:
     """The media rooms of this process (each process reports its own calls)."""
     relayed = calls.relayed
-    kinds = ("audio", "video")
-    metric(
+    yield _gauge(
         "consult_calls_in_progress",
         "Calls (voice or video) with a media room in this process.",
-        iter([({}, float(calls.calls))]),
+        (),
+        [((), float(calls.calls))],
     )
-    metric(
+    yield _gauge(
         "consult_call_legs",
         "Participants' connections with this process's media rooms, by connection state.",
-        (
-            ({"state": state}, float(sum(leg.state == state for leg in calls.legs)))
-            for state in LEG_STATES
-        ),
+        ("state",),
+        (((state,), float(sum(leg.state == state for leg in calls.legs))) for state in LEG_STATES),
     )
-    metric(
-        "consult_call_relayed_frames_total",
+    yield _counter(
+        "consult_call_relayed_frames",
         "Frames (audio: packets of 20 ms) forwarded to participants since the process started.",
-        (({"kind": kind}, float(relayed.frames.get(kind, 0))) for kind in kinds),
-        "counter",
+        ("kind",),
+        (((kind,), float(relayed.frames.get(kind, 0))) for kind in KINDS),
     )
-    metric(
-        "consult_call_relayed_packets_total",
+    yield _counter(
+        "consult_call_relayed_packets",
         "RTP packets sent to participants since the process started.",
-        (({"kind": kind}, float(relayed.packets.get(kind, 0))) for kind in kinds),
-        "counter",
+        ("kind",),
+        (((kind,), float(relayed.packets.get(kind, 0))) for kind in KINDS),
     )
-    metric(
-        "consult_call_keyframe_requests_total",
+    yield _counter(
+        "consult_call_keyframe_requests",
         "Keyframe requests (PLI) sent to participants' video senders since the process started.",
-        iter([({}, float(relayed.keyframe_requests))]),
-        "counter",
+        (),
+        [((), float(relayed.keyframe_requests))],
     )
-    metric(
+    yield _gauge(
         "consult_call_leg_rtt_seconds",
         "Round-trip time of each connected leg, from the participant's receiver reports.",
+        ("consultation", "user"),
         (
-            ({"consultation": leg.consultation_id, "user": leg.user_id}, leg.rtt_seconds)
+            ((leg.consultation_id, leg.user_id), leg.rtt_seconds)
             for leg in calls.legs
             if leg.rtt_seconds is not None
         ),
     )
-    metric(
+    yield _gauge(
         "consult_call_leg_loss_ratio",
         "Fraction of packets lost over the leg's life, per kind and direction "
         "(in: participant -> server, out: server -> participant).",
+        ("consultation", "user", "kind", "direction"),
         (
-            (
-                {
-                    "consultation": leg.consultation_id,
-                    "user": leg.user_id,
-                    "kind": kind,
-                    "direction": direction,
-                },
-                loss,
-            )
+            ((leg.consultation_id, leg.user_id, kind, direction), loss)
             for leg in calls.legs
             for (kind, direction), loss in sorted(leg.loss.items())
         ),
     )
-    metric(
+    yield _gauge(
         "consult_call_recordings_in_progress",
         "Call recordings being written by this process.",
-        iter([({}, float(calls.recordings))]),
+        (),
+        [((), float(calls.recordings))],
     )
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if value == int(value) else repr(value)

@@ -83,8 +83,8 @@ async def doctor_away(request: web.Request, actor: Actor, body: EmptyIn) -> Doct
 @api.route(
     "GET",
     "/metrics",
-    summary="The queues' figures and this process's calls as Prometheus metrics (text format "
-    "0.0.4). Open to direct "
+    summary="The queues' figures, this process's calls and its standard process metrics as "
+    "Prometheus metrics (text format 0.0.4). Open to direct "
     "loopback requests (no X-Forwarded-For or Forwarded header); anyone else needs a "
     "scheduler's session.",
     auth=False,
@@ -99,7 +99,7 @@ async def prometheus(request: web.Request) -> web.StreamResponse:
         overview = await dashboard.overview_for(await request_actor(request))
     calls = await request.app[SERVICES].calls.registry.figures()
     return web.Response(
-        text=metrics.render(overview, calls),
+        body=request.app[metrics.METRICS].render(overview, calls),
         headers={"Content-Type": metrics.CONTENT_TYPE, "Cache-Control": "no-store"},
     )
 

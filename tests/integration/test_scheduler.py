@@ -4,10 +4,10 @@ pushes, refusals that change nothing, and /metrics. Time is the server's manual 
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from consult.storage import tables as t
+from tests.metrics_reader import parse_metrics, sample
 from tests.support import ApiClient, SocketClient, rows
 
 JOIN = "/api/consultations"
@@ -378,33 +378,6 @@ async def test_only_schedulers_see_the_queues_and_act(api, sockets):
     assert anna_ws.pending("scheduler:overview") == 0
 
 
-_SAMPLE = re.compile(r"^(\w+)(?:\{(.*)\})? (\S+)$")
-
-
-def parse_metrics(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """The Prometheus text format: # HELP / # TYPE lines, then ``name{k="v",...} value``."""
-    samples = {}
-    types = {}
-    for line in text.splitlines():
-        if line.startswith("# TYPE "):
-            _, _, name, kind = line.split(" ")
-            types[name] = kind
-            continue
-        if not line or line.startswith("#"):
-            continue
-        match = _SAMPLE.match(line)
-        assert match, line
-        name, labels, value = match.groups()
-        assert types.get(name) in ("gauge", "counter"), name
-        pairs = frozenset(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', labels or ""))
-        samples[(name, pairs)] = float(value)
-    return samples
-
-
-def sample(name: str, **labels: str) -> tuple[str, frozenset[tuple[str, str]]]:
-    return name, frozenset(labels.items())
-
-
 async def test_metrics_in_the_prometheus_text_format(api, sockets, clock):
     house = await api("dr.house@demo.test")
     house_ws = await sockets(house.token)
@@ -441,6 +414,11 @@ async def test_metrics_in_the_prometheus_text_format(api, sockets, clock):
         if labels and name.startswith(("consult_queue", "consult_doctors", "consult_consult"))
     }
     assert len(specialties) == 6
+    # The standard process metrics too: this process's memory, CPU time and start time.
+    assert samples[sample("process_resident_memory_bytes")] > 0
+    assert samples[sample("process_cpu_seconds_total")] > 0
+    assert samples[sample("process_start_time_seconds")] > 0
+    assert any(name == "python_info" for name, _ in samples)
 
     # Forwarded (through a proxy): a scheduler's session is needed.
     forwarded = {"X-Forwarded-For": "203.0.113.9"}
@@ -452,4 +430,12 @@ async def test_metrics_in_the_prometheus_text_format(api, sockets, clock):
         async with user.session.get(user.base_url + "/metrics", headers=headers) as response:
             assert response.status == status
             if status == 200:
-                assert parse_metrics(await response.text()) == samples
+                assert consult_figures(parse_metrics(await response.text())) == (
+                    consult_figures(samples)
+                )
+
+
+def consult_figures(samples: dict[Any, float]) -> dict[Any, float]:
+    """The samples of consult's own figures (the process's CPU time and memory move between
+    two scrapes)."""
+    return {key: value for key, value in samples.items() if key[0].startswith("consult_")}

@@ -15,6 +15,7 @@ from consult.queue.dashboard_schemas import OverviewOut
 from consult.queue.figures import Waited, breached, wait_history, wait_stats
 from consult.settings import Settings
 from consult.signaling.scheduler_push import SCHEDULERS_ROOM, SchedulerPush
+from tests.metrics_reader import parse_metrics, sample, types
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
@@ -111,18 +112,22 @@ def overview(**changes: Any) -> OverviewOut:
 
 
 def test_metrics_text_escapes_labels_and_splits_doctors_by_state():
-    text = metrics.render(overview())
-    lines = text.splitlines()
-    assert text.endswith("\n")
-    assert "# TYPE consult_queue_waiting gauge" in lines
-    assert 'consult_queue_waiting{specialty="we\\"ird\\\\",form="chat"} 2' in lines
-    assert 'consult_queue_longest_wait_seconds{specialty="we\\"ird\\\\",form="chat"} 950' in lines
-    assert 'consult_queue_breach{specialty="we\\"ird\\\\",form="chat"} 1' in lines
-    assert 'consult_doctors{specialty="we\\"ird\\\\",state="free"} 2' in lines
-    assert 'consult_doctors{specialty="we\\"ird\\\\",state="busy"} 1' in lines
-    assert 'consult_doctors{specialty="we\\"ird\\\\",state="away"} 2' in lines
-    assert 'consult_consultations_in_progress{specialty="we\\"ird\\\\"} 4' in lines
-    assert "consult_queue_wait_breach_threshold_seconds 900" in lines
+    text = metrics.Metrics().render(overview()).decode()
+    assert types(text)["consult_queue_waiting"] == "gauge"
+    # Label values escape the backslash and the double quote.
+    assert 'specialty="we\\"ird\\\\"' in text
+    samples = parse_metrics(text)
+    weird = 'we"ird\\'
+    assert samples[sample("consult_queue_waiting", specialty=weird, form="chat")] == 2
+    assert samples[sample("consult_queue_longest_wait_seconds", specialty=weird, form="chat")] == (
+        950
+    )
+    assert samples[sample("consult_queue_breach", specialty=weird, form="chat")] == 1
+    assert samples[sample("consult_doctors", specialty=weird, state="free")] == 2
+    assert samples[sample("consult_doctors", specialty=weird, state="busy")] == 1
+    assert samples[sample("consult_doctors", specialty=weird, state="away")] == 2
+    assert samples[sample("consult_consultations_in_progress", specialty=weird)] == 4
+    assert samples[sample("consult_queue_wait_breach_threshold_seconds")] == 900
 
 
 class FakeManager:
