@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from http.cookies import SimpleCookie
 from typing import Any
 
@@ -16,7 +17,7 @@ import socketio
 
 from consult.accounts.service import token_hash
 from consult.domain import Actor, Identity, Role
-from consult.errors import ConsultError
+from consult.errors import ConsultError, NotFound
 from consult.http.client_address import FORWARDED_FOR, TrustedProxies
 from consult.http.routing import SESSION_COOKIE
 from consult.schemas import (
@@ -33,7 +34,7 @@ from consult.signaling.calls import call_events
 from consult.signaling.payloads import refuse_unparsed
 from consult.signaling.payloads import validate_payload as _validate
 from consult.signaling.scheduler_push import SCHEDULERS_ROOM
-from consult.signaling.server import user_room
+from consult.signaling.server import ReservedEventName, user_room
 from consult.signaling.sessions import TOKEN_HASH
 from consult.usage_limits import UsageLimits
 
@@ -66,31 +67,33 @@ class ConsultNamespace(socketio.AsyncNamespace):
         }
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
-        # Only python-socketio's own lifecycle calls arrive as "connect" and "disconnect":
-        # client events by those names are refused before dispatch (server.ConsultServer).
-        if event == "connect":
+        # Client events named "connect" or "disconnect" arrive marked (server.ConsultServer):
+        # only python-socketio's own lifecycle calls reach on_connect and on_disconnect.
+        reserved = isinstance(event, ReservedEventName)
+        if event == "connect" and not reserved:
             sid, environ = args[0], args[1]
             return await self.on_connect(sid, environ, args[2] if len(args) > 2 else None)
-        if event == "disconnect":
+        if event == "disconnect" and not reserved:
             return await self.on_disconnect(args[0])
         sid, payload = args[0], (args[1] if len(args) > 1 else None)
-        handler = self.events.get(event)
+        handler = None if reserved else self.events.get(event)
         if handler is None:
-            return {
-                "ok": False,
-                "error": {"code": "unknown_event", "message": f"no event {event!r}"},
-            }
-        return await ack(self._dispatch(event, handler, sid, payload))
+            # Refused and audited like any refusal, within one rate limit for all unknown names.
+            name = str(event)[:64]
+            return await ack(self._dispatch(name, partial(_unknown, name), sid, payload, _UNKNOWN))
+        return await ack(self._dispatch(event, handler, sid, payload, event))
 
-    async def _dispatch(self, event: str, handler: EventHandler, sid: str, payload: Any) -> Any:
+    async def _dispatch(
+        self, event: str, handler: EventHandler, sid: str, payload: Any, limit: str
+    ) -> Any:
         actor = await self._actor(sid)
         audit = self.services.audit
-        limited = self._limited(event, handler, actor, payload)
+        limited = self._limited(limit, handler, actor, payload)
         return await audit_refusals(audit, actor, event, payload, limited)
 
-    async def _limited(self, event: str, handler: EventHandler, actor: Actor, payload: Any) -> Any:
+    async def _limited(self, limit: str, handler: EventHandler, actor: Actor, payload: Any) -> Any:
         refuse_unparsed(payload)
-        self.limits.event(event, actor.user_id)  # per user (consult/usage_limits.py)
+        self.limits.event(limit, actor.user_id)  # per user (consult/usage_limits.py)
         return await handler(actor, payload)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
@@ -171,6 +174,14 @@ class ConsultNamespace(socketio.AsyncNamespace):
     async def chat_typing(self, actor: Actor, payload: Any) -> Any:
         body = _validate(TypingIn, payload)
         return await self.services.chat.typing(actor, body.consultation_id, body.typing)
+
+
+# The rate-limit bucket that every undeclared event name shares.
+_UNKNOWN = "(unknown event)"
+
+
+async def _unknown(name: str, actor: Actor, payload: Any) -> Any:
+    raise NotFound(f"no event {name!r}", code="unknown_event")
 
 
 def handshake_address(environ: dict[str, Any], trusted_proxies: TrustedProxies) -> str | None:

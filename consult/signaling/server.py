@@ -24,21 +24,30 @@ log = logging.getLogger(__name__)
 RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error"})
 
 
+class ReservedEventName(str):
+    """A client event bearing a lifecycle name: the namespace answers it as an unknown event
+    (audited like any refusal), never as the lifecycle call it names."""
+
+    __slots__ = ()
+
+
 class ConsultServer(StrictServer):
-    """The Socket.IO server, refusing client events that bear a lifecycle name before they
-    reach a handler. python-socketio calls ``_trigger_event("connect", ...)`` for a real
+    """The Socket.IO server, keeping client events that bear a lifecycle name from the
+    server's handlers. python-socketio calls ``_trigger_event("connect", ...)`` for a real
     handshake and ``("disconnect", ...)`` for a real disconnect, but a client event by those
-    names goes the same way; events come in through ``_handle_event`` alone, so the refusal is
-    made there (checked against python-socketio 5.18's async_server.py)."""
+    names goes the same way; events come in through ``_handle_event`` alone, so such a name is
+    marked there (checked against python-socketio 5.18's async_server.py)."""
 
     async def _handle_event(
         self, eio_sid: str, namespace: str | None, ack_id: int | None, data: list[Any]
     ) -> None:
         name = data[0] if data else None
-        if isinstance(name, str) and name not in RESERVED_EVENTS:
+        if isinstance(name, str):
+            if name in RESERVED_EVENTS:
+                data = [ReservedEventName(name), *data[1:]]
             await super()._handle_event(eio_sid, namespace, ack_id, data)
             return
-        log.debug("refused client event %r: a reserved name", name)
+        log.debug("refused a client event without a name: %r", name)
         if ack_id is not None:
             refusal = {
                 "ok": False,

@@ -62,3 +62,18 @@ async def test_a_client_event_with_a_lifecycle_name_is_refused_and_changes_nothi
     (consultation,) = await rows(database_url, t.consultations, t.consultations.c.id == cid)
     assert consultation.status == "active" and consultation.doctor_id == house_id
     assert house_ws.sio.connected
+
+
+@pytest.mark.parametrize("name", ["connect", "no:such-event"])
+async def test_an_unknown_or_reserved_event_is_audited_as_a_refusal(
+    api, sockets, database_url: str, name: str
+) -> None:
+    anna = await api("anna@demo.test")
+    anna_ws = await sockets(anna.token)
+    refused(await anna_ws.sio.call(name, {"consultation_id": 1}, timeout=10), name)
+    denied = [
+        r
+        for r in await rows(database_url, t.audit_log)
+        if r.actor_id == anna.user["id"] and not r.allowed
+    ]
+    assert [r.detail for r in denied] == [f"unknown_event: {name}"], denied
