@@ -117,3 +117,50 @@ def test_the_routes_table_lists_every_api_route() -> None:
     documented = set(re.findall(r"^\| (GET|POST|PUT|PATCH|DELETE) \| \[`([^`]+)`\]", table, re.M))
     assert registered - documented == set(), "routes missing from protocol.md's routes table"
     assert documented - registered == set(), "rows of protocol.md's routes table with no route"
+
+
+EVENT_NAME = re.compile(r"[a-z]+:[a-z][a-z-]*")
+
+
+def _event_tables(heading: str) -> set[str]:
+    """Event names in the first column of the tables under ``heading`` (protocol.md)."""
+    section = PROTOCOL.read_text().split(f"\n### {heading}\n", 1)[1].split("\n## ", 1)[0]
+    section = section.split("\n### ", 1)[0]
+    names: set[str] = set()
+    for line in section.splitlines():
+        if line.startswith("| ") and not line.startswith("| Event"):
+            names.update(n for n in re.findall(r"`([^`]+)`", line.split("|")[1]))
+    return {n for n in names if EVENT_NAME.fullmatch(n)}
+
+
+def test_the_client_events_table_lists_exactly_the_declared_events() -> None:
+    from types import SimpleNamespace
+
+    from consult.http.client_address import TrustedProxies
+    from consult.settings import Settings
+    from consult.signaling.namespace import ConsultNamespace
+
+    # The event table is built at construction; no service is called while building it.
+    services = SimpleNamespace(calls=None, settings=Settings())
+    namespace = ConsultNamespace(services, TrustedProxies.parse(""))  # type: ignore[arg-type]
+    assert set(namespace.events) == _event_tables("Client → server events")
+
+
+def test_every_event_name_the_server_uses_is_documented() -> None:
+    used: set[str] = set()
+    for path in ROOT.rglob("*.py"):
+        if "migrations" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if EVENT_NAME.fullmatch(node.value):
+                    used.add(node.value)
+    section = PROTOCOL.read_text().split("\n## Socket.IO\n", 1)[1].split("\n## Rate limits\n")[0]
+    documented = {
+        name
+        for line in section.splitlines()
+        if line.startswith("| ")
+        for name in re.findall(r"`([^`]+)`", line.split("|")[1])
+        if EVENT_NAME.fullmatch(name)
+    }
+    assert used - documented == set(), "event names used by the server but not in protocol.md"
