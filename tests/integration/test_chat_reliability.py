@@ -44,7 +44,8 @@ ACK_PATIENCE = 5.0
 async def server(
     database_url: str, aiohttp_server: Callable[..., Awaitable[TestServer]]
 ) -> TestServer:
-    # The real clock and sweeper; a rate limit well above what one sender does here.
+    # The real clock and sweeper; rate limits well above what one sender does here: the
+    # cutters reconnect (and so resume) about ten times a second, far beyond any real page.
     settings = Settings(
         database_url=database_url,
         demo=True,
@@ -52,6 +53,8 @@ async def server(
         sweep_interval=1.0,
         chat_rate=5000.0,
         chat_burst=5000,
+        read_rate=5000.0,
+        read_burst=5000,
     )
     return await aiohttp_server(create_app(settings, clock=SystemClock()))
 
