@@ -179,6 +179,9 @@ async def _database_lifetime(app: web.Application) -> AsyncIterator[None]:
         await upgrade_async(settings.database_url)
     if settings.demo:
         await seed_demo(services.db, services.clock)
+    services.db.start_checkpoints(
+        interval=settings.sqlite_checkpoint_interval, max_wal_bytes=settings.sqlite_wal_max_bytes
+    )
     yield
     await services.accounts.throttle.close()
     await services.db.dispose()

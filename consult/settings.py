@@ -112,6 +112,10 @@ class Settings:
     body_timeout: float = 30.0
     body_min_rate: int = 50_000
     max_connections_per_address: int = 256
+    # SQLite (consult/storage/checkpoint.py): a thread checkpoints the WAL every this many
+    # seconds, and as soon as the WAL file passes sqlite_wal_max_bytes.
+    sqlite_checkpoint_interval: float = 5.0
+    sqlite_wal_max_bytes: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.loop_watchdog_threshold < 0:
@@ -133,6 +137,11 @@ class Settings:
             )
         if not 0 <= self.slot_days <= 366:
             raise ValueError(f"CONSULT_SLOT_DAYS must be 0 to 366 days, not {self.slot_days}")
+        if self.sqlite_checkpoint_interval <= 0 or self.sqlite_wal_max_bytes <= 0:
+            raise ValueError(
+                "CONSULT_SQLITE_CHECKPOINT_INTERVAL and CONSULT_SQLITE_WAL_MAX_BYTES must be "
+                "more than 0"
+            )
         if self.decline_exclusion < 0:
             raise ValueError(
                 f"CONSULT_DECLINE_EXCLUSION must be 0 or more seconds, not {self.decline_exclusion}"

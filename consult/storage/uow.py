@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
 
 from consult.events import Event, EventBus
+from consult.storage.checkpoint import Checkpointer
 from consult.storage.engine import READONLY, create_sqlite_engine
 from consult.storage.inline_sqlite import is_busy, patiently
 
@@ -121,6 +122,7 @@ class Database:
         self.writer_lock: asyncio.Lock | None = None
         self._sqlite: sa.Engine | None = None
         self._sqlite_slots: asyncio.Semaphore | None = None
+        self._checkpointer: Checkpointer | None = None
         if engine.dialect.name == "sqlite":
             # SQLite has one writer, and every transaction here begins IMMEDIATE (engine.py).
             # Waiting for it in SQLite's busy handler convoys under load; one transaction at a
@@ -144,6 +146,16 @@ class Database:
             raise
         return _SqliteConnection(sync, self._sqlite_slots)
 
+    def start_checkpoints(self, *, interval: float, max_wal_bytes: int) -> None:
+        """SQLite: checkpoint the WAL on a thread of its own (checkpoint.py) until dispose();
+        nothing on PostgreSQL."""
+        database = self.engine.url.database
+        if self._sqlite is not None and database and self._checkpointer is None:
+            self._checkpointer = Checkpointer(
+                database, interval=interval, max_wal_bytes=max_wal_bytes
+            )
+            self._checkpointer.start()
+
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self)
 
@@ -164,6 +176,9 @@ class Database:
         return UnitOfWork(self, readonly=True)
 
     async def dispose(self) -> None:
+        if self._checkpointer is not None:
+            checkpointer, self._checkpointer = self._checkpointer, None
+            await asyncio.to_thread(checkpointer.stop)
         await self.engine.dispose()
         if self._sqlite is not None:
             self._sqlite.dispose()
