@@ -116,6 +116,9 @@ class Settings:
     # seconds, and as soon as the WAL file passes sqlite_wal_max_bytes.
     sqlite_checkpoint_interval: float = 5.0
     sqlite_wal_max_bytes: int = 16 * 1024 * 1024
+    # A statement (or commit) taking longer than this many seconds is logged as a WARNING of
+    # consult.storage.timing, by name (consult/storage/timing.py).
+    slow_statement: float = 0.02
 
     def __post_init__(self) -> None:
         if self.loop_watchdog_threshold < 0:
@@ -141,6 +144,10 @@ class Settings:
             raise ValueError(
                 "CONSULT_SQLITE_CHECKPOINT_INTERVAL and CONSULT_SQLITE_WAL_MAX_BYTES must be "
                 "more than 0"
+            )
+        if self.slow_statement <= 0:
+            raise ValueError(
+                f"CONSULT_SLOW_STATEMENT must be more than 0 seconds, not {self.slow_statement}"
             )
         if self.decline_exclusion < 0:
             raise ValueError(
