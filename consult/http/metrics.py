@@ -87,11 +87,16 @@ class Metrics:
             buckets=STATEMENT_BUCKETS,
             registry=self.registry,
         )
+        self._statement_children: dict[str, Histogram] = {}
         if statements is not None:
             statements.observers.append(self._observe_statement)
 
     def _observe_statement(self, name: str, seconds: float) -> None:
-        self.statement_seconds.labels(name).observe(seconds)
+        # Each statement pays this: the labelled child is looked up once per name.
+        child = self._statement_children.get(name)
+        if child is None:
+            child = self._statement_children[name] = self.statement_seconds.labels(name)
+        child.observe(seconds)
 
     async def sample_loop_lag(self) -> None:
         """Forever: how late each :data:`LAG_TICK` sleep wakes (a blocked loop wakes it late)."""
