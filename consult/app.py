@@ -29,7 +29,7 @@ from consult.http import (
 )
 from consult.http.client_address import TrustedProxies
 from consult.http.errors import error_middleware
-from consult.http.metrics import METRICS, Metrics
+from consult.http.metrics import METRICS, Metrics, loop_lag_lifetime
 from consult.http.openapi import build_openapi
 from consult.http.pages import install_pages
 from consult.http.routes_system import OPENAPI
@@ -73,7 +73,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app = web.Application(
         middlewares=[security_headers, error_middleware], client_max_size=1_000_000
     )
-    db = Database(create_engine(settings.database_url), EventBus())
+    db = Database(
+        create_engine(settings.database_url), EventBus(), slow_statement=settings.slow_statement
+    )
     services = Services.build(settings, clock or SystemClock(), db)
     app[SERVICES] = services
     app[TRUSTED_PROXIES] = trusted_proxies
@@ -101,7 +103,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     # Calls: a consultation that ends ends its call; media state and quality pushed to pages.
     services.bus.subscribe(services.calls.on_event)
     app[CALL_PUSH] = CallPush(sio, services.calls, interval=2.0)
-    app[METRICS] = Metrics()  # /metrics: a Prometheus registry of this app's own
+    app[METRICS] = Metrics(db.statements)  # /metrics: a Prometheus registry of this app's own
 
     for api in APIS:
         api.install(app)
@@ -109,6 +111,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     install_pages(app, settings.web_dir)
     app.cleanup_ctx.append(watchdog_lifetime)  # first in, last out: it watches the others too
     app.cleanup_ctx.append(_database_lifetime)
+    app.cleanup_ctx.append(loop_lag_lifetime)  # consult_loop_lag_seconds on /metrics
     # Heartbeats; on SIGTERM the sockets close first, so shutdown does not wait for clients.
     ProcessLifecycle(sio, namespace, services.processes, settings.heartbeat_interval).install(app)
     app.cleanup_ctx.append(_background_tasks)
@@ -179,6 +182,9 @@ async def _database_lifetime(app: web.Application) -> AsyncIterator[None]:
         await upgrade_async(settings.database_url)
     if settings.demo:
         await seed_demo(services.db, services.clock)
+    services.db.start_checkpoints(
+        interval=settings.sqlite_checkpoint_interval, max_wal_bytes=settings.sqlite_wal_max_bytes
+    )
     yield
     await services.accounts.throttle.close()
     await services.db.dispose()

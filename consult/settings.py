@@ -112,6 +112,13 @@ class Settings:
     body_timeout: float = 30.0
     body_min_rate: int = 50_000
     max_connections_per_address: int = 256
+    # SQLite (consult/storage/checkpoint.py): a thread checkpoints the WAL every this many
+    # seconds, and as soon as the WAL file passes sqlite_wal_max_bytes.
+    sqlite_checkpoint_interval: float = 5.0
+    sqlite_wal_max_bytes: int = 16 * 1024 * 1024
+    # A statement (or commit) taking longer than this many seconds is logged as a WARNING of
+    # consult.storage.timing, by name (consult/storage/timing.py).
+    slow_statement: float = 0.02
 
     def __post_init__(self) -> None:
         if self.loop_watchdog_threshold < 0:
@@ -133,6 +140,15 @@ class Settings:
             )
         if not 0 <= self.slot_days <= 366:
             raise ValueError(f"CONSULT_SLOT_DAYS must be 0 to 366 days, not {self.slot_days}")
+        if self.sqlite_checkpoint_interval <= 0 or self.sqlite_wal_max_bytes <= 0:
+            raise ValueError(
+                "CONSULT_SQLITE_CHECKPOINT_INTERVAL and CONSULT_SQLITE_WAL_MAX_BYTES must be "
+                "more than 0"
+            )
+        if self.slow_statement <= 0:
+            raise ValueError(
+                f"CONSULT_SLOW_STATEMENT must be more than 0 seconds, not {self.slow_statement}"
+            )
         if self.decline_exclusion < 0:
             raise ValueError(
                 f"CONSULT_DECLINE_EXCLUSION must be 0 or more seconds, not {self.decline_exclusion}"

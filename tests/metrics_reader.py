@@ -13,7 +13,7 @@ def parse_metrics(text: str) -> Samples:
     assert text.endswith("\n")
     samples: Samples = {}
     for family in text_string_to_metric_families(text):
-        assert family.type in ("gauge", "counter"), (family.name, family.type)
+        assert family.type in ("gauge", "counter", "histogram"), (family.name, family.type)
         assert family.documentation, family.name
         for s in family.samples:
             assert not s.name.endswith("_created"), s.name  # only the counts, no creation times

@@ -8,6 +8,7 @@ because a patient's bookings are counted while their user row is locked.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -126,9 +127,17 @@ class BookingService:
     async def generate_slots(self, days: int | None = None) -> int:
         """Roll the slots forward: the periodic task calls this (``CONSULT_SLOT_DAYS``)."""
         days = self._slot_days if days is None else days
-        async with self._db.uow() as uow:
-            created = await generate_slots(uow, self._clock.now(), days)
-            await uow.commit()
+        now = self._clock.now()
+        async with self._db.reader() as uow:
+            doctors = await repo.scheduled_doctors(uow)
+        created = 0
+        for doctor_id in doctors:
+            # One transaction per doctor, and the loop free between them: on SQLite every
+            # other write waits for the transaction in progress, now one doctor's, not all's.
+            async with self._db.uow() as uow:
+                created += await generate_slots(uow, now, days, doctor_id)
+                await uow.commit()
+            await asyncio.sleep(0)
         log.info("generated %d slots for the next %d days", created, days)
         return created
 

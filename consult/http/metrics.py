@@ -9,15 +9,20 @@ media rooms, both asynchronous) and :class:`Figures` turns that reading into met
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
 
 from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4,
     CollectorRegistry,
     GCCollector,
+    Histogram,
     PlatformCollector,
     ProcessCollector,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -25,24 +30,80 @@ from prometheus_client.registry import Collector
 
 from consult.media.stats import CallFigures
 from consult.queue.dashboard_schemas import OverviewOut
+from consult.storage.timing import StatementTimer
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+# Only counts, no ``*_created`` creation times (the figures' counters write none either); the
+# library's switch is global, and this is the process's only user of it.
+disable_created_metrics()
 
 # Every connectionState of aiortc's peers: each is shown, 0 when no leg is in it.
 LEG_STATES = ("new", "connecting", "connected", "disconnected", "failed", "closed")
 KINDS = ("audio", "video")
 
 
+# How often the loop-lag sampler's sleep is asked to wake (seconds).
+LAG_TICK = 0.1
+LAG_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+STATEMENT_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+
+
 class Metrics:
     """One app's /metrics. Its registry is its own, not prometheus_client's global one, so
     several apps in one process (the tests') do not collide; it holds the standard collectors,
-    which read the process's figures at each scrape."""
+    which read the process's figures at each scrape, and the histograms of the loop's lag and
+    of the database statements' durations, filled as they happen."""
 
-    def __init__(self) -> None:
+    def __init__(self, statements: StatementTimer | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
+        self.loop_lag = Histogram(
+            "consult_loop_lag_seconds",
+            f"How late the event loop woke a sleep of {LAG_TICK} s (sampled every tick).",
+            buckets=LAG_BUCKETS,
+            registry=self.registry,
+        )
+        self.statement_seconds = Histogram(
+            "consult_db_statement_seconds",
+            "Duration of database statements (and commits), by statement name.",
+            ("statement",),
+            buckets=STATEMENT_BUCKETS,
+            registry=self.registry,
+        )
+        self._statement_children: dict[str, Histogram] = {}
+        if statements is not None:
+            statements.observers.append(self._observe_statement)
+
+    def _observe_statement(self, name: str, seconds: float) -> None:
+        # Each statement pays this: the labelled child is looked up once per name.
+        child = self._statement_children.get(name)
+        if child is None:
+            child = self._statement_children[name] = self.statement_seconds.labels(name)
+        child.observe(seconds)
+
+    async def sample_loop_lag(self) -> None:
+        """Forever: how late each :data:`LAG_TICK` sleep wakes (a blocked loop wakes it late)."""
+        while True:
+            asked = time.perf_counter()
+            await asyncio.sleep(LAG_TICK)
+            self.loop_lag.observe(max(0.0, time.perf_counter() - asked - LAG_TICK))
 
     def render(self, overview: OverviewOut, calls: CallFigures | None = None) -> bytes:
         """The text of one scrape: ``overview`` and ``calls`` as just read, then the standard
@@ -51,6 +112,15 @@ class Metrics:
 
 
 METRICS = web.AppKey("metrics", Metrics)
+
+
+async def loop_lag_lifetime(app: web.Application) -> AsyncIterator[None]:
+    """The loop-lag sampler runs while the app does."""
+    task = asyncio.create_task(app[METRICS].sample_loop_lag())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 class _Scrape(Collector):

@@ -2,9 +2,9 @@
 
 aiosqlite runs every call on a thread of its own and hands the result back through the loop: a
 statement costs four such hand-offs (cursor, execute, fetch, close), each a thread switch that
-competes with the loop for the GIL. Against a local file in WAL mode with ``synchronous=NORMAL``
-a commit does not wait for the disk, and an indexed statement takes microseconds: far less than
-the hand-offs. queue_bench measured the server CPU-bound on those hand-offs (docs/performance.md).
+competes with the loop for the GIL. Against a local file an indexed statement takes
+microseconds: far less than the hand-offs (a commit waits for the WAL's fsync, engine.py).
+queue_bench measured the server CPU-bound on those hand-offs (docs/performance.md).
 
 So this module gives SQLAlchemy's aiosqlite dialect (through ``async_creator``) a connection
 whose coroutines do the work inline. Only waiting is asynchronous: SQLite's busy handler would

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 from typing import Any, TypeAlias
@@ -14,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
 
 from consult.events import Event, EventBus
+from consult.storage.checkpoint import Checkpointer
 from consult.storage.engine import READONLY, create_sqlite_engine
 from consult.storage.inline_sqlite import is_busy, patiently
+from consult.storage.timing import SLOW_AFTER, StatementTimer
 
 Result: TypeAlias = CursorResult[*tuple[Any, ...]]
 
@@ -115,12 +118,18 @@ class _SqliteConnection(Connection):
 
 
 class Database:
-    def __init__(self, engine: AsyncEngine, bus: EventBus) -> None:
+    def __init__(
+        self, engine: AsyncEngine, bus: EventBus, *, slow_statement: float = SLOW_AFTER
+    ) -> None:
         self.engine = engine
         self.bus = bus
+        # Every statement's duration (the /metrics histogram) and a WARNING for slow ones.
+        self.statements = StatementTimer(slow_statement)
+        self.statements.attach(engine.sync_engine)
         self.writer_lock: asyncio.Lock | None = None
         self._sqlite: sa.Engine | None = None
         self._sqlite_slots: asyncio.Semaphore | None = None
+        self._checkpointer: Checkpointer | None = None
         if engine.dialect.name == "sqlite":
             # SQLite has one writer, and every transaction here begins IMMEDIATE (engine.py).
             # Waiting for it in SQLite's busy handler convoys under load; one transaction at a
@@ -128,6 +137,7 @@ class Database:
             self.writer_lock = asyncio.Lock()
             self._sqlite = create_sqlite_engine(engine.url, pool_size=SQLITE_CONNECTIONS)
             self._sqlite_slots = asyncio.Semaphore(SQLITE_CONNECTIONS)
+            self.statements.attach(self._sqlite)
 
     async def connect(self, *, readonly: bool) -> Connection:
         if self._sqlite is None:
@@ -143,6 +153,16 @@ class Database:
             self._sqlite_slots.release()
             raise
         return _SqliteConnection(sync, self._sqlite_slots)
+
+    def start_checkpoints(self, *, interval: float, max_wal_bytes: int) -> None:
+        """SQLite: checkpoint the WAL on a thread of its own (checkpoint.py) until dispose();
+        nothing on PostgreSQL."""
+        database = self.engine.url.database
+        if self._sqlite is not None and database and self._checkpointer is None:
+            self._checkpointer = Checkpointer(
+                database, interval=interval, max_wal_bytes=max_wal_bytes
+            )
+            self._checkpointer.start()
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self)
@@ -164,6 +184,9 @@ class Database:
         return UnitOfWork(self, readonly=True)
 
     async def dispose(self) -> None:
+        if self._checkpointer is not None:
+            checkpointer, self._checkpointer = self._checkpointer, None
+            await asyncio.to_thread(checkpointer.stop)
         await self.engine.dispose()
         if self._sqlite is not None:
             self._sqlite.dispose()
@@ -241,7 +264,10 @@ class UnitOfWork:
         self._events.append(event)
 
     async def commit(self) -> None:
+        started = time.perf_counter()
         await self.conn.commit()
+        # On SQLite the WAL's fsync (synchronous=FULL); on PostgreSQL the round trip.
+        self._db.statements.record("COMMIT", time.perf_counter() - started)
         self._committed = True
         # Subscribers may run units of work of their own: the connection goes back to the pool
         # first. Publishing while holding it, each busy commit needed a second connection, and

@@ -60,9 +60,12 @@ FAST = {
 
 
 class Servers:
-    def __init__(self, database_url: str, directory: Path) -> None:
+    def __init__(
+        self, database_url: str, directory: Path, settings: dict[str, str] | None = None
+    ) -> None:
         self.database_url = database_url
         self.directory = directory
+        self.settings = FAST if settings is None else settings  # CONSULT_* variables
         self.running: list[Process] = []
 
     def start(self, name: str, *, demo: bool = False) -> Process:
@@ -70,7 +73,7 @@ class Servers:
         log = self.directory / f"{name}-{port}.log"
         # This tree's code (python -m from the repository), only these settings.
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONSULT_")}
-        env.update(FAST, PYTHONUNBUFFERED="1")
+        env.update(self.settings, PYTHONUNBUFFERED="1")
         command = [
             sys.executable,
             "-m",

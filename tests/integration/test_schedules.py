@@ -136,22 +136,34 @@ async def test_a_restarted_server_generates_the_coming_days_at_start_up(
     assert last is not None and last < start + timedelta(days=28)  # 7 days, not more
 
 
-async def test_two_processes_generating_at_once_make_each_slot_once(
-    database_url: str,
-    tmp_path: Path,
-    aiohttp_server: Callable[..., Awaitable[TestServer]],
-) -> None:
+async def _three_weeks_after_the_demo(
+    database_url: str, tmp_path: Path, aiohttp_server: Callable[..., Awaitable[TestServer]]
+) -> TestServer:
+    """A server three weeks after the demo was seeded, no slot generated since."""
     clock = ManualClock()
     seeded = await aiohttp_server(
         create_app(settings_for(database_url, tmp_path, demo=True, slot_days=0), clock=clock)
     )
     await seeded.close()
-    # Two app instances (each its own engine) three weeks on, generating at the same moment.
     later = ManualClock(clock.now() + timedelta(days=21))
-    apps = [
-        create_app(settings_for(database_url, tmp_path, slot_days=0), clock=later) for _ in range(2)
-    ]
-    servers = [await aiohttp_server(app) for app in apps]
+    return await aiohttp_server(
+        create_app(settings_for(database_url, tmp_path, slot_days=0), clock=later)
+    )
+
+
+async def test_two_processes_generating_at_once_make_each_slot_once(
+    database_url: str,
+    tmp_path: Path,
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> None:
+    # Two app instances (each its own engine) three weeks on, generating at the same moment.
+    servers = [await _three_weeks_after_the_demo(database_url, tmp_path, aiohttp_server)]
+    later = servers[0].app[SERVICES].clock
+    servers.append(
+        await aiohttp_server(
+            create_app(settings_for(database_url, tmp_path, slot_days=0), clock=later)
+        )
+    )
     before = await count(database_url, t.slots)
     planned = await asyncio.gather(
         *(s.app[SERVICES].booking.generate_slots(14) for s in servers for _ in range(3))
@@ -165,6 +177,33 @@ async def test_two_processes_generating_at_once_make_each_slot_once(
     have = {(d, s) for d, s, _ in slots}
     assert {(p.doctor_id, p.starts_at) for p in expected} <= have
     assert await servers[0].app[SERVICES].booking.generate_slots(14) == 0
+
+
+async def test_slot_generation_lets_other_writes_through_between_doctors(
+    database_url: str,
+    tmp_path: Path,
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> None:
+    server = await _three_weeks_after_the_demo(database_url, tmp_path, aiohttp_server)
+    services = server.app[SERVICES]
+    later = services.clock
+    doctors = len(await query(database_url, sa.select(t.schedules.c.doctor_id).distinct()))
+    assert doctors >= 2
+    before = await count(database_url, t.slots)
+    generation = asyncio.create_task(services.booking.generate_slots(14))
+    await asyncio.sleep(0)  # the generation has begun
+    # A write that comes meanwhile goes through between two doctors' transactions (on SQLite
+    # all writes take turns): it does not wait for every doctor's slots.
+    async with services.db.uow() as uow:
+        await uow.conn.execute(
+            sa.insert(t.audit_log).values(
+                at=later.now(), action="test", allowed=True, detail="between doctors"
+            )
+        )
+        await uow.commit()
+    assert not generation.done()
+    planned = await generation
+    assert planned == await count(database_url, t.slots) - before > 300
 
 
 # --- schedulers manage weekly hours -----------------------------------------------------------
