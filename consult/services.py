@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from consult.accounts.service import AccountService
 from consult.accounts.throttle import login_throttle
+from consult.audit import Audit
 from consult.booking.service import BookingService
 from consult.calls.recordings import RecordingStore
 from consult.calls.service import CallService
@@ -25,7 +26,6 @@ from consult.queue.processes import Processes
 from consult.queue.service import ConsultationService
 from consult.queue.sweeper import Sweeper
 from consult.queue.tickets import TicketService
-from consult.records.audit import Audit
 from consult.records.service import RecordService
 from consult.settings import Settings
 from consult.storage.uow import Database

@@ -10,11 +10,11 @@ import sqlalchemy as sa
 
 from consult.accounts.passwords import verify_password
 from consult.accounts.throttle import LoginThrottle, TooManyAttempts
+from consult.audit import Audit
 from consult.clock import Clock, as_utc
 from consult.domain import Actor, Identity, Role
 from consult.errors import Invalid, NotAuthenticated, NotFound
 from consult.events import SessionEnded
-from consult.records.audit import Audit
 from consult.schemas import SpecialtyOut, UserOut
 from consult.storage import tables as t
 from consult.storage.uow import Database, UnitOfWork

@@ -30,6 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from consult.audit import Audit
 from consult.calls import repository as repo
 from consult.calls.composer import LONGEST_CALL, RecordingComposer
 from consult.calls.forms import (
@@ -55,7 +56,6 @@ from consult.media.call import CallEvent, CallRegistry, CallRoom
 from consult.media.ice import IceConfig
 from consult.media.offers import parse_offer
 from consult.queue.service import ConsultationService
-from consult.records.audit import Audit
 from consult.storage.uow import Database, UnitOfWork
 
 log = logging.getLogger(__name__)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from consult.accounts.checks import check_verified_patient
+from consult.audit import Audit
 from consult.booking.repository import lock_user
 from consult.chat.service import ChatService
 from consult.clock import Clock
@@ -36,7 +37,6 @@ from consult.documents.storage import DocumentStore, ReadChunk, Received
 from consult.domain import Actor
 from consult.errors import Invalid, LimitReached, NotAllowed, NotFound
 from consult.events import Push
-from consult.records.audit import Audit
 from consult.schemas import MessageOut, Out
 from consult.storage.uow import Database, UnitOfWork
 

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from consult.accounts.checks import check_verified_patient
 from consult.accounts.service import covered_specialties, doctor_specialties, specialty_name
+from consult.audit import Audit
 from consult.clock import Clock
 from consult.domain import OPEN_STATUSES, Actor, ConsultationStatus, PresenceStatus
 from consult.errors import Conflict, Invalid, NotAllowed, NotFound
@@ -30,7 +31,6 @@ from consult.queue import participation
 from consult.queue import repository as repo
 from consult.queue.matcher import Matcher
 from consult.queue.policy import rank_at
-from consult.records.audit import Audit
 from consult.schemas import ConsultationOut, EtaOut, StartConsultationIn
 from consult.storage import tables as t
 from consult.storage.retry import retry_transient
