@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import socketio
 from aiohttp import web
 
-from consult.accounts.demo import seed_demo
 from consult.clock import Clock, SystemClock
+from consult.demo import seed_demo
 from consult.events import EventBus
 from consult.http import (
     routes_accounts,

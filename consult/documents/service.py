@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from consult.accounts.checks import check_verified_patient
+from consult.accounts.repository import lock_user
 from consult.audit import Audit
-from consult.booking.repository import lock_user
 from consult.chat.service import ChatService
 from consult.clock import Clock
 from consult.documents import repository as repo
