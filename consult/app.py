@@ -16,6 +16,7 @@ from aiohttp import web
 
 from consult.clock import Clock, SystemClock
 from consult.demo import seed_demo
+from consult.edges.client_address import TrustedProxies
 from consult.events import EventBus
 from consult.http import (
     routes_accounts,
@@ -27,7 +28,6 @@ from consult.http import (
     routes_scheduler,
     routes_system,
 )
-from consult.http.client_address import TrustedProxies
 from consult.http.errors import error_middleware
 from consult.http.metrics import METRICS, Metrics
 from consult.http.openapi import build_openapi

@@ -29,7 +29,7 @@ class Settings:
     # Cookies are marked Secure when the server sits behind TLS.
     secure_cookies: bool = False
     # Reverse proxies whose X-Forwarded-For is believed: comma-separated IP addresses and CIDR
-    # networks (consult/http/client_address.py). Empty: nobody, the peer is the client.
+    # networks (consult/edges/client_address.py). Empty: nobody, the peer is the client.
     trusted_proxies: str = ""
     # Apply pending migrations when the server starts (``consult migrate`` does it on its own).
     migrate_on_start: bool = True

@@ -17,9 +17,9 @@ import socketio
 
 from consult.accounts.service import token_hash
 from consult.domain import Actor, Identity, Role
+from consult.edges.client_address import FORWARDED_FOR, TrustedProxies
+from consult.edges.session_cookie import SESSION_COOKIE
 from consult.errors import ConsultError, NotFound
-from consult.http.client_address import FORWARDED_FOR, TrustedProxies
-from consult.http.routing import SESSION_COOKIE
 from consult.schemas import (
     OfferAnswerIn,
     PresenceIn,
