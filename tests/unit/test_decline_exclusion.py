@@ -15,8 +15,7 @@ from consult.clock import ManualClock
 from consult.domain import ConsultationStatus
 from consult.estimates import wait_model
 from consult.queue.doctors import DoctorLoad
-from consult.queue.matching import DoctorSlot, Waiting, pick_doctor
-from consult.queue.policy import QueueRules, excluded_doctors
+from consult.queue.policy import DoctorSlot, QueueRules, Waiting, excluded_doctors, pick_doctor
 from consult.queue.tickets import QueueView, _next_step
 from consult.schemas import DoctorsStateOut
 from consult.services import queue_rules
