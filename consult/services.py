@@ -13,12 +13,12 @@ from consult.calls.recordings import RecordingStore
 from consult.calls.service import CallService
 from consult.chat.service import ChatService
 from consult.clock import Clock
+from consult.dashboard.service import DashboardService
 from consult.documents.service import DocumentService
 from consult.documents.storage import DocumentStore
 from consult.events import EventBus
 from consult.followups.service import FollowUpService
 from consult.media.ice import IceConfig
-from consult.queue.dashboard import DashboardService
 from consult.queue.matcher import Matcher
 from consult.queue.policy import QueueRules
 from consult.queue.presence import PresenceService, new_process_id

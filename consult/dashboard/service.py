@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from consult.accounts.service import covered_specialties, doctor_specialties, specialty_name
 from consult.audit import Audit
 from consult.clock import Clock
+from consult.dashboard.overview import build_overview, read_queues
+from consult.dashboard.schemas import DoctorAwayOut, OverviewOut
 from consult.domain import QUEUED_STATUSES, Actor, ConsultationStatus, PresenceStatus, Role
 from consult.errors import Conflict, NotAllowed, NotFound
 from consult.events import (
@@ -27,9 +29,7 @@ from consult.events import (
 )
 from consult.queue import exclusions
 from consult.queue import repository as repo
-from consult.queue.dashboard_schemas import DoctorAwayOut, OverviewOut
 from consult.queue.matcher import Matcher
-from consult.queue.overview import build_overview, read_queues
 from consult.queue.service import ConsultationService
 from consult.schemas import ConsultationOut, PersonOut
 from consult.storage import tables as t

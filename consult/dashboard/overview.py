@@ -12,16 +12,23 @@ from typing import Any
 import sqlalchemy as sa
 
 from consult.clock import as_utc
-from consult.domain import QUEUED_STATUSES, ConsultationStatus, Form
-from consult.queue.dashboard_schemas import (
+from consult.dashboard.schemas import (
     DashboardDoctorOut,
     FormFiguresOut,
     OverviewOut,
     SpecialtyFiguresOut,
     WaitingTicketOut,
 )
+from consult.dashboard.wait_statistics import (
+    BUCKET,
+    HISTORY_SPAN,
+    Waited,
+    breached,
+    wait_history,
+    wait_stats,
+)
+from consult.domain import QUEUED_STATUSES, ConsultationStatus, Form
 from consult.queue.doctors import DoctorLoad, doctor_loads, doctors_summary
-from consult.queue.figures import BUCKET, HISTORY_SPAN, Waited, breached, wait_history, wait_stats
 from consult.schemas import PersonOut, SpecialtyOut
 from consult.storage import tables as t
 from consult.storage.uow import UnitOfWork

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from consult.queue.dashboard_schemas import WaitPointOut
+from consult.dashboard.schemas import WaitPointOut
 
 HISTORY_SPAN = timedelta(hours=1)
 BUCKET = timedelta(minutes=5)
