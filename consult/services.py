@@ -19,10 +19,10 @@ from consult.documents.storage import DocumentStore
 from consult.events import EventBus
 from consult.followups.service import FollowUpService
 from consult.media.ice import IceConfig
+from consult.presence.processes import Processes
+from consult.presence.service import PresenceService, new_process_id
 from consult.queue.matcher import Matcher
 from consult.queue.policy import QueueRules
-from consult.queue.presence import PresenceService, new_process_id
-from consult.queue.processes import Processes
 from consult.queue.service import ConsultationService
 from consult.queue.sweeper import Sweeper
 from consult.queue.tickets import TicketService
@@ -93,7 +93,7 @@ class Services:
             presence=presence,
             processes=processes,
             tickets=TicketService(db, clock, rules, consultations, alternatives=booking.free_slots),
-            sweeper=Sweeper(db, clock, rules, matcher, consultations, processes),
+            sweeper=Sweeper(db, clock, rules, matcher, consultations, processes.reap),
             chat=chat,
             records=RecordService(db, clock, audit, consultations),
             booking=booking,

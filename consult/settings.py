@@ -47,7 +47,7 @@ class Settings:
     wait_breach: int = 15 * 60
     # How often expired offers and leases are looked for.
     sweep_interval: float = 1.0
-    # Presence after a crash (consult/queue/processes.py): every process writes a heartbeat this
+    # Presence after a crash (consult/presence/processes.py): every process writes a heartbeat this
     # often (seconds; 0: never, tests), and the sweep of any other process counts a process
     # whose heartbeat is older than process_dead_after as dead: its connections are closed and
     # the grace periods start.

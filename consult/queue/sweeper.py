@@ -3,12 +3,14 @@
 ``sweep()`` is called every ``sweep_interval`` seconds by a task the app owns; tests call it
 directly after moving a manual clock. Every step is idempotent and locks what it changes, so
 several processes may sweep the same database at once. Each sweep first closes the connections
-of dead server processes (``processes.py``), so that their users' grace periods start.
+of dead server processes (``presence/processes.py``, given as ``reap``), so that their users'
+grace periods start.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
 
@@ -23,9 +25,7 @@ from consult.events import (
 )
 from consult.queue.matcher import Matcher
 from consult.queue.policy import FRONT_PRIORITY, QueueRules, rank_at
-from consult.queue.presence import queues_changed
-from consult.queue.processes import Processes
-from consult.queue.service import ConsultationService
+from consult.queue.service import ConsultationService, queues_changed
 from consult.storage import tables as t
 from consult.storage.retry import retry_transient
 from consult.storage.uow import Database, UnitOfWork
@@ -43,9 +43,10 @@ class Sweeper:
         rules: QueueRules,
         matcher: Matcher,
         consultations: ConsultationService,
-        processes: Processes | None = None,
+        reap: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
-        self._processes = processes
+        # presence.Processes.reap, given by the composition root (presence sits above the queue).
+        self._reap = reap
         self._db = db
         self._clock = clock
         self._rules = rules
@@ -54,7 +55,7 @@ class Sweeper:
 
     async def sweep(self) -> int:
         """Apply every timeout that is due; returns how many things changed."""
-        closed = await self._processes.reap() if self._processes is not None else 0
+        closed = await self._reap() if self._reap is not None else 0
         return closed + await self._sweep_queues()
 
     @retry_transient()

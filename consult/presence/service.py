@@ -3,7 +3,7 @@
 A doctor goes online for some specialties and forms with a capacity. When the console's last
 connection drops, the lease runs for the grace period (``doctor_grace``): meanwhile the doctor
 gets no new patients, and after it the doctor is away and the patients they were consulting
-go back to the front of the queue (see ``sweeper.py``). Reconnecting within the grace keeps
+go back to the front of the queue (see ``queue/sweeper.py``). Reconnecting within the grace keeps
 everything as it was. Patients' tickets work the same way with ``patient_grace``.
 
 Each connection is a row of ``socket_connections`` naming its server process, so "the last
@@ -25,10 +25,10 @@ from consult.accounts.service import doctor_specialties
 from consult.clock import Clock
 from consult.domain import OPEN_STATUSES, Actor, ConsultationStatus, PresenceStatus, Role
 from consult.errors import Invalid
-from consult.events import PresenceChanged, QueueChanged
+from consult.events import PresenceChanged
 from consult.queue.matcher import Matcher
 from consult.queue.policy import QueueRules
-from consult.queue.service import ConsultationService, check_doctor
+from consult.queue.service import ConsultationService, check_doctor, queues_changed
 from consult.schemas import PresenceIn, PresenceOut
 from consult.storage import tables as t
 from consult.storage.retry import retry_transient
@@ -278,16 +278,3 @@ async def _lock_user(uow: UnitOfWork, user_id: int) -> str | None:
             sa.select(t.users.c.role).where(t.users.c.id == user_id).with_for_update(key_share=True)
         )
     ).scalar()
-
-
-async def queues_changed(uow: UnitOfWork, doctor_id: int) -> None:
-    """The doctor's queues (each specialty and form they are present for) have new figures:
-    their waiting patients get fresh tickets (the fan-out coalesces repeats)."""
-    row = (
-        await uow.conn.execute(sa.select(_P.specialties, _P.forms).where(_P.doctor_id == doctor_id))
-    ).first()
-    if row is None:
-        return
-    for specialty in row.specialties:
-        for form in row.forms:
-            uow.collect(QueueChanged(specialty, form))
