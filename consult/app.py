@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import socketio
 from aiohttp import web
 
+from consult.bundle import Services
 from consult.clock import Clock, SystemClock
 from consult.demo import seed_demo
 from consult.edges.client_address import TrustedProxies
@@ -36,7 +37,6 @@ from consult.http.routes_system import OPENAPI
 from consult.http.routing import SERVICES, TRUSTED_PROXIES, USAGE_LIMITS
 from consult.http.same_origin import PUBLIC_ORIGINS, parse_public_origins
 from consult.logs import tame_libraries
-from consult.services import Services
 from consult.settings import Settings
 from consult.signaling.calls import CallPush
 from consult.signaling.fanout import QueueFanout

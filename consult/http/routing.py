@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
+from consult.bundle import Services
 from consult.domain import Actor
 from consult.edges.client_address import FORWARDED_FOR, TrustedProxies
 from consult.edges.session_cookie import SESSION_COOKIE
@@ -19,7 +20,6 @@ from consult.errors import Invalid, NotAuthenticated
 from consult.http.same_origin import check_same_origin
 from consult.json_limits import JsonRefused, loads
 from consult.schemas import MAX_ID
-from consult.services import Services
 from consult.usage_limits import UsageLimits
 
 SERVICES = web.AppKey("services", Services)

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from consult.bundle import queue_rules
 from consult.clock import ManualClock
 from consult.domain import ConsultationStatus
 from consult.estimates import wait_model
@@ -18,7 +19,6 @@ from consult.queue.doctors import DoctorLoad
 from consult.queue.policy import DoctorSlot, QueueRules, Waiting, excluded_doctors, pick_doctor
 from consult.queue.tickets import QueueView, _next_step
 from consult.schemas import DoctorsStateOut
-from consult.services import queue_rules
 from consult.settings import Settings
 
 SPECIALTY, FORM = "cardiology", "chat"
