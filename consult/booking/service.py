@@ -15,7 +15,7 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from consult.accounts.service import covered_specialties, doctor_specialties, specialty_name
+from consult.accounts.repository import covered_specialties, doctor_specialties, specialty_name
 from consult.audit import Audit
 from consult.booking import ics
 from consult.booking import repository as repo

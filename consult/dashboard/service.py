@@ -13,7 +13,7 @@ import logging
 
 import sqlalchemy as sa
 
-from consult.accounts.service import covered_specialties, doctor_specialties, specialty_name
+from consult.accounts.repository import covered_specialties, doctor_specialties, specialty_name
 from consult.audit import Audit
 from consult.clock import Clock
 from consult.dashboard.overview import build_overview, read_queues

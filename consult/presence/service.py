@@ -21,7 +21,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from consult.accounts.service import doctor_specialties
+from consult.accounts.repository import doctor_specialties
 from consult.clock import Clock
 from consult.domain import OPEN_STATUSES, Actor, ConsultationStatus, PresenceStatus, Role
 from consult.errors import Invalid

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from consult.accounts.checks import check_verified_patient
-from consult.accounts.service import covered_specialties, doctor_specialties, specialty_name
+from consult.accounts.repository import covered_specialties, doctor_specialties, specialty_name
 from consult.audit import Audit
 from consult.clock import Clock
 from consult.domain import OPEN_STATUSES, Actor, ConsultationStatus, PresenceStatus
