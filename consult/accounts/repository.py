@@ -22,6 +22,17 @@ async def lock_user(uow: UnitOfWork, user_id: int) -> None:
     )
 
 
+async def lock_user_role(uow: UnitOfWork, user_id: int) -> str | None:
+    """Lock the user's row and return their role (None if there is no such user): a connection
+    opening and another closing are decided one after the other. FOR NO KEY UPDATE, so that
+    rows referring to the user (messages, audit) are not held up."""
+    return (
+        await uow.conn.execute(
+            sa.select(t.users.c.role).where(t.users.c.id == user_id).with_for_update(key_share=True)
+        )
+    ).scalar()
+
+
 async def user_by_email(uow: UnitOfWork, email: str) -> Any:
     return (await uow.conn.execute(sa.select(t.users).where(t.users.c.email == email))).first()
 
