@@ -366,13 +366,7 @@ class ConsultationService:
 async def queues_changed(uow: UnitOfWork, doctor_id: int) -> None:
     """The doctor's queues (each specialty and form they are present for) have new figures:
     their waiting patients get fresh tickets (the fan-out coalesces repeats)."""
-    row = (
-        await uow.conn.execute(
-            sa.select(t.doctor_presence.c.specialties, t.doctor_presence.c.forms).where(
-                t.doctor_presence.c.doctor_id == doctor_id
-            )
-        )
-    ).first()
+    row = await repo.doctor_queues(uow, doctor_id)
     if row is None:
         return
     for specialty in row.specialties:
