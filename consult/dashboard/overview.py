@@ -227,7 +227,7 @@ async def _in_progress(uow: UnitOfWork) -> dict[tuple[str, str], int]:
 
 async def _waiting_stretches(uow: UnitOfWork, now: datetime) -> dict[tuple[str, str], list[Waited]]:
     """Each queue's stretches of waiting that reach into the last hour, from the consultations'
-    timestamps (see ``figures.py``)."""
+    timestamps (see ``wait_statistics.py``)."""
     since = now - HISTORY_SPAN
     rows = await uow.conn.execute(
         sa.select(

@@ -1,5 +1,5 @@
 """Pure arithmetic of the schedulers' dashboard: wait statistics and the last hour's history
-of the number waiting, from time intervals. No I/O; ``dashboard.py`` feeds it.
+of the number waiting, from time intervals. No I/O; ``overview.py`` feeds it.
 
 The history is rebuilt from consultation timestamps, since no queue snapshot is stored: a
 consultation waited from ``created_at`` until it started (``started_at``) or, never started,

@@ -50,7 +50,7 @@ class QueueView:
     model: wait_model.DurationModel
     busy_elapsed: list[float]
     waiting: int
-    # Estimates by place (``estimates.py``), at least as deep as the view was read for.
+    # Estimates by place (``estimates/tables.py``), at least as deep as the view was read for.
     table: list[wait_model.Estimate] = field(default_factory=list)
     # This queue's doctors, to estimate a ticket without the doctors who declined it.
     loads: tuple[DoctorLoad, ...] = ()
