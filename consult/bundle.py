@@ -14,8 +14,8 @@ from consult.calls.service import CallService
 from consult.chat.service import ChatService
 from consult.clock import Clock
 from consult.dashboard.service import DashboardService
+from consult.documents.file_store import DocumentStore
 from consult.documents.service import DocumentService
-from consult.documents.storage import DocumentStore
 from consult.events import EventBus
 from consult.followups.service import FollowUpService
 from consult.media.ice import IceConfig

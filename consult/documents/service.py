@@ -30,10 +30,10 @@ from consult.audit import Audit
 from consult.chat.service import ChatService
 from consult.clock import Clock
 from consult.documents import repository as repo
+from consult.documents.file_store import DocumentStore, ReadChunk, Received
 from consult.documents.rules import MAX_FILES, check_description, safe_filename
 from consult.documents.schemas import DocumentDeletedOut, DocumentOut, DocumentUploadedOut
 from consult.documents.sniff import display_name
-from consult.documents.storage import DocumentStore, ReadChunk, Received
 from consult.domain import Actor
 from consult.errors import Invalid, LimitReached, NotAllowed, NotFound
 from consult.events import Push
