@@ -9,7 +9,7 @@ When a patient joins and no doctor is free, two estimates are recorded, each fro
 server knows at that moment (place in line, doctors online and how long their consultations have
 run, durations of the consultations ended so far):
 
-- ours, ``consult.queue.eta.estimate_wait``: a range;
+- ours, ``consult.estimates.wait_model.estimate_wait``: a range;
 - the naive one, "the longest current wait + 15 minutes": a point.
 
 When the patient is matched, the real wait is recorded beside the estimate shown. Reported per
@@ -48,7 +48,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from consult.queue.eta import (
+from consult.estimates.wait_model import (
     HORIZON_SECONDS,
     DurationModel,
     Estimate,

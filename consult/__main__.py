@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _seed(settings: Settings) -> None:
-    from consult.accounts.demo import seed_demo
     from consult.clock import SystemClock
+    from consult.demo import seed_demo
     from consult.events import EventBus
     from consult.storage.engine import create_engine
     from consult.storage.migrate import upgrade_async

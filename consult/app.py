@@ -14,8 +14,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import socketio
 from aiohttp import web
 
-from consult.accounts.demo import seed_demo
+from consult.bundle import Services
 from consult.clock import Clock, SystemClock
+from consult.demo import seed_demo
+from consult.edges.client_address import TrustedProxies
 from consult.events import EventBus
 from consult.http import (
     routes_accounts,
@@ -27,7 +29,6 @@ from consult.http import (
     routes_scheduler,
     routes_system,
 )
-from consult.http.client_address import TrustedProxies
 from consult.http.errors import error_middleware
 from consult.http.metrics import METRICS, Metrics, loop_lag_lifetime
 from consult.http.openapi import build_openapi
@@ -36,7 +37,6 @@ from consult.http.routes_system import OPENAPI
 from consult.http.routing import SERVICES, TRUSTED_PROXIES, USAGE_LIMITS
 from consult.http.same_origin import PUBLIC_ORIGINS, parse_public_origins
 from consult.logs import tame_libraries
-from consult.services import Services
 from consult.settings import Settings
 from consult.signaling.calls import CallPush
 from consult.signaling.fanout import QueueFanout

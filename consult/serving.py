@@ -31,8 +31,8 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from aiohttp.web_protocol import RequestHandler
 
+from consult.edges.client_address import TrustedProxies
 from consult.errors import ConsultError, LimitReached
-from consult.http.client_address import TrustedProxies
 from consult.logs import BAD_INPUT
 from consult.settings import Settings
 

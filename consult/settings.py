@@ -29,7 +29,7 @@ class Settings:
     # Cookies are marked Secure when the server sits behind TLS.
     secure_cookies: bool = False
     # Reverse proxies whose X-Forwarded-For is believed: comma-separated IP addresses and CIDR
-    # networks (consult/http/client_address.py). Empty: nobody, the peer is the client.
+    # networks (consult/edges/client_address.py). Empty: nobody, the peer is the client.
     trusted_proxies: str = ""
     # Apply pending migrations when the server starts (``consult migrate`` does it on its own).
     migrate_on_start: bool = True
@@ -47,7 +47,7 @@ class Settings:
     wait_breach: int = 15 * 60
     # How often expired offers and leases are looked for.
     sweep_interval: float = 1.0
-    # Presence after a crash (consult/queue/processes.py): every process writes a heartbeat this
+    # Presence after a crash (consult/presence/processes.py): every process writes a heartbeat this
     # often (seconds; 0: never, tests), and the sweep of any other process counts a process
     # whose heartbeat is older than process_dead_after as dead: its connections are closed and
     # the grace periods start.

@@ -30,6 +30,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from consult.bundle import Services
 from consult.clock import Clock, as_utc
 from consult.domain import Actor, Identity, Role
 from consult.events import (
@@ -44,7 +45,6 @@ from consult.events import (
     TicketDropped,
 )
 from consult.queue.policy import FRONT_PRIORITY, QueueRules
-from consult.services import Services
 from consult.settings import Settings
 from consult.storage import tables as t
 from consult.storage.engine import create_engine

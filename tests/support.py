@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from PIL import Image
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from consult.accounts.demo import DEMO_PASSWORD
+from consult.demo import DEMO_PASSWORD
 
 
 class ApiClient:

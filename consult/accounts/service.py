@@ -6,18 +6,16 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-import sqlalchemy as sa
-
+from consult.accounts import repository as repo
 from consult.accounts.passwords import verify_password
 from consult.accounts.throttle import LoginThrottle, TooManyAttempts
+from consult.audit import Audit
 from consult.clock import Clock, as_utc
 from consult.domain import Actor, Identity, Role
-from consult.errors import Invalid, NotAuthenticated, NotFound
+from consult.errors import NotAuthenticated, NotFound
 from consult.events import SessionEnded
-from consult.records.audit import Audit
 from consult.schemas import SpecialtyOut, UserOut
-from consult.storage import tables as t
-from consult.storage.uow import Database, UnitOfWork
+from consult.storage.uow import Database
 
 
 def token_hash(token: str) -> str:
@@ -53,9 +51,7 @@ class AccountService:
                 await self._audit_lock(refused, ip)
                 raise
             async with self._db.reader() as uow:
-                row = (
-                    await uow.conn.execute(sa.select(t.users).where(t.users.c.email == email))
-                ).first()
+                row = await repo.user_by_email(uow, email)
             async with self.throttle.hashing():
                 right = await verify_password(row.password_hash if row else None, password)
             if not right or row is None:
@@ -69,11 +65,7 @@ class AccountService:
         now = self._clock.now()
         expires = now + self._ttl
         async with self._db.uow() as uow:
-            await uow.conn.execute(
-                t.sessions.insert().values(
-                    token_hash=token_hash(token), user_id=row.id, created_at=now, expires_at=expires
-                )
-            )
+            await repo.add_session(uow, token_hash(token), row.id, now, expires)
             actor = Actor(row.id, Role(row.role), Identity(row.identity), row.name, ip)
             await self._audit.write(uow, actor, "session.login")
             await uow.commit()
@@ -94,7 +86,7 @@ class AccountService:
         if not token:
             raise NotAuthenticated("log in first")
         async with self._db.reader() as uow:
-            row = (await uow.conn.execute(_SESSION_USER, {"hash": token_hash(token)})).first()
+            row = await repo.session_user(uow, token_hash(token))
         if row is None or as_utc(row.expires_at) <= self._clock.now():
             raise NotAuthenticated("the session is unknown or has expired", code="session_expired")
         return Actor(row.id, Role(row.role), Identity(row.identity), row.name, ip)
@@ -102,40 +94,34 @@ class AccountService:
     async def logout(self, token: str) -> None:
         hashed = token_hash(token)
         async with self._db.uow() as uow:
-            await uow.conn.execute(t.sessions.delete().where(t.sessions.c.token_hash == hashed))
+            await repo.delete_session(uow, hashed)
             uow.collect(SessionEnded(hashed))
             await uow.commit()
 
     async def purge_expired(self) -> int:
         """Delete sessions past their expiry (they authenticate nothing); how many."""
         async with self._db.uow() as uow:
-            result = await uow.conn.execute(
-                t.sessions.delete().where(t.sessions.c.expires_at <= self._clock.now())
-            )
+            purged = await repo.delete_sessions_expired_by(uow, self._clock.now())
             await uow.commit()
-        return int(result.rowcount or 0)
+        return purged
 
     async def live_sessions(self, hashes: set[str]) -> set[str]:
         """Those of these session token hashes whose session still holds."""
         if not hashes:
             return set()
         async with self._db.reader() as uow:
-            rows = await uow.conn.execute(
-                sa.select(t.sessions.c.token_hash, t.sessions.c.expires_at).where(
-                    t.sessions.c.token_hash.in_(sorted(hashes))
-                )
-            )
-            now = self._clock.now()
-            return {h for h, expires in rows if as_utc(expires) > now}
+            expiries = await repo.session_expiries(uow, hashes)
+        now = self._clock.now()
+        return {h for h, expires in expiries if as_utc(expires) > now}
 
     async def user(self, user_id: int) -> UserOut:
         async with self._db.uow() as uow:
-            row = (
-                await uow.conn.execute(sa.select(t.users).where(t.users.c.id == user_id))
-            ).first()
+            row = await repo.user_row(uow, user_id)
             if row is None:
                 raise NotFound("no such user")
-            specialties = await doctor_specialties(uow, user_id) if row.role == "doctor" else []
+            specialties = (
+                await repo.doctor_specialties(uow, user_id) if row.role == "doctor" else []
+            )
         return UserOut(
             id=row.id,
             email=row.email,
@@ -148,51 +134,13 @@ class AccountService:
 
     async def specialties(self, actor: Actor) -> list[SpecialtyOut]:
         async with self._db.uow() as uow:
-            rows = (
-                await uow.conn.execute(sa.select(t.specialties).order_by(t.specialties.c.name))
-            ).all()
-            covered = await covered_specialties(uow, actor.user_id) if actor.is_patient else None
+            rows = await repo.specialties(uow)
+            covered = (
+                await repo.covered_specialties(uow, actor.user_id) if actor.is_patient else None
+            )
         return [
             SpecialtyOut(
                 code=r.code, name=r.name, covered=None if covered is None else r.code in covered
             )
             for r in rows
         ]
-
-
-async def doctor_specialties(uow: UnitOfWork, doctor_id: int) -> list[str]:
-    rows = await uow.conn.execute(
-        sa.select(t.doctor_specialties.c.specialty_code).where(
-            t.doctor_specialties.c.doctor_id == doctor_id
-        )
-    )
-    return sorted(r[0] for r in rows)
-
-
-# Built once: every request authenticates, every join checks the plan and names the specialty,
-# and building a statement and its cache key costs three times running it (docs/performance.md).
-_SESSION_USER = (
-    sa.select(t.users, t.sessions.c.expires_at)
-    .join(t.sessions, t.sessions.c.user_id == t.users.c.id)
-    .where(t.sessions.c.token_hash == sa.bindparam("hash"))
-)
-_COVERED = (
-    sa.select(t.plan_specialties.c.specialty_code)
-    .join(t.users, t.users.c.plan_code == t.plan_specialties.c.plan_code)
-    .where(t.users.c.id == sa.bindparam("patient_id"))
-)
-_SPECIALTY_NAME = sa.select(t.specialties.c.name).where(
-    t.specialties.c.code == sa.bindparam("code")
-)
-
-
-async def covered_specialties(uow: UnitOfWork, patient_id: int) -> set[str]:
-    rows = await uow.conn.execute(_COVERED, {"patient_id": patient_id})
-    return {r[0] for r in rows}
-
-
-async def specialty_name(uow: UnitOfWork, code: str) -> str:
-    name = (await uow.conn.execute(_SPECIALTY_NAME, {"code": code})).scalar()
-    if name is None:
-        raise Invalid(f"unknown specialty {code!r}", code="unknown_specialty")
-    return str(name)

@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from consult.accounts.repository import lock_user as lock_user
 from consult.booking.policy import BookingStatus, BusyTimes, PlannedSlot, SlotKind, WeeklyHours
 from consult.booking.schemas import BookingOut, DoctorOut, ScheduleOut, SlotOut
 from consult.clock import as_utc
@@ -300,15 +301,6 @@ async def insert_slots(uow: UnitOfWork, planned: list[PlannedSlot], now: datetim
 
 
 # --- bookings ---------------------------------------------------------------------------------
-
-
-async def lock_user(uow: UnitOfWork, user_id: int) -> None:
-    """Serialise one user's bookings (a PostgreSQL row lock; SQLite serialises every writer).
-    ``FOR NO KEY UPDATE``: rows that merely reference the user (a login's session) still go
-    ahead."""
-    await uow.conn.execute(
-        sa.select(t.users.c.id).where(t.users.c.id == user_id).with_for_update(key_share=True)
-    )
 
 
 async def lock_users(uow: UnitOfWork, user_ids: list[int]) -> None:

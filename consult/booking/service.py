@@ -16,7 +16,8 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from consult.accounts.service import covered_specialties, doctor_specialties, specialty_name
+from consult.accounts.repository import covered_specialties, doctor_specialties, specialty_name
+from consult.audit import Audit
 from consult.booking import ics
 from consult.booking import repository as repo
 from consult.booking.policy import (
@@ -45,7 +46,6 @@ from consult.clock import Clock, as_utc
 from consult.domain import Actor, Role
 from consult.errors import Conflict, Invalid, NotAllowed, NotFound
 from consult.events import Push
-from consult.records.audit import Audit
 from consult.schemas import PersonOut
 from consult.storage import tables as t
 from consult.storage.uow import Database, UnitOfWork

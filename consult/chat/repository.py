@@ -11,8 +11,8 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from consult.chat.shared_documents import MESSAGE_DOCUMENT_COLUMNS, message_document
 from consult.clock import as_utc
-from consult.documents.repository import MESSAGE_DOCUMENT_COLUMNS, message_document
 from consult.domain import ConsultationStatus
 from consult.schemas import MessageOut
 from consult.storage import tables as t

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from consult.audit import Audit
 from consult.chat import repository as repo
 from consult.chat.limits import RateLimiter, check_length
 from consult.chat.writer import Draft, GroupWriter
@@ -18,7 +19,6 @@ from consult.errors import Conflict, NotAllowed, NotFound
 from consult.events import MessagesRead, Typing
 from consult.queue.participation import is_party, may_read
 from consult.queue.service import ConsultationService
-from consult.records.audit import Audit
 from consult.schemas import (
     MessageOut,
     ReadStateOut,

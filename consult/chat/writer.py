@@ -32,13 +32,13 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from consult.audit import Audit, note_refusal, refusals_noted
 from consult.chat import repository as repo
 from consult.clock import Clock
 from consult.domain import Actor, ConsultationStatus
 from consult.errors import Conflict, NotAllowed, NotFound
 from consult.events import MessagePosted
 from consult.queue.participation import is_party
-from consult.records.audit import Audit, note_refusal, refusals_noted
 from consult.schemas import MessageOut
 from consult.storage.retry import retry_transient
 from consult.storage.uow import Database, UnitOfWork
@@ -76,7 +76,7 @@ class Draft:
     wake: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
-    # The sender's request: a refusal audited in the batch is noted there, once (records.audit).
+    # The sender's request: a refusal audited in the batch is noted there, once (consult.audit).
     noted: list[str] | None = field(default_factory=refusals_noted)
 
     @property

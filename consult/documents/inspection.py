@@ -55,7 +55,7 @@ _MAX_NODES = 2_000_000
 
 def inspect(path: Path, content_type: str) -> None:
     """Refuse (raise) the file at ``path`` unless it is a readable, harmless ``content_type``.
-    Blocking: run it in a thread (storage.py does, a bounded number at a time)."""
+    Blocking: run it in a thread (file_store.py does, a bounded number at a time)."""
     if content_type == PDF:
         _inspect_pdf(path)
     else:

@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from consult.chat.shared_documents import document_ref as shared_document_ref
 from consult.clock import as_utc
 from consult.documents.schemas import DocumentOut
 from consult.domain import ConsultationStatus
@@ -15,51 +16,11 @@ from consult.storage.uow import UnitOfWork
 
 _D = t.documents.c
 
-# The columns the chat's message query joins in to show a shared document (labelled apart from
-# the message's own columns).
-MESSAGE_DOCUMENT_COLUMNS = (
-    _D.filename.label("doc_filename"),
-    _D.description.label("doc_description"),
-    _D.content_type.label("doc_content_type"),
-    _D.size.label("doc_size"),
-    _D.deleted_at.label("doc_deleted_at"),
-)
-
-
-def message_document(row: Any) -> DocumentRefOut | None:
-    """The shared document of a message row selected with ``MESSAGE_DOCUMENT_COLUMNS``."""
-    if row.document_id is None:
-        return None
-    return _ref(
-        row.document_id,
-        row.doc_filename,
-        row.doc_description,
-        row.doc_content_type,
-        row.doc_size,
-        row.doc_deleted_at,
-    )
-
 
 def document_ref(row: Any) -> DocumentRefOut:
-    """A document row as a chat message that shared it shows it (``message_document``)."""
-    return _ref(row.id, row.filename, row.description, row.content_type, row.size, row.deleted_at)
-
-
-def _ref(
-    document_id: int,
-    filename: str,
-    description: str,
-    content_type: str,
-    size: int,
-    deleted_at: Any,
-) -> DocumentRefOut:
-    return DocumentRefOut(
-        id=document_id,
-        filename=filename,
-        description=description,
-        content_type=content_type,
-        size=size,
-        deleted=deleted_at is not None,
+    """A document row as a chat message that shared it shows it."""
+    return shared_document_ref(
+        row.id, row.filename, row.description, row.content_type, row.size, row.deleted_at
     )
 
 

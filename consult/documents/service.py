@@ -25,18 +25,18 @@ from pathlib import Path
 from typing import Any
 
 from consult.accounts.checks import check_verified_patient
-from consult.booking.repository import lock_user
+from consult.accounts.repository import lock_user
+from consult.audit import Audit
 from consult.chat.service import ChatService
 from consult.clock import Clock
 from consult.documents import repository as repo
+from consult.documents.file_store import DocumentStore, ReadChunk, Received
 from consult.documents.rules import MAX_FILES, check_description, safe_filename
 from consult.documents.schemas import DocumentDeletedOut, DocumentOut, DocumentUploadedOut
 from consult.documents.sniff import display_name
-from consult.documents.storage import DocumentStore, ReadChunk, Received
 from consult.domain import Actor
 from consult.errors import Invalid, LimitReached, NotAllowed, NotFound
 from consult.events import Push
-from consult.records.audit import Audit
 from consult.schemas import MessageOut, Out
 from consult.storage.uow import Database, UnitOfWork
 

@@ -13,6 +13,7 @@ import logging
 from datetime import timedelta
 
 from consult.accounts.checks import check_verified_patient
+from consult.audit import Audit
 from consult.clock import Clock, as_utc
 from consult.domain import Actor, ConsultationStatus
 from consult.errors import Conflict, NotAllowed, NotFound
@@ -20,7 +21,6 @@ from consult.events import Push, RecordChanged
 from consult.followups import repository as repo
 from consult.followups.schemas import AnswerIn, AskIn
 from consult.queue.service import ConsultationService, check_doctor
-from consult.records.audit import Audit
 from consult.schemas import FollowUpOut
 from consult.storage.retry import retry_transient
 from consult.storage.uow import Database

@@ -8,9 +8,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from consult.audit import audit_id, refusals_watched
 from consult.errors import ConsultError, LimitReached
 from consult.http.routing import REQUEST_ACTOR, SERVICES
-from consult.records.audit import audit_id, refusals_watched
 
 log = logging.getLogger(__name__)
 

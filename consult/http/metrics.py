@@ -28,8 +28,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from consult.dashboard.schemas import OverviewOut
 from consult.media.stats import CallFigures
-from consult.queue.dashboard_schemas import OverviewOut
 from consult.storage.timing import StatementTimer
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4

@@ -5,10 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from consult.domain import Actor
+from consult.edges.session_cookie import SESSION_COOKIE
 from consult.errors import NotAuthenticated
 from consult.http.routing import (
     SERVICES,
-    SESSION_COOKIE,
     Api,
     client_ip,
     request_actor,

@@ -19,7 +19,8 @@ from consult.booking.schemas import (
     SlotsOut,
 )
 from consult.domain import Actor
-from consult.http.routing import SERVICES, Api, int_param, validate
+from consult.edges.validation import validate
+from consult.http.routing import SERVICES, Api, int_param
 from consult.schemas import EmptyIn
 
 api = Api()

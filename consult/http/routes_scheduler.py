@@ -7,11 +7,11 @@ import ipaddress
 
 from aiohttp import web
 
+from consult.dashboard.schemas import DoctorAwayOut, MoveTicketIn, OverviewOut
 from consult.domain import Actor
+from consult.edges.client_address import FORWARDING_HEADERS
 from consult.http import metrics
-from consult.http.client_address import FORWARDING_HEADERS
 from consult.http.routing import SERVICES, Api, int_param, request_actor
-from consult.queue.dashboard_schemas import DoctorAwayOut, MoveTicketIn, OverviewOut
 from consult.schemas import ConsultationOut, EmptyIn
 
 api = Api()

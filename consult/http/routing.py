@@ -9,21 +9,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
+from consult.bundle import Services
 from consult.domain import Actor
+from consult.edges.client_address import FORWARDED_FOR, TrustedProxies
+from consult.edges.session_cookie import SESSION_COOKIE
+from consult.edges.validation import validate
 from consult.errors import Invalid, NotAuthenticated
-from consult.http.client_address import FORWARDED_FOR, TrustedProxies
 from consult.http.same_origin import check_same_origin
 from consult.json_limits import JsonRefused, loads
 from consult.schemas import MAX_ID
-from consult.services import Services
 from consult.usage_limits import UsageLimits
 
 SERVICES = web.AppKey("services", Services)
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", TrustedProxies)
 USAGE_LIMITS = web.AppKey("usage_limits", UsageLimits)
-SESSION_COOKIE = "consult_session"
 # The request's authenticated actor, for the error middleware's audit of a refusal.
 REQUEST_ACTOR = web.RequestKey("consult_actor", Actor)
 
@@ -122,22 +123,6 @@ async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
     return validate(model, data)
 
 
-def validate(model: type[BaseModel], data: Any) -> BaseModel:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = [
-            {"field": ".".join(str(p) for p in e["loc"]) or "(body)", "problem": e["msg"]}
-            for e in exc.errors(include_url=False, include_input=False)
-        ]
-        raise Invalid(
-            "the payload is not valid: "
-            + "; ".join(f"{p['field']}: {p['problem']}" for p in problems),
-            code="invalid_payload",
-            details={"problems": problems},
-        ) from exc
-
-
 def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def endpoint(request: web.Request) -> web.StreamResponse:
         # Cookie-borne state changes only from the pages' origin, JSON as JSON (CSRF).
@@ -180,4 +165,4 @@ def int_param(request: web.Request, name: str) -> int:
     return int(raw)
 
 
-__all__ = ["Api", "NotAuthenticated", "SERVICES", "SESSION_COOKIE", "TRUSTED_PROXIES"]
+__all__ = ["Api", "NotAuthenticated", "SERVICES", "TRUSTED_PROXIES"]

@@ -30,8 +30,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from consult.edges.client_address import TrustedProxies
 from consult.errors import Invalid, NotAllowed
-from consult.http.client_address import TrustedProxies
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _DEFAULT_PORTS = {"http": "80", "https": "443"}

@@ -1,8 +1,8 @@
 """The doctors' state as the queues see it: who is online, busy or away, and for which queues.
 
 Shared by the patient's ticket (``tickets.py``: one specialty and form) and the schedulers'
-dashboard (``dashboard.py``: every specialty, each form and all forms together), so that both
-count a doctor the same way:
+dashboard (``dashboard/overview.py``: every specialty, each form and all forms together), so
+that both count a doctor the same way:
 
 - **online**: presence ``online`` with a connected console (not in the disconnection grace);
 - **busy**: online, and their offers plus active consultations fill their capacity;

@@ -33,8 +33,7 @@ from consult.domain import ConsultationStatus, PresenceStatus
 from consult.events import OfferMade, QueueChanged
 from consult.queue import exclusions
 from consult.queue import repository as repo
-from consult.queue.matching import DoctorSlot, Waiting, pick_doctor, pick_waiting
-from consult.queue.policy import QueueRules
+from consult.queue.policy import DoctorSlot, QueueRules, Waiting, pick_doctor, pick_waiting
 from consult.storage import tables as t
 from consult.storage.uow import UnitOfWork
 

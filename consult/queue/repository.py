@@ -1,15 +1,17 @@
-"""Consultation and presence rows, read and written inside a unit of work."""
+"""Consultation and presence rows, read and written inside a unit of work (the sweeper's too)."""
 
 from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from consult.clock import as_utc
-from consult.domain import ConsultationStatus
+from consult.domain import QUEUED_STATUSES, ConsultationStatus, PresenceStatus
 from consult.schemas import ConsultationOut, PersonOut, SpecialtyOut
 from consult.storage import tables as t
 from consult.storage.uow import UnitOfWork
@@ -110,3 +112,122 @@ def code_set(raw: str | list[str] | None) -> frozenset[str]:
 @functools.lru_cache(maxsize=4096)
 def _decoded(raw: str) -> frozenset[str]:
     return frozenset(json.loads(raw))
+
+
+async def doctor_queues(uow: UnitOfWork, doctor_id: int) -> Any:
+    """The doctor's presence (specialties, forms), or None."""
+    return (
+        await uow.conn.execute(sa.select(_P.specialties, _P.forms).where(_P.doctor_id == doctor_id))
+    ).first()
+
+
+# --- the sweeper's --------------------------------------------------------------------------
+
+_P = t.doctor_presence.c
+_C = t.consultations.c
+
+
+async def lock_lapsed_offers(uow: UnitOfWork, now: datetime) -> list[Any]:
+    """Offers whose time ran out, locked (those another transaction holds skipped)."""
+    rows = await uow.conn.execute(
+        sa.select(t.consultations)
+        .where(_C.status == ConsultationStatus.OFFERED, _C.offer_expires_at <= now)
+        .with_for_update(skip_locked=True)
+    )
+    return list(rows.all())
+
+
+async def attentive_doctors(uow: UnitOfWork, doctor_ids: Iterable[int]) -> set[int]:
+    """Of these doctors, those online with a connected console (their rows are locked by the
+    sweep)."""
+    ids = sorted(set(doctor_ids))
+    if not ids:
+        return set()
+    return set((await uow.conn.execute(_ATTENTIVE, {"doctor_ids": ids})).scalars())
+
+
+async def leases_run_out(uow: UnitOfWork, disconnected_by: datetime) -> list[int]:
+    """Doctors whose console has been gone since ``disconnected_by`` or earlier."""
+    rows = await uow.conn.execute(
+        sa.select(_P.doctor_id).where(_P.disconnected_at <= disconnected_by)
+    )
+    return list(rows.scalars().all())
+
+
+async def lock_doctor_consultations(uow: UnitOfWork, doctor_id: int) -> list[Any] | None:
+    """The doctor's active and offered consultations, locked; None if another transaction
+    holds one of them."""
+    theirs = (
+        _C.doctor_id == doctor_id,
+        _C.status.in_([ConsultationStatus.ACTIVE, ConsultationStatus.OFFERED]),
+    )
+    rows = (
+        await uow.conn.execute(
+            sa.select(t.consultations).where(*theirs).with_for_update(skip_locked=True)
+        )
+    ).all()
+    total = (
+        await uow.conn.execute(
+            sa.select(sa.func.count()).select_from(t.consultations).where(*theirs)
+        )
+    ).scalar_one()
+    return list(rows) if len(rows) == total else None
+
+
+async def lock_lapsed_lease(uow: UnitOfWork, doctor_id: int) -> str | None:
+    """The status of the doctor whose console is still gone, locked; None if it came back."""
+    return (
+        await uow.conn.execute(
+            sa.select(_P.status)
+            .where(_P.doctor_id == doctor_id, _P.disconnected_at.is_not(None))
+            .with_for_update()
+        )
+    ).scalar()
+
+
+async def end_lease(uow: UnitOfWork, doctor_id: int, status: str, since: datetime) -> None:
+    await uow.conn.execute(
+        t.doctor_presence.update()
+        .where(_P.doctor_id == doctor_id)
+        .values(disconnected_at=None, status=status, since=since)
+    )
+
+
+async def requeue(uow: UnitOfWork, consultation_id: int, priority: int, rank: datetime) -> None:
+    """Back to waiting, without a doctor, ranked at ``rank``."""
+    await uow.conn.execute(
+        t.consultations.update()
+        .where(_C.id == consultation_id)
+        .values(status=ConsultationStatus.WAITING, doctor_id=None, priority=priority, rank_at=rank)
+    )
+
+
+async def lock_abandoned(uow: UnitOfWork, disconnected_by: datetime) -> list[Any]:
+    """Open tickets whose patient has been gone since ``disconnected_by`` or earlier, locked."""
+    rows = await uow.conn.execute(
+        sa.select(t.consultations)
+        .where(_C.status.in_(QUEUED_STATUSES), _C.patient_disconnected_at <= disconnected_by)
+        .with_for_update(skip_locked=True)
+    )
+    return list(rows.all())
+
+
+async def cancel(uow: UnitOfWork, row: Any, now: datetime) -> None:
+    """The ticket is cancelled (an active consultation keeps its doctor on record)."""
+    await uow.conn.execute(
+        t.consultations.update()
+        .where(_C.id == row.id)
+        .values(
+            status=ConsultationStatus.CANCELLED,
+            ended_at=now,
+            doctor_id=None if row.status != ConsultationStatus.ACTIVE else row.doctor_id,
+            offer_expires_at=None,
+        )
+    )
+
+
+_ATTENTIVE = sa.select(_P.doctor_id).where(
+    _P.doctor_id.in_(sa.bindparam("doctor_ids", expanding=True)),
+    _P.status == PresenceStatus.ONLINE,
+    _P.disconnected_at.is_(None),
+)

@@ -15,7 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from consult.accounts.checks import check_verified_patient
-from consult.accounts.service import covered_specialties, doctor_specialties, specialty_name
+from consult.accounts.repository import covered_specialties, doctor_specialties, specialty_name
+from consult.audit import Audit
 from consult.clock import Clock
 from consult.domain import OPEN_STATUSES, Actor, ConsultationStatus, PresenceStatus
 from consult.errors import Conflict, Invalid, NotAllowed, NotFound
@@ -30,7 +31,6 @@ from consult.queue import participation
 from consult.queue import repository as repo
 from consult.queue.matcher import Matcher
 from consult.queue.policy import rank_at
-from consult.records.audit import Audit
 from consult.schemas import ConsultationOut, EtaOut, StartConsultationIn
 from consult.storage import tables as t
 from consult.storage.retry import retry_transient
@@ -361,3 +361,14 @@ class ConsultationService:
             )
             raise NotAllowed("you are not part of this consultation", code="not_participant")
         return row
+
+
+async def queues_changed(uow: UnitOfWork, doctor_id: int) -> None:
+    """The doctor's queues (each specialty and form they are present for) have new figures:
+    their waiting patients get fresh tickets (the fan-out coalesces repeats)."""
+    row = await repo.doctor_queues(uow, doctor_id)
+    if row is None:
+        return
+    for specialty in row.specialties:
+        for form in row.forms:
+            uow.collect(QueueChanged(specialty, form))

@@ -3,17 +3,17 @@
 ``sweep()`` is called every ``sweep_interval`` seconds by a task the app owns; tests call it
 directly after moving a manual clock. Every step is idempotent and locks what it changes, so
 several processes may sweep the same database at once. Each sweep first closes the connections
-of dead server processes (``processes.py``), so that their users' grace periods start.
+of dead server processes (``presence/processes.py``, given as ``reap``), so that their users'
+grace periods start.
 """
 
 from __future__ import annotations
 
 import logging
-
-import sqlalchemy as sa
+from collections.abc import Awaitable, Callable
 
 from consult.clock import Clock
-from consult.domain import QUEUED_STATUSES, ConsultationStatus, PresenceStatus
+from consult.domain import ConsultationStatus, PresenceStatus
 from consult.events import (
     ConsultationInterrupted,
     OfferWithdrawn,
@@ -21,18 +21,14 @@ from consult.events import (
     QueueChanged,
     TicketDropped,
 )
+from consult.queue import repository as repo
 from consult.queue.matcher import Matcher
 from consult.queue.policy import FRONT_PRIORITY, QueueRules, rank_at
-from consult.queue.presence import queues_changed
-from consult.queue.processes import Processes
-from consult.queue.service import ConsultationService
-from consult.storage import tables as t
+from consult.queue.service import ConsultationService, queues_changed
 from consult.storage.retry import retry_transient
 from consult.storage.uow import Database, UnitOfWork
 
 log = logging.getLogger(__name__)
-_C = t.consultations.c
-_P = t.doctor_presence.c
 
 
 class Sweeper:
@@ -43,9 +39,10 @@ class Sweeper:
         rules: QueueRules,
         matcher: Matcher,
         consultations: ConsultationService,
-        processes: Processes | None = None,
+        reap: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
-        self._processes = processes
+        # presence.Processes.reap, given by the composition root (presence sits above the queue).
+        self._reap = reap
         self._db = db
         self._clock = clock
         self._rules = rules
@@ -54,7 +51,7 @@ class Sweeper:
 
     async def sweep(self) -> int:
         """Apply every timeout that is due; returns how many things changed."""
-        closed = await self._processes.reap() if self._processes is not None else 0
+        closed = await self._reap() if self._reap is not None else 0
         return closed + await self._sweep_queues()
 
     @retry_transient()
@@ -75,27 +72,10 @@ class Sweeper:
         return changed
 
     async def _lapse_offers(self, uow: UnitOfWork) -> int:
-        rows = (
-            await uow.conn.execute(
-                sa.select(t.consultations)
-                .where(
-                    _C.status == ConsultationStatus.OFFERED,
-                    _C.offer_expires_at <= self._clock.now(),
-                )
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
+        rows = await repo.lock_lapsed_offers(uow, self._clock.now())
         # Only a doctor who was there and did not answer is excluded from the ticket: one whose
         # console has dropped (in its grace period) may never have seen the offer.
-        attentive: set[int] = set()
-        if rows:
-            attentive = set(
-                (
-                    await uow.conn.execute(
-                        _ATTENTIVE, {"doctor_ids": sorted({r.doctor_id for r in rows})}
-                    )
-                ).scalars()
-            )
+        attentive = await repo.attentive_doctors(uow, {r.doctor_id for r in rows})
         for row in rows:
             await self._consultations.return_to_queue(
                 uow, row, reason="timeout", exclude=row.doctor_id in attentive
@@ -107,55 +87,17 @@ class Sweeper:
         the patients they were consulting return to the front of the queue. Consultations are
         locked before presence rows, the order every other path takes."""
         now = self._clock.now()
-        doctors = (
-            (
-                await uow.conn.execute(
-                    sa.select(_P.doctor_id).where(
-                        _P.disconnected_at <= now - self._rules.doctor_grace
-                    )
-                )
-            )
-            .scalars()
-            .all()
-        )
+        doctors = await repo.leases_run_out(uow, now - self._rules.doctor_grace)
         for doctor_id in doctors:
-            theirs = (
-                _C.doctor_id == doctor_id,
-                _C.status.in_([ConsultationStatus.ACTIVE, ConsultationStatus.OFFERED]),
-            )
-            rows = (
-                await uow.conn.execute(
-                    sa.select(t.consultations).where(*theirs).with_for_update(skip_locked=True)
-                )
-            ).all()
-            total = (
-                await uow.conn.execute(
-                    sa.select(sa.func.count()).select_from(t.consultations).where(*theirs)
-                )
-            ).scalar_one()
-            if len(rows) != total:  # one is being changed right now: next sweep
+            rows = await repo.lock_doctor_consultations(uow, doctor_id)
+            if rows is None:  # one is being changed right now: next sweep
                 continue
-            presence = (
-                await uow.conn.execute(
-                    sa.select(_P.status)
-                    .where(_P.doctor_id == doctor_id, _P.disconnected_at.is_not(None))
-                    .with_for_update()
-                )
-            ).first()
-            if presence is None:  # reconnected meanwhile
+            status = await repo.lock_lapsed_lease(uow, doctor_id)
+            if status is None:  # reconnected meanwhile
                 continue
-            await uow.conn.execute(
-                t.doctor_presence.update()
-                .where(_P.doctor_id == doctor_id)
-                .values(
-                    disconnected_at=None,
-                    status=PresenceStatus.AWAY
-                    if presence.status == PresenceStatus.ONLINE
-                    else presence.status,
-                    since=now,
-                )
-            )
-            if presence.status == PresenceStatus.ONLINE:
+            away = PresenceStatus.AWAY if status == PresenceStatus.ONLINE else status
+            await repo.end_lease(uow, doctor_id, away, now)
+            if status == PresenceStatus.ONLINE:
                 uow.collect(PresenceChanged(doctor_id, PresenceStatus.AWAY, "console disconnected"))
                 await queues_changed(uow, doctor_id)
             for row in rows:
@@ -163,15 +105,8 @@ class Sweeper:
                     await self._consultations.return_to_queue(uow, row, reason="doctor away")
                     continue
                 # Cut off by the doctor's side: back at the front, same consultation.
-                await uow.conn.execute(
-                    t.consultations.update()
-                    .where(_C.id == row.id)
-                    .values(
-                        status=ConsultationStatus.WAITING,
-                        doctor_id=None,
-                        priority=FRONT_PRIORITY,
-                        rank_at=rank_at(row.created_at, FRONT_PRIORITY),
-                    )
+                await repo.requeue(
+                    uow, row.id, FRONT_PRIORITY, rank_at(row.created_at, FRONT_PRIORITY)
                 )
                 uow.collect(ConsultationInterrupted(row.patient_id, row.id, "doctor disconnected"))
                 uow.collect(QueueChanged(row.specialty_code, row.form))
@@ -180,38 +115,12 @@ class Sweeper:
 
     async def _drop_abandoned_tickets(self, uow: UnitOfWork) -> int:
         now = self._clock.now()
-        rows = (
-            await uow.conn.execute(
-                sa.select(t.consultations)
-                .where(
-                    _C.status.in_(QUEUED_STATUSES),
-                    _C.patient_disconnected_at <= now - self._rules.patient_grace,
-                )
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
+        rows = await repo.lock_abandoned(uow, now - self._rules.patient_grace)
         for row in rows:
-            await uow.conn.execute(
-                t.consultations.update()
-                .where(_C.id == row.id)
-                .values(
-                    status=ConsultationStatus.CANCELLED,
-                    ended_at=now,
-                    doctor_id=None if row.status != ConsultationStatus.ACTIVE else row.doctor_id,
-                    offer_expires_at=None,
-                )
-            )
+            await repo.cancel(uow, row, now)
             if row.status == ConsultationStatus.OFFERED:
                 uow.collect(OfferWithdrawn(row.doctor_id, row.id, "patient left"))
             uow.collect(TicketDropped(row.patient_id, row.id, "disconnected too long"))
             uow.collect(QueueChanged(row.specialty_code, row.form))
             log.info("ticket %s dropped: patient gone for the grace period", row.id)
         return len(rows)
-
-
-# Of these doctors, those online with a connected console (their rows are locked by the sweep).
-_ATTENTIVE = sa.select(_P.doctor_id).where(
-    _P.doctor_id.in_(sa.bindparam("doctor_ids", expanding=True)),
-    _P.status == PresenceStatus.ONLINE,
-    _P.disconnected_at.is_(None),
-)

@@ -14,10 +14,11 @@ import sqlalchemy as sa
 from consult.booking.schemas import SlotOut
 from consult.clock import Clock
 from consult.domain import QUEUED_STATUSES, Actor, ConsultationStatus
-from consult.queue import eta, exclusions
+from consult.estimates import wait_model
+from consult.estimates.tables import EstimateTables
+from consult.queue import exclusions
 from consult.queue import repository as repo
 from consult.queue.doctors import DoctorLoad, doctor_loads, doctors_summary
-from consult.queue.estimates import EstimateTables
 from consult.queue.policy import QueueRules
 from consult.queue.schemas import TicketOut
 from consult.queue.service import ConsultationService
@@ -46,22 +47,22 @@ class QueueView:
     form: str
     tickets: list[sa.Row]  # queued rows, offered first, then waiting in queue order
     doctors: DoctorsStateOut
-    model: eta.DurationModel
+    model: wait_model.DurationModel
     busy_elapsed: list[float]
     waiting: int
-    # Estimates by place (``estimates.py``), at least as deep as the view was read for.
-    table: list[eta.Estimate] = field(default_factory=list)
+    # Estimates by place (``estimates/tables.py``), at least as deep as the view was read for.
+    table: list[wait_model.Estimate] = field(default_factory=list)
     # This queue's doctors, to estimate a ticket without the doctors who declined it.
     loads: tuple[DoctorLoad, ...] = ()
     # The waiting tickets that exclude doctors now: consultation id -> those doctors.
     excluded: Mapping[int, frozenset[int]] = field(default_factory=dict)
 
-    def estimate(self, ahead: int) -> eta.Estimate:
+    def estimate(self, ahead: int) -> wait_model.Estimate:
         """Beyond ``EXACT_PLACES`` the estimate of the last exact place is shown as a lower bound
         ("more than ...")."""
         capped = min(ahead, EXACT_PLACES)
         if capped >= len(self.table):  # deeper than the view was read for: compute here
-            self.table[:] = eta.estimate_queue(
+            self.table[:] = wait_model.estimate_queue(
                 capped + 1, self.doctors.online, self.busy_elapsed, self.model
             )
         found = self.table[capped]
@@ -85,7 +86,7 @@ class QueueView:
         others = [d for d in self.loads if d.doctor_id not in counted]
         state, busy_elapsed = doctors_summary(others, self.specialty, self.form)
         capped = min(ahead, EXACT_PLACES)
-        found = eta.estimate_wait(capped, state.online, busy_elapsed, self.model)
+        found = wait_model.estimate_wait(capped, state.online, busy_elapsed, self.model)
         if ahead > capped and found.high_seconds is not None:
             found = replace(found, high_seconds=None, beyond_horizon=True)
         return _eta_out(found, declined=True)
@@ -266,10 +267,10 @@ async def queue_view(
         excluded = await exclusions.of_queue(uow, specialty, form, now)
     loads = await doctor_loads(uow, now, specialty, form)
     doctors, busy_elapsed = doctors_summary(loads, specialty, form)
-    model = eta.DurationModel.fit(await recent_durations(uow, specialty, form), form)
+    model = wait_model.DurationModel.fit(await recent_durations(uow, specialty, form), form)
     waiting = sum(1 for r in rows if r.status == ConsultationStatus.WAITING)
     depth = min(places if places is not None else waiting, EXACT_PLACES + 1)
-    table: list[eta.Estimate] = []
+    table: list[wait_model.Estimate] = []
     if tables is not None:
         table = await tables.table(now, specialty, form, depth, doctors.online, busy_elapsed, model)
     return QueueView(
@@ -402,7 +403,7 @@ def _next_step(place: int, online: int, nobody_else: bool) -> str:
     return "You will be connected when a doctor is free; keep this page open."
 
 
-def _eta_out(estimate: eta.Estimate | None, declined: bool = False) -> EtaOut:
+def _eta_out(estimate: wait_model.Estimate | None, declined: bool = False) -> EtaOut:
     """``declined``: estimated without the doctors who declined the ticket."""
     if estimate is None or estimate.no_doctor_online:
         basis = _NOBODY_ELSE if declined else "no doctor online now"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from consult.audit import Audit
 from consult.calls import repository as calls_repo
 from consult.chat import repository as chat_repo
 from consult.clock import Clock, as_utc
@@ -19,7 +20,6 @@ from consult.followups import repository as follow_up_repo
 from consult.queue import participation
 from consult.queue import repository as queue_repo
 from consult.queue.service import ConsultationService
-from consult.records.audit import Audit
 from consult.schemas import PersonOut, RecommendationOut, RecordEntryOut, RecordOut
 from consult.storage import tables as t
 from consult.storage.uow import Database, UnitOfWork

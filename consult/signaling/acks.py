@@ -8,9 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from consult.audit import Audit, audit_id, refusals_watched
 from consult.domain import Actor
 from consult.errors import ConsultError
-from consult.records.audit import Audit, audit_id, refusals_watched
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,9 @@ from typing import Any
 
 import socketio
 
+from consult.calls.bridge import MediaState
 from consult.calls.schemas import CallIn, FormAnswerIn, FormIn, OfferIn, RecordConsentIn
-from consult.calls.service import CallService, MediaState
+from consult.calls.service import CallService
 from consult.domain import Actor
 from consult.signaling.payloads import validate_payload
 from consult.signaling.server import user_room

@@ -1,7 +1,7 @@
 """This server process's life as the other processes see it: registered at start, a heartbeat
 while it runs, and on shutdown (SIGTERM) every socket closed at once and every connection it
 held counted as closed, so that clients reconnect elsewhere and the grace periods start now
-(``consult/queue/processes.py``)."""
+(``consult/presence/processes.py``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import socketio
 from aiohttp import web
 
-from consult.queue.processes import Processes
+from consult.presence.processes import Processes
 from consult.signaling.namespace import ConsultNamespace
 from consult.signaling.server import close_every_socket
 

@@ -16,10 +16,11 @@ from typing import Any
 import socketio
 
 from consult.accounts.service import token_hash
+from consult.bundle import Services
 from consult.domain import Actor, Identity, Role
+from consult.edges.client_address import FORWARDED_FOR, TrustedProxies
+from consult.edges.session_cookie import SESSION_COOKIE
 from consult.errors import ConsultError, NotFound
-from consult.http.client_address import FORWARDED_FOR, TrustedProxies
-from consult.http.routing import SESSION_COOKIE
 from consult.schemas import (
     OfferAnswerIn,
     PresenceIn,
@@ -28,7 +29,6 @@ from consult.schemas import (
     SendMessageIn,
     TypingIn,
 )
-from consult.services import Services
 from consult.signaling.acks import ack, audit_refusals
 from consult.signaling.calls import call_events
 from consult.signaling.payloads import refuse_unparsed

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from consult.edges.validation import validate
 from consult.errors import Invalid
-from consult.http.routing import validate
 from consult.json_limits import MAX_DEPTH, MAX_INT_DIGITS, REFUSED
 
 

@@ -16,6 +16,7 @@ import math
 
 import socketio
 
+from consult.dashboard.service import DashboardService
 from consult.events import (
     ConsultationEnded,
     ConsultationInterrupted,
@@ -28,7 +29,6 @@ from consult.events import (
     TicketDropped,
     TicketMoved,
 )
-from consult.queue.dashboard import DashboardService
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Any
 import socketio
 from socketio import packet
 
-from consult.http.client_address import TrustedProxies
+from consult.edges.client_address import TrustedProxies
 from consult.json_limits import SocketJson
 from consult.logs import TRANSPORT_LOGGER
 from consult.settings import Settings

@@ -355,7 +355,7 @@ recordings = sa.Table(
     ),
 )
 
-# Presence that survives a crash (migration 0011, consult/queue/processes.py): each server
+# Presence that survives a crash (migration 0011, consult/presence/processes.py): each server
 # process keeps a row with a heartbeat, and each Socket.IO connection a row naming its process.
 # A user is connected while they hold a connection in a live process; the connections of a
 # process whose heartbeat is older than CONSULT_PROCESS_DEAD_AFTER count as closed.

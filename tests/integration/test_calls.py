@@ -448,7 +448,7 @@ async def test_a_first_offer_that_cannot_be_answered_leaves_no_call_behind(
         peers.append(anna)
         assert error_code(await anna.offer()) == "media_offer_rejected"
     assert calls.registry.resources()["rooms"] == 0
-    assert cid not in calls._calls  # nothing of it stays in this process's memory
+    assert cid not in calls.bridge.calls  # nothing of it stays in this process's memory
     # The next offer starts the call afresh.
     anna, house = Peer(patient_ws, cid), Peer(doctor_ws, cid)
     peers += [anna, house]
@@ -623,7 +623,7 @@ async def test_an_offer_missing_what_a_connection_needs_is_refused_and_leaves_no
     await asyncio.sleep(3.0)
     assert udp_sockets() == sockets_before
     assert len(asyncio.all_tasks()) <= tasks_before
-    assert calls.registry.resources()["rooms"] == 0 and cid not in calls._calls
+    assert calls.registry.resources()["rooms"] == 0 and cid not in calls.bridge.calls
     assert doctor_ws.pending("call:state") == 0
     # The same page's complete offer then joins.
     again = Peer(patient_ws, cid)

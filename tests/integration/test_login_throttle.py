@@ -17,10 +17,10 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from consult.accounts.demo import DEMO_PASSWORD, USERS
 from consult.accounts.throttle import Policy
 from consult.app import create_app
 from consult.clock import ManualClock
+from consult.demo import DEMO_PASSWORD, USERS
 from consult.storage import tables as t
 from tests.integration.conftest import settings_for
 from tests.support import rows

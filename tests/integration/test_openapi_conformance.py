@@ -16,8 +16,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
-from consult.accounts.demo import DEMO_PASSWORD, SPECIALTIES
 from consult.app import APIS
+from consult.demo import DEMO_PASSWORD, SPECIALTIES
 from consult.http.openapi import build_openapi, with_specialties
 from tests.support import demo_server
 

@@ -40,11 +40,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from consult.bundle import Services, queue_rules
 from consult.clock import ManualClock
 from consult.errors import ConsultError
 from consult.events import Event
 from consult.schemas import PresenceIn, StartConsultationIn
-from consult.services import Services, queue_rules
 from consult.settings import Settings
 from consult.storage import tables as t
 from tests import backends

@@ -45,10 +45,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from consult.accounts.service import token_hash
+from consult.bundle import Services
 from consult.clock import ManualClock
 from consult.queue.matcher import Matcher
 from consult.schemas import PresenceIn, StartConsultationIn
-from consult.services import Services
 from consult.storage import tables as t
 from tests import backends
 from tests.queue_model import A, B, actor, build_services, seed

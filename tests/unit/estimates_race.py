@@ -9,18 +9,18 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from consult.queue import eta
-from consult.queue.estimates import EstimateTables
+from consult.estimates import wait_model
+from consult.estimates.tables import EstimateTables
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-MODEL = eta.DurationModel.fit([600.0, 900.0, 1200.0], "chat")
+MODEL = wait_model.DurationModel.fit([600.0, 900.0, 1200.0], "chat")
 QUEUE = ("cardiology", "chat")
 
 
 async def scenario() -> None:
     tables = EstimateTables(max_places=61)
 
-    async def late_request() -> list[eta.Estimate]:
+    async def late_request() -> list[wait_model.Estimate]:
         # Every loop turn, look whether the table is stored (the table task's last step): the
         # request then runs in that turn or the next, either way before the callbacks.
         while QUEUE not in tables._tables:
@@ -32,7 +32,7 @@ async def scenario() -> None:
     first = await tables.table(NOW, *QUEUE, 3, 1, [60.0], MODEL)
     second = await late
     assert not first[0].no_doctor_online
-    assert second[:3] == eta.estimate_queue(3, 2, [60.0], MODEL)
+    assert second[:3] == wait_model.estimate_queue(3, 2, [60.0], MODEL)
     print("answered", flush=True)
 
 

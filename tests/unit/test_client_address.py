@@ -1,4 +1,4 @@
-"""The client's address behind reverse proxies (consult/http/client_address.py): trusted peers,
+"""The client's address behind reverse proxies (consult/edges/client_address.py): trusted peers,
 X-Forwarded-For walked from the right, spoofed entries ignored, garbage never an error."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consult.http.client_address import TrustedProxies
+from consult.edges.client_address import TrustedProxies
 from consult.settings import Settings
 
 PROXIES = TrustedProxies.parse("127.0.0.1, 10.0.0.0/8, ::1, fd00::/8")

@@ -10,9 +10,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from consult.dashboard.schemas import OverviewOut
+from consult.dashboard.wait_statistics import Waited, breached, wait_history, wait_stats
 from consult.http import metrics
-from consult.queue.dashboard_schemas import OverviewOut
-from consult.queue.figures import Waited, breached, wait_history, wait_stats
 from consult.settings import Settings
 from consult.signaling.scheduler_push import SCHEDULERS_ROOM, SchedulerPush
 from tests.metrics_reader import parse_metrics, sample, types

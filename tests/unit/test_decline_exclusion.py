@@ -11,15 +11,14 @@ from types import SimpleNamespace
 
 import pytest
 
+from consult.bundle import queue_rules
 from consult.clock import ManualClock
 from consult.domain import ConsultationStatus
-from consult.queue import eta
+from consult.estimates import wait_model
 from consult.queue.doctors import DoctorLoad
-from consult.queue.matching import DoctorSlot, Waiting, pick_doctor
-from consult.queue.policy import QueueRules, excluded_doctors
+from consult.queue.policy import DoctorSlot, QueueRules, Waiting, excluded_doctors, pick_doctor
 from consult.queue.tickets import QueueView, _next_step
 from consult.schemas import DoctorsStateOut
-from consult.services import queue_rules
 from consult.settings import Settings
 
 SPECIALTY, FORM = "cardiology", "chat"
@@ -120,7 +119,7 @@ def _view(loads: list[DoctorLoad], waiting: list[frozenset[int]]) -> QueueView:
         form=FORM,
         tickets=rows,  # type: ignore[arg-type]  # rows only need these attributes
         doctors=DoctorsStateOut(online=len(online), busy=len(busy), away=0),
-        model=eta.DurationModel.fit([], FORM),
+        model=wait_model.DurationModel.fit([], FORM),
         busy_elapsed=busy,
         waiting=len(rows),
         loads=tuple(loads),
@@ -160,7 +159,7 @@ def test_the_estimate_leaves_out_only_the_doctors_who_declined():
     # waits for 9; excluded from 7 only, 8 takes them at once.
     loads = [_load(7), _load(8), _load(9, elapsed=(120.0,))]
     view = _view(loads, waiting=[frozenset({7, 8})])
-    expected = eta.estimate_wait(0, 1, [120.0], view.model)
+    expected = wait_model.estimate_wait(0, 1, [120.0], view.model)
     both = view.eta_for(0, frozenset({7, 8}))
     assert both.high_minutes == expected.high_seconds // 60  # type: ignore[operator]
     assert both.low_minutes == expected.low_seconds // 60

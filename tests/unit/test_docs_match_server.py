@@ -136,7 +136,7 @@ def _event_tables(heading: str) -> set[str]:
 def test_the_client_events_table_lists_exactly_the_declared_events() -> None:
     from types import SimpleNamespace
 
-    from consult.http.client_address import TrustedProxies
+    from consult.edges.client_address import TrustedProxies
     from consult.settings import Settings
     from consult.signaling.namespace import ConsultNamespace
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from consult.attachments import StorageDirError
+from consult.documents.file_store import DocumentStore, ReadChunk
 from consult.documents.rules import FileTooLarge, UnsupportedFileType
-from consult.documents.storage import DocumentStore, ReadChunk
 from tests.support import pdf
 
 PDF = pdf(1_400_000)

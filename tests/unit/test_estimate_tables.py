@@ -7,17 +7,17 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from consult.queue import eta
-from consult.queue.estimates import EstimateTables
+from consult.estimates import wait_model
+from consult.estimates.tables import EstimateTables
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-MODEL = eta.DurationModel.fit([600.0, 900.0, 1200.0], "chat")
+MODEL = wait_model.DurationModel.fit([600.0, 900.0, 1200.0], "chat")
 
 
 async def test_a_table_is_the_model_s_estimates_and_is_reused_until_the_ttl():
     tables = EstimateTables(max_places=61, ttl=timedelta(seconds=15))
     first = await tables.table(NOW, "cardiology", "chat", 5, 2, [130.0], MODEL)
-    assert first[:5] == eta.estimate_queue(5, 2, [130.0], MODEL)
+    assert first[:5] == wait_model.estimate_queue(5, 2, [130.0], MODEL)
     # Busy for 2 min 10 s or 2 min 50 s: the same whole minutes, the same table.
     assert await tables.table(NOW, "cardiology", "chat", 5, 2, [170.0], MODEL) is first
     later = NOW + timedelta(seconds=16)
@@ -34,7 +34,7 @@ async def test_a_change_of_doctors_online_is_never_answered_from_an_old_table():
     none = await tables.table(NOW, "cardiology", "chat", 3, 0, [], MODEL)
     assert all(e.no_doctor_online for e in none) and not one[0].no_doctor_online
     two = await tables.table(NOW, "cardiology", "chat", 3, 2, [300.0], MODEL)
-    assert two[:3] == eta.estimate_queue(3, 2, [300.0], MODEL)
+    assert two[:3] == wait_model.estimate_queue(3, 2, [300.0], MODEL)
 
 
 async def test_busy_minutes_moving_serve_the_old_table_then_the_new_one():
@@ -50,7 +50,7 @@ async def test_busy_minutes_moving_serve_the_old_table_then_the_new_one():
     assert await tables.table(later, "cardiology", "chat", 4, 1, [900.0], MODEL) is old
     await tables.settle()
     new = await tables.table(later, "cardiology", "chat", 4, 1, [900.0], MODEL)
-    assert new[:4] == eta.estimate_queue(4, 1, [900.0], MODEL) != old[:4]
+    assert new[:4] == wait_model.estimate_queue(4, 1, [900.0], MODEL) != old[:4]
 
 
 async def test_a_deeper_place_than_the_table_reaches_is_computed_before_answering():
@@ -58,7 +58,7 @@ async def test_a_deeper_place_than_the_table_reaches_is_computed_before_answerin
     short = await tables.table(NOW, "cardiology", "chat", 2, 1, [60.0], MODEL)
     deep = await tables.table(NOW, "cardiology", "chat", 40, 1, [60.0], MODEL)
     assert len(short) < 40 <= len(deep)
-    assert deep[:40] == eta.estimate_queue(40, 1, [60.0], MODEL)
+    assert deep[:40] == wait_model.estimate_queue(40, 1, [60.0], MODEL)
     # Never deeper than max_places.
     capped = await tables.table(NOW, "cardiology", "chat", 500, 1, [60.0], MODEL)
     assert len(capped) == 61

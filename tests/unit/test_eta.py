@@ -9,7 +9,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consult.queue.eta import (
+from consult.estimates.wait_model import (
     HORIZON_SECONDS,
     PRIOR_MEDIAN_SECONDS,
     WINDOW,

@@ -7,8 +7,16 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consult.queue.matching import DoctorSlot, Waiting, pick_doctor, pick_waiting
-from consult.queue.policy import FRONT_PRIORITY, QueueRules, expired, rank_at
+from consult.queue.policy import (
+    FRONT_PRIORITY,
+    DoctorSlot,
+    QueueRules,
+    Waiting,
+    expired,
+    pick_doctor,
+    pick_waiting,
+    rank_at,
+)
 
 
 def doctor(

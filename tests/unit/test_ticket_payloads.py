@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from consult.domain import ConsultationStatus
-from consult.queue import eta
+from consult.estimates import wait_model
 from consult.queue.tickets import EXACT_PLACES, QueueView
 from consult.schemas import DoctorsStateOut
 
@@ -30,7 +30,7 @@ def _view(offered: int, waiting: int, online: int, busy: list[float]) -> QueueVi
         form="chat",
         tickets=rows,  # type: ignore[arg-type]  # rows only need these attributes
         doctors=DoctorsStateOut(online=online, busy=len(busy), away=1),
-        model=eta.DurationModel.fit([600.0, 900.0, 1200.0], "chat"),
+        model=wait_model.DurationModel.fit([600.0, 900.0, 1200.0], "chat"),
         busy_elapsed=busy,
         waiting=waiting,
     )

@@ -1,5 +1,5 @@
 """Pure arithmetic of the schedulers' dashboard: wait statistics and the last hour's history
-of the number waiting, from time intervals. No I/O; ``dashboard.py`` feeds it.
+of the number waiting, from time intervals. No I/O; ``overview.py`` feeds it.
 
 The history is rebuilt from consultation timestamps, since no queue snapshot is stored: a
 consultation waited from ``created_at`` until it started (``started_at``) or, never started,
@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from consult.queue.dashboard_schemas import WaitPointOut
+from consult.dashboard.schemas import WaitPointOut
 
 HISTORY_SPAN = timedelta(hours=1)
 BUCKET = timedelta(minutes=5)

@@ -3,7 +3,7 @@
 A doctor goes online for some specialties and forms with a capacity. When the console's last
 connection drops, the lease runs for the grace period (``doctor_grace``): meanwhile the doctor
 gets no new patients, and after it the doctor is away and the patients they were consulting
-go back to the front of the queue (see ``sweeper.py``). Reconnecting within the grace keeps
+go back to the front of the queue (see ``queue/sweeper.py``). Reconnecting within the grace keeps
 everything as it was. Patients' tickets work the same way with ``patient_grace``.
 
 Each connection is a row of ``socket_connections`` naming its server process, so "the last
@@ -19,25 +19,20 @@ import logging
 import uuid
 from datetime import timedelta
 
-import sqlalchemy as sa
-
-from consult.accounts.service import doctor_specialties
+from consult.accounts.repository import doctor_specialties, lock_user_role
 from consult.clock import Clock
-from consult.domain import OPEN_STATUSES, Actor, ConsultationStatus, PresenceStatus, Role
+from consult.domain import Actor, ConsultationStatus, PresenceStatus, Role
 from consult.errors import Invalid
-from consult.events import PresenceChanged, QueueChanged
+from consult.events import PresenceChanged
+from consult.presence import repository as repo
 from consult.queue.matcher import Matcher
 from consult.queue.policy import QueueRules
-from consult.queue.service import ConsultationService, check_doctor
+from consult.queue.service import ConsultationService, check_doctor, queues_changed
 from consult.schemas import PresenceIn, PresenceOut
-from consult.storage import tables as t
 from consult.storage.retry import retry_transient
-from consult.storage.uow import Database, UnitOfWork
+from consult.storage.uow import Database
 
 log = logging.getLogger(__name__)
-_P = t.doctor_presence.c
-_S = t.socket_connections.c
-_PROC = t.server_processes.c
 
 
 def new_process_id() -> str:
@@ -91,13 +86,7 @@ class PresenceService:
                 "since": self._clock.now(),
                 "disconnected_at": None,
             }
-            updated = await uow.conn.execute(
-                t.doctor_presence.update().where(_P.doctor_id == actor.user_id).values(**values)
-            )
-            if updated.rowcount == 0:
-                await uow.conn.execute(
-                    t.doctor_presence.insert().values(doctor_id=actor.user_id, **values)
-                )
+            await repo.put_presence(uow, actor.user_id, values)
             uow.collect(PresenceChanged(actor.user_id, PresenceStatus.ONLINE, "went online"))
             await queues_changed(uow, actor.user_id)  # those they join
             await self._matcher.match_doctor(uow, actor.user_id)
@@ -119,27 +108,11 @@ class PresenceService:
         Consultations are locked before the presence row, the order every other path uses."""
         check_doctor(actor)
         async with self._db.uow() as uow:
-            offers = (
-                await uow.conn.execute(
-                    sa.select(t.consultations)
-                    .where(
-                        t.consultations.c.doctor_id == actor.user_id,
-                        t.consultations.c.status == ConsultationStatus.OFFERED,
-                    )
-                    # Handed on in queue order: the first in line gets the next free doctor.
-                    .order_by(t.consultations.c.rank_at, t.consultations.c.id)
-                    .with_for_update()
-                )
-            ).all()
+            offers = await repo.lock_offers(uow, actor.user_id)
             await self._matcher.lock_presence(uow)
             for row in offers:
                 await self._consultations.return_to_queue(uow, row, reason=f"doctor {status}")
-            changed = await uow.conn.execute(
-                t.doctor_presence.update()
-                .where(_P.doctor_id == actor.user_id)
-                .values(status=status, since=self._clock.now())
-            )
-            if changed.rowcount:
+            if await repo.set_status(uow, actor.user_id, status, self._clock.now()):
                 uow.collect(PresenceChanged(actor.user_id, status, reason))
                 await queues_changed(uow, actor.user_id)
             for row in offers:
@@ -153,33 +126,17 @@ class PresenceService:
         ``sid``, the connection is recorded as held by this process."""
         now = self._clock.now()
         async with self._db.uow() as uow:
-            await _lock_user(uow, actor.user_id)
+            await lock_user_role(uow, actor.user_id)
             if sid is not None:
-                await uow.conn.execute(
-                    t.socket_connections.insert().values(
-                        sid=sid, process_id=self.process_id, user_id=actor.user_id, connected_at=now
-                    )
-                )
+                await repo.add_connection(uow, sid, self.process_id, actor.user_id, now)
             if actor.is_doctor:
-                back = await uow.conn.execute(
-                    t.doctor_presence.update()
-                    .where(_P.doctor_id == actor.user_id, _P.disconnected_at.is_not(None))
-                    .values(disconnected_at=None)
-                )
-                if back.rowcount:  # takes patients again, from the front of the queue
+                if await repo.doctor_back(uow, actor.user_id):
+                    # Takes patients again, from the front of the queue.
                     await queues_changed(uow, actor.user_id)
                     await self._matcher.match_doctor(uow, actor.user_id)
             elif actor.is_patient:
-                back = await uow.conn.execute(
-                    t.consultations.update()
-                    .where(
-                        t.consultations.c.patient_id == actor.user_id,
-                        t.consultations.c.patient_disconnected_at.is_not(None),
-                    )
-                    .values(patient_disconnected_at=None)
-                    .returning(t.consultations.c.id, t.consultations.c.status)
-                )
-                for consultation_id, status in back.all():  # offered again, at once
+                back = await repo.patient_back(uow, actor.user_id)
+                for consultation_id, status in back:  # offered again, at once
                     if status == ConsultationStatus.WAITING:
                         await self._matcher.match_ticket(uow, consultation_id)
             await uow.commit()
@@ -199,65 +156,30 @@ class PresenceService:
         grace that had already started earlier; a socket's own disconnect restarts it."""
         now = self._clock.now()
         async with self._db.uow() as uow:
-            role = await _lock_user(uow, user_id)
+            role = await lock_user_role(uow, user_id)
             if sid is not None:
-                await uow.conn.execute(t.socket_connections.delete().where(_S.sid == sid))
+                await repo.remove_connection(uow, sid)
             if process_id is not None:
-                await uow.conn.execute(
-                    t.socket_connections.delete().where(
-                        _S.user_id == user_id, _S.process_id == process_id
-                    )
-                )
-            if role is None or await self._connected_elsewhere(uow, user_id):
+                await repo.remove_process_connections(uow, user_id, process_id)
+            alive_since = now - self._dead_after
+            if role is None or await repo.connected_elsewhere(
+                uow, user_id, self.process_id, alive_since
+            ):
                 await uow.commit()
                 return
             keep_earlier = process_id is not None
             if role == Role.DOCTOR:
-                # Whatever the status: an away doctor may still be consulting.
-                where = [_P.doctor_id == user_id]
-                if keep_earlier:
-                    where.append(_P.disconnected_at.is_(None))
-                gone = await uow.conn.execute(
-                    t.doctor_presence.update().where(*where).values(disconnected_at=now)
-                )
-                if gone.rowcount:  # an online doctor in the grace counts as away
+                if await repo.doctor_gone(uow, user_id, now, keep_earlier):
+                    # An online doctor in the grace counts as away.
                     await queues_changed(uow, user_id)
             elif role == Role.PATIENT:
-                # Active ones too: if their doctor is lost later, the ticket that returns to the
-                # queue must still know its patient is gone.
-                where = [
-                    t.consultations.c.patient_id == user_id,
-                    t.consultations.c.status.in_(OPEN_STATUSES),
-                ]
-                if keep_earlier:
-                    where.append(t.consultations.c.patient_disconnected_at.is_(None))
-                await uow.conn.execute(
-                    t.consultations.update().where(*where).values(patient_disconnected_at=now)
-                )
+                await repo.patient_gone(uow, user_id, now, keep_earlier)
             await uow.commit()
-
-    async def _connected_elsewhere(self, uow: UnitOfWork, user_id: int) -> bool:
-        """Whether the user still holds a connection here or in a process that is alive."""
-        cutoff = self._clock.now() - self._dead_after
-        live = sa.select(_PROC.id).where(_PROC.heartbeat_at >= cutoff).scalar_subquery()
-        found = await uow.conn.execute(
-            sa.select(_S.sid)
-            .where(
-                _S.user_id == user_id,
-                sa.or_(_S.process_id == self.process_id, _S.process_id.in_(live)),
-            )
-            .limit(1)
-        )
-        return found.first() is not None
 
     async def state(self, actor: Actor) -> PresenceOut:
         check_doctor(actor)
         async with self._db.uow() as uow:
-            row = (
-                await uow.conn.execute(
-                    sa.select(t.doctor_presence).where(_P.doctor_id == actor.user_id)
-                )
-            ).first()
+            row = await repo.presence_row(uow, actor.user_id)
         if row is None:
             return PresenceOut(status=PresenceStatus.OFFLINE, specialties=[], forms=[], capacity=0)
         return PresenceOut(
@@ -267,27 +189,3 @@ class PresenceService:
             capacity=row.capacity,
             languages=row.languages or [],
         )
-
-
-async def _lock_user(uow: UnitOfWork, user_id: int) -> str | None:
-    """Lock the user's row (their role, None if there is no such user): a connection opening
-    and another closing are decided one after the other. FOR NO KEY UPDATE, so that rows
-    referring to the user (messages, audit) are not held up."""
-    return (
-        await uow.conn.execute(
-            sa.select(t.users.c.role).where(t.users.c.id == user_id).with_for_update(key_share=True)
-        )
-    ).scalar()
-
-
-async def queues_changed(uow: UnitOfWork, doctor_id: int) -> None:
-    """The doctor's queues (each specialty and form they are present for) have new figures:
-    their waiting patients get fresh tickets (the fan-out coalesces repeats)."""
-    row = (
-        await uow.conn.execute(sa.select(_P.specialties, _P.forms).where(_P.doctor_id == doctor_id))
-    ).first()
-    if row is None:
-        return
-    for specialty in row.specialties:
-        for form in row.forms:
-            uow.collect(QueueChanged(specialty, form))

@@ -12,16 +12,23 @@ from typing import Any
 import sqlalchemy as sa
 
 from consult.clock import as_utc
-from consult.domain import QUEUED_STATUSES, ConsultationStatus, Form
-from consult.queue.dashboard_schemas import (
+from consult.dashboard.schemas import (
     DashboardDoctorOut,
     FormFiguresOut,
     OverviewOut,
     SpecialtyFiguresOut,
     WaitingTicketOut,
 )
+from consult.dashboard.wait_statistics import (
+    BUCKET,
+    HISTORY_SPAN,
+    Waited,
+    breached,
+    wait_history,
+    wait_stats,
+)
+from consult.domain import QUEUED_STATUSES, ConsultationStatus, Form
 from consult.queue.doctors import DoctorLoad, doctor_loads, doctors_summary
-from consult.queue.figures import BUCKET, HISTORY_SPAN, Waited, breached, wait_history, wait_stats
 from consult.schemas import PersonOut, SpecialtyOut
 from consult.storage import tables as t
 from consult.storage.uow import UnitOfWork
@@ -220,7 +227,7 @@ async def _in_progress(uow: UnitOfWork) -> dict[tuple[str, str], int]:
 
 async def _waiting_stretches(uow: UnitOfWork, now: datetime) -> dict[tuple[str, str], list[Waited]]:
     """Each queue's stretches of waiting that reach into the last hour, from the consultations'
-    timestamps (see ``figures.py``)."""
+    timestamps (see ``wait_statistics.py``)."""
     since = now - HISTORY_SPAN
     rows = await uow.conn.execute(
         sa.select(

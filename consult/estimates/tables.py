@@ -1,6 +1,6 @@
 """Per-queue tables of wait estimates by place, computed off the event loop and reused.
 
-A table (``eta.estimate_queue``) costs tens of milliseconds of pure Python: computed on the
+A table (``wait_model.estimate_queue``) costs tens of milliseconds of pure Python: computed on the
 event loop, it held up every other request and, inside a join, the SQLite writer. So tables
 are computed in a worker thread, once per queue state however many requests want it, and
 reused while the queue's inputs stay the same (doctors online, the whole minutes each busy
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from consult.queue import eta
+from consult.estimates import wait_model
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ class _Table:
     key: tuple[object, ...]
     online: int
     computed_at: datetime
-    estimates: list[eta.Estimate]
+    estimates: list[wait_model.Estimate]
 
 
 class EstimateTables:
@@ -61,8 +61,8 @@ class EstimateTables:
         places: int,
         online: int,
         busy_elapsed: Sequence[float],
-        model: eta.DurationModel,
-    ) -> list[eta.Estimate]:
+        model: wait_model.DurationModel,
+    ) -> list[wait_model.Estimate]:
         """Estimates for places ``0 .. n - 1`` with ``n >= min(places, max_places)``."""
         queue = (specialty, form)
         needed = max(1, min(places, self._max_places))
@@ -123,11 +123,11 @@ class EstimateTables:
         size: int,
         online: int,
         busy_elapsed: list[float],
-        model: eta.DurationModel,
+        model: wait_model.DurationModel,
     ) -> asyncio.Task[_Table]:
         async def compute() -> _Table:
             estimates = await asyncio.to_thread(
-                eta.estimate_queue, size, online, busy_elapsed, model
+                wait_model.estimate_queue, size, online, busy_elapsed, model
             )
             table = _Table(key, online, now, estimates)
             current = self._tables.get(queue)

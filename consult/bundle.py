@@ -7,25 +7,25 @@ from datetime import timedelta
 
 from consult.accounts.service import AccountService
 from consult.accounts.throttle import login_throttle
+from consult.audit import Audit
 from consult.booking.service import BookingService
 from consult.calls.recordings import RecordingStore
 from consult.calls.service import CallService
 from consult.chat.service import ChatService
 from consult.clock import Clock
+from consult.dashboard.service import DashboardService
+from consult.documents.file_store import DocumentStore
 from consult.documents.service import DocumentService
-from consult.documents.storage import DocumentStore
 from consult.events import EventBus
 from consult.followups.service import FollowUpService
 from consult.media.ice import IceConfig
-from consult.queue.dashboard import DashboardService
+from consult.presence.processes import Processes
+from consult.presence.service import PresenceService, new_process_id
 from consult.queue.matcher import Matcher
 from consult.queue.policy import QueueRules
-from consult.queue.presence import PresenceService, new_process_id
-from consult.queue.processes import Processes
 from consult.queue.service import ConsultationService
 from consult.queue.sweeper import Sweeper
 from consult.queue.tickets import TicketService
-from consult.records.audit import Audit
 from consult.records.service import RecordService
 from consult.settings import Settings
 from consult.storage.uow import Database
@@ -93,7 +93,7 @@ class Services:
             presence=presence,
             processes=processes,
             tickets=TicketService(db, clock, rules, consultations, alternatives=booking.free_slots),
-            sweeper=Sweeper(db, clock, rules, matcher, consultations, processes),
+            sweeper=Sweeper(db, clock, rules, matcher, consultations, processes.reap),
             chat=chat,
             records=RecordService(db, clock, audit, consultations),
             booking=booking,

@@ -13,8 +13,11 @@ import logging
 
 import sqlalchemy as sa
 
-from consult.accounts.service import covered_specialties, doctor_specialties, specialty_name
+from consult.accounts.repository import covered_specialties, doctor_specialties, specialty_name
+from consult.audit import Audit
 from consult.clock import Clock
+from consult.dashboard.overview import build_overview, read_queues
+from consult.dashboard.schemas import DoctorAwayOut, OverviewOut
 from consult.domain import QUEUED_STATUSES, Actor, ConsultationStatus, PresenceStatus, Role
 from consult.errors import Conflict, NotAllowed, NotFound
 from consult.events import (
@@ -26,11 +29,8 @@ from consult.events import (
 )
 from consult.queue import exclusions
 from consult.queue import repository as repo
-from consult.queue.dashboard_schemas import DoctorAwayOut, OverviewOut
 from consult.queue.matcher import Matcher
-from consult.queue.overview import build_overview, read_queues
 from consult.queue.service import ConsultationService
-from consult.records.audit import Audit
 from consult.schemas import ConsultationOut, PersonOut
 from consult.storage import tables as t
 from consult.storage.retry import retry_transient

@@ -2,9 +2,9 @@
 
 Each ``consult serve`` process has an id of its own (new at every start), a row in
 ``server_processes`` written at start and refreshed every ``heartbeat_interval``, and a row in
-``socket_connections`` for each Socket.IO connection it holds (``presence.py``). A process
+``socket_connections`` for each Socket.IO connection it holds (``service.py``). A process
 whose heartbeat is older than ``dead_after`` is dead (SIGKILL, power cut, a loop frozen that
-long): the sweep of every live process (``sweeper.py``) closes its connections, which starts
+long): the sweep of every live process (``queue/sweeper.py``) closes its connections, which starts
 the grace periods of the users left without a live connection, from that moment. A process
 stopped by SIGTERM closes its own connections at once (``stop``).
 
@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 
 from consult.clock import Clock
-from consult.queue.presence import PresenceService
+from consult.presence.service import PresenceService
 from consult.storage import tables as t
 from consult.storage.retry import retry_transient
 from consult.storage.uow import Database
