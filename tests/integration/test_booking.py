@@ -421,12 +421,14 @@ async def test_one_patient_is_not_booked_twice_at_the_same_time(api, database_ur
     anna = await api("anna@demo.test")
     slot = (await free(anna, "cardiology"))[0]
     await anna.call("POST", BOOKINGS, {"slot_id": slot["id"]}, expect=201)
-    # Another doctor's slot ten minutes into the first one.
+    # Another doctor's slot ten minutes into the first one; a second past the minute, so it
+    # never starts exactly when one of Dr Mind's own generated slots does (their start is
+    # unique per doctor, and which slot is first depends on the time of day the test runs).
     clash = await add_slot(
         database_url,
         "dr.mind@demo.test",
         "psychiatry",
-        instant(slot["starts_at"]) + timedelta(minutes=10),
+        instant(slot["starts_at"]) + timedelta(minutes=10, seconds=1),
     )
     body = await anna.call("POST", BOOKINGS, {"slot_id": clash}, expect=409)
     assert body["error"]["code"] == "booking_overlap"

@@ -337,6 +337,7 @@ export class CallPanel {
     await this._act(this.consentBox, async () => {
       this._recording(
         await emitAck(this.socket(), "call:record-consent", { consultation_id: this.consultation.id, consent }),
+        true,
       );
     });
   }
@@ -374,10 +375,12 @@ export class CallPanel {
     this.render();
   }
 
-  _recording(state) {
+  _recording(state, own = false) {
     const mine = this.me.role === "doctor" ? state.doctor_consent : state.patient_consent;
     const theirs = this.me.role === "doctor" ? state.patient_consent : state.doctor_consent;
-    this.consentBox.checked = mine;
+    // While our own consent is on its way (the box is disabled), a push made before it
+    // arrived would undo the tick; the ack that follows sets the box.
+    if (own || !this.consentBox.disabled) this.consentBox.checked = mine;
     this.element.dataset.recording = state.recording ? "yes" : "no";
     this.recordingText.textContent = state.recording
       ? "This call is being recorded (both agreed)."
