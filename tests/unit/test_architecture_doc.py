@@ -192,14 +192,27 @@ def test_the_decisions_index_lists_every_record() -> None:
     )
 
 
-def test_links_between_docs_point_at_files_that_exist() -> None:
-    """Relative links in docs/ and the README reach a file of the repository."""
+def _anchors(page: Path) -> set[str]:
+    """The anchors GitHub makes of a page's headings (lower case, punctuation dropped)."""
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    headings = re.findall(r"^#+ (.+)$", text, flags=re.M)
+    return {
+        re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in headings
+    }
+
+
+def test_links_between_docs_point_at_files_and_headings_that_exist() -> None:
+    """Relative links in docs/ and the README reach a file of the repository, and a heading of
+    it when they name one: a section moved or renamed leaves no link behind."""
     broken: list[str] = []
     pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
     for page in pages:
-        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)", page.read_text()):
             if re.match(r"[a-z]+:", target):
                 continue  # http:, https:, mailto:
-            if not (page.parent / target).resolve().exists():
+            linked = (page.parent / target).resolve() if target else page
+            if not linked.exists():
                 broken.append(f"{page.relative_to(ROOT)} -> {target}")
-    assert not broken, "links to files that do not exist:\n  " + "\n  ".join(broken)
+            elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked):
+                broken.append(f"{page.relative_to(ROOT)} -> {target}#{anchor} (no such heading)")
+    assert not broken, "links to files or headings that do not exist:\n  " + "\n  ".join(broken)
