@@ -216,3 +216,20 @@ def test_links_between_docs_point_at_files_and_headings_that_exist() -> None:
             elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked):
                 broken.append(f"{page.relative_to(ROOT)} -> {target}#{anchor} (no such heading)")
     assert not broken, "links to files or headings that do not exist:\n  " + "\n  ".join(broken)
+
+
+def test_docs_named_in_code_exist() -> None:
+    """A comment that sends the reader to docs/… (a decision record, a section's page) names a
+    file that exists."""
+    named = re.compile(r"docs/[\w./-]+\.md")
+    missing = sorted(
+        f"{path.relative_to(ROOT)}: {name}"
+        for folder in ("consult", "bench", "tests", "web", "scripts")
+        for path in (ROOT / folder).rglob("*")
+        if path.suffix in {".py", ".js", ".sh", ""}
+        and path.is_file()
+        and "node_modules" not in path.parts
+        for name in named.findall(path.read_text(errors="replace"))
+        if not (ROOT / name).exists()
+    )
+    assert not missing, "code names docs that do not exist:\n  " + "\n  ".join(missing)
