@@ -41,6 +41,14 @@ SEARCH_MAX: Final = 50
 
 
 @dataclass(frozen=True)
+class _Folded:
+    name: str
+    substance: str
+    words: tuple[str, ...]
+    every: str
+
+
+@dataclass(frozen=True)
 class Product:
     id: int
     name: str
@@ -52,12 +60,14 @@ class Product:
     psychotropic_narcotic: bool = False
     immunological: bool = False
     long_term_eligible: bool = False
-    # Folded "name substance strength form", for the search.
-    folded: str = field(init=False, repr=False, compare=False)
+    # For the search: the folded name and substance, their words, and all four texts.
+    folded: _Folded = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        texts = (self.name, self.substance, self.strength, self.form)
-        object.__setattr__(self, "folded", " ".join(fold(t) for t in texts))
+        name, substance = fold(self.name), fold(self.substance)
+        every = " ".join((name, substance, fold(self.strength), fold(self.form)))
+        starts = tuple(f"{name} {substance}".replace("-", " ").split())
+        object.__setattr__(self, "folded", _Folded(name, substance, starts, every))
 
     @property
     def category(self) -> Category:
@@ -171,19 +181,19 @@ class Catalogue:
             return []
         ranked: list[tuple[int, int, Product]] = []
         for order, product in enumerate(self._products):
-            if all(word in product.folded for word in typed):
+            if all(word in product.folded.every for word in typed):
                 ranked.append((_rank(product, typed[0]), order, product))
         ranked.sort(key=lambda found: found[:2])
         return [product for _, _, product in ranked[: max(1, min(limit, SEARCH_MAX))]]
 
 
 def _rank(product: Product, first: str) -> int:
-    name, substance = fold(product.name), fold(product.substance)
-    if name.startswith(first):
+    folded = product.folded
+    if folded.name.startswith(first):
         return 0
-    if substance.startswith(first):
+    if folded.substance.startswith(first):
         return 1
-    if any(w.startswith(first) for w in f"{name} {substance}".replace("-", " ").split()):
+    if any(w.startswith(first) for w in folded.words):
         return 2
     return 3
 
