@@ -1,5 +1,6 @@
-"""The record page reads a long record a page at a time: the newest consultations first,
-"Show older" for the rest, and a long transcript whole on demand."""
+"""The pages read long histories a page at a time: the record shows the newest consultations
+first, "Show older" for the rest and a long transcript whole on demand; the chat panel catches
+up with a transcript longer than a page."""
 
 from __future__ import annotations
 
@@ -11,11 +12,30 @@ import sqlalchemy as sa
 from playwright.sync_api import expect
 
 from consult.storage import tables as t
-from tests.e2e.helpers import OpenPage, assert_no_problems, log_in
+from tests.e2e.helpers import OpenPage, assert_no_problems, chat_bodies, log_in, take_patient
 from tests.support import Server
 
 CONSULTATIONS = 25  # a page holds 20
 LONG = 260  # messages in the oldest one: the record carries its first 50
+
+
+def store_messages(conn: sa.Connection, rows: list[tuple[int, int, int, str]]) -> None:
+    """(consultation_id, seq, sender_id, body) rows, straight into the database."""
+    at = datetime.now(UTC) - timedelta(hours=1)
+    conn.execute(
+        t.messages.insert(),
+        [
+            {
+                "consultation_id": cid,
+                "seq": seq,
+                "sender_id": sender,
+                "client_id": f"seed-{seq}",
+                "body": body,
+                "created_at": at,
+            }
+            for cid, seq, sender, body in rows
+        ],
+    )
 
 
 def seed(database: Path) -> tuple[int, int]:
@@ -47,22 +67,9 @@ def seed(database: Path) -> tuple[int, int]:
                         .returning(t.consultations.c.id)
                     ).scalar_one()
                 )
-            messages = [(ids[0], seq, f"long chat line {seq}") for seq in range(1, LONG + 1)]
-            messages += [(cid, 1, f"visit {n}") for n, cid in enumerate(ids[1:], 2)]
-            conn.execute(
-                t.messages.insert(),
-                [
-                    {
-                        "consultation_id": cid,
-                        "seq": seq,
-                        "sender_id": anna,
-                        "client_id": f"seed-{seq}",
-                        "body": body,
-                        "created_at": start,
-                    }
-                    for cid, seq, body in messages
-                ],
-            )
+            messages = [(ids[0], seq, anna, f"long chat line {seq}") for seq in range(1, LONG + 1)]
+            messages += [(cid, 1, anna, f"visit {n}") for n, cid in enumerate(ids[1:], 2)]
+            store_messages(conn, messages)
     finally:
         engine.dispose()
     return ids[0], ids[-1]
@@ -101,3 +108,46 @@ def test_the_record_shows_older_consultations_and_a_long_transcript_whole(
     patient.get_by_test_id("record-refresh").click()
     expect(entries).to_have_count(CONSULTATIONS)
     assert_no_problems(problems)
+
+
+@pytest.mark.e2e
+def test_the_chat_catches_up_with_a_transcript_longer_than_a_page(
+    open_page: OpenPage, server: Server
+) -> None:
+    doctor, doctor_problems = open_page("doctor")
+    patient, patient_problems = open_page("patient")
+    doctor.goto("/doctor/")
+    log_in(doctor, "dr.house@demo.test")
+    expect(doctor.get_by_test_id("connection")).to_have_attribute("data-state", "on")
+    doctor.get_by_test_id("specialty-internal-medicine").check()
+    doctor.get_by_test_id("go-online").click()
+    expect(doctor.get_by_test_id("presence-status")).to_have_attribute("data-state", "online")
+    patient.goto("/patient/")
+    log_in(patient, "anna@demo.test")
+    patient.get_by_label("Specialist").select_option("internal-medicine")
+    patient.get_by_test_id("start").click()
+    take_patient(doctor.get_by_test_id("consultation-card"))
+    expect(patient.get_by_test_id("chat-transcript")).to_be_visible()
+
+    # 1,100 messages stored meanwhile (three pages of 500): a reload shows every one, in order.
+    total = 1100
+    engine = sa.create_engine(f"sqlite:///{server.log.parent / 'consult.db'}")
+    try:
+        with engine.begin() as conn:
+            cid, anna = conn.execute(
+                sa.select(t.consultations.c.id, t.consultations.c.patient_id).where(
+                    t.consultations.c.status == "active"
+                )
+            ).one()
+            store_messages(conn, [(cid, seq, anna, f"line {seq}") for seq in range(1, total + 1)])
+            conn.execute(
+                t.consultations.update().where(t.consultations.c.id == cid).values(last_seq=total)
+            )
+    finally:
+        engine.dispose()
+    for page in (patient, doctor):
+        page.reload()
+        bodies = chat_bodies(page)
+        expect(bodies).to_have_count(total, timeout=20_000)
+        expect(bodies.last).to_have_text(f"line {total}")
+    assert_no_problems(doctor_problems, patient_problems)
