@@ -102,8 +102,6 @@ class RecordService:
         long the record (one for each kind of thing, for the whole page)."""
         async with self._db.uow() as uow:
             patient = await self._readable_patient(uow, actor, patient_id)
-            # Cancelled ones are left out (as protocol.md says): a ticket given up in the queue,
-            # or an interrupted consultation whose patient never came back.
             ids = await records_repo.page_ids(uow, patient_id, before, limit + 1)
             more = len(ids) > limit
             ids = ids[:limit]
@@ -163,6 +161,8 @@ class RecordService:
 async def _entries(uow: UnitOfWork, ids: list[int]) -> list[RecordEntryOut]:
     """The record entries of these consultations, in this order: one statement per kind of
     thing for them all."""
+    if not ids:
+        return []
     by_id = {
         c.id: c for c in await queue_repo.list_consultations(uow, t.consultations.c.id.in_(ids))
     }

@@ -60,7 +60,8 @@ export class RecordView {
     const base = `/api/patients/${this.patient.id}/record/${entry.consultation.id}/messages`;
     while (entry.transcript_has_more) {
       const last = entry.transcript[entry.transcript.length - 1];
-      const page = await api("GET", `${base}?after=${last ? last.seq : 0}&limit=${TRANSCRIPT_PAGE}`);
+      const after = last ? last.seq : 0;
+      const page = await api("GET", `${base}?after=${after}&limit=${TRANSCRIPT_PAGE}`);
       entry.transcript.push(...page.messages);
       entry.transcript_has_more = page.has_more && page.messages.length > 0;
     }
