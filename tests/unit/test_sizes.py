@@ -19,7 +19,6 @@ ROOT = Path(consult.__file__).parent
 # path (under consult/) -> lines, today's. Lower a figure when a module shrinks.
 MODULES_ALLOWED: dict[str, int] = {
     "chat/writer.py": 496,
-    "media/call.py": 485,
     "queue/tickets.py": 415,
 }
 
