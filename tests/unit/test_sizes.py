@@ -19,7 +19,6 @@ ROOT = Path(consult.__file__).parent
 # path (under consult/) -> lines, today's. Lower a figure when a module shrinks.
 MODULES_ALLOWED: dict[str, int] = {
     "chat/writer.py": 496,
-    "queue/tickets.py": 415,
 }
 
 # "path::qualified name" -> lines (def line to last line, decorators aside), today's.
