@@ -33,9 +33,6 @@ from consult.media.stats import CallFigures
 from consult.storage.timing import StatementTimer
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
-# Only counts, no ``*_created`` creation times (the figures' counters write none either); the
-# library's switch is global, and this is the process's only user of it.
-disable_created_metrics()
 
 # Every connectionState of aiortc's peers: each is shown, 0 when no leg is in it.
 LEG_STATES = ("new", "connecting", "connected", "disconnected", "failed", "closed")
@@ -70,6 +67,10 @@ class Metrics:
     of the database statements' durations, filled as they happen."""
 
     def __init__(self, statements: StatementTimer | None = None) -> None:
+        # Only counts, no ``*_created`` creation times (the figures' counters write none
+        # either). The library's switch is global and read at each scrape; it is thrown here,
+        # when the app is built, not when the module is imported (importing changes nothing).
+        disable_created_metrics()
         self.registry = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
