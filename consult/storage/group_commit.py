@@ -11,10 +11,12 @@ units of work at once (group commit):
   work runs inside it under a savepoint, one at a time (:attr:`SqliteWriter.lock`): its
   rollback (``ROLLBACK TO``) undoes its own writes only; its commit releases the savepoint and
   waits for the group's COMMIT.
-- the group is committed when no unit of work is inside it or waiting to enter (or it has held
-  :data:`MAX_UNITS` units or been open :data:`MAX_SECONDS`, so a steady stream of arrivals does
-  not postpone the first ones' acknowledgement): one fsync, on the database thread, for every
-  unit that joined. Units arriving meanwhile wait, asleep on the loop, and form the next group.
+- the group is committed when no unit of work is inside it or waiting to enter, or once it has
+  taken every unit that was waiting when it opened (at most :data:`MAX_UNITS`; later arrivals
+  go to the next group, so a steady stream does not postpone the first ones'
+  acknowledgement): one fsync, on the database thread, for every unit that joined. Units
+  arriving meanwhile wait, asleep on the loop, and form the next group: under load a group
+  holds what arrived during the previous COMMIT.
   The write lock is held only while units are inside or the COMMIT runs, never while idle, so
   another process (the CLI, a second server) gets its turn.
 - a unit of work's commit returns only once its group is durable (its events are published
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -40,7 +43,6 @@ from consult.storage.timing import StatementTimer
 log = logging.getLogger(__name__)
 
 MAX_UNITS = 256  # units of work in one group, at most
-MAX_SECONDS = 0.005  # how long a group takes new units while others wait for it
 
 
 class GroupRolledBack(sa.exc.OperationalError):
@@ -54,16 +56,17 @@ class GroupRolledBack(sa.exc.OperationalError):
 class _Group:
     """One transaction shared by units of work, and the future they wait on."""
 
-    def __init__(self, changes: int) -> None:
+    def __init__(self, changes: int, quota: int) -> None:
         self.durable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # Nobody may be left waiting to see a failure: still, it must not be reported unseen.
         self.durable.add_done_callback(lambda f: f.cancelled() or f.exception())
-        self.opened = time.monotonic()
         self.changes = changes  # the connection's total_changes when the group began
+        self.quota = min(quota, MAX_UNITS)  # units it takes: those waiting when it opened
+        self.entered = 0  # units of work that began in it
         self.units = 0  # units of work whose writes joined it
 
     def full(self) -> bool:
-        return self.units >= MAX_UNITS or time.monotonic() - self.opened >= MAX_SECONDS
+        return self.entered >= self.quota
 
 
 class SqliteWriter:
@@ -97,8 +100,9 @@ class SqliteWriter:
             conn = self._connection()
             if self._group is None:
                 await patiently(lambda: _begin(conn))
-                self._group = _Group(_raw(conn).total_changes)
+                self._group = _Group(_raw(conn).total_changes, quota=self._wanting)
             _raw(conn).execute("SAVEPOINT uow")
+            self._group.entered += 1
         except BaseException:
             self._leave()
             raise
@@ -191,13 +195,18 @@ class SqliteWriter:
         started = time.perf_counter()
         if self._thread is None:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-commit")
-        commit = loop.run_in_executor(self._thread, conn.commit)
+        # The driver's commit alone: C code that lets go of the GIL while the disk works (the
+        # thread needs the GIL back from a busy loop each time it runs Python).
+        commit = loop.run_in_executor(self._thread, _raw(conn).commit)
         try:
             await asyncio.shield(commit)
         except asyncio.CancelledError:
             # The COMMIT goes on in the thread: the connection is not ours until it is done.
             await asyncio.wait([commit])
             raise
+        except sqlite3.Error as exc:
+            raise sa.exc.DBAPIError.instance("COMMIT", None, exc, sqlite3.Error) from exc
+        conn.commit()  # SQLAlchemy's bookkeeping: SQLite's transaction is committed already
         self.commits += 1
         self._statements.record("COMMIT", time.perf_counter() - started)
 

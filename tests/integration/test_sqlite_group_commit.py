@@ -30,12 +30,7 @@ class Noted(Event):
 
 
 @pytest.fixture
-async def db(
-    tmp_path: Path, sqlite_template: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Database]:
-    # A group takes new units for 5 ms only: on a loaded machine a test's few loop turns can
-    # take longer, and the units it means to group would not be.
-    monkeypatch.setattr(group_commit, "MAX_SECONDS", 60.0)
+async def db(tmp_path: Path, sqlite_template: Path) -> AsyncIterator[Database]:
     database = Database(create_engine(backends.sqlite_copy(sqlite_template, tmp_path)), EventBus())
     async with database.uow() as uow:
         await uow.conn.execute(sa.text("CREATE TABLE parent (id INTEGER PRIMARY KEY)"))
@@ -59,27 +54,25 @@ async def _turns() -> None:
         await asyncio.sleep(0)
 
 
-async def _in_one_group(inside: asyncio.Event, *units: Callable[[], Awaitable[None]]) -> None:
-    """Start ``units`` in order; the first holds the group open (until ``inside`` is set) while
-    the others queue behind it, so that they join its group."""
-    tasks = []
-    for unit in units:
-        tasks.append(asyncio.create_task(unit()))
-        await _turns()
-    inside.set()
+async def _in_one_group(db: Database, *units: Callable[[], Awaitable[None]]) -> None:
+    """Run ``units``, queued for the writer while another holds it (as they would behind a
+    COMMIT in progress), so that they form the next group together."""
+    lock = db.writer_lock
+    assert lock is not None
+    await lock.acquire()
+    tasks = [asyncio.create_task(unit()) for unit in units]
+    await _turns()
+    lock.release()
     await asyncio.gather(*tasks)
 
 
-async def _add(db: Database, parent: int, inside: asyncio.Event | None = None) -> None:
+async def _add(db: Database, parent: int) -> None:
     async with db.uow() as uow:
         await uow.conn.execute(sa.text("INSERT INTO parent VALUES (:id)"), {"id": parent})
-        if inside is not None:
-            await inside.wait()
         await uow.commit()
 
 
 async def test_a_unit_rolled_back_in_a_group_keeps_the_others_writes(db: Database):
-    release_first = asyncio.Event()
     rolled_back: list[str] = []
 
     async def failing() -> None:
@@ -94,9 +87,7 @@ async def test_a_unit_rolled_back_in_a_group_keeps_the_others_writes(db: Databas
                 raise RuntimeError("refused")
 
     commits = db.commits
-    await _in_one_group(
-        release_first, lambda: _add(db, 1, release_first), failing, lambda: _add(db, 3)
-    )
+    await _in_one_group(db, lambda: _add(db, 1), failing, lambda: _add(db, 3))
     assert await _parents(db) == [1, 3]
     assert rolled_back == ["second"]
     assert db.commits == commits + 1, "the three units shared one group"
@@ -127,7 +118,6 @@ async def test_a_failing_commit_fails_every_unit_in_its_group(db: Database):
         published.append(event)
 
     db.bus.subscribe(subscriber)
-    inside = asyncio.Event()
     outcomes: dict[str, str] = {}
 
     async def orphan() -> None:
@@ -136,7 +126,6 @@ async def test_a_failing_commit_fails_every_unit_in_its_group(db: Database):
             await uow.conn.execute(sa.text("PRAGMA defer_foreign_keys = ON"))
             await uow.conn.execute(sa.text("INSERT INTO child VALUES (99)"))
             uow.collect(Noted("orphan"))
-            await inside.wait()
             try:
                 await uow.commit()
                 outcomes["orphan"] = "acknowledged"
@@ -153,7 +142,7 @@ async def test_a_failing_commit_fails_every_unit_in_its_group(db: Database):
             except IntegrityError:
                 outcomes["innocent"] = "failed"
 
-    await _in_one_group(inside, orphan, innocent)
+    await _in_one_group(db, orphan, innocent)
     assert outcomes == {"orphan": "failed", "innocent": "failed"}
     assert published == [], "no event of an unacknowledged unit"
     assert await _parents(db) == []
@@ -226,12 +215,11 @@ async def test_the_write_lock_is_free_as_soon_as_the_group_committed(db: Databas
 async def test_a_statement_that_rolls_back_the_whole_transaction_fails_the_group(db: Database):
     """``INSERT OR ROLLBACK`` ends SQLite's transaction, not just the statement: the units that
     had joined the group lose their writes, so their commit fails too."""
-    inside = asyncio.Event()
     outcomes: dict[str, str] = {}
 
     async def first() -> None:
         try:
-            await _add(db, 5, inside)
+            await _add(db, 5)
             outcomes["first"] = "acknowledged"
         except sa.exc.OperationalError:
             outcomes["first"] = "failed"
@@ -245,7 +233,7 @@ async def test_a_statement_that_rolls_back_the_whole_transaction_fails_the_group
         except IntegrityError:
             outcomes["clashing"] = "failed"
 
-    await _in_one_group(inside, first, clashing)
+    await _in_one_group(db, first, clashing)
     assert outcomes == {"first": "failed", "clashing": "failed"}
     assert await _parents(db) == []
     await _add(db, 6)
