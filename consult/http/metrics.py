@@ -41,7 +41,27 @@ KINDS = ("audio", "video")
 
 # How often the loop-lag sampler's sleep is asked to wake (seconds).
 LAG_TICK = 0.1
-LAG_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Milliseconds resolved from 1 to 10: a loop that waits on the disk lags a few of them.
+LAG_BUCKETS = (
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.004,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 STATEMENT_BUCKETS = (
     0.0001,
     0.00025,
