@@ -52,8 +52,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 def create_sqlite_engine(url: str | sa.URL, *, pool_size: int) -> sa.Engine:
     """The synchronous engine that SQLite units of work use (uow.py, group_commit.py):
     statements run on the loop's thread anyway (inline_sqlite.py), and SQLAlchemy's asyncio
-    layer around them (a greenlet and four awaits per statement) cost a third of each
-    statement's time."""
+    layer around them (a greenlet and four awaits per statement) would cost more than the
+    statement (docs/decisions/2026-11-29-inline-sqlite.md)."""
     database = sa.make_url(url).database
     assert database, "create_engine checked the URL"
     engine = sa.create_engine(

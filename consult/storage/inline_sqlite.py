@@ -3,8 +3,7 @@
 aiosqlite runs every call on a thread of its own and hands the result back through the loop: a
 statement costs four such hand-offs (cursor, execute, fetch, close), each a thread switch that
 competes with the loop for the GIL. Against a local file an indexed statement takes
-microseconds: far less than the hand-offs.
-queue_bench measured the server CPU-bound on those hand-offs (docs/performance.md).
+microseconds: far less than the hand-offs (docs/decisions/2026-11-29-inline-sqlite.md).
 
 So this module gives SQLAlchemy's aiosqlite dialect (through ``async_creator``) a connection
 whose coroutines do the work inline, and the synchronous engine of the units of work
