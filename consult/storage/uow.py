@@ -211,7 +211,8 @@ class Database:
         """PostgreSQL only: a pooled asyncpg connection with no transaction open, for one
         statement that is all-or-nothing by itself. Compared with a unit of work it saves the
         BEGIN and COMMIT round trips and SQLAlchemy's work per statement
-        (docs/decisions/2026-11-29-chat-one-statement-on-postgresql.md); the caller writes the SQL and handles asyncpg's errors."""
+        (docs/decisions/2026-11-29-chat-one-statement-on-postgresql.md); the caller writes the
+        SQL and handles asyncpg's errors."""
         assert self._sqlite is None, "PostgreSQL only"
         async with self.engine.connect() as conn:
             raw = await conn.get_raw_connection()
