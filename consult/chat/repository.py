@@ -116,23 +116,6 @@ async def set_last_seqs(uow: UnitOfWork, last_seqs: dict[int, int]) -> None:
     )
 
 
-async def consultation_chat_state(uow: UnitOfWork, consultation_id: int) -> Any:
-    """Participants, status, last seq and read receipts, without a lock (read-only paths)."""
-    return (
-        await uow.conn.execute(
-            sa.select(
-                t.consultations.c.id,
-                t.consultations.c.status,
-                t.consultations.c.patient_id,
-                t.consultations.c.doctor_id,
-                t.consultations.c.last_seq,
-                t.consultations.c.patient_read_seq,
-                t.consultations.c.doctor_read_seq,
-            ).where(t.consultations.c.id == consultation_id)
-        )
-    ).first()
-
-
 async def advance_read(uow: UnitOfWork, consultation_id: int, column: str, seq: int) -> None:
     """Moves one side's read receipt forward (never back)."""
     col = t.consultations.c[column]
