@@ -11,8 +11,9 @@ from typing import Any
 
 from consult.audit import Audit
 from consult.chat import repository as repo
+from consult.chat.batch_store import Draft
 from consult.chat.limits import RateLimiter, check_length
-from consult.chat.writer import Draft, GroupWriter
+from consult.chat.writer import GroupWriter
 from consult.clock import Clock
 from consult.domain import Actor, ConsultationStatus
 from consult.errors import Conflict

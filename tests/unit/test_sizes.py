@@ -19,7 +19,6 @@ ROOT = Path(consult.__file__).parent
 # path (under consult/) -> lines, today's. Lower a figure when a module shrinks.
 MODULES_ALLOWED: dict[str, int] = {
     "booking/service.py": 492,  # slot generation per doctor (landed beside the split)
-    "chat/writer.py": 496,
     "estimates/wait_model.py": 453,
     "media/call.py": 485,
     "queue/tickets.py": 415,
