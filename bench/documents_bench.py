@@ -230,8 +230,8 @@ async def scenario(server: Server, args: argparse.Namespace) -> dict[str, Any]:
         probe_task = asyncio.create_task(probe(session, server, stop))
 
         async def client() -> None:
-            # The session token from above: a login here would measure argon2 (tens of MB of
-            # memory and a core for ~0.1 s each), not uploads.
+            # The session token from above: a login here would measure argon2 (memory- and
+            # CPU-hard on purpose), not uploads.
             async with aiohttp.ClientSession() as own:
                 for _ in range(args.rounds):
                     await upload_once(own, server.url, headers, content, server.kind)

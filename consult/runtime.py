@@ -8,13 +8,14 @@ import sys
 
 # The database drivers' threads hand every result back to the event loop; with the default
 # 5 ms interval a result waits that long whenever the loop is busy, which stretched each
-# statement, and the SQLite writer's turn, under load (bench/queue_bench.py).
+# statement, and the SQLite writer's turn, under load
+# (docs/decisions/2026-11-29-interpreter-tuning.md).
 SWITCH_INTERVAL = 0.0005  # seconds
 
 # Thousands of sockets and their sessions are long-lived objects: with the default thresholds
 # the cyclic collector walked them all several times a second, pausing the event loop for the
-# tail of every latency (queue_bench on PostgreSQL: match p99 450 -> 32 ms). Reference
-# counting still frees almost everything at once.
+# tail of every latency (the same record). Reference counting still frees almost everything
+# at once.
 GC_THRESHOLDS = (50_000, 50, 100)
 
 

@@ -250,19 +250,34 @@ class MessageOut(Out):
     )
 
 
+# A transcript is read in pages (a long one read at once held up every other request while
+# SQLite, on the event loop's thread, read it): at most MESSAGES_MAX_PAGE messages an answer.
+MESSAGES_PAGE: Final = 200
+MESSAGES_MAX_PAGE: Final = 500
+MessagesLimit = Annotated[
+    int, Strict(), Field(ge=1, le=MESSAGES_MAX_PAGE), BeforeValidator(_integral)
+]
+_HAS_MORE = "More messages follow the last one given: ask again with after = its seq."
+
+
 class MessagesOut(Out):
     messages: list[MessageOut]
+    has_more: bool = Field(default=False, description=_HAS_MORE)
 
 
 class ResumeIn(In):
     consultation_id: Id
     after_seq: Seq = Field(default=0, description="The last seq the client holds.")
+    limit: MessagesLimit = Field(
+        default=MESSAGES_PAGE, description="At most this many messages in the answer."
+    )
 
 
 class MessagesQuery(In):
     """The query of ``GET /api/consultations/{id}/messages`` (for the OpenAPI document)."""
 
     after: Seq = Field(default=0, description="Only messages after this seq.")
+    limit: MessagesLimit = Field(default=MESSAGES_PAGE, description="At most this many messages.")
 
 
 class ReadStateOut(Out):
@@ -273,7 +288,10 @@ class ReadStateOut(Out):
 class ResumeOut(Out):
     consultation_id: int
     status: ConsultationStatus
-    messages: list[MessageOut] = Field(description="Every message after after_seq, in order.")
+    messages: list[MessageOut] = Field(
+        description="The messages after after_seq, in order, at most limit of them."
+    )
+    has_more: bool = Field(default=False, description=_HAS_MORE)
     last_seq: int = Field(description="The consultation's last seq when this was read.")
     read: ReadStateOut
 
@@ -303,19 +321,7 @@ class TypingOut(Out):
     typing: bool
 
 
-# --- records ----------------------------------------------------------------------------------
-
-
-class RecommendationIn(In):
-    text: str = Field(min_length=1, max_length=10000)
-
-
-class RecommendationOut(Out):
-    id: int
-    consultation_id: int
-    doctor: PersonOut
-    text: str
-    created_at: datetime
+# --- record parts kept by other features (the record itself: records/schemas.py) ----------
 
 
 class FollowUpOut(Out):
@@ -354,22 +360,6 @@ class RecordingOut(Out):
     size: int | None
     sha256: str | None
     url: str
-
-
-class RecordEntryOut(Out):
-    consultation: ConsultationOut
-    transcript: list[MessageOut]
-    recommendations: list[RecommendationOut]
-    follow_ups: list[FollowUpOut] = Field(default_factory=list)
-    forms: list[FormStretchOut] = Field(
-        default_factory=list, description="The forms used, in order, and when."
-    )
-    recordings: list[RecordingOut] = Field(default_factory=list)
-
-
-class RecordOut(Out):
-    patient: PersonOut
-    entries: list[RecordEntryOut]
 
 
 class EmptyIn(In):

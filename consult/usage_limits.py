@@ -35,6 +35,7 @@ CLINICAL_READS = frozenset(
         "/api/patients/me/record",
         "/api/patients/{patient_id}/documents",
         "/api/patients/{patient_id}/record",
+        "/api/patients/{patient_id}/record/{consultation_id}/messages",
         "/api/queue/ticket",
         "/api/scheduler/queues",
     }

@@ -91,7 +91,7 @@ async def doctor_specialties(uow: UnitOfWork, doctor_id: int) -> list[str]:
 
 
 # Built once: every request authenticates, every join checks the plan and names the specialty,
-# and building a statement and its cache key costs three times running it (docs/performance.md).
+# and building a statement and its cache key costs more than running it (docs/performance.md).
 _SESSION_USER = (
     sa.select(t.users, t.sessions.c.expires_at)
     .join(t.sessions, t.sessions.c.user_id == t.users.c.id)

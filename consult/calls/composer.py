@@ -26,8 +26,8 @@ from consult.storage.uow import Database
 
 log = logging.getLogger(__name__)
 
-# Composing takes a quarter to a half of the call's length in CPU time on one core
-# (docs/operations.md); the bound leaves room for a machine whose cores are shared.
+# Composing costs CPU time in proportion to the call's length (measured in docs/operations.md);
+# the bound leaves room for a machine whose cores are shared.
 MIN_TIMEOUT = 120.0
 TIMEOUT_PER_SECOND = 4.0
 # The length assumed when the recorder's own figure is lost (the room finished the file first).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,15 +23,24 @@ def _utc(value: datetime | None) -> datetime | None:
     return None if value is None else as_utc(value)
 
 
-async def stretches(uow: UnitOfWork, consultation: Any) -> list[FormStretchOut]:
-    """The consultation's forms in order; without rows, its first form throughout."""
-    rows = (
-        await uow.conn.execute(
+async def stretches_of(
+    uow: UnitOfWork, consultations: Sequence[Any]
+) -> dict[int, list[FormStretchOut]]:
+    """Each consultation's forms in order (one statement for them all); without rows, its
+    first form throughout."""
+    rows: dict[int, list[Any]] = {c.id: [] for c in consultations}
+    if rows:
+        found = await uow.conn.execute(
             sa.select(t.consultation_forms)
-            .where(_F.consultation_id == consultation.id)
-            .order_by(_F.id)
+            .where(_F.consultation_id.in_(list(rows)))
+            .order_by(_F.consultation_id, _F.id)
         )
-    ).all()
+        for r in found:
+            rows[r.consultation_id].append(r)
+    return {c.id: _stretches(c, rows[c.id]) for c in consultations}
+
+
+def _stretches(consultation: Any, rows: list[Any]) -> list[FormStretchOut]:
     if not rows:
         return [
             FormStretchOut(

@@ -39,14 +39,43 @@ def message_out(row: Any) -> MessageOut:
 
 
 async def messages_after(
-    uow: UnitOfWork, consultation_id: int, after_seq: int = 0
-) -> list[MessageOut]:
+    uow: UnitOfWork, consultation_id: int, after_seq: int, limit: int
+) -> tuple[list[MessageOut], bool]:
+    """At most ``limit`` messages after ``after_seq`` in order, and whether more follow (one
+    more row is read to tell)."""
+    rows = (
+        await uow.conn.execute(
+            _MESSAGE.where(
+                t.messages.c.consultation_id == consultation_id, t.messages.c.seq > after_seq
+            )
+            .order_by(t.messages.c.seq)
+            .limit(limit + 1)
+        )
+    ).all()
+    return [message_out(r) for r in rows[:limit]], len(rows) > limit
+
+
+async def first_messages(
+    uow: UnitOfWork, consultation_ids: list[int], count: int
+) -> dict[int, tuple[list[MessageOut], bool]]:
+    """The first ``count`` messages of each consultation, and whether more follow, in one
+    statement: seqs run 1, 2, 3… without a gap (a batch's seqs are reserved and its messages
+    inserted in one transaction), so they are the seqs up to ``count`` (one more tells)."""
+    found: dict[int, tuple[list[MessageOut], bool]] = {cid: ([], False) for cid in consultation_ids}
+    if not consultation_ids:
+        return found
     rows = await uow.conn.execute(
         _MESSAGE.where(
-            t.messages.c.consultation_id == consultation_id, t.messages.c.seq > after_seq
-        ).order_by(t.messages.c.seq)
+            t.messages.c.consultation_id.in_(consultation_ids), t.messages.c.seq <= count + 1
+        ).order_by(t.messages.c.consultation_id, t.messages.c.seq)
     )
-    return [message_out(r) for r in rows]
+    for r in rows:
+        page, _ = found[r.consultation_id]
+        if r.seq > count:
+            found[r.consultation_id] = (page, True)
+        else:
+            page.append(message_out(r))
+    return found
 
 
 async def lock_consultations(uow: UnitOfWork, consultation_ids: list[int]) -> dict[int, Any]:

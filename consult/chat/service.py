@@ -20,7 +20,9 @@ from consult.errors import Conflict
 from consult.events import MessagesRead, Typing
 from consult.queue.service import ConsultationService
 from consult.schemas import (
+    MESSAGES_PAGE,
     MessageOut,
+    MessagesOut,
     ReadStateOut,
     ReceiptOut,
     ResumeOut,
@@ -75,27 +77,31 @@ class ChatService:
         )
 
     async def transcript(
-        self, actor: Actor, consultation_id: int, after_seq: int = 0
-    ) -> list[MessageOut]:
+        self, actor: Actor, consultation_id: int, after_seq: int = 0, limit: int = MESSAGES_PAGE
+    ) -> MessagesOut:
+        """A page of the transcript: at most ``limit`` messages after ``after_seq``."""
         async with self._db.uow() as uow:
             # No row lock, as for resume: reading the transcript must not hold up the senders.
             row = await self._participant_row(uow, actor, consultation_id, "chat.read", read=True)
-            messages = await repo.messages_after(uow, consultation_id, after_seq)
+            messages, more = await repo.messages_after(uow, consultation_id, after_seq, limit)
             await self._audit.write(
                 uow, actor, "chat.read", patient_id=row.patient_id, consultation_id=consultation_id
             )
             await uow.commit()
-        return messages
+        return MessagesOut(messages=messages, has_more=more)
 
     @retry_transient()
-    async def resume(self, actor: Actor, consultation_id: int, after_seq: int) -> ResumeOut:
-        """After a (re)connect: every message after ``after_seq`` in order, the consultation's
-        status and both read receipts. Messages pushed meanwhile carry higher seqs, so a client
-        that applies messages in seq order neither misses nor repeats one."""
+    async def resume(
+        self, actor: Actor, consultation_id: int, after_seq: int, limit: int = MESSAGES_PAGE
+    ) -> ResumeOut:
+        """After a (re)connect: the messages after ``after_seq`` in order (a page of at most
+        ``limit``; ``has_more`` asks for the next), the consultation's status and both read
+        receipts. Messages pushed meanwhile carry higher seqs, so a client that applies
+        messages in seq order neither misses nor repeats one."""
         async with self._db.uow() as uow:
             # No row lock: a resume must not hold up the senders of this consultation.
             row = await self._participant_row(uow, actor, consultation_id, "chat.read", read=True)
-            messages = await repo.messages_after(uow, consultation_id, after_seq)
+            messages, more = await repo.messages_after(uow, consultation_id, after_seq, limit)
             await self._audit.write(
                 uow, actor, "chat.read", patient_id=row.patient_id, consultation_id=consultation_id
             )
@@ -105,6 +111,7 @@ class ChatService:
             consultation_id=consultation_id,
             status=row.status,
             messages=messages,
+            has_more=more,
             last_seq=last_seq,
             read=_read_state(row),
         )

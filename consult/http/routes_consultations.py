@@ -8,21 +8,30 @@ from consult.domain import Actor
 from consult.errors import Invalid, NotFound
 from consult.http.routing import SERVICES, Api, int_param
 from consult.queue.schemas import TicketOut
+from consult.records.schemas import (
+    RECORD_MAX_PAGE,
+    RECORD_PAGE,
+    RECORD_TRANSCRIPT_PAGE,
+    RecommendationIn,
+    RecommendationOut,
+    RecordOut,
+    RecordQuery,
+)
 from consult.schemas import (
     MAX_ID,
+    MESSAGES_MAX_PAGE,
+    MESSAGES_PAGE,
     ConsultationOut,
     ConsultationsOut,
     EmptyIn,
     MessagesOut,
     MessagesQuery,
-    RecommendationIn,
-    RecommendationOut,
-    RecordOut,
     StartConsultationIn,
 )
 
 api = Api()
 _ACCESS = ("not_authenticated", "consultation_not_found", "not_participant")
+_RECORD_ACCESS = ("not_authenticated", "patient_not_found", "not_your_patient")
 _OFFER_ERRORS = (
     "not_authenticated",
     "invalid_id",
@@ -143,19 +152,18 @@ async def end(request: web.Request, actor: Actor, body: EmptyIn) -> Consultation
 @api.route(
     "GET",
     "/api/consultations/{consultation_id}/messages",
-    summary="The transcript, in sequence order; `?after=N` gives only messages after seq N.",
+    summary="A page of the transcript, in sequence order: the messages after seq `after` "
+    f"(default 0), at most `limit` of them (default {MESSAGES_PAGE}, at most {MESSAGES_MAX_PAGE}); "
+    "`has_more` says whether more follow (ask again with after = the last seq given).",
     response=MessagesOut,
     tag="chat",
-    errors=("invalid_id", "invalid_after", *_ACCESS),
+    errors=("invalid_id", "invalid_after", "invalid_limit", *_ACCESS),
     query=MessagesQuery,
 )
 async def messages(request: web.Request, actor: Actor) -> MessagesOut:
     cid = int_param(request, "consultation_id")
-    raw = request.query.get("after", "0")
-    # ASCII digits only (str.isdigit() took "²" and "١"), and within the seq column.
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and int(raw) <= MAX_ID):
-        raise Invalid(f"after must be a sequence number, 0 to {MAX_ID}", code="invalid_after")
-    return MessagesOut(messages=await request.app[SERVICES].chat.transcript(actor, cid, int(raw)))
+    after, limit = _transcript_page(request)
+    return await request.app[SERVICES].chat.transcript(actor, cid, after, limit)
 
 
 @api.route(
@@ -175,26 +183,94 @@ async def recommend(
     return await request.app[SERVICES].records.add_recommendation(actor, cid, body.text)
 
 
+_RECORD_PAGE = (
+    f"A page of the record, newest consultation first: at most `limit` entries (default "
+    f"{RECORD_PAGE}, at most {RECORD_MAX_PAGE}) older than consultation `before`; `next` is the "
+    f"`before` of the next page (null on the last). Each entry carries the first "
+    f"{RECORD_TRANSCRIPT_PAGE} messages of its transcript and `transcript_has_more`."
+)
+
+
 @api.route(
     "GET",
     "/api/patients/me/record",
-    summary="The caller's own record: consultations with transcript and recommendations.",
+    summary="The caller's own record: consultations with transcript and recommendations. "
+    + _RECORD_PAGE,
     response=RecordOut,
     tag="records",
-    errors=("not_authenticated", "patient_not_found"),
+    errors=("not_authenticated", "invalid_before", "invalid_limit", "patient_not_found"),
+    query=RecordQuery,
 )
 async def my_record(request: web.Request, actor: Actor) -> RecordOut:
-    return await request.app[SERVICES].records.record(actor, actor.user_id)
+    before, limit = _record_page(request)
+    return await request.app[SERVICES].records.record(
+        actor, actor.user_id, before=before, limit=limit
+    )
 
 
 @api.route(
     "GET",
     "/api/patients/{patient_id}/record",
-    summary="A patient's record, for a doctor who has consulted them (or the patient).",
+    summary="A patient's record, for a doctor who has consulted them (or the patient). "
+    + _RECORD_PAGE,
     response=RecordOut,
     tag="records",
-    errors=("not_authenticated", "invalid_id", "patient_not_found", "not_your_patient"),
+    errors=("invalid_id", "invalid_before", "invalid_limit", *_RECORD_ACCESS),
+    query=RecordQuery,
 )
 async def patient_record(request: web.Request, actor: Actor) -> RecordOut:
     pid = int_param(request, "patient_id")
-    return await request.app[SERVICES].records.record(actor, pid)
+    before, limit = _record_page(request)
+    return await request.app[SERVICES].records.record(actor, pid, before=before, limit=limit)
+
+
+@api.route(
+    "GET",
+    "/api/patients/{patient_id}/record/{consultation_id}/messages",
+    summary="A page of the transcript of one consultation in the record, for whoever may read "
+    "the record; `after` and `limit` as for GET /api/consultations/{consultation_id}/messages.",
+    response=MessagesOut,
+    tag="records",
+    errors=(
+        "invalid_id",
+        "invalid_after",
+        "invalid_limit",
+        *_RECORD_ACCESS,
+        "consultation_not_found",
+    ),
+    query=MessagesQuery,
+)
+async def record_transcript(request: web.Request, actor: Actor) -> MessagesOut:
+    pid = int_param(request, "patient_id")
+    cid = int_param(request, "consultation_id")
+    after, limit = _transcript_page(request)
+    return await request.app[SERVICES].records.transcript(actor, pid, cid, after, limit)
+
+
+def _transcript_page(request: web.Request) -> tuple[int, int]:
+    after = _number(request, "after", 0, 0, MAX_ID, "a sequence number", code="invalid_after")
+    limit = _number(
+        request, "limit", MESSAGES_PAGE, 1, MESSAGES_MAX_PAGE, "a count", code="invalid_limit"
+    )
+    return after, limit
+
+
+def _record_page(request: web.Request) -> tuple[int | None, int]:
+    before = _number(request, "before", 0, 1, MAX_ID, "a consultation id", code="invalid_before")
+    limit = _number(
+        request, "limit", RECORD_PAGE, 1, RECORD_MAX_PAGE, "a count", code="invalid_limit"
+    )
+    return before or None, limit
+
+
+def _number(
+    request: web.Request, name: str, default: int, low: int, high: int, what: str, *, code: str
+) -> int:
+    """The query parameter ``name``: ASCII digits (str.isdigit() took "²" and "١") from
+    ``low`` to ``high``, else refused with ``code``."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and low <= int(raw) <= high):
+        raise Invalid(f"{name} must be {what}, {low} to {high}", code=code)
+    return int(raw)

@@ -144,7 +144,7 @@ def _video_stream(out: Any) -> Any:
     stream.bit_rate = 1_500_000
     # libvpx's fast settings: composing must take a fraction of the call's length. One thread:
     # its default (one per core) spins for nothing on frames this small and takes the cores
-    # that calls in progress need (measured: 8 times the CPU time).
+    # that calls in progress need.
     stream.options = {"deadline": "realtime", "cpu-used": "8"}
     stream.codec_context.thread_count = 1
     return stream

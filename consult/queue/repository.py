@@ -80,7 +80,8 @@ async def lock_consultation(uow: UnitOfWork, consultation_id: int, *, lock: bool
 def presence_columns() -> list[Any]:
     """``doctor_presence``'s columns, its JSON lists read as their raw text: decode them with
     ``code_set``. Every ticket, push and match reads every doctor's presence, and decoding the
-    same few lists again each time was a sixth of a busy server's time (queue_bench)."""
+    same few lists again each time was a large share of a busy server's time
+    (docs/decisions/2026-11-29-queue-pushes-and-estimates.md)."""
     p = t.doctor_presence.c
     lists = {"specialties", "forms", "languages"}
     return [

@@ -7,20 +7,34 @@ audited; a refused read too.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from consult.audit import Audit
 from consult.calls import repository as calls_repo
 from consult.chat import repository as chat_repo
 from consult.clock import Clock, as_utc
-from consult.domain import Actor, ConsultationStatus, Role
+from consult.domain import Actor, ConsultationStatus
 from consult.errors import Conflict, NotAllowed, NotFound
 from consult.events import RecordChanged
 from consult.followups import repository as follow_up_repo
 from consult.queue import participation
 from consult.queue import repository as queue_repo
 from consult.queue.service import ConsultationService
-from consult.schemas import PersonOut, RecommendationOut, RecordEntryOut, RecordOut
+from consult.records import repository as records_repo
+from consult.records.schemas import (
+    RECORD_PAGE,
+    RECORD_TRANSCRIPT_PAGE,
+    RecommendationOut,
+    RecordEntryOut,
+    RecordOut,
+)
+from consult.schemas import (
+    MESSAGES_PAGE,
+    MessagesOut,
+    PersonOut,
+)
 from consult.storage import tables as t
 from consult.storage.uow import Database, UnitOfWork
 
@@ -75,47 +89,65 @@ class RecordService:
             await uow.commit()
         return out
 
-    async def record(self, actor: Actor, patient_id: int) -> RecordOut:
+    async def record(
+        self,
+        actor: Actor,
+        patient_id: int,
+        *,
+        before: int | None = None,
+        limit: int = RECORD_PAGE,
+    ) -> RecordOut:
+        """A page of the record: the ``limit`` newest consultations older than ``before``,
+        each with the first page of its transcript. The statements are the same few however
+        long the record (one for each kind of thing, for the whole page)."""
         async with self._db.uow() as uow:
-            patient = (
-                await uow.conn.execute(
-                    sa.select(t.users.c.id, t.users.c.name).where(
-                        t.users.c.id == patient_id, t.users.c.role == Role.PATIENT
-                    )
-                )
-            ).first()
-            if patient is None:
-                raise NotFound(f"no patient {patient_id}", code="patient_not_found")
-            if not await self._may_read(uow, actor, patient_id):
-                self._audit.deny_after_rollback(uow, actor, "record.read", patient_id=patient_id)
-                raise NotAllowed("you may not read this patient's record", code="not_your_patient")
-            # Cancelled ones are left out (as protocol.md says): a ticket given up in the queue,
-            # or an interrupted consultation whose patient never came back.
-            consultations = await queue_repo.list_consultations(
-                uow,
-                t.consultations.c.patient_id == patient_id,
-                t.consultations.c.status != ConsultationStatus.CANCELLED,
-            )
-            recommendations = await _recommendations(
-                uow, t.recommendations.c.patient_id == patient_id
-            )
-            follow_ups = await follow_up_repo.of_patient(uow, patient_id)
-            recordings = await calls_repo.recordings_of(uow, [c.id for c in consultations])
-            entries = []
-            for c in consultations:
-                entries.append(
-                    RecordEntryOut(
-                        consultation=c,
-                        transcript=await chat_repo.messages_after(uow, c.id),
-                        recommendations=[r for r in recommendations if r.consultation_id == c.id],
-                        follow_ups=[f for f in follow_ups if f.consultation_id == c.id],
-                        forms=await calls_repo.stretches(uow, c),
-                        recordings=[r for r in recordings if r.consultation_id == c.id],
-                    )
-                )
+            patient = await self._readable_patient(uow, actor, patient_id)
+            ids = await records_repo.page_ids(uow, patient_id, before, limit + 1)
+            more = len(ids) > limit
+            ids = ids[:limit]
+            entries = await _entries(uow, ids)
             await self._audit.write(uow, actor, "record.read", patient_id=patient_id)
             await uow.commit()
-        return RecordOut(patient=PersonOut(id=patient.id, name=patient.name), entries=entries)
+        return RecordOut(
+            patient=PersonOut(id=patient.id, name=patient.name),
+            entries=entries,
+            next=ids[-1] if more else None,
+        )
+
+    async def transcript(
+        self,
+        actor: Actor,
+        patient_id: int,
+        consultation_id: int,
+        after_seq: int = 0,
+        limit: int = MESSAGES_PAGE,
+    ) -> MessagesOut:
+        """A page of one transcript in the record, for whoever may read the record (a doctor of
+        the patient's may read a consultation held by another doctor here, as in the record)."""
+        async with self._db.uow() as uow:
+            await self._readable_patient(uow, actor, patient_id)
+            if not await records_repo.in_record(uow, patient_id, consultation_id):
+                raise NotFound(
+                    f"no consultation {consultation_id} in this record",
+                    code="consultation_not_found",
+                )
+            messages, more = await chat_repo.messages_after(uow, consultation_id, after_seq, limit)
+            await self._audit.write(
+                uow, actor, "record.read", patient_id=patient_id, consultation_id=consultation_id
+            )
+            await uow.commit()
+        return MessagesOut(messages=messages, has_more=more)
+
+    async def _readable_patient(self, uow: UnitOfWork, actor: Actor, patient_id: int) -> Any:
+        """The patient's row if the actor may read their record; refused (and the refusal
+        audited) otherwise."""
+        patient = await records_repo.patient(uow, patient_id)
+        if patient is None:
+            raise NotFound(f"no patient {patient_id}", code="patient_not_found")
+        if not await self._may_read(uow, actor, patient_id):
+            self._audit.deny_after_rollback(uow, actor, "record.read", patient_id=patient_id)
+            raise NotAllowed("you may not read this patient's record", code="not_your_patient")
+        return patient
 
     @staticmethod
     async def _may_read(uow: UnitOfWork, actor: Actor, patient_id: int) -> bool:
@@ -124,6 +156,34 @@ class RecordService:
         if actor.is_patient:
             return actor.user_id == patient_id
         return actor.is_doctor and await participation.took_patient(uow, actor.user_id, patient_id)
+
+
+async def _entries(uow: UnitOfWork, ids: list[int]) -> list[RecordEntryOut]:
+    """The record entries of these consultations, in this order: one statement per kind of
+    thing for them all."""
+    if not ids:
+        return []
+    by_id = {
+        c.id: c for c in await queue_repo.list_consultations(uow, t.consultations.c.id.in_(ids))
+    }
+    consultations = [by_id[i] for i in ids]
+    recommendations = await _recommendations(uow, t.recommendations.c.consultation_id.in_(ids))
+    follow_ups = await follow_up_repo.list_follow_ups(uow, t.follow_ups.c.consultation_id.in_(ids))
+    recordings = await calls_repo.recordings_of(uow, ids)
+    forms = await calls_repo.stretches_of(uow, consultations)
+    transcripts = await chat_repo.first_messages(uow, ids, RECORD_TRANSCRIPT_PAGE)
+    return [
+        RecordEntryOut(
+            consultation=c,
+            transcript=transcripts[c.id][0],
+            transcript_has_more=transcripts[c.id][1],
+            recommendations=[r for r in recommendations if r.consultation_id == c.id],
+            follow_ups=[f for f in follow_ups if f.consultation_id == c.id],
+            forms=forms[c.id],
+            recordings=[r for r in recordings if r.consultation_id == c.id],
+        )
+        for c in consultations
+    ]
 
 
 async def _recommendations(

@@ -165,7 +165,9 @@ class ConsultNamespace(socketio.AsyncNamespace):
 
     async def chat_resume(self, actor: Actor, payload: Any) -> Any:
         body = _validate(ResumeIn, payload)
-        return await self.services.chat.resume(actor, body.consultation_id, body.after_seq)
+        return await self.services.chat.resume(
+            actor, body.consultation_id, body.after_seq, body.limit
+        )
 
     async def chat_read(self, actor: Actor, payload: Any) -> Any:
         body = _validate(ReadIn, payload)

@@ -190,6 +190,11 @@ async def test_every_clinical_read_leaves_an_audit_row(api, sockets, engine, dat
         ),
         "/api/patients/me/record": (anna, "/api/patients/me/record", "record.read"),
         "/api/patients/{patient_id}/record": (house, f"/api/patients/{aid}/record", "record.read"),
+        "/api/patients/{patient_id}/record/{consultation_id}/messages": (
+            house,
+            f"/api/patients/{aid}/record/{cid}/messages",
+            "record.read",
+        ),
         "/api/documents": (anna, "/api/documents", "document.list"),
         "/api/patients/{patient_id}/documents": (
             house,

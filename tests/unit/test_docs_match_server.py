@@ -164,3 +164,31 @@ def test_every_event_name_the_server_uses_is_documented() -> None:
         if EVENT_NAME.fullmatch(name)
     }
     assert used - documented == set(), "event names used by the server but not in protocol.md"
+
+
+def test_every_route_the_app_serves_is_in_protocol_md(tmp_path: Path) -> None:
+    """The routes outside the API registries (checked against the routes table above): pages,
+    static files, the socket.io-client bundle, Socket.IO's own path. Each is named in
+    protocol.md as `METHOD /path` (a prefix of a documented `METHOD /path/*` counts) or, for
+    Socket.IO's transport, by its path."""
+    from consult.app import APIS, create_app
+    from consult.settings import Settings
+
+    app = create_app(Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'routes.db'}"))
+    text = PROTOCOL.read_text()
+    served = {
+        (route.method, route.resource.canonical)
+        for route in app.router.routes()
+        if route.resource is not None and route.method not in {"HEAD", "OPTIONS"}
+    }
+    assert ("GET", "/static") in served and ("GET", "/socket.io/") in served  # the reader reads
+    served -= {(spec.method, spec.path) for api in APIS for spec in api.routes}
+    missing = sorted(
+        f"{method} {path}"
+        for method, path in served
+        if f"`{method} {path}" not in text
+        and not (path.startswith("/socket.io/") and f"`{path}`" in text)
+    )
+    assert not missing, "routes the app serves but protocol.md does not name:\n  " + "\n  ".join(
+        missing
+    )

@@ -2,7 +2,8 @@
 //
 // Nothing acknowledged is lost, doubled or reordered:
 // - Messages are shown in the server's sequence order, without gaps: a message pushed past a
-//   gap waits until the gap is filled by `catchUp()` ("chat:resume" from the last seq held).
+//   gap waits until the gap is filled by `catchUp()` ("chat:resume" from the last seq held,
+//   a page at a time until the server says no more follow).
 //   A seq already shown is ignored, so a message pushed twice, or pushed and resumed, shows once.
 // - A message is written to this tab's outbox (sessionStorage) with a client id made here
 //   before it is sent, and removed only when the server's ack (after its commit) comes back.
@@ -18,6 +19,7 @@ const TYPING_EVERY_MS = 3000; // a notice at most this often while typing
 const TYPING_IDLE_MS = 4000; // stopped typing after this long without a key
 const TYPING_SHOWN_MS = 6000; // the other's notice fades if no update comes
 const ACK_TIMEOUT_MS = 8000;
+const PAGE = 500; // messages a catch-up asks for at once (the server's most)
 
 export class ChatPanel {
   /**
@@ -156,32 +158,45 @@ export class ChatPanel {
   }
 
   async _catchUp() {
-    const socket = this.socket();
-    let data;
-    if (socket && socket.connected) {
-      data = await emitAck(socket, "chat:resume", {
-        consultation_id: this.consultation.id,
-        after_seq: this.lastSeq,
-      });
-      this.online = true;
-      this.element.dataset.connection = "online";
-    } else {
-      const path = `/api/consultations/${this.consultation.id}/messages?after=${this.lastSeq}`;
-      data = await api("GET", path);
-    }
-    // Applied together and drawn once: drawing after each one redrew the whole transcript per
-    // message, quadratic in its length (a reload of a long consultation froze the page).
+    // A page at a time (the server answers at most PAGE messages and says whether more
+    // follow): again from the last seq given until caught up.
+    let after = this.lastSeq;
     let theirs = false;
-    for (const message of data.messages) {
-      if (this._apply(message) === "new" && message.sender_id !== this.me.id) theirs = true;
+    for (let more = true; more; ) {
+      const data = await this._page(after);
+      // Applied together and drawn once a page: drawing after each one redrew the whole
+      // transcript per message, quadratic in its length (a reload of a long one froze the page).
+      for (const message of data.messages) {
+        if (this._apply(message) === "new" && message.sender_id !== this.me.id) theirs = true;
+      }
+      if (data.read) this._setRead(data.read);
+      this._render();
+      const last = data.messages[data.messages.length - 1];
+      more = Boolean(data.has_more && last);
+      if (last) after = last.seq;
     }
-    if (data.read) this._setRead(data.read);
-    this._render();
     if (theirs) {
       this._showTheirTyping(false);
       this._sendReceipt();
     }
     this._flush();
+  }
+
+  /** One page of the messages after `after`: "chat:resume" while connected, else over HTTP. */
+  async _page(after) {
+    const socket = this.socket();
+    const id = this.consultation.id;
+    if (socket && socket.connected) {
+      const data = await emitAck(socket, "chat:resume", {
+        consultation_id: id,
+        after_seq: after,
+        limit: PAGE,
+      });
+      this.online = true;
+      this.element.dataset.connection = "online";
+      return data;
+    }
+    return api("GET", `/api/consultations/${id}/messages?after=${after}&limit=${PAGE}`);
   }
 
   /** A stored message, from the transcript, a resume, an ack or the "chat:message" event. */

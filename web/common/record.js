@@ -1,6 +1,9 @@
-// Renders a patient record ({patient, entries: [{consultation, transcript, recommendations}]}).
+// A patient's record, read a page at a time, newest first ({patient, entries: [{consultation,
+// transcript, transcript_has_more, recommendations, ...}], next}): "Show older" reads the next
+// page, and "Show the whole transcript" the rest of a long one (the record carries the first
+// messages of each).
 
-import { el, formatDateTime, formatTime } from "/static/api.js";
+import { api, el, formatDateTime, formatTime } from "/static/api.js";
 import { renderCallHistory } from "/static/call.js";
 
 const STATUS_TEXT = {
@@ -10,24 +13,102 @@ const STATUS_TEXT = {
   ended: "Finished",
   cancelled: "Cancelled",
 };
+const TRANSCRIPT_PAGE = 500; // messages a transcript read asks for at once (the server's most)
 
 export function statusText(status) {
   return STATUS_TEXT[status] || status;
 }
 
-/** One <article> per consultation, newest first. `me` names the reader's own messages. */
-export function renderRecord(container, record, me) {
-  const entries = [...record.entries].sort((a, b) => b.consultation.id - a.consultation.id);
-  if (entries.length === 0) {
-    container.replaceChildren(
-      el("p", { className: "muted", "data-testid": "record-empty", text: "No consultations yet." }),
-    );
-    return;
+export class RecordView {
+  /**
+   * container: where the entries go; path: the record route ("/api/patients/me/record" or
+   * "/api/patients/<id>/record"); me: names the reader's own messages; skip(entry): an entry
+   * left out (the doctor's current consultation); onChange(entries): after each change;
+   * onError(err): a failed read.
+   */
+  constructor(container, { path, me = null, skip = () => false, onChange = () => {}, onError }) {
+    Object.assign(this, { container, path, me, skip, onChange, onError });
+    this.entries = [];
+    this.next = null;
+    this.patient = null;
   }
-  container.replaceChildren(...entries.map((entry) => renderEntry(entry, me)));
+
+  /** The first page again, and as many older pages as were shown (a refresh keeps them). */
+  async load() {
+    const shown = this.entries.length;
+    let page = await api("GET", this.path);
+    const entries = [...page.entries];
+    while (page.next !== null && entries.length < shown) {
+      page = await api("GET", `${this.path}?before=${page.next}`);
+      entries.push(...page.entries);
+    }
+    Object.assign(this, { entries, next: page.next, patient: page.patient });
+    this.render();
+    return entries;
+  }
+
+  async showOlder() {
+    if (this.next === null) return;
+    const page = await api("GET", `${this.path}?before=${this.next}`);
+    this.entries.push(...page.entries);
+    this.next = page.next;
+    this.render();
+  }
+
+  /** The rest of one entry's transcript, a page at a time until no more follow. */
+  async readTranscript(entry) {
+    const base = `/api/patients/${this.patient.id}/record/${entry.consultation.id}/messages`;
+    while (entry.transcript_has_more) {
+      const last = entry.transcript[entry.transcript.length - 1];
+      const after = last ? last.seq : 0;
+      const page = await api("GET", `${base}?after=${after}&limit=${TRANSCRIPT_PAGE}`);
+      entry.transcript.push(...page.messages);
+      entry.transcript_has_more = page.has_more && page.messages.length > 0;
+    }
+    this.render();
+  }
+
+  clear() {
+    Object.assign(this, { entries: [], next: null, patient: null });
+    this.container.replaceChildren();
+  }
+
+  render() {
+    const shown = this.entries
+      .filter((entry) => !this.skip(entry))
+      .sort((a, b) => b.consultation.id - a.consultation.id);
+    const children = shown.map((entry) => renderEntry(entry, this));
+    if (shown.length === 0 && this.next === null) {
+      children.push(
+        el("p", { className: "muted", "data-testid": "record-empty", text: "No consultations yet." }),
+      );
+    }
+    if (this.next !== null) {
+      const older = el("button", {
+        type: "button",
+        className: "secondary",
+        "data-testid": "record-older",
+        text: "Show older",
+      });
+      older.addEventListener("click", () => this.run(older, () => this.showOlder()));
+      children.push(older);
+    }
+    this.container.replaceChildren(...children);
+    this.onChange(this.entries);
+  }
+
+  run(button, action) {
+    button.disabled = true;
+    action()
+      .catch((err) => this.onError(err))
+      .finally(() => {
+        button.disabled = false;
+      });
+  }
 }
 
-function renderEntry({ consultation: c, transcript, recommendations, forms, recordings }, me) {
+function renderEntry(entry, view) {
+  const { consultation: c, recommendations, forms, recordings } = entry;
   const when = c.started_at || c.created_at;
   const open = ["waiting", "offered", "active"].includes(c.status);
   return el(
@@ -58,7 +139,7 @@ function renderEntry({ consultation: c, transcript, recommendations, forms, reco
           className: "muted",
           text: "In progress: the transcript appears here when it ends.",
         })
-      : renderTranscript(c, transcript, me),
+      : renderTranscript(entry, view),
   );
 }
 
@@ -81,16 +162,29 @@ function renderRecommendations(recommendations) {
   );
 }
 
-function renderTranscript(c, transcript, me) {
+function renderTranscript(entry, view) {
+  const { consultation: c, transcript } = entry;
   const who = (m) => {
-    if (me && m.sender_id === me.id) return "You";
+    if (view.me && m.sender_id === view.me.id) return "You";
     if (m.sender_role === "doctor") return c.doctor ? c.doctor.name : "Doctor";
     return c.patient.name;
   };
+  const more = entry.transcript_has_more;
+  let rest = null;
+  if (more) {
+    rest = el("button", {
+      type: "button",
+      className: "secondary",
+      "data-testid": "record-transcript-more",
+      text: "Show the whole transcript",
+    });
+    rest.addEventListener("click", () => view.run(rest, () => view.readTranscript(entry)));
+  }
+  const count = `${more ? "the first " : ""}${transcript.length} messages`;
   return el(
     "details",
     { className: "transcript-details", open: true },
-    el("summary", { text: `Transcript (${transcript.length} messages)` }),
+    el("summary", { text: `Transcript (${count})` }),
     transcript.length
       ? el(
           "ol",
@@ -110,5 +204,6 @@ function renderTranscript(c, transcript, me) {
           ),
         )
       : el("p", { className: "muted", text: "No messages." }),
+    rest,
   );
 }

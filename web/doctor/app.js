@@ -18,7 +18,7 @@ import {
 import { startSession } from "/static/session.js";
 import { ChatPanel } from "/static/chat.js";
 import { CallPanel } from "/static/call.js";
-import { renderRecord, statusText } from "/static/record.js";
+import { RecordView, statusText } from "/static/record.js";
 import { PatientDocuments, documentDeleted } from "/static/documents.js";
 import { FollowUpInbox } from "/static/followups.js";
 import { MyHours, UpcomingAppointments } from "/doctor/schedule.js";
@@ -415,6 +415,11 @@ class ConsultationCard {
       this.saveButton,
     );
     this.history = el("div", { className: "history", "data-testid": "patient-history" });
+    this.record = new RecordView(this.history, {
+      path: `/api/patients/${consultation.patient.id}/record`,
+      skip: (entry) => entry.consultation.id === this.consultation.id,
+      onError: (err) => errors.show(err),
+    });
     this.documents = new PatientDocuments(consultation.patient.id);
 
     this.element = el(
@@ -515,17 +520,15 @@ class ConsultationCard {
     });
   }
 
+  /** The patient's record: this consultation's saved recommendations, the others as history
+   * (newest first, a page at a time). */
   async loadRecord() {
-    const record = await api("GET", `/api/patients/${this.consultation.patient.id}/record`);
-    const mine = record.entries.find((e) => e.consultation.id === this.consultation.id);
+    this.record.me = state.me;
+    const entries = await this.record.load();
+    const mine = entries.find((e) => e.consultation.id === this.consultation.id);
     this.savedList.replaceChildren();
     this.noneSaved.hidden = false;
     if (mine) for (const r of mine.recommendations) this.addSaved(r);
-    const earlier = {
-      ...record,
-      entries: record.entries.filter((e) => e.consultation.id !== this.consultation.id),
-    };
-    renderRecord(this.history, earlier, state.me);
   }
 
   addSaved(recommendation) {

@@ -15,7 +15,7 @@ import {
 import { startSession } from "/static/session.js";
 import { ChatPanel } from "/static/chat.js";
 import { CallPanel } from "/static/call.js";
-import { renderRecord } from "/static/record.js";
+import { RecordView } from "/static/record.js";
 import { BookVisit, MyBookings } from "/patient/bookings.js";
 import { Alternatives, renderTicket } from "/patient/ticket.js";
 import { MyDocuments, documentDeleted } from "/static/documents.js";
@@ -105,7 +105,7 @@ function afterLogout() {
   });
   setCall(null);
   $("#chat-container").replaceChildren();
-  $("#record").replaceChildren();
+  record.clear();
   myBookings.me = null;
   myBookings.clear();
   bookVisit.clear();
@@ -549,10 +549,17 @@ function asTicket(answer) {
 
 // --- the record --------------------------------------------------------------------------
 
+// Newest first, a page at a time; follow-up questions may be asked about the finished
+// consultations read so far (the newest: questions are open for 14 days after the end).
+const record = new RecordView($("#record"), {
+  path: "/api/patients/me/record",
+  onChange: (entries) => askTheDoctor.setRecord({ entries }),
+  onError: (err) => errors.show(err),
+});
+
 async function loadRecord() {
-  const record = await api("GET", "/api/patients/me/record");
-  renderRecord($("#record"), record, state.me);
-  askTheDoctor.setRecord(record);
+  record.me = state.me;
+  await record.load();
 }
 
 $("#record-refresh").addEventListener("click", () =>
