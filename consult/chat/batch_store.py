@@ -10,8 +10,9 @@ audit row, and each refused stranger a denied one. A message whose client id is 
 Implementations (``BatchStore``): ``CarefulStore`` (batch_careful.py) applies the rule message
 by message in one transaction, on either database, and is the reference; ``SqliteStore``
 (batch_sqlite.py) and ``PostgresStore`` (batch_postgres.py), careful stores themselves, store
-the common case in fewer statements and leave the rest to the careful way. tests/integration/test_chat_batch_stores.py
-drives them with the same random batches and expects identical results.
+the common case in fewer statements and leave the rest to the careful way.
+tests/integration/test_chat_batch_stores.py drives them with the same random batches and
+expects identical results.
 """
 
 from __future__ import annotations
