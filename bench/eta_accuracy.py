@@ -48,11 +48,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from consult.estimates.durations import RecentDurations
 from consult.estimates.wait_model import (
     HORIZON_SECONDS,
     DurationModel,
     Estimate,
-    RecentDurations,
     estimate_wait,
     wait_quantile,
 )

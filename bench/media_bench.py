@@ -3,8 +3,8 @@
 One command runs everything. The server side runs in a subprocess of its own (this script with
 ``--serve``), so its CPU time is the relay's alone; the clients run in this process.
 
-- **forward** (ours): ``consult.media.call.CallRegistry``: encoded frames are forwarded, never
-  decoded (``consult/media/forwarding.py``).
+- **forward** (ours): ``consult.media.registry.CallRegistry``: encoded frames are forwarded,
+  never decoded (``consult/media/forwarding.py``).
 - **transcode** (the baseline, same run): plain aiortc, each incoming track decoded, fanned out
   with ``aiortc.contrib.media.MediaRelay`` and encoded again by the outgoing sender.
 - **direct** (for latency): the two clients connected to each other, no server: the delay of
@@ -63,9 +63,9 @@ from aiortc.mediastreams import MediaStreamError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from consult.media.call import CallRegistry  # noqa: E402
 from consult.media.forwarding import on_keyframe_request, receive_encoded  # noqa: E402
 from consult.media.ice import IceConfig  # noqa: E402
+from consult.media.registry import CallRegistry  # noqa: E402
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
 OPUS = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, channels=2, payloadType=111)

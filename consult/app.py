@@ -143,7 +143,7 @@ async def _background_tasks(app: web.Application) -> AsyncIterator[None]:
         if interval > 0
     ]
     if settings.slot_days > 0:  # at start-up, then hourly: the slots keep rolling forward
-        roll = services.booking.generate_slots
+        roll = services.hours.generate_slots
         tasks.append(asyncio.create_task(_every(SLOT_INTERVAL, roll, "slot generation", True)))
     yield
     for task in tasks:

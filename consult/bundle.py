@@ -8,6 +8,7 @@ from datetime import timedelta
 from consult.accounts.service import AccountService
 from consult.accounts.throttle import login_throttle
 from consult.audit import Audit
+from consult.booking.hours import HoursService
 from consult.booking.service import BookingService
 from consult.calls.recordings import RecordingStore
 from consult.calls.service import CallService
@@ -46,6 +47,7 @@ class Services:
     sweeper: Sweeper
     chat: ChatService
     records: RecordService
+    hours: HoursService
     booking: BookingService
     dashboard: DashboardService
     documents: DocumentService
@@ -58,7 +60,7 @@ class Services:
         rules = queue_rules(settings)
         matcher = Matcher(clock, rules)
         consultations = ConsultationService(db, clock, audit, matcher)
-        booking = BookingService(db, clock, audit, slot_days=settings.slot_days)
+        booking = BookingService(db, clock, audit)
         chat = ChatService(
             db,
             clock,
@@ -96,6 +98,7 @@ class Services:
             sweeper=Sweeper(db, clock, rules, matcher, consultations, processes.reap),
             chat=chat,
             records=RecordService(db, clock, audit, consultations),
+            hours=HoursService(db, clock, audit, slot_days=settings.slot_days),
             booking=booking,
             dashboard=DashboardService(
                 db, clock, audit, matcher, consultations, wait_breach=settings.wait_breach
@@ -104,15 +107,21 @@ class Services:
             follow_ups=FollowUpService(
                 db, clock, audit, consultations, window_days=settings.follow_up_days
             ),
-            calls=CallService(
-                db,
-                clock,
-                audit,
-                consultations,
-                ice=IceConfig.from_settings(settings),
-                recordings=RecordingStore(settings.recordings_path(), web_root=settings.web_dir),
-            ),
+            calls=call_service(settings, clock, db, audit, consultations),
         )
+
+
+def call_service(
+    settings: Settings, clock: Clock, db: Database, audit: Audit, consultations: ConsultationService
+) -> CallService:
+    return CallService(
+        db,
+        clock,
+        audit,
+        consultations,
+        ice=IceConfig.from_settings(settings),
+        recordings=RecordingStore(settings.recordings_path(), web_root=settings.web_dir),
+    )
 
 
 def queue_rules(settings: Settings) -> QueueRules:

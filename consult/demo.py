@@ -13,7 +13,7 @@ import logging
 import sqlalchemy as sa
 
 from consult.accounts.passwords import hash_password
-from consult.booking.service import generate_slots
+from consult.booking.hours import generate_slots
 from consult.clock import Clock
 from consult.storage import tables as t
 from consult.storage.uow import Connection, Database

@@ -15,9 +15,10 @@ from typing import Any
 from consult.calls.forms import media_kinds
 from consult.domain import Form
 from consult.errors import NotFound
-from consult.media.call import CallEvent, CallRegistry, CallRoom
+from consult.media.call import CallEvent, CallRoom
 from consult.media.ice import IceConfig
 from consult.media.offers import Offer
+from consult.media.registry import CallRegistry
 
 log = logging.getLogger(__name__)
 

@@ -182,50 +182,13 @@ class DashboardService:
         queue (and on to other doctors); consultations in progress carry on."""
         check_scheduler(actor)
         async with self._db.uow() as uow:
-            doctor = (
-                await uow.conn.execute(
-                    sa.select(t.users.c.name).where(
-                        t.users.c.id == doctor_id, t.users.c.role == Role.DOCTOR
-                    )
-                )
-            ).first()
-            if doctor is None:
-                raise NotFound(f"no doctor {doctor_id}", code="doctor_not_found")
-            offers = (
-                await uow.conn.execute(
-                    sa.select(t.consultations)
-                    .where(_C.doctor_id == doctor_id, _C.status == ConsultationStatus.OFFERED)
-                    .order_by(_C.rank_at, _C.id)
-                    .with_for_update()
-                )
-            ).all()
+            name = await _doctor_name(uow, doctor_id)
+            offers = await _locked_offers(uow, doctor_id)
             await self._matcher.lock_presence(uow)
-            presence = (
-                await uow.conn.execute(
-                    sa.select(t.doctor_presence).where(_P.doctor_id == doctor_id)
-                )
-            ).first()
-            if presence is None or presence.status != PresenceStatus.ONLINE:
-                status = presence.status if presence is not None else PresenceStatus.OFFLINE
-                raise Conflict(
-                    f"{doctor.name} is not online (they are {status})",
-                    code="doctor_not_online",
-                    details={"status": str(status)},
-                )
+            presence = await _online_presence(uow, doctor_id, name)
             for row in offers:
                 await self._consultations.return_to_queue(uow, row, reason="doctor away")
-            await uow.conn.execute(
-                t.doctor_presence.update()
-                .where(_P.doctor_id == doctor_id)
-                .values(status=PresenceStatus.AWAY, since=self._clock.now())
-            )
-            uow.collect(
-                PresenceChanged(doctor_id, PresenceStatus.AWAY, "marked away by a scheduler")
-            )
-            # Their queues lose a doctor: the patients' estimates change.
-            for specialty in presence.specialties:
-                for form in presence.forms:
-                    uow.collect(QueueChanged(specialty, form))
+            await self._mark_away(uow, presence)
             withdrawn = [row.id for row in offers]
             await self._audit.write(
                 uow,
@@ -243,10 +206,66 @@ class DashboardService:
             len(withdrawn),
         )
         return DoctorAwayOut(
-            doctor=PersonOut(id=doctor_id, name=doctor.name),
+            doctor=PersonOut(id=doctor_id, name=name),
             status=PresenceStatus.AWAY,
             withdrawn=withdrawn,
         )
+
+    async def _mark_away(self, uow: UnitOfWork, presence: sa.Row) -> None:
+        """Set the doctor away and say so; their queues lose a doctor, so the patients'
+        estimates change."""
+        await uow.conn.execute(
+            t.doctor_presence.update()
+            .where(_P.doctor_id == presence.doctor_id)
+            .values(status=PresenceStatus.AWAY, since=self._clock.now())
+        )
+        uow.collect(
+            PresenceChanged(presence.doctor_id, PresenceStatus.AWAY, "marked away by a scheduler")
+        )
+        for specialty in presence.specialties:
+            for form in presence.forms:
+                uow.collect(QueueChanged(specialty, form))
+
+
+async def _doctor_name(uow: UnitOfWork, doctor_id: int) -> str:
+    """The doctor's name; 404 when the id is nobody's or not a doctor's."""
+    doctor = (
+        await uow.conn.execute(
+            sa.select(t.users.c.name).where(
+                t.users.c.id == doctor_id, t.users.c.role == Role.DOCTOR
+            )
+        )
+    ).first()
+    if doctor is None:
+        raise NotFound(f"no doctor {doctor_id}", code="doctor_not_found")
+    return str(doctor.name)
+
+
+async def _locked_offers(uow: UnitOfWork, doctor_id: int) -> list[sa.Row]:
+    """The tickets offered to the doctor, locked (consultation rows before presence rows)."""
+    return list(
+        await uow.conn.execute(
+            sa.select(t.consultations)
+            .where(_C.doctor_id == doctor_id, _C.status == ConsultationStatus.OFFERED)
+            .order_by(_C.rank_at, _C.id)
+            .with_for_update()
+        )
+    )
+
+
+async def _online_presence(uow: UnitOfWork, doctor_id: int, name: str) -> sa.Row:
+    """The doctor's presence row; 409 unless they are online."""
+    presence = (
+        await uow.conn.execute(sa.select(t.doctor_presence).where(_P.doctor_id == doctor_id))
+    ).first()
+    if presence is None or presence.status != PresenceStatus.ONLINE:
+        status = presence.status if presence is not None else PresenceStatus.OFFLINE
+        raise Conflict(
+            f"{name} is not online (they are {status})",
+            code="doctor_not_online",
+            details={"status": str(status)},
+        )
+    return presence
 
 
 async def _queued_row(uow: UnitOfWork, consultation_id: int) -> sa.Row:

@@ -97,7 +97,8 @@ class EstimateTables:
                 continue
             if running is not None:
                 # One table at a time per queue: while doctors start and end consultations,
-                # the inputs change with every match, and a table per change kept a core busy.
+                # the inputs change with every match, and computing a table per change
+                # would keep a core busy.
                 if usable and found is not None:
                     return found.estimates
                 await asyncio.shield(running)

@@ -10,7 +10,9 @@ told to nobody again and not audited again, as chat messages are.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
 
 from consult.accounts.checks import check_verified_patient
 from consult.audit import Audit
@@ -63,25 +65,8 @@ class FollowUpService:
             stored = await repo.by_client_id(uow, consultation_id, actor.user_id, request.client_id)
             if stored is not None:
                 return self._repeated(stored)
-            if row.status != ConsultationStatus.ENDED or row.doctor_id is None:
-                raise Conflict(
-                    "follow-up questions can be asked only after a finished consultation",
-                    code="consultation_not_finished",
-                )
-            if request.doctor_id is not None and request.doctor_id != row.doctor_id:
-                raise NotAllowed(
-                    "a follow-up question goes to the doctor of the consultation only",
-                    code="not_the_consulting_doctor",
-                )
-            closes = as_utc(row.ended_at) + self.window
             now = self._clock.now()
-            if now > closes:
-                raise Conflict(
-                    f"follow-up questions to this consultation's doctor were possible for "
-                    f"{self.window.days} days after it ended; book a new consultation instead",
-                    code="follow_up_window_closed",
-                    details={"closed_at": closes.isoformat()},
-                )
+            self._check_open(row, request, now)
             fid = await repo.insert_new(
                 uow,
                 consultation_id=consultation_id,
@@ -163,6 +148,27 @@ class FollowUpService:
             await uow.commit()
         log.info("follow-up %s answered (consultation %s)", follow_up_id, row.consultation_id)
         return out
+
+    def _check_open(self, row: sa.Row, request: AskIn, now: datetime) -> None:
+        """A question goes to the doctor of a finished consultation, within the window."""
+        if row.status != ConsultationStatus.ENDED or row.doctor_id is None:
+            raise Conflict(
+                "follow-up questions can be asked only after a finished consultation",
+                code="consultation_not_finished",
+            )
+        if request.doctor_id is not None and request.doctor_id != row.doctor_id:
+            raise NotAllowed(
+                "a follow-up question goes to the doctor of the consultation only",
+                code="not_the_consulting_doctor",
+            )
+        closes = as_utc(row.ended_at) + self.window
+        if now > closes:
+            raise Conflict(
+                f"follow-up questions to this consultation's doctor were possible for "
+                f"{self.window.days} days after it ended; book a new consultation instead",
+                code="follow_up_window_closed",
+                details={"closed_at": closes.isoformat()},
+            )
 
     @staticmethod
     def _repeated(stored: FollowUpOut) -> FollowUpOut:

@@ -33,9 +33,6 @@ from consult.media.stats import CallFigures
 from consult.storage.timing import StatementTimer
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
-# Only counts, no ``*_created`` creation times (the figures' counters write none either); the
-# library's switch is global, and this is the process's only user of it.
-disable_created_metrics()
 
 # Every connectionState of aiortc's peers: each is shown, 0 when no leg is in it.
 LEG_STATES = ("new", "connecting", "connected", "disconnected", "failed", "closed")
@@ -44,7 +41,27 @@ KINDS = ("audio", "video")
 
 # How often the loop-lag sampler's sleep is asked to wake (seconds).
 LAG_TICK = 0.1
-LAG_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Milliseconds resolved from 1 to 10: a loop that waits on the disk lags a few of them.
+LAG_BUCKETS = (
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.004,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 STATEMENT_BUCKETS = (
     0.0001,
     0.00025,
@@ -70,6 +87,10 @@ class Metrics:
     of the database statements' durations, filled as they happen."""
 
     def __init__(self, statements: StatementTimer | None = None) -> None:
+        # Only counts, no ``*_created`` creation times (the figures' counters write none
+        # either). The library's switch is global and read at each scrape; it is thrown here,
+        # when the app is built, not when the module is imported (importing changes nothing).
+        disable_created_metrics()
         self.registry = CollectorRegistry(auto_describe=False)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)

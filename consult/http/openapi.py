@@ -34,55 +34,8 @@ _ERROR_SCHEMA = {
 def build_openapi(routes: list[RouteSpec]) -> dict[str, Any]:
     components: dict[str, Any] = {"Error": _ERROR_SCHEMA}
     paths: dict[str, Any] = {}
-
-    def ref(model: type[BaseModel]) -> dict[str, str]:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        components.update(schema.pop("$defs", {}))
-        components[model.__name__] = schema
-        return {"$ref": f"#/components/schemas/{model.__name__}"}
-
     for spec in routes:
-        op: dict[str, Any] = {
-            "summary": spec.summary,
-            "operationId": spec.handler.__name__,
-            "tags": [spec.tag],
-            "responses": {},
-        }
-        params = [
-            {"name": p, "in": "path", "required": True, "schema": _PATH_ID}
-            for p in re.findall(r"{(\w+)}", spec.path)
-        ]
-        if spec.query is not None:
-            query = spec.query.model_json_schema(ref_template="#/components/schemas/{model}")
-            components.update(query.pop("$defs", {}))
-            params += _query_parameters(query)
-        if params:
-            op["parameters"] = params
-        if spec.body is not None:
-            # No body at all is read as {}: required only when some field is.
-            needed = bool(spec.body.model_json_schema().get("required"))
-            op["requestBody"] = {
-                "required": needed,
-                "content": {"application/json": {"schema": ref(spec.body)}},
-            }
-        if spec.upload is not None:
-            op["requestBody"] = {
-                "required": True,
-                "content": {"multipart/form-data": {"schema": ref(spec.upload)}},
-            }
-        ok: dict[str, Any] = {"description": "success"}
-        if spec.response is not None:
-            ok["content"] = {"application/json": {"schema": ref(spec.response)}}
-        op["responses"][str(spec.status)] = ok
-        if spec.errors:
-            op["responses"]["4XX"] = {
-                "description": "error codes: " + ", ".join(spec.errors),
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-            }
-        if spec.auth:
-            op["security"] = [{"bearer": []}, {"cookie": []}]
-        paths.setdefault(spec.path, {})[spec.method.lower()] = op
-
+        paths.setdefault(spec.path, {})[spec.method.lower()] = _operation(spec, components)
     return {
         "openapi": "3.1.0",
         "info": {"title": "consult", "version": "0.1.0"},
@@ -95,6 +48,60 @@ def build_openapi(routes: list[RouteSpec]) -> dict[str, Any]:
             },
         },
     }
+
+
+def _operation(spec: RouteSpec, components: dict[str, Any]) -> dict[str, Any]:
+    """One route's operation; the schemas it refers to are added to ``components``."""
+
+    def ref(model: type[BaseModel]) -> dict[str, str]:
+        components[model.__name__] = _schema(model, components)
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+    op: dict[str, Any] = {
+        "summary": spec.summary,
+        "operationId": spec.handler.__name__,
+        "tags": [spec.tag],
+        "responses": {},
+    }
+    params = [
+        {"name": p, "in": "path", "required": True, "schema": _PATH_ID}
+        for p in re.findall(r"{(\w+)}", spec.path)
+    ]
+    if spec.query is not None:
+        params += _query_parameters(_schema(spec.query, components))
+    if params:
+        op["parameters"] = params
+    if spec.body is not None:
+        # No body at all is read as {}: required only when some field is.
+        needed = bool(spec.body.model_json_schema().get("required"))
+        op["requestBody"] = {
+            "required": needed,
+            "content": {"application/json": {"schema": ref(spec.body)}},
+        }
+    if spec.upload is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": ref(spec.upload)}},
+        }
+    ok: dict[str, Any] = {"description": "success"}
+    if spec.response is not None:
+        ok["content"] = {"application/json": {"schema": ref(spec.response)}}
+    op["responses"][str(spec.status)] = ok
+    if spec.errors:
+        op["responses"]["4XX"] = {
+            "description": "error codes: " + ", ".join(spec.errors),
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+    if spec.auth:
+        op["security"] = [{"bearer": []}, {"cookie": []}]
+    return op
+
+
+def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:
+    """The model's JSON schema; the models it nests are added to ``components``."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(schema.pop("$defs", {}))
+    return schema
 
 
 def _query_parameters(schema: dict[str, Any]) -> list[dict[str, Any]]:

@@ -67,7 +67,7 @@ async def free_slots(request: web.Request, actor: Actor) -> SlotsOut:
     ),
 )
 async def open_slots(request: web.Request, actor: Actor, body: OpenSlotsIn) -> SlotsOut:
-    slots = await request.app[SERVICES].booking.open_slots(
+    slots = await request.app[SERVICES].hours.open_slots(
         actor,
         body.doctor_id,
         body.specialty,
@@ -165,7 +165,7 @@ _HOURS = "/api/doctors/{doctor_id}/schedule"
     errors=("not_authenticated", "not_a_scheduler"),
 )
 async def doctors(request: web.Request, actor: Actor) -> DoctorsOut:
-    return await request.app[SERVICES].booking.doctors(actor)
+    return await request.app[SERVICES].hours.doctors(actor)
 
 
 @api.route(
@@ -179,7 +179,7 @@ async def doctors(request: web.Request, actor: Actor) -> DoctorsOut:
 )
 async def doctor_schedule(request: web.Request, actor: Actor) -> SchedulesOut:
     doctor_id = int_param(request, "doctor_id")
-    return await request.app[SERVICES].booking.schedule(actor, doctor_id)
+    return await request.app[SERVICES].hours.schedule(actor, doctor_id)
 
 
 @api.route(
@@ -206,7 +206,7 @@ async def doctor_schedule(request: web.Request, actor: Actor) -> SchedulesOut:
 )
 async def add_hours(request: web.Request, actor: Actor, body: ScheduleIn) -> ScheduleAddedOut:
     doctor_id = int_param(request, "doctor_id")
-    return await request.app[SERVICES].booking.add_hours(
+    return await request.app[SERVICES].hours.add_hours(
         actor,
         doctor_id,
         body.specialty,
@@ -237,4 +237,4 @@ async def add_hours(request: web.Request, actor: Actor, body: ScheduleIn) -> Sch
 async def remove_hours(request: web.Request, actor: Actor) -> ScheduleRemovedOut:
     doctor_id = int_param(request, "doctor_id")
     schedule_id = int_param(request, "schedule_id")
-    return await request.app[SERVICES].booking.remove_hours(actor, doctor_id, schedule_id)
+    return await request.app[SERVICES].hours.remove_hours(actor, doctor_id, schedule_id)

@@ -17,7 +17,7 @@ packets are forwarded as they are, never decoded.
   aiortc cannot restart ICE on a peer, so the room replaces the peer): the other
   participant's outlets are attached to the new feeds, their connection is untouched.
 - :meth:`CallRoom.hangup` closes one participant's peer, feeds and outlets;
-  :meth:`CallRoom.close` (via :meth:`CallRegistry.end`) all of them.
+  :meth:`CallRoom.close` (via ``CallRegistry.end``, ``registry.py``) all of them.
 
 Errors are domain errors (``consult.errors``), so the signaling edge maps them to acks.
 """
@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiortc import (
@@ -44,9 +44,9 @@ from consult.media.forwarding import (
     negotiated_codec,
     on_keyframe_request,
     on_remb,
-    packets_sent,
 )
 from consult.media.ice import IceConfig
+from consult.media.leg import Leg
 from consult.media.offers import (
     DEFAULT_CODECS,
     KINDS,
@@ -58,9 +58,7 @@ from consult.media.offers import (
 from consult.media.recorder import Recorder, RecordingSummary
 from consult.media.relay import Feed, Outlet
 from consult.media.stats import (
-    CallFigures,
     LegFigures,
-    LegMeter,
     LegStats,
     RelayTotals,
     leg_figures,
@@ -83,22 +81,9 @@ def _not_participant() -> NotAllowed:
     return NotAllowed("You are not a participant of this call.", code="media_not_participant")
 
 
-@dataclass
-class Leg:
-    """One participant's server peer and the feeds and outlets on it."""
-
-    user_id: str
-    pc: RTCPeerConnection
-    feeds: dict[str, Feed] = field(default_factory=dict)
-    outlets: dict[str, Outlet] = field(default_factory=dict)
-    senders: dict[str, RTCRtpSender] = field(default_factory=dict)  # the outlets' senders
-    hooked: set[int] = field(default_factory=set)  # id() of receivers / senders set up
-    ufrag: str | None = None
-    meter: LegMeter = field(default_factory=LegMeter)
-
-
 class CallRoom:
-    """The media of one consultation. Create through :meth:`CallRegistry.open`."""
+    """The media of one consultation. Create through
+    :meth:`~consult.media.registry.CallRegistry.open`."""
 
     def __init__(
         self,
@@ -256,7 +241,7 @@ class CallRoom:
         """What the live legs have relayed so far (a dropped leg's is in the registry's)."""
         totals = RelayTotals()
         for leg in self._legs.values():
-            totals.add(_relayed(leg))
+            totals.add(leg.relayed())
         return totals
 
     async def leg_figures(self) -> list[LegFigures]:
@@ -378,12 +363,8 @@ class CallRoom:
     async def _drop(self, leg: Leg) -> None:
         if self._legs.get(leg.user_id) is leg:
             del self._legs[leg.user_id]
-            self._totals.add(_relayed(leg))
-        for feed in leg.feeds.values():
-            await feed.close()
-        for outlet in leg.outlets.values():
-            outlet.stop()
-        await leg.pc.close()
+            self._totals.add(leg.relayed())
+        await leg.close()
         self._emit(leg.user_id, "left")
 
     def _emit(self, user_id: str, state: str) -> None:
@@ -392,94 +373,3 @@ class CallRoom:
                 self._on_event(CallEvent(self.consultation_id, user_id, state))
             except Exception:
                 log.exception("call %s: event listener failed", self.consultation_id)
-
-
-def _relayed(leg: Leg) -> RelayTotals:
-    return RelayTotals(
-        frames={kind: outlet.frames_sent for kind, outlet in leg.outlets.items()},
-        packets={kind: packets_sent(sender) for kind, sender in leg.senders.items()},
-        keyframe_requests=sum(feed.keyframe_requests for feed in leg.feeds.values()),
-    )
-
-
-class CallRegistry:
-    """Every call room of this process; the app closes them all on shutdown."""
-
-    def __init__(
-        self,
-        ice: IceConfig,
-        *,
-        codecs: Mapping[str, tuple[str, ...]] = DEFAULT_CODECS,
-        keyframe_interval: float = 0.3,
-        on_event: Callable[[CallEvent], None] | None = None,
-    ) -> None:
-        self.ice = ice
-        self._codecs = codecs
-        self._keyframe_interval = keyframe_interval
-        self._on_event = on_event
-        self._rooms: dict[str, CallRoom] = {}
-        self._totals = RelayTotals()  # of every leg dropped in this process
-
-    def open(self, consultation_id: str, participants: Iterable[str]) -> CallRoom:
-        """The consultation's room, created on first use. The caller has checked access."""
-        room = self._rooms.get(consultation_id)
-        wanted = frozenset(participants)
-        if room is not None and not room.closed:
-            if room.participants != wanted:
-                raise Conflict(
-                    "This consultation's call has other participants.",
-                    code="media_participants_changed",
-                )
-            return room
-        room = CallRoom(
-            consultation_id,
-            wanted,
-            ice=self.ice,
-            codecs=self._codecs,
-            keyframe_interval=self._keyframe_interval,
-            on_event=self._on_event,
-            totals=self._totals,
-        )
-        self._rooms[consultation_id] = room
-        return room
-
-    def get(self, consultation_id: str) -> CallRoom:
-        room = self._rooms.get(consultation_id)
-        if room is None or room.closed:
-            raise NotFound("This consultation has no call.", code="media_no_call")
-        return room
-
-    async def end(self, consultation_id: str) -> None:
-        """Close the consultation's call (nothing to do when there is none)."""
-        room = self._rooms.pop(consultation_id, None)
-        if room is not None:
-            await room.close()
-
-    async def close(self) -> None:
-        rooms, self._rooms = list(self._rooms.values()), {}
-        for room in rooms:
-            await room.close()
-
-    async def figures(self) -> CallFigures:
-        """This process's calls for /metrics: calls and recordings in progress, each live
-        leg's state, round-trip time and loss, and what was relayed since the start."""
-        rooms = [room for room in self._rooms.values() if not room.closed]
-        relayed = RelayTotals()
-        relayed.add(self._totals)
-        legs: list[LegFigures] = []
-        for room in rooms:
-            relayed.add(room.relayed())
-            legs += await room.leg_figures()
-        return CallFigures(
-            calls=len(rooms),
-            recordings=sum(room.recording() for room in rooms),
-            legs=legs,
-            relayed=relayed,
-        )
-
-    def resources(self) -> dict[str, int]:
-        totals = {"rooms": len(self._rooms), "peers": 0, "feeds": 0, "outlets": 0, "tasks": 0}
-        for room in self._rooms.values():
-            for key, value in room.resources().items():
-                totals[key] += value
-        return totals

@@ -15,12 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from functools import cache
 from typing import Final
 from zoneinfo import ZoneInfo
 
 from consult.errors import Invalid
 
-CLINIC_ZONE: Final = ZoneInfo("Europe/Warsaw")
+CLINIC_ZONE_NAME: Final = "Europe/Warsaw"
 DEFAULT_DAYS: Final = 30
 LONG_TERM_MAX_DAYS: Final = 365
 THERAPY_MAX_DAYS: Final = 360
@@ -122,7 +123,7 @@ class Status:
 
 
 def clinic_day(now: datetime) -> date:
-    return now.astimezone(CLINIC_ZONE).date()
+    return now.astimezone(_clinic_zone()).date()
 
 
 def status(prescription: Validity, now: datetime) -> Status:
@@ -136,3 +137,9 @@ def status(prescription: Validity, now: datetime) -> Status:
     if prescription.dispense_from is not None and today < prescription.dispense_from:
         return Status(State.DISPENSABLE_FROM, left, prescription.dispense_from)
     return Status(State.EXPIRING if left <= EXPIRING_WITHIN_DAYS else State.ACTIVE, left)
+
+
+@cache
+def _clinic_zone() -> ZoneInfo:
+    # Read on first use: ZoneInfo opens the tz database file, and nothing is done at import.
+    return ZoneInfo(CLINIC_ZONE_NAME)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -86,6 +87,65 @@ def check_doctor(actor: Actor) -> None:
         raise NotAllowed("only doctors do this", code="not_a_doctor")
 
 
+async def _check_may_join(uow: UnitOfWork, actor: Actor, request: StartConsultationIn) -> None:
+    """The patient's plan covers the specialty, a preferred doctor practises it, and the
+    patient has no open consultation or ticket already."""
+    specialty = request.specialty
+    await specialty_name(uow, specialty)
+    if specialty not in await covered_specialties(uow, actor.user_id):
+        raise NotAllowed(
+            f"your plan does not cover {specialty!r}; book a visit or change plan",
+            code="not_covered",
+        )
+    if request.preferred_doctor_id is not None and specialty not in (
+        await doctor_specialties(uow, request.preferred_doctor_id)
+    ):
+        raise Invalid(
+            "the preferred doctor does not practise this specialty",
+            code="unknown_doctor",
+        )
+    open_ = await repo.list_consultations(
+        uow, _C.patient_id == actor.user_id, _C.status.in_(OPEN_STATUSES)
+    )
+    if open_:
+        raise Conflict(
+            "you already have an open consultation or queue ticket",
+            code="already_in_consultation",
+            details={"consultation_id": open_[0].id},
+        )
+
+
+async def _insert_ticket(
+    uow: UnitOfWork, actor: Actor, request: StartConsultationIn, now: datetime
+) -> int:
+    """The new ticket's id, waiting at the end of its queue."""
+    try:
+        return int(
+            (
+                await uow.conn.execute(
+                    t.consultations.insert()
+                    .values(
+                        patient_id=actor.user_id,
+                        specialty_code=request.specialty,
+                        form=str(request.form),
+                        status=ConsultationStatus.WAITING,
+                        created_at=now,
+                        rank_at=rank_at(now, 0),
+                        priority=0,
+                        language=request.language.lower() if request.language else None,
+                        preferred_doctor_id=request.preferred_doctor_id,
+                    )
+                    .returning(_C.id)
+                )
+            ).scalar_one()
+        )
+    except IntegrityError as exc:  # a concurrent join by the same patient won
+        raise Conflict(
+            "you already have an open consultation or queue ticket",
+            code="already_in_consultation",
+        ) from exc
+
+
 class ConsultationService:
     def __init__(self, db: Database, clock: Clock, audit: Audit, matcher: Matcher) -> None:
         self._db = db
@@ -105,52 +165,8 @@ class ConsultationService:
         check_patient_may_start(actor)
         specialty, form = request.specialty, str(request.form)
         async with self._db.uow() as uow:
-            await specialty_name(uow, specialty)
-            if specialty not in await covered_specialties(uow, actor.user_id):
-                raise NotAllowed(
-                    f"your plan does not cover {specialty!r}; book a visit or change plan",
-                    code="not_covered",
-                )
-            if request.preferred_doctor_id is not None and specialty not in (
-                await doctor_specialties(uow, request.preferred_doctor_id)
-            ):
-                raise Invalid(
-                    "the preferred doctor does not practise this specialty",
-                    code="unknown_doctor",
-                )
-            open_ = await repo.list_consultations(
-                uow, _C.patient_id == actor.user_id, _C.status.in_(OPEN_STATUSES)
-            )
-            if open_:
-                raise Conflict(
-                    "you already have an open consultation or queue ticket",
-                    code="already_in_consultation",
-                    details={"consultation_id": open_[0].id},
-                )
-            now = self._clock.now()
-            try:
-                cid = (
-                    await uow.conn.execute(
-                        t.consultations.insert()
-                        .values(
-                            patient_id=actor.user_id,
-                            specialty_code=specialty,
-                            form=form,
-                            status=ConsultationStatus.WAITING,
-                            created_at=now,
-                            rank_at=rank_at(now, 0),
-                            priority=0,
-                            language=request.language.lower() if request.language else None,
-                            preferred_doctor_id=request.preferred_doctor_id,
-                        )
-                        .returning(_C.id)
-                    )
-                ).scalar_one()
-            except IntegrityError as exc:  # a concurrent join by the same patient won
-                raise Conflict(
-                    "you already have an open consultation or queue ticket",
-                    code="already_in_consultation",
-                ) from exc
+            await _check_may_join(uow, actor, request)
+            cid = await _insert_ticket(uow, actor, request, self._clock.now())
             await self._audit.write(
                 uow, actor, "consultation.start", patient_id=actor.user_id, consultation_id=cid
             )

@@ -2,9 +2,10 @@
 
 A checkpoint copies the WAL's pages into the database file and fsyncs it: milliseconds to
 seconds of disk work. SQLite's default runs one inside the commit that takes the WAL past 1,000
-pages, and commits here run on the event loop's thread (inline_sqlite.py), so that commit would
-stall every socket. The loop's connections therefore turn the auto-checkpoint off (engine.py),
-and a :class:`Checkpointer` thread with a connection of its own checkpoints instead:
+pages, holding the write lock meanwhile: every unit of work would wait for it (group_commit.py),
+and a reader's statement on the loop's thread could meet it. The app's connections therefore
+turn the auto-checkpoint off (engine.py), and a :class:`Checkpointer` thread with a connection of
+its own checkpoints instead:
 
 - ``PASSIVE`` every ``interval`` seconds, and as soon as the WAL file passes ``max_wal_bytes``
   (its size is looked at every :data:`POLL` seconds). PASSIVE never waits for and never blocks

@@ -50,9 +50,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 
 def create_sqlite_engine(url: str | sa.URL, *, pool_size: int) -> sa.Engine:
-    """The synchronous engine that SQLite units of work use (uow.py): statements run on the
-    loop's thread anyway (inline_sqlite.py), and SQLAlchemy's asyncio layer around them (a
-    greenlet and four awaits per statement) cost a third of each statement's time."""
+    """The synchronous engine that SQLite units of work use (uow.py, group_commit.py):
+    statements run on the loop's thread anyway (inline_sqlite.py), and SQLAlchemy's asyncio
+    layer around them (a greenlet and four awaits per statement) would cost more than the
+    statement (docs/decisions/2026-11-29-inline-sqlite.md)."""
     database = sa.make_url(url).database
     assert database, "create_engine checked the URL"
     engine = sa.create_engine(
@@ -78,7 +79,8 @@ def _configure_sqlite(engine: sa.Engine) -> None:
         # Durable against power loss: every commit fsyncs the WAL before it returns (NORMAL
         # fsyncs only at checkpoints, so a power cut could lose the last commits).
         cursor.execute("PRAGMA synchronous=FULL")
-        # No checkpoint inside a commit on the loop's thread: checkpoint.py's thread does them.
+        # No checkpoint inside a commit (it would hold the writer up): checkpoint.py's thread
+        # does them.
         cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 

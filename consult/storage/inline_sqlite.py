@@ -3,15 +3,16 @@
 aiosqlite runs every call on a thread of its own and hands the result back through the loop: a
 statement costs four such hand-offs (cursor, execute, fetch, close), each a thread switch that
 competes with the loop for the GIL. Against a local file an indexed statement takes
-microseconds: far less than the hand-offs (a commit waits for the WAL's fsync, engine.py).
-queue_bench measured the server CPU-bound on those hand-offs (docs/performance.md).
+microseconds: far less than the hand-offs (docs/decisions/2026-11-29-inline-sqlite.md).
 
 So this module gives SQLAlchemy's aiosqlite dialect (through ``async_creator``) a connection
-whose coroutines do the work inline. Only waiting is asynchronous: SQLite's busy handler would
-sleep on the loop's thread, so the busy timeout is 0 and a statement that meets another
+whose coroutines do the work inline, and the synchronous engine of the units of work
+(``create_sqlite_engine``) its connections. Only waiting is asynchronous: SQLite's busy handler
+would sleep on the loop's thread, so the busy timeout is 0 and a statement that meets another
 process's lock is retried after an ``asyncio.sleep`` until :data:`BUSY_TIMEOUT` has passed.
-Within one process writers never meet (``Database.writer_lock`` queues them), and WAL readers do
-not wait for the writer.
+Within one process writers never meet (group_commit.py queues them), and WAL readers do not
+wait for the writer. What waits on the disk, a commit's fsync, is group_commit.py's: it runs on
+a thread, once for several units of work.
 """
 
 from __future__ import annotations

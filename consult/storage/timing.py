@@ -2,8 +2,9 @@
 
 SQLAlchemy's ``before_cursor_execute`` and ``after_cursor_execute`` events bracket each
 statement's execution on the driver's cursor (for asyncpg, the awaited round trip, so the time
-includes the loop's other work while it waited). Commits are not cursor executions: units of
-work time them (uow.py). Each statement is known by a short name (:func:`statement_name`), never
+includes the loop's other work while it waited). Commits are not cursor executions: they are
+timed where they run (uow.py for PostgreSQL; group_commit.py for SQLite's group COMMIT, on its
+thread). Each statement is known by a short name (:func:`statement_name`), never
 by its parameters (they carry health data).
 """
 

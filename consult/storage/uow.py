@@ -1,4 +1,9 @@
-"""Unit of work: one transaction, events published only after it commits."""
+"""Unit of work: all-or-nothing, its events published only once it is durable.
+
+On PostgreSQL a unit of work is a transaction of its own. On SQLite one that writes is a
+savepoint in a transaction shared with the units of work around it, committed for them all on
+the database thread (group_commit.py); one that only reads is a WAL snapshot of its own.
+"""
 
 from __future__ import annotations
 
@@ -17,13 +22,14 @@ from sqlalchemy.sql import Executable
 from consult.events import Event, EventBus
 from consult.storage.checkpoint import Checkpointer
 from consult.storage.engine import READONLY, create_sqlite_engine
+from consult.storage.group_commit import SqliteWriter
 from consult.storage.inline_sqlite import is_busy, patiently
 from consult.storage.timing import SLOW_AFTER, StatementTimer
 
 Result: TypeAlias = CursorResult[*tuple[Any, ...]]
 
-# SQLite connections open at once (a writer and WAL readers): a unit of work past this waits
-# its turn on the loop, never in the pool (a blocked pool checkout would block the loop).
+# SQLite readers open at once (beside the writer's connection): a reader past this waits its
+# turn on the loop, never in the pool (a blocked pool checkout would block the loop).
 SQLITE_CONNECTIONS = 8
 
 
@@ -52,8 +58,9 @@ class Connection:
 class _AsyncConnection(Connection):
     """PostgreSQL through asyncpg."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, statements: StatementTimer) -> None:
         self._conn = conn
+        self._statements = statements
         self.dialect = conn.dialect
 
     async def execute(self, statement: Executable, parameters: Any = None) -> Result:
@@ -63,7 +70,10 @@ class _AsyncConnection(Connection):
         await self._conn.begin()
 
     async def commit(self) -> None:
+        started = time.perf_counter()
         await self._conn.commit()
+        # The round trip (timed as statements are: timing.py).
+        self._statements.record("COMMIT", time.perf_counter() - started)
 
     async def rollback(self) -> None:
         await self._conn.rollback()
@@ -73,9 +83,10 @@ class _AsyncConnection(Connection):
 
 
 class _SqliteConnection(Connection):
-    """SQLite, synchronously on the loop's thread (see inline_sqlite.py and
-    ``create_sqlite_engine``); only waiting for another process's lock is asynchronous. Holds
-    one of the database's connection slots until closed."""
+    """SQLite, a unit of work that only reads: statements run synchronously on the loop's
+    thread (see inline_sqlite.py and ``create_sqlite_engine``) on a WAL snapshot; only waiting
+    for another process's lock is asynchronous. Holds one of the database's connection slots
+    until closed."""
 
     def __init__(self, conn: sa.Connection, slots: asyncio.Semaphore) -> None:
         self._conn = conn
@@ -92,15 +103,7 @@ class _SqliteConnection(Connection):
             return await patiently(lambda: self._conn.execute(statement, parameters))
 
     async def begin(self) -> None:
-        def begin() -> None:
-            try:
-                self._conn.begin()
-            except sa.exc.OperationalError:
-                # BEGIN IMMEDIATE found another process writing: not begun, try again.
-                self._conn.rollback()
-                raise
-
-        await patiently(begin)
+        self._conn.begin()  # BEGIN (deferred): a reader takes no lock
 
     async def commit(self) -> None:
         self._conn.commit()
@@ -117,6 +120,33 @@ class _SqliteConnection(Connection):
                 self._slots = None
 
 
+class _GroupConnection(_SqliteConnection):
+    """SQLite, a unit of work that writes: a savepoint in the writer's group (group_commit.py);
+    its commit waits for the group's COMMIT, run on the database thread."""
+
+    def __init__(self, writer: SqliteWriter) -> None:
+        self._writer = writer
+        self.dialect = writer.dialect
+        self._inside = False
+
+    async def begin(self) -> None:
+        self._conn = await self._writer.enter()
+        self.dialect = self._conn.dialect
+        self._inside = True
+
+    async def commit(self) -> None:
+        self._inside = False
+        await self._writer.wait(self._writer.release())
+
+    async def rollback(self) -> None:
+        if self._inside:
+            self._inside = False
+            self._writer.rollback()
+
+    async def close(self) -> None:
+        await self.rollback()
+
+
 class Database:
     def __init__(
         self, engine: AsyncEngine, bus: EventBus, *, slow_statement: float = SLOW_AFTER
@@ -129,26 +159,35 @@ class Database:
         self.writer_lock: asyncio.Lock | None = None
         self._sqlite: sa.Engine | None = None
         self._sqlite_slots: asyncio.Semaphore | None = None
+        self._writer: SqliteWriter | None = None
         self._checkpointer: Checkpointer | None = None
         if engine.dialect.name == "sqlite":
-            # SQLite has one writer, and every transaction here begins IMMEDIATE (engine.py).
-            # Waiting for it in SQLite's busy handler convoys under load; one transaction at a
-            # time, queued in order on the loop, does not.
-            self.writer_lock = asyncio.Lock()
-            self._sqlite = create_sqlite_engine(engine.url, pool_size=SQLITE_CONNECTIONS)
+            # The readers' connections, and the writer's.
+            self._sqlite = create_sqlite_engine(engine.url, pool_size=SQLITE_CONNECTIONS + 1)
             self._sqlite_slots = asyncio.Semaphore(SQLITE_CONNECTIONS)
             self.statements.attach(self._sqlite)
+            # SQLite has one writer, and every write transaction begins IMMEDIATE (engine.py).
+            # Waiting for it in SQLite's busy handler convoys under load; units of work queued
+            # in order on the loop, committed in groups on a thread, do not (group_commit.py).
+            self._writer = SqliteWriter(self._sqlite, self.statements)
+            self.writer_lock = self._writer.lock
+
+    @property
+    def commits(self) -> int:
+        """SQLite: how many group COMMITs (each one fsync) ran on the database thread."""
+        return self._writer.commits if self._writer is not None else 0
 
     async def connect(self, *, readonly: bool) -> Connection:
         if self._sqlite is None:
             conn = await self.engine.connect()
-            return _AsyncConnection(conn)
+            return _AsyncConnection(conn, self.statements)
+        if not readonly:
+            assert self._writer is not None
+            return _GroupConnection(self._writer)
         assert self._sqlite_slots is not None
         await self._sqlite_slots.acquire()
         try:
-            sync = self._sqlite.connect()
-            if readonly:
-                sync = sync.execution_options(**{READONLY: True})
+            sync = self._sqlite.connect().execution_options(**{READONLY: True})
         except BaseException:
             self._sqlite_slots.release()
             raise
@@ -171,8 +210,8 @@ class Database:
     async def postgres_statement(self) -> AsyncIterator[Any]:
         """PostgreSQL only: a pooled asyncpg connection with no transaction open, for one
         statement that is all-or-nothing by itself. Compared with a unit of work it saves the
-        BEGIN and COMMIT round trips and SQLAlchemy's work per statement (~160 µs of CPU,
-        bench/statement_bench.py); the caller writes the SQL and handles asyncpg's errors."""
+        BEGIN and COMMIT round trips and SQLAlchemy's work per statement
+        (docs/decisions/2026-11-29-chat-one-statement-on-postgresql.md); the caller writes the SQL and handles asyncpg's errors."""
         assert self._sqlite is None, "PostgreSQL only"
         async with self.engine.connect() as conn:
             raw = await conn.get_raw_connection()
@@ -187,6 +226,8 @@ class Database:
         if self._checkpointer is not None:
             checkpointer, self._checkpointer = self._checkpointer, None
             await asyncio.to_thread(checkpointer.stop)
+        if self._writer is not None:
+            await self._writer.close()
         await self.engine.dispose()
         if self._sqlite is not None:
             self._sqlite.dispose()
@@ -203,7 +244,6 @@ class UnitOfWork:
         self._events: list[Event] = []
         self._after_rollback: list[Callable[[], Awaitable[None]]] = []
         self._committed = False
-        self._holding = False
         self._open = False
 
     @property
@@ -211,34 +251,19 @@ class UnitOfWork:
         return self.conn.dialect.name
 
     async def __aenter__(self) -> UnitOfWork:
-        lock = self._db.writer_lock
-        if lock is not None and not self._readonly:
-            await lock.acquire()
-            self._holding = True
+        self.conn = await self._db.connect(readonly=self._readonly)
+        self._open = True
         try:
-            self.conn = await self._db.connect(readonly=self._readonly)
-            self._open = True
             await self.conn.begin()
         except BaseException:
-            if self._open:
-                await self._close()
-            else:
-                self._release()
+            await self._close()
             raise
         return self
 
     async def _close(self) -> None:
         if self._open:
             self._open = False
-            try:
-                await self.conn.close()
-            finally:
-                self._release()
-
-    def _release(self) -> None:
-        if self._holding and self._db.writer_lock is not None:
-            self._holding = False
-            self._db.writer_lock.release()
+            await self.conn.close()
 
     async def __aexit__(
         self,
@@ -264,10 +289,15 @@ class UnitOfWork:
         self._events.append(event)
 
     async def commit(self) -> None:
-        started = time.perf_counter()
-        await self.conn.commit()
-        # On SQLite the WAL's fsync (synchronous=FULL); on PostgreSQL the round trip.
-        self._db.statements.record("COMMIT", time.perf_counter() - started)
+        """Returns once the transaction is durable (on SQLite, its group's COMMIT); raises, and
+        nothing is published, if it could not be."""
+        try:
+            await self.conn.commit()
+        except asyncio.CancelledError:
+            # Cancelled while its group's COMMIT runs, which goes on: the writes may well be
+            # durable, so this is no rollback (after_rollback callbacks do not run).
+            self._committed = True
+            raise
         self._committed = True
         # Subscribers may run units of work of their own: the connection goes back to the pool
         # first. Publishing while holding it, each busy commit needed a second connection, and

@@ -499,7 +499,7 @@ async def test_a_scheduler_opens_slots(api, database_url, clock):
 async def test_generating_slots_again_adds_none(server, database_url, clock):
     before = await query(database_url, sa.select(t.slots.c.doctor_id, t.slots.c.starts_at))
     assert len(before) > 500
-    await server.app[SERVICES].booking.generate_slots(days=14)
+    await server.app[SERVICES].hours.generate_slots(days=14)
     after = await query(database_url, sa.select(t.slots.c.doctor_id, t.slots.c.starts_at))
     assert sorted((d, as_utc(s)) for d, s in after) == sorted((d, as_utc(s)) for d, s in before)
     assert all(as_utc(s) > clock.now() for _, s in before)

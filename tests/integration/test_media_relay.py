@@ -38,8 +38,9 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 
 from consult.errors import Conflict, Invalid, NotAllowed
-from consult.media.call import CallRegistry, CallRoom
+from consult.media.call import CallRoom
 from consult.media.ice import IceConfig
+from consult.media.registry import CallRegistry
 from tests.support import loopback_only, wait_for
 
 WIDTH, HEIGHT = 160, 120

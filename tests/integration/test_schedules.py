@@ -166,7 +166,7 @@ async def test_two_processes_generating_at_once_make_each_slot_once(
     )
     before = await count(database_url, t.slots)
     planned = await asyncio.gather(
-        *(s.app[SERVICES].booking.generate_slots(14) for s in servers for _ in range(3))
+        *(s.app[SERVICES].hours.generate_slots(14) for s in servers for _ in range(3))
     )
     slots = await slot_times(database_url)
     assert sum(planned) == len(slots) - before > 300  # no slot planned twice
@@ -176,7 +176,7 @@ async def test_two_processes_generating_at_once_make_each_slot_once(
     expected = plan_slots([weekly_hours(r) for r in schedules], later.now(), 14)
     have = {(d, s) for d, s, _ in slots}
     assert {(p.doctor_id, p.starts_at) for p in expected} <= have
-    assert await servers[0].app[SERVICES].booking.generate_slots(14) == 0
+    assert await servers[0].app[SERVICES].hours.generate_slots(14) == 0
 
 
 async def test_slot_generation_lets_other_writes_through_between_doctors(
@@ -190,7 +190,7 @@ async def test_slot_generation_lets_other_writes_through_between_doctors(
     doctors = len(await query(database_url, sa.select(t.schedules.c.doctor_id).distinct()))
     assert doctors >= 2
     before = await count(database_url, t.slots)
-    generation = asyncio.create_task(services.booking.generate_slots(14))
+    generation = asyncio.create_task(services.hours.generate_slots(14))
     await asyncio.sleep(0)  # the generation has begun
     # A write that comes meanwhile goes through between two doctors' transactions (on SQLite
     # all writes take turns): it does not wait for every doctor's slots.
@@ -270,7 +270,7 @@ async def test_hours_added_give_slots_at_once_and_removed_take_the_free_ones_awa
     body = await anna.call("POST", BOOKINGS, {"slot_id": booked_slot["id"]}, expect=409)
     assert body["error"]["code"] == "slot_withdrawn"
     # The periodic generation does not bring removed hours back.
-    await server.app[SERVICES].booking.generate_slots()
+    await server.app[SERVICES].hours.generate_slots()
     saturdays = await query(
         database_url,
         sa.select(t.slots.c.starts_at).where(t.slots.c.doctor_id == heart),

@@ -52,7 +52,7 @@ async def _write_pages(db: Database, pages: int) -> None:
             await uow.commit()
 
 
-async def test_commits_on_the_loop_are_durable_and_never_checkpoint(sqlite_url):
+async def test_commits_are_durable_and_never_checkpoint(sqlite_url):
     db = Database(create_engine(sqlite_url), EventBus())  # no checkpoint thread started
     try:
         async with db.reader() as uow:

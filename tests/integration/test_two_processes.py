@@ -616,7 +616,9 @@ async def test_a_join_does_not_deadlock_with_a_doctor_leaving_or_an_offer_lapsin
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-        assert not caplog.records, [r.getMessage() for r in caplog.records]  # no retried deadlock
+        # No retried deadlock (a slow-statement WARNING of a loaded machine is no concern here).
+        retried = [r.getMessage() for r in caplog.records if r.name == "consult.storage.retry"]
+        assert not retried, retried
     finally:
         for services in (first, second):
             await services.db.dispose()

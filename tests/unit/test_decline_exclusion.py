@@ -17,7 +17,8 @@ from consult.domain import ConsultationStatus
 from consult.estimates import wait_model
 from consult.queue.doctors import DoctorLoad
 from consult.queue.policy import DoctorSlot, QueueRules, Waiting, excluded_doctors, pick_doctor
-from consult.queue.tickets import QueueView, _next_step
+from consult.queue.queue_view import QueueView
+from consult.queue.tickets import _next_step
 from consult.schemas import DoctorsStateOut
 from consult.settings import Settings
 

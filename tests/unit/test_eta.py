@@ -9,13 +9,11 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from consult.estimates.durations import PRIOR_MEDIAN_SECONDS, WINDOW, RecentDurations
 from consult.estimates.wait_model import (
     HORIZON_SECONDS,
-    PRIOR_MEDIAN_SECONDS,
-    WINDOW,
     DurationModel,
     Estimate,
-    RecentDurations,
     estimate_queue,
     estimate_wait,
     wait_quantile,

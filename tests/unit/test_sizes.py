@@ -17,19 +17,10 @@ MAX_FUNCTION_LINES = 60
 ROOT = Path(consult.__file__).parent
 
 # path (under consult/) -> lines, today's. Lower a figure when a module shrinks.
-MODULES_ALLOWED: dict[str, int] = {
-    "booking/service.py": 492,  # slot generation per doctor (landed beside the split)
-    "estimates/wait_model.py": 453,
-    "media/call.py": 485,
-    "queue/tickets.py": 415,
-}
+MODULES_ALLOWED: dict[str, int] = {}
 
 # "path::qualified name" -> lines (def line to last line, decorators aside), today's.
 FUNCTIONS_ALLOWED: dict[str, int] = {
-    "dashboard/service.py::DashboardService.doctor_away": 70,
-    "followups/service.py::FollowUpService.ask": 62,
-    "http/openapi.py::build_openapi": 64,
-    "queue/service.py::ConsultationService.start": 75,
     # Migrations are history: never edited once released, so these stay as they are.
     "storage/migrations/versions/0001_initial_schema.py::upgrade": 194,
     "storage/migrations/versions/0002_booking.py::upgrade": 82,

@@ -9,7 +9,7 @@ import pytest
 
 from consult.domain import ConsultationStatus
 from consult.estimates import wait_model
-from consult.queue.tickets import EXACT_PLACES, QueueView
+from consult.queue.queue_view import EXACT_PLACES, QueueView
 from consult.schemas import DoctorsStateOut
 
 THRESHOLD = timedelta(minutes=30)
