@@ -17,6 +17,21 @@ from consult.storage.uow import Database, UnitOfWork
 
 log = logging.getLogger(__name__)
 
+# The columns of a row, in this order, as ``Audit.entry`` fills them: the one definition of
+# a row, for the inserts here and for statements that write rows with other work (the chat's
+# PostgreSQL batch passes entries as column arrays: ``Audit.columns``).
+COLUMNS = (
+    "at",
+    "actor_id",
+    "actor_role",
+    "action",
+    "patient_id",
+    "consultation_id",
+    "ip",
+    "allowed",
+    "detail",
+)
+
 # Built once: a new insert() per call costs its cache key at every execution.
 _INSERT = t.audit_log.insert()
 
@@ -79,7 +94,8 @@ class Audit:
         ip: str | None = None,
         at: datetime | None = None,
     ) -> dict[str, Any]:
-        """One row of the log, for ``write_many``. ``at`` lets a batch share one clock reading."""
+        """One row of the log (``COLUMNS``), for ``write_many``. ``at`` lets a batch share one
+        clock reading."""
         return {
             "at": at if at is not None else self._clock.now(),
             "actor_id": actor.user_id if actor else None,
@@ -99,6 +115,13 @@ class Audit:
                 _note_refusal(e["action"])
         if entries:
             await uow.conn.execute(_INSERT, list(entries))
+
+    @staticmethod
+    def columns(entries: Sequence[dict[str, Any]]) -> list[list[Any]]:
+        """Entries made by ``entry`` as one list per column, in ``COLUMNS`` order: the
+        parameters of a statement that inserts them from arrays. Such a statement notes no
+        refusal: it is for allowed entries."""
+        return [[e[name] for e in entries] for name in COLUMNS]
 
     async def reads(
         self,

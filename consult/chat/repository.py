@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
-import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from consult.chat.shared_documents import MESSAGE_DOCUMENT_COLUMNS, message_document
 from consult.clock import as_utc
-from consult.domain import ConsultationStatus
 from consult.schemas import MessageOut
 from consult.storage import tables as t
-from consult.storage.uow import Database, UnitOfWork
+from consult.storage.uow import UnitOfWork
 
 _NO_ROW = -1  # an id no consultation has: fills a statement's unused slots
 
@@ -145,23 +141,6 @@ async def set_last_seqs(uow: UnitOfWork, last_seqs: dict[int, int]) -> None:
     )
 
 
-async def consultation_chat_state(uow: UnitOfWork, consultation_id: int) -> Any:
-    """Participants, status, last seq and read receipts, without a lock (read-only paths)."""
-    return (
-        await uow.conn.execute(
-            sa.select(
-                t.consultations.c.id,
-                t.consultations.c.status,
-                t.consultations.c.patient_id,
-                t.consultations.c.doctor_id,
-                t.consultations.c.last_seq,
-                t.consultations.c.patient_read_seq,
-                t.consultations.c.doctor_read_seq,
-            ).where(t.consultations.c.id == consultation_id)
-        )
-    ).first()
-
-
 async def advance_read(uow: UnitOfWork, consultation_id: int, column: str, seq: int) -> None:
     """Moves one side's read receipt forward (never back)."""
     col = t.consultations.c[column]
@@ -227,86 +206,3 @@ async def insert_new_messages(uow: UnitOfWork, rows: list[dict[str, Any]]) -> li
     if len(ids) != len(rows):
         return None
     return [ids[(row["consultation_id"], row["seq"])] for row in rows]
-
-
-# PostgreSQL: a batch of new messages in one statement, outside any transaction (a statement
-# is atomic on its own). Per consultation, all or nothing: its messages are stored only if the
-# consultation is active and every sender is a participant; the others are left for the
-# caller's transaction, which tells each message's outcome. A client id stored already (a
-# retry) makes the insert, and so the whole statement, fail on ``uq_messages_client_id``:
-# nothing is stored, and the caller's transaction sorts the batch out. (Looking the client ids
-# up first read ``messages`` with the plan made when the connection first prepared the
-# statement: on a new database, a sequential scan that grew with the table, ~100 µs of the
-# database's CPU per message after a minute of chat_bench.) The rows are locked in id order
-# (``locked``), as ``lock_consultations`` does, so two batches never wait on each other in a
-# cycle; a row changed while we waited for its lock is checked again (READ COMMITTED), so a
-# consultation that ended meanwhile is left out. Arrays, not one parameter per value: the text
-# is the same for every batch size, so asyncpg prepares it once per connection.
-POST_NEW_MESSAGES = """
-WITH drafts AS (
-    SELECT * FROM unnest($1::int[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[])
-        WITH ORDINALITY AS d(consultation_id, sender_id, sender_role, client_id, body, ip, ord)
-),
-wanted AS (
-    SELECT consultation_id, count(*) AS n, array_agg(sender_id) AS senders
-    FROM drafts
-    GROUP BY consultation_id
-),
-locked AS MATERIALIZED (
-    SELECT c.id, w.n
-    FROM consultations c JOIN wanted w ON w.consultation_id = c.id
-    WHERE c.status = $8 AND w.senders <@ ARRAY[c.patient_id, c.doctor_id]
-    ORDER BY c.id
-    FOR UPDATE OF c
-),
-reserved AS (
-    UPDATE consultations c SET last_seq = c.last_seq + l.n
-    FROM locked l WHERE c.id = l.id
-    RETURNING c.id, c.patient_id, c.doctor_id, c.last_seq - l.n AS first_seq
-),
-inserted AS (
-    INSERT INTO messages (consultation_id, seq, sender_id, client_id, body, created_at)
-    SELECT d.consultation_id,
-           r.first_seq + row_number() OVER (PARTITION BY d.consultation_id ORDER BY d.ord),
-           d.sender_id, d.client_id, d.body, $7
-    FROM drafts d JOIN reserved r ON r.id = d.consultation_id
-    RETURNING id, consultation_id, seq, sender_id, client_id
-),
-audited AS (
-    INSERT INTO audit_log (at, actor_id, actor_role, action, patient_id, consultation_id, ip,
-                           allowed)
-    SELECT $7, d.sender_id, d.sender_role, $9, r.patient_id, d.consultation_id, d.ip, true
-    FROM drafts d JOIN reserved r ON r.id = d.consultation_id
-    ORDER BY d.ord
-)
-SELECT i.id, i.consultation_id, i.seq, i.sender_id, i.client_id, r.patient_id, r.doctor_id
-FROM inserted i JOIN reserved r ON r.id = i.consultation_id
-"""
-
-# A client id stored already (a retry), a deadlock, a serialisation conflict: the statement
-# stored nothing, and the caller's transaction sorts the batch out.
-_REFUSED_WHOLE = {"23505", "40P01", "40001"}
-
-# (consultation_id, sender_id, sender_role, client_id, body, ip)
-NewMessage = tuple[int, int, str, str, str, str | None]
-
-
-async def post_new_messages(
-    db: Database, messages: Sequence[NewMessage], at: datetime, audit_action: str
-) -> list[Any] | None:
-    """PostgreSQL: stores ``messages`` with their sequence numbers and audit entries in one
-    statement (``POST_NEW_MESSAGES``); returns the stored ones (``id, consultation_id, seq,
-    sender_id, client_id, patient_id, doctor_id``), or None if PostgreSQL refused the statement
-    as a whole (nothing stored)."""
-    columns = [list(column) for column in zip(*messages, strict=True)]
-    try:
-        async with db.postgres_statement() as conn:
-            return list(
-                await conn.fetch(
-                    POST_NEW_MESSAGES, *columns, at, ConsultationStatus.ACTIVE.value, audit_action
-                )
-            )
-    except asyncpg.PostgresError as exc:
-        if getattr(exc, "sqlstate", None) in _REFUSED_WHOLE:
-            return None
-        raise

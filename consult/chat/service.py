@@ -11,13 +11,13 @@ from typing import Any
 
 from consult.audit import Audit
 from consult.chat import repository as repo
+from consult.chat.batch_store import Draft
 from consult.chat.limits import RateLimiter, check_length
-from consult.chat.writer import Draft, GroupWriter
+from consult.chat.writer import GroupWriter
 from consult.clock import Clock
 from consult.domain import Actor, ConsultationStatus
-from consult.errors import Conflict, NotAllowed, NotFound
+from consult.errors import Conflict
 from consult.events import MessagesRead, Typing
-from consult.queue.participation import is_party, may_read
 from consult.queue.service import ConsultationService
 from consult.schemas import (
     MESSAGES_PAGE,
@@ -185,21 +185,11 @@ class ChatService:
         lock: bool = False,
         read: bool = False,
     ) -> Any:
-        """The consultation's chat state if the actor is one of its two parties now (or, to
-        ``read`` the transcript, any doctor who ever accepted it); refused (and the refusal
-        audited) otherwise. Locked through ``ConsultationService.participant_row``; unlocked
-        (reads that must not hold up the senders) with the same refusals."""
-        if lock:
-            return await self._consultations.participant_row(uow, actor, consultation_id, action)
-        row = await repo.consultation_chat_state(uow, consultation_id)
-        if row is None:
-            raise NotFound(f"no consultation {consultation_id}", code="consultation_not_found")
-        if not (await may_read(uow, actor, row) if read else is_party(actor, row)):
-            self._audit.deny_after_rollback(
-                uow, actor, action, patient_id=row.patient_id, consultation_id=consultation_id
-            )
-            raise NotAllowed("you are not part of this consultation", code="not_participant")
-        return row
+        """``ConsultationService.participant_row`` (the one participant check), unlocked unless
+        asked: reads must not hold up the senders."""
+        return await self._consultations.participant_row(
+            uow, actor, consultation_id, action, read=read, lock=lock
+        )
 
 
 def _read_state(row: Any) -> ReadStateOut:

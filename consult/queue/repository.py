@@ -57,11 +57,8 @@ def consultation_out(row: Any) -> ConsultationOut:
 
 # Built once (bound by id): read on every offer, accept, end and ticket.
 _ONE = _CONSULTATION.where(t.consultations.c.id == sa.bindparam("consultation_id"))
-_LOCK = (
-    sa.select(t.consultations)
-    .where(t.consultations.c.id == sa.bindparam("consultation_id"))
-    .with_for_update()
-)
+_ROW = sa.select(t.consultations).where(t.consultations.c.id == sa.bindparam("consultation_id"))
+_LOCK = _ROW.with_for_update()
 
 
 async def load_consultation(uow: UnitOfWork, consultation_id: int) -> ConsultationOut | None:
@@ -74,8 +71,10 @@ async def list_consultations(uow: UnitOfWork, *where: Any) -> list[ConsultationO
     return [consultation_out(r) for r in rows]
 
 
-async def lock_consultation(uow: UnitOfWork, consultation_id: int) -> Any:
-    return (await uow.conn.execute(_LOCK, {"consultation_id": consultation_id})).first()
+async def lock_consultation(uow: UnitOfWork, consultation_id: int, *, lock: bool = True) -> Any:
+    """The consultation's row, locked (unless ``lock`` is False: reads that must not wait)."""
+    statement = _LOCK if lock else _ROW
+    return (await uow.conn.execute(statement, {"consultation_id": consultation_id})).first()
 
 
 def presence_columns() -> list[Any]:

@@ -359,11 +359,13 @@ class ConsultationService:
         action: str,
         *,
         read: bool = False,
+        lock: bool = True,
     ) -> sa.Row:
-        """The consultation's row, locked, if the actor is one of its two parties now (or, to
-        ``read`` it, any doctor who ever accepted it: ``participation``); denied (and audited)
-        otherwise. A doctor only offered it is neither."""
-        row = await repo.lock_consultation(uow, consultation_id)
+        """The consultation's row, locked (unless ``lock`` is False: reads that must not hold up
+        the writers), if the actor is one of its two parties now (or, to ``read`` it, any doctor
+        who ever accepted it: ``participation``); denied (and audited) otherwise. A doctor only
+        offered it is neither."""
+        row = await repo.lock_consultation(uow, consultation_id, lock=lock)
         if row is None:
             raise NotFound(f"no consultation {consultation_id}", code="consultation_not_found")
         allowed = (

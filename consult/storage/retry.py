@@ -14,18 +14,17 @@ from typing import ParamSpec, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 
+from consult.storage.pg_errors import TRANSIENT
+
 log = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-# deadlock_detected, serialization_failure
-_TRANSIENT_SQLSTATES = {"40P01", "40001"}
-
 
 def is_transient(exc: DBAPIError) -> bool:
     sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    if sqlstate in _TRANSIENT_SQLSTATES:
+    if sqlstate in TRANSIENT:
         return True
     # SQLite's writer lock timed out (busy_timeout): the other writer will be done shortly.
     return "database is locked" in str(exc.orig)

@@ -11,7 +11,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from consult.chat import repository as chat_repo
+from consult.chat.batch_postgres import PostgresStore
+from consult.chat.batch_store import Draft
 from consult.errors import Conflict
 from consult.http.routing import SERVICES
 from consult.storage import tables as t
@@ -154,7 +155,7 @@ async def test_two_batches_racing_with_one_message_store_it_once(
     # Two processes' batches with the same retried message: the second waits for the first's
     # row lock, then meets the stored client id. It must store nothing, not even the sequence
     # number it reserved (a gap the transcript would show).
-    message = (cid, anna.user_id, "patient", "same", "raced", None)
+    store = PostgresStore(services.db, services.clock, services.audit)
     engine = create_async_engine(database_url)
     try:
         async with engine.begin() as holder:
@@ -164,9 +165,7 @@ async def test_two_batches_racing_with_one_message_store_it_once(
             )
             racing = [
                 asyncio.create_task(
-                    chat_repo.post_new_messages(
-                        services.db, [message], services.clock.now(), "chat.write"
-                    )
+                    store.post_new([Draft(anna, cid, "same", "raced")], services.clock.now())
                 )
                 for _ in range(2)
             ]

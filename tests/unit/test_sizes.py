@@ -17,9 +17,7 @@ MAX_FUNCTION_LINES = 60
 ROOT = Path(consult.__file__).parent
 
 # path (under consult/) -> lines, today's. Lower a figure when a module shrinks.
-MODULES_ALLOWED: dict[str, int] = {
-    "chat/writer.py": 496,
-}
+MODULES_ALLOWED: dict[str, int] = {}
 
 # "path::qualified name" -> lines (def line to last line, decorators aside), today's.
 FUNCTIONS_ALLOWED: dict[str, int] = {
