@@ -89,16 +89,22 @@ async def test_every_acknowledged_message_survives_a_sigkill(
         lane.cancel()
 
     second = servers.start("second", demo=True)
-    transcript = await clients.api(second, patient).call(
-        "GET", f"/api/consultations/{cid}/messages"
-    )
+    api = clients.api(second, patient)
+    # The transcript comes a page at a time: read on until has_more is false.
+    messages: list[dict] = []
+    while True:
+        after = messages[-1]["seq"] if messages else 0
+        page = await api.call("GET", f"/api/consultations/{cid}/messages?after={after}&limit=500")
+        messages += page["messages"]
+        if not page["has_more"]:
+            break
     # An ack already on its way when the process died may still be recorded meanwhile: it
     # was sent after the commit, so it counts.
     await asyncio.gather(*lanes, return_exceptions=True)
     assert KILL_AFTER <= len(acked) < MESSAGES, "the kill came in the middle of the chat"
-    stored = {m["client_id"]: m["seq"] for m in transcript["messages"]}
+    stored = {m["client_id"]: m["seq"] for m in messages}
     lost = {client_id for client_id in acked if client_id not in stored}
     assert not lost, f"{len(lost)} acknowledged messages lost, e.g. {sorted(lost)[:5]}"
     assert {client_id: stored[client_id] for client_id in acked} == acked
-    seqs = [m["seq"] for m in transcript["messages"]]
+    seqs = [m["seq"] for m in messages]
     assert seqs == list(range(1, len(seqs) + 1)), "seq 1, 2, 3... with no gap"
