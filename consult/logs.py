@@ -1,8 +1,8 @@
 """Logging set-up, and the one-line, rate-limited log of expected bad input.
 
 Bad input from clients (a malformed Socket.IO or Engine.IO packet, an HTTP request that does not
-parse) is expected on the internet and says nothing about the server: each used to be logged with
-a ~3 KB traceback, so a client could write to the log at will (issue 11, item 6). Such input is
+parse) is expected on the internet and says nothing about the server: logged with a traceback
+each, it would let a client write to the log at will. Such input is
 logged as one WARNING line of ``consult.bad_input`` naming the client's address, at most
 ``BURST`` lines per address per ``WINDOW`` seconds; the first line after a quiet spell says how
 many were left out. Errors of the server itself keep their tracebacks.

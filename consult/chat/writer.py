@@ -41,9 +41,8 @@ from consult.storage.uow import Database
 # frame is read (aiohttp's reader, engine.io's receive and message tasks, python-socketio's
 # event task), and a busy turn does not move every one a stage. On SQLite a transaction runs
 # without yielding, so with no turns nothing queued behind a leader: under load every batch
-# held one message, at ~0.5 ms of CPU each. chat_bench, 50 pairs on SQLite: 3 turns gave 3-10
-# messages a batch, 8 gave ~39, 12 ~45 (consult's CPU per message 2.5-3.6x the relay's, then
-# 1.6x), 20 no more. On an idle loop a turn costs microseconds.
+# held one message. Fewer turns gave smaller batches, more gave no larger ones
+# (docs/decisions/2026-11-29-chat-group-commit.md). On an idle loop a turn costs microseconds.
 GATHER_TURNS = 12
 
 
@@ -96,8 +95,8 @@ class GroupWriter:
         # Batches in flight at once: one on SQLite (one writer); four on PostgreSQL, where a
         # batch mostly waits on round trips, each a loop turn away when the loop is busy, and
         # batches of other consultations do not conflict (a batch touching the same
-        # consultation waits for the other's row lock). chat_bench, 50 pairs: four gave ~5 %
-        # more messages a second than two, and a lower p99.
+        # consultation waits for the other's row lock). Four beat two in chat_bench, in
+        # throughput and p99.
         self._concurrency = concurrency or (1 if db.writer_lock is not None else 4)
         self._pending: list[_Sender] = []
         self._leaders = 0  # batches being written, or senders woken to write one
@@ -186,8 +185,7 @@ class GroupWriter:
         """Each consultation's events in order, the consultations side by side. python-socketio
         sends an emit through tasks of its own, so each awaited emit took a loop turn or two:
         one after the other, a batch of n messages took 2n turns to go out, each turn sending
-        one packet per socket where the relay sends several (chat_bench, cProfile: ten times
-        the relay's loop turns per message)."""
+        one packet per socket where the relay sends several."""
         groups: dict[int, list[MessagePosted]] = {}
         for event in events:
             groups.setdefault(event.message["consultation_id"], []).append(event)
