@@ -19,6 +19,8 @@ from consult.signaling.server import sent, user_room
 
 log = logging.getLogger(__name__)
 
+YIELD_EVERY = 50  # emits between two turns given back to the loop
+
 
 class QueueFanout:
     def __init__(self, sio: socketio.AsyncServer, tickets: TicketService, delay: float) -> None:
@@ -55,8 +57,12 @@ class QueueFanout:
         try:
             updates = await self._tickets.updates(*key)
             rooms = [user_room(patient_id) for patient_id, _ in updates]
-            for room, (_, update) in zip(rooms, updates, strict=True):
+            for count, (room, (_, update)) in enumerate(zip(rooms, updates, strict=True), 1):
                 await self._sio.emit("queue:ticket", update, to=room)
+                if count % YIELD_EVERY == 0:
+                    # An emit only queues the packet, so a long queue's pushes would otherwise
+                    # run as one stretch and hold every other socket (and the media) back.
+                    await asyncio.sleep(0)
             # In flight until written out: otherwise, when moves come faster than sockets
             # drain, every socket queues ticket after stale ticket.
             await sent(self._sio, rooms)
