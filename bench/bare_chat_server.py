@@ -21,6 +21,7 @@ import itertools
 from datetime import UTC, datetime
 from typing import Any
 
+import bare_loop_lag  # bench/bare_loop_lag.py (a script's folder is on sys.path)
 import socketio
 from aiohttp import web
 
@@ -78,6 +79,7 @@ def create_app() -> web.Application:
         return web.json_response({"status": "ok"})
 
     app.router.add_get("/healthz", healthz)
+    bare_loop_lag.install(app)  # GET /metrics: the loop lag, as consult reports its own
     app.on_shutdown.append(lambda _app: sio.shutdown())
     return app
 

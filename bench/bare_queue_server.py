@@ -41,6 +41,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import bare_loop_lag  # bench/bare_loop_lag.py (a script's folder is on sys.path)
 import socketio
 from aiohttp import web
 
@@ -370,6 +371,7 @@ def create_app(delay: float, paced: bool = True) -> web.Application:
     app.router.add_post("/api/consultations/{cid}/end", end)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/bench/state", state)
+    bare_loop_lag.install(app)  # GET /metrics: the loop lag, as consult reports its own
     app.cleanup_ctx.append(lifetime)
     app.on_shutdown.append(lambda _app: sio.shutdown())
     return app

@@ -3,8 +3,9 @@
 consult samples how late its loop wakes a short sleep into the histogram
 ``consult_loop_lag_seconds`` (consult/http/metrics.py). A phase's lag is the difference of the
 bucket counts scraped at its start and at its end; its p99 is interpolated within the bucket
-that holds it, as Prometheus's ``histogram_quantile`` does. The bare servers have no /metrics:
-their scrape gives None.
+that holds it, as Prometheus's ``histogram_quantile`` does. The bare servers serve the same
+histogram (bench/bare_loop_lag.py), so their lag is reported beside consult's; it has no
+target.
 
 Target (docs/performance.md): loop lag p99 under 5 ms in every phase but the connect storm,
 for consult on SQLite (where the database's work ran on the loop's thread).
