@@ -183,7 +183,7 @@ class DashboardService:
         check_scheduler(actor)
         async with self._db.uow() as uow:
             name = await _doctor_name(uow, doctor_id)
-            offers = await _locked_offers(uow, doctor_id)
+            offers = await repo.lock_offers(uow, doctor_id)
             await self._matcher.lock_presence(uow)
             presence = await _online_presence(uow, doctor_id, name)
             for row in offers:
@@ -239,18 +239,6 @@ async def _doctor_name(uow: UnitOfWork, doctor_id: int) -> str:
     if doctor is None:
         raise NotFound(f"no doctor {doctor_id}", code="doctor_not_found")
     return str(doctor.name)
-
-
-async def _locked_offers(uow: UnitOfWork, doctor_id: int) -> list[sa.Row]:
-    """The tickets offered to the doctor, locked (consultation rows before presence rows)."""
-    return list(
-        await uow.conn.execute(
-            sa.select(t.consultations)
-            .where(_C.doctor_id == doctor_id, _C.status == ConsultationStatus.OFFERED)
-            .order_by(_C.rank_at, _C.id)
-            .with_for_update()
-        )
-    )
 
 
 async def _online_presence(uow: UnitOfWork, doctor_id: int, name: str) -> sa.Row:

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from consult.domain import OPEN_STATUSES, ConsultationStatus
+from consult.domain import OPEN_STATUSES
 from consult.storage import tables as t
 from consult.storage.uow import UnitOfWork
 
@@ -35,21 +35,6 @@ async def set_status(uow: UnitOfWork, doctor_id: int, status: str, since: dateti
         .values(status=status, since=since)
     )
     return bool(changed.rowcount)
-
-
-async def lock_offers(uow: UnitOfWork, doctor_id: int) -> list[Any]:
-    """The doctor's offers not yet answered, locked, in queue order (the first in line gets the
-    next free doctor)."""
-    return list(
-        (
-            await uow.conn.execute(
-                sa.select(t.consultations)
-                .where(_C.doctor_id == doctor_id, _C.status == ConsultationStatus.OFFERED)
-                .order_by(_C.rank_at, _C.id)
-                .with_for_update()
-            )
-        ).all()
-    )
 
 
 async def add_connection(

@@ -25,6 +25,7 @@ from consult.domain import Actor, ConsultationStatus, PresenceStatus, Role
 from consult.errors import Invalid
 from consult.events import PresenceChanged
 from consult.presence import repository as repo
+from consult.queue import repository as queue_repo
 from consult.queue.matcher import Matcher
 from consult.queue.policy import QueueRules
 from consult.queue.service import ConsultationService, check_doctor, queues_changed
@@ -108,7 +109,7 @@ class PresenceService:
         Consultations are locked before the presence row, the order every other path uses."""
         check_doctor(actor)
         async with self._db.uow() as uow:
-            offers = await repo.lock_offers(uow, actor.user_id)
+            offers = await queue_repo.lock_offers(uow, actor.user_id)
             await self._matcher.lock_presence(uow)
             for row in offers:
                 await self._consultations.return_to_queue(uow, row, reason=f"doctor {status}")

@@ -137,6 +137,21 @@ async def lock_lapsed_offers(uow: UnitOfWork, now: datetime) -> list[Any]:
     return list(rows.all())
 
 
+async def lock_offers(uow: UnitOfWork, doctor_id: int) -> list[Any]:
+    """The doctor's offers not yet answered, locked (consultation rows before presence rows),
+    in queue order: the first in line gets the next free doctor."""
+    return list(
+        (
+            await uow.conn.execute(
+                sa.select(t.consultations)
+                .where(_C.doctor_id == doctor_id, _C.status == ConsultationStatus.OFFERED)
+                .order_by(_C.rank_at, _C.id)
+                .with_for_update()
+            )
+        ).all()
+    )
+
+
 async def attentive_doctors(uow: UnitOfWork, doctor_ids: Iterable[int]) -> set[int]:
     """Of these doctors, those online with a connected console (their rows are locked by the
     sweep)."""
