@@ -17,6 +17,7 @@ from aiohttp import web
 from consult.bundle import Services
 from consult.clock import Clock, SystemClock
 from consult.demo import seed_demo
+from consult.outcome import icd10
 from consult.edges.client_address import TrustedProxies
 from consult.events import EventBus
 from consult.http import (
@@ -26,6 +27,7 @@ from consult.http import (
     routes_consultations,
     routes_documents,
     routes_followups,
+    routes_outcome,
     routes_scheduler,
     routes_system,
 )
@@ -63,6 +65,7 @@ APIS = (
     routes_documents.api,
     routes_followups.api,
     routes_calls.api,
+    routes_outcome.api,
 )
 
 
@@ -182,6 +185,9 @@ async def _database_lifetime(app: web.Application) -> AsyncIterator[None]:
         await upgrade_async(settings.database_url)
     if settings.demo:
         await seed_demo(services.db, services.clock)
+    await services.outcome.catalogue.get()
+    # The ICD-10 index takes most of a second to build: off the loop, before the first search.
+    await asyncio.to_thread(icd10.warm)
     services.db.start_checkpoints(
         interval=settings.sqlite_checkpoint_interval, max_wal_bytes=settings.sqlite_wal_max_bytes
     )

@@ -20,6 +20,9 @@ from consult.documents.service import DocumentService
 from consult.events import EventBus
 from consult.followups.service import FollowUpService
 from consult.media.ice import IceConfig
+from consult.outcome.catalogue_store import CatalogueStore
+from consult.outcome.issued_service import IssuedDocuments
+from consult.outcome.service import OutcomeService
 from consult.presence.processes import Processes
 from consult.presence.service import PresenceService, new_process_id
 from consult.queue.matcher import Matcher
@@ -53,6 +56,8 @@ class Services:
     documents: DocumentService
     follow_ups: FollowUpService
     calls: CallService
+    outcome: OutcomeService
+    issued: IssuedDocuments
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock, db: Database) -> Services:
@@ -108,6 +113,8 @@ class Services:
                 db, clock, audit, consultations, window_days=settings.follow_up_days
             ),
             calls=call_service(settings, clock, db, audit, consultations),
+            outcome=OutcomeService(db, clock, audit, consultations, CatalogueStore(db)),
+            issued=IssuedDocuments(db, clock, audit),
         )
 
 

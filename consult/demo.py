@@ -64,6 +64,20 @@ USERS: list[tuple[str, str, str, str, str | None, list[str]]] = [
     ("scheduler@demo.test", "Sam Scheduler", "scheduler", "verified", None, []),
 ]
 
+# Valid PESELs (checksum, date of birth) for the demo patients and licence numbers (checksum)
+# for the demo doctors: e-prescriptions and sick leave need them. Fictitious people.
+IDENTIFIERS: dict[str, str] = {
+    "anna@demo.test": "85031412361",
+    "piotr@demo.test": "79110245636",
+    "basia@demo.test": "01263078982",
+    "dr.house@demo.test": "3123456",
+    "dr.grey@demo.test": "2234567",
+    "dr.skin@demo.test": "1345678",
+    "dr.mind@demo.test": "6456790",
+    "dr.move@demo.test": "5567890",
+    "dr.heart@demo.test": "9678901",
+}
+
 # The demo clinic's wall clock; schedules are in local time and slots stored in UTC.
 DEMO_TIMEZONE = "Europe/Warsaw"
 SLOT_DAYS = 14
@@ -137,6 +151,7 @@ async def seed_demo(db: Database, clock: Clock) -> int:
                 new_doctors[email] = uid
             created += 1
         await _seed_schedules(conn, new_doctors)
+        await _fill_identifiers(conn)
         slots = await generate_slots(uow, clock.now(), SLOT_DAYS)
         await uow.commit()
     log.info("demo data: %d users created, %d slots opened", created, slots)
@@ -157,6 +172,18 @@ async def _password_hashes(emails: list[str]) -> dict[str, str]:
 
 async def _password_hash(email: str) -> str:
     return (await _password_hashes([email]))[email]
+
+
+async def _fill_identifiers(conn: Connection) -> None:
+    """PESELs and licence numbers for demo users who have none (also those created before
+    migration 0013); one a user changed stays."""
+    for email, number in IDENTIFIERS.items():
+        column = t.users.c.licence_number if len(number) == 7 else t.users.c.pesel
+        await conn.execute(
+            t.users.update()
+            .where(t.users.c.email == email, column.is_(None))
+            .values({column.name: number})
+        )
 
 
 def _minute(hhmm: str) -> int:

@@ -6,6 +6,7 @@
     ├── NotAllowed               403 the actor may not do this
     ├── NotFound                 404 no such thing (or not visible to the actor)
     ├── Conflict                 409 the state does not allow it now
+    ├── Unprocessable            422 well-formed, but at odds with an earlier request
     └── LimitReached             429 a quota or rate limit is reached
 
 Each error carries a stable machine ``code`` and a human ``message``; ``details``
@@ -59,6 +60,11 @@ class NotFound(ConsultError):
 class Conflict(ConsultError):
     status = 409
     default_code = "conflict"
+
+
+class Unprocessable(ConsultError):
+    status = 422
+    default_code = "unprocessable"
 
 
 class LimitReached(ConsultError):

@@ -49,9 +49,18 @@ class ApiClient:
         return self
 
     async def call(
-        self, method: str, path: str, json: Any = None, *, expect: int = 200, data: Any = None
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        *,
+        expect: int = 200,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        headers = dict(headers or {})
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
         async with self.session.request(
             method, self.base_url + path, json=json, data=data, headers=headers
         ) as response:
@@ -222,6 +231,16 @@ async def rows(database_url: str, table: sa.Table, *where: Any) -> list[Any]:
             if "id" in table.c:
                 query = query.order_by(table.c.id)
             return list((await conn.execute(query)).all())
+    finally:
+        await engine.dispose()
+
+
+async def execute(database_url: str, statement: Any) -> None:
+    """Run one writing statement straight on the database (a state no route leads to)."""
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(statement)
     finally:
         await engine.dispose()
 

@@ -69,6 +69,16 @@ def _operation(spec: RouteSpec, components: dict[str, Any]) -> dict[str, Any]:
     ]
     if spec.query is not None:
         params += _query_parameters(_schema(spec.query, components))
+    params += [
+        {
+            "name": name,
+            "in": "header",
+            "required": True,
+            "description": text,
+            "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+        }
+        for name, text in spec.headers
+    ]
     if params:
         op["parameters"] = params
     if spec.body is not None:

@@ -46,6 +46,8 @@ class RouteSpec:
     # Described in OpenAPI only: the handler reads these itself.
     query: type[BaseModel] | None = None
     upload: type[BaseModel] | None = None  # a multipart/form-data body
+    # Required request headers, name -> description (OpenAPI only: the handler reads them).
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -66,6 +68,7 @@ class Api:
         tag: str = "api",
         query: type[BaseModel] | None = None,
         upload: type[BaseModel] | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.routes.append(
@@ -82,6 +85,7 @@ class Api:
                     tag,
                     query,
                     upload,
+                    headers,
                 )
             )
             return handler

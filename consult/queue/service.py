@@ -288,35 +288,42 @@ class ConsultationService:
                 raise Conflict("the consultation has already ended", code="consultation_ended")
             if row.status != ConsultationStatus.ACTIVE and actor.user_id != row.patient_id:
                 raise Conflict("accept or decline the offer instead", code="no_such_offer")
-            active = row.status == ConsultationStatus.ACTIVE
-            status = ConsultationStatus.ENDED if active else ConsultationStatus.CANCELLED
-            await uow.conn.execute(
-                _END,
-                {
-                    "cid": consultation_id,
-                    "new_status": status,
-                    "now": self._clock.now(),
-                    "by": actor.user_id,
-                },
-            )
-            await self._audit.write(
-                uow,
-                actor,
-                "consultation.end",
-                patient_id=row.patient_id,
-                consultation_id=consultation_id,
-            )
-            out = await repo.load_consultation(uow, consultation_id)
-            assert out is not None
-            uow.collect(ConsultationEnded(out.model_dump(mode="json")))
-            if row.status == ConsultationStatus.OFFERED:
-                uow.collect(OfferWithdrawn(row.doctor_id, row.id, "patient left"))
-            if not active:
-                uow.collect(QueueChanged(row.specialty_code, row.form))
-            if row.doctor_id is not None:
-                await self._matcher.match_doctor(uow, row.doctor_id)
+            out = await self.close_open(uow, actor, row)
             await uow.commit()
-        log.info("consultation %s %s by user %s", consultation_id, status, actor.user_id)
+        log.info("consultation %s %s by user %s", consultation_id, out.status, actor.user_id)
+        return out
+
+    async def close_open(self, uow: UnitOfWork, actor: Actor, row: sa.Row) -> ConsultationOut:
+        """Within the caller's transaction, with the consultation's row locked: an active
+        consultation ends, a waiting or offered ticket is cancelled; the events are collected."""
+        consultation_id = row.id
+        active = row.status == ConsultationStatus.ACTIVE
+        status = ConsultationStatus.ENDED if active else ConsultationStatus.CANCELLED
+        await uow.conn.execute(
+            _END,
+            {
+                "cid": consultation_id,
+                "new_status": status,
+                "now": self._clock.now(),
+                "by": actor.user_id,
+            },
+        )
+        await self._audit.write(
+            uow,
+            actor,
+            "consultation.end",
+            patient_id=row.patient_id,
+            consultation_id=consultation_id,
+        )
+        out = await repo.load_consultation(uow, consultation_id)
+        assert out is not None
+        uow.collect(ConsultationEnded(out.model_dump(mode="json")))
+        if row.status == ConsultationStatus.OFFERED:
+            uow.collect(OfferWithdrawn(row.doctor_id, row.id, "patient left"))
+        if not active:
+            uow.collect(QueueChanged(row.specialty_code, row.form))
+        if row.doctor_id is not None:
+            await self._matcher.match_doctor(uow, row.doctor_id)
         return out
 
     async def get(self, actor: Actor, consultation_id: int) -> ConsultationOut:

@@ -1,26 +1,24 @@
 """The schema. Alembic migrations in ``migrations/versions`` must build exactly this
-(``tests/integration/test_migrations.py`` compares them)."""
+(``tests/integration/test_migrations.py`` compares them). The outcome's tables are in
+outcome_tables.py and re-exported here, so that every table is ``tables.<name>``."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
-metadata = sa.MetaData(
-    naming_convention={
-        "ix": "ix_%(column_0_label)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+from consult.storage.metadata import Timestamp, metadata
 
-Timestamp = sa.DateTime(timezone=True)
+# The visit's outcome (migration 0013) has a module of its own; its tables are ``tables.<name>``
+# as every other (outcome_tables.__all__ names them).
+from consult.storage.outcome_tables import *  # noqa: F403
 
 specialties = sa.Table(
     "specialties",
     metadata,
     sa.Column("code", sa.String(40), primary_key=True),
     sa.Column("name", sa.String(120), nullable=False),
+    # Its visits are booked only with the patient's unused referral to it (migration 0013).
+    sa.Column("referral_required", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 plans = sa.Table(
@@ -48,6 +46,10 @@ users = sa.Table(
     sa.Column("name", sa.String(120), nullable=False),
     sa.Column("plan_code", sa.ForeignKey("plans.code"), nullable=True),
     sa.Column("created_at", Timestamp, nullable=False),
+    # Migration 0013: a patient's PESEL (an e-prescription and sick leave need it), a doctor's
+    # licence number (on every document they issue).
+    sa.Column("pesel", sa.String(11), nullable=True),
+    sa.Column("licence_number", sa.String(7), nullable=True),
 )
 
 doctor_specialties = sa.Table(
@@ -252,6 +254,8 @@ bookings = sa.Table(
     sa.Column("status", sa.String(12), nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("cancelled_at", Timestamp, nullable=True),
+    # The referral the booking uses (migration 0013): used while the booking is active.
+    sa.Column("referral_id", sa.ForeignKey("referrals.id"), nullable=True),
     sa.CheckConstraint("status IN ('active', 'cancelled')", name="ck_bookings_status"),
     # A slot is booked at most once, enforced by the database: of concurrent attempts one wins.
     sa.Index(
@@ -260,6 +264,14 @@ bookings = sa.Table(
         unique=True,
         sqlite_where=sa.text("status = 'active'"),
         postgresql_where=sa.text("status = 'active'"),
+    ),
+    # A referral is used by at most one active booking.
+    sa.Index(
+        "uq_bookings_one_active_per_referral",
+        "referral_id",
+        unique=True,
+        sqlite_where=sa.text("status = 'active' AND referral_id IS NOT NULL"),
+        postgresql_where=sa.text("status = 'active' AND referral_id IS NOT NULL"),
     ),
 )
 
