@@ -122,8 +122,13 @@ class Status:
     dispensable_from: date | None = None
 
 
+def clinic_time(now: datetime) -> datetime:
+    """``now`` (an aware datetime) on the clinic's clock: what a printed document shows."""
+    return now.astimezone(_clinic_zone())
+
+
 def clinic_day(now: datetime) -> date:
-    return now.astimezone(_clinic_zone()).date()
+    return clinic_time(now).date()
 
 
 def status(prescription: Validity, now: datetime) -> Status:
