@@ -101,7 +101,7 @@ async def fresh_key(uow: UnitOfWork, table: sa.Table) -> str:
         taken = await uow.conn.execute(sa.select(table.c.id).where(table.c.key == key))
         if taken.first() is None:
             return key
-    raise Conflict("no free document key: try again", code="key_exhausted")
+    raise RuntimeError(f"{_KEY_TRIES} random keys in a row were taken: the generator is broken")
 
 
 def prescription_row(
