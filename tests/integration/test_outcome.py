@@ -128,6 +128,10 @@ async def test_issue_and_end_tells_the_patient_and_keeps_the_documents(
     record = await patient.call("GET", "/api/patients/me/record")
     assert record["entries"][0]["recommendations"][0]["text"].startswith("Rest, fluids")
     assert await count(database_url, t.audit_log, t.audit_log.c.action == "outcome.issue") == 1
+    read = await patient.call("GET", f"/api/consultations/{cid}/outcome")
+    assert read["packages"][0]["key"] == package["key"]
+    reads = t.audit_log.c.action == "outcome.read", t.audit_log.c.allowed.is_(True)
+    assert await count(database_url, t.audit_log, *reads) == 1
 
 
 async def test_a_repeat_gets_the_stored_outcome_and_another_body_is_refused(
