@@ -181,7 +181,6 @@ class OutcomeService:
                 raise Conflict("the consultation has already ended", code="consultation_ended")
             now = self._clock.now()
             patient = await self._person(uow, row.patient_id)
-            doctor = await self._person(uow, actor.user_id)
             catalogue = await self.catalogue.get()
             checked = check_outcome(body, catalogue, clinic_day(now), patient.pesel)
             warnings = await self._warnings(uow, row.patient_id, body)
@@ -195,12 +194,7 @@ class OutcomeService:
             uow.collect(Push((row.patient_id, actor.user_id), "outcome:issued", payload))
             uow.collect(RecordChanged(row.patient_id, consultation_id))
             await uow.commit()
-        log.info(
-            "outcome of consultation %s issued by doctor %s (licence %s)",
-            consultation_id,
-            actor.user_id,
-            doctor.licence_number,
-        )
+        log.info("outcome of consultation %s issued by doctor %s", consultation_id, actor.user_id)
         return out, True
 
     async def _write(
