@@ -17,7 +17,6 @@ from aiohttp import web
 from consult.bundle import Services
 from consult.clock import Clock, SystemClock
 from consult.demo import seed_demo
-from consult.outcome import icd10
 from consult.edges.client_address import TrustedProxies
 from consult.events import EventBus
 from consult.http import (
@@ -28,6 +27,7 @@ from consult.http import (
     routes_documents,
     routes_followups,
     routes_outcome,
+    routes_renewals,
     routes_scheduler,
     routes_system,
 )
@@ -39,6 +39,7 @@ from consult.http.routes_system import OPENAPI
 from consult.http.routing import SERVICES, TRUSTED_PROXIES, USAGE_LIMITS
 from consult.http.same_origin import PUBLIC_ORIGINS, parse_public_origins
 from consult.logs import tame_libraries
+from consult.outcome import icd10
 from consult.settings import Settings
 from consult.signaling.calls import CallPush
 from consult.signaling.fanout import QueueFanout
@@ -66,6 +67,7 @@ APIS = (
     routes_followups.api,
     routes_calls.api,
     routes_outcome.api,
+    routes_renewals.api,
 )
 
 

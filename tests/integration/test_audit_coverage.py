@@ -32,6 +32,7 @@ NEVER_REFUSED = {
     ("POST", "/api/logout"),
     ("GET", "/api/specialties"),
     ("GET", "/api/consultations/open"),  # one's own open consultations, maybe none
+    ("GET", "/api/renewals"),  # one's own renewal requests (a scheduler's: the open ones)
 }
 # Events a connected user is never refused: one's own ticket (none when not queued).
 NEVER_REFUSED_EVENTS = {"queue:ticket"}
@@ -148,7 +149,10 @@ NOT_CLINICAL = {
     "/metrics",  # counts only (a scheduler's request reads the overview: audited)
 }
 # Read only after a real call: its audit row is checked where recordings are made.
-READ_ELSEWHERE = {"/api/consultations/{consultation_id}/recordings/{recording_id}"}
+READ_ELSEWHERE = {
+    "/api/consultations/{consultation_id}/recordings/{recording_id}",
+    "/api/renewals",  # a request needs an issued prescription: test_renewals.py
+}
 
 
 async def test_every_clinical_read_leaves_an_audit_row(api, sockets, engine, database_url):
