@@ -27,6 +27,7 @@ from consult.http import (
     routes_documents,
     routes_followups,
     routes_outcome,
+    routes_renewals,
     routes_scheduler,
     routes_system,
 )
@@ -66,6 +67,7 @@ APIS = (
     routes_followups.api,
     routes_calls.api,
     routes_outcome.api,
+    routes_renewals.api,
 )
 
 

@@ -33,10 +33,15 @@ CLINICAL_READS = frozenset(
         "/api/documents/{document_id}/content",
         "/api/follow-ups",
         "/api/patients/me/record",
+        "/api/patients/me/issued",
+        "/api/patients/{patient_id}/issued",
+        "/api/consultations/{consultation_id}/outcome",
+        "/api/consultations/{consultation_id}/outcome/draft",
         "/api/patients/{patient_id}/documents",
         "/api/patients/{patient_id}/record",
         "/api/patients/{patient_id}/record/{consultation_id}/messages",
         "/api/queue/ticket",
+        "/api/renewals",
         "/api/scheduler/queues",
     }
 )
@@ -46,6 +51,9 @@ OTHER_READS = frozenset(
         "/api/me",
         "/api/session",  # the pages' session probe (the user, or none)
         "/api/specialties",
+        "/api/products",
+        "/api/icd10",
+        "/api/patients/me/pesel",
         "/api/slots",
         "/api/doctors",
         "/api/doctors/{doctor_id}/schedule",

@@ -33,6 +33,7 @@ NEVER_REFUSED = {
     ("GET", "/api/specialties"),
     ("GET", "/api/consultations/open"),  # one's own open consultations, maybe none
     ("GET", "/api/patients/me/pesel"),  # one's own PESEL, maybe none
+    ("GET", "/api/renewals"),  # one's own renewal requests (a scheduler's: the open ones)
 }
 # Events a connected user is never refused: one's own ticket (none when not queued).
 NEVER_REFUSED_EVENTS = {"queue:ticket"}
@@ -156,6 +157,7 @@ READ_ELSEWHERE = {
     "/api/consultations/{consultation_id}/recordings/{recording_id}",
     # After Issue and end: tests/integration/test_outcome.py checks its outcome.read row.
     "/api/consultations/{consultation_id}/outcome",
+    "/api/renewals",  # a request needs an issued prescription: test_renewals.py
 }
 
 
