@@ -27,6 +27,7 @@ from consult.http import (
     routes_documents,
     routes_followups,
     routes_outcome,
+    routes_printouts,
     routes_renewals,
     routes_scheduler,
     routes_system,
@@ -68,6 +69,7 @@ APIS = (
     routes_calls.api,
     routes_outcome.api,
     routes_renewals.api,
+    routes_printouts.api,
 )
 
 
