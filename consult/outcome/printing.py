@@ -1,6 +1,8 @@
 """The printouts of issued documents, for whom may read them: a package of e-prescriptions, a
 referral or a sick leave as its informational PDF (printouts.py), for the patient it was
-issued to or a doctor who took that patient (``participation.took_patient``). Anyone else
+issued to, a doctor who took that patient (``participation.took_patient``), or the doctor who
+issued it (a renewal approved by a doctor it was handed to, who may never have consulted
+the patient). Anyone else
 gets the same 404 as for a document that does not exist, audited as a denied
 ``outcome.printout.read``; a read is audited as an allowed one.
 
@@ -140,7 +142,7 @@ class Printing:
         detail = f"{kind.name} {document_id}"
         async with self._db.reader() as uow:
             row = await _document(uow, kind.table, document_id)
-            allowed = row is not None and await self._may_read(uow, actor, row.patient_id)
+            allowed = row is not None and await self._may_read(uow, actor, row)
             loaded = await items(uow, document_id) if allowed and items else []
         if row is None or not allowed:
             if row is not None:  # another's: a denied read of that patient's data
@@ -165,10 +167,14 @@ class Printing:
             await uow.commit()
         return row, loaded
 
-    async def _may_read(self, uow: UnitOfWork, actor: Actor, patient_id: int) -> bool:
+    async def _may_read(self, uow: UnitOfWork, actor: Actor, row: Any) -> bool:
         if actor.is_patient:
-            return actor.user_id == patient_id
-        return actor.is_doctor and await participation.took_patient(uow, actor.user_id, patient_id)
+            return bool(actor.user_id == row.patient_id)
+        if not actor.is_doctor:
+            return False
+        if actor.user_id == row.doctor_id:
+            return True
+        return await participation.took_patient(uow, actor.user_id, row.patient_id)
 
     def _parties(self, row: Any) -> Parties:
         return Parties(

@@ -1,8 +1,9 @@
 """The outcome's printouts over real HTTP, on each backend: the patient and the issuing doctor
 download the PDF of the package, the referral and the sick leave, and read in it (pypdf) what
 a pharmacist would: the key, the access code, the PESEL, the licence number, the clinic; a
-cancelled prescription says CANCELLED; another doctor who took the patient reads them too;
-a stranger patient, an unrelated doctor and a scheduler get the 404 of nothing, audited."""
+cancelled prescription says CANCELLED; another doctor who took the patient reads them too, and
+so does the doctor who approved a renewal handed to them; a stranger patient, an unrelated
+doctor and a scheduler get the 404 of nothing, audited."""
 
 from __future__ import annotations
 
@@ -138,6 +139,34 @@ async def test_another_doctor_who_took_the_patient_reads_them(api, sockets, cloc
         assert HOUSE_LICENCE in text_of(pdf)  # the issuing doctor's, not the reader's
     allowed = await printout_reads(database_url, _A.actor_id == grey.user["id"], _A.allowed)
     assert len(allowed) == 3
+
+
+async def test_the_doctor_who_approved_a_handed_over_renewal_prints_its_package(
+    api, sockets, clock, database_url
+):
+    """A scheduler hands Anna's renewal request to Dr Grey, who never consulted her: Grey
+    issued the new package, so Grey prints it, but not the package Dr House issued."""
+    patient, _, house, _, cid = await consulting(api, sockets)
+    original = (await issue(house, cid, outcome_body(today_of(clock))))["packages"][0]
+    aspirin = original["prescriptions"][0]["id"]
+    asked = await patient.call("POST", f"/api/prescriptions/{aspirin}/renewal", {}, expect=201)
+    grey = await api("dr.grey@demo.test")
+    scheduler = await api("scheduler@demo.test")
+    reassign = {"doctor_id": grey.user["id"]}
+    await scheduler.call("POST", f"/api/renewals/{asked['id']}/reassign", reassign)
+    renewed = (await grey.call("POST", f"/api/renewals/{asked['id']}/approve", {}))["package"]
+
+    for client in (grey, patient):
+        _, pdf = await download(client, f"/api/packages/{renewed['id']}/printout.pdf")
+        text = text_of(pdf)
+        assert renewed["key"] in text and renewed["access_code"] in text
+        assert IDENTIFIERS["dr.grey@demo.test"] in text and HOUSE_LICENCE not in text
+    await download(grey, f"/api/packages/{original['id']}/printout.pdf", expect=404)
+    reads = await printout_reads(database_url, _A.actor_id == grey.user["id"])
+    assert [(r.allowed, r.detail) for r in reads] == [
+        (True, f"package {renewed['id']}"),
+        (False, f"package {original['id']}"),
+    ]
 
 
 async def presence(ws: Any, event: str) -> dict[str, Any]:
