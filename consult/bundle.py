@@ -22,6 +22,7 @@ from consult.followups.service import FollowUpService
 from consult.media.ice import IceConfig
 from consult.outcome.catalogue_store import CatalogueStore
 from consult.outcome.issued_service import IssuedDocuments
+from consult.outcome.printing import Printing
 from consult.outcome.renewals import RenewalService
 from consult.outcome.service import OutcomeService
 from consult.presence.processes import Processes
@@ -60,6 +61,7 @@ class Services:
     outcome: OutcomeService
     issued: IssuedDocuments
     renewals: RenewalService
+    printing: Printing
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock, db: Database) -> Services:
@@ -118,6 +120,7 @@ class Services:
             outcome=OutcomeService(db, clock, audit, consultations, CatalogueStore(db)),
             issued=IssuedDocuments(db, clock, audit),
             renewals=RenewalService(db, clock, audit),
+            printing=Printing(db, clock, audit, settings.clinic_name),
         )
 
 

@@ -19,7 +19,8 @@ from consult.clock import SystemClock
 from consult.settings import Settings
 
 # HTTP routes that read clinical data (a patient's consultations, messages, record, documents,
-# bookings as a doctor sees them, recordings, the scheduler's overview with patient names).
+# bookings as a doctor sees them, recordings, the outcome's printouts, the scheduler's overview
+# with patient names).
 # tests/integration/test_usage_limits.py fails when a GET route is in neither set.
 CLINICAL_READS = frozenset(
     {
@@ -32,6 +33,7 @@ CLINICAL_READS = frozenset(
         "/api/documents",
         "/api/documents/{document_id}/content",
         "/api/follow-ups",
+        "/api/packages/{package_id}/printout.pdf",
         "/api/patients/me/record",
         "/api/patients/me/issued",
         "/api/patients/{patient_id}/issued",
@@ -42,7 +44,9 @@ CLINICAL_READS = frozenset(
         "/api/patients/{patient_id}/record/{consultation_id}/messages",
         "/api/queue/ticket",
         "/api/renewals",
+        "/api/referrals/{referral_id}/printout.pdf",
         "/api/scheduler/queues",
+        "/api/sick-leaves/{sick_leave_id}/printout.pdf",
     }
 )
 # GET routes that read no clinical data: the catalogue, slots, doctors' hours, the system.

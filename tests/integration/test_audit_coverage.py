@@ -158,6 +158,10 @@ READ_ELSEWHERE = {
     # After Issue and end: tests/integration/test_outcome.py checks its outcome.read row.
     "/api/consultations/{consultation_id}/outcome",
     "/api/renewals",  # a request needs an issued prescription: test_renewals.py
+    # An issued outcome: test_printouts_http.py checks their allowed and denied rows.
+    "/api/packages/{package_id}/printout.pdf",
+    "/api/referrals/{referral_id}/printout.pdf",
+    "/api/sick-leaves/{sick_leave_id}/printout.pdf",
 }
 
 
