@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
 from consult.outcome.products import COLUMNS, Catalogue, Product, shipped_catalogue
 from consult.storage import tables as t
@@ -114,13 +115,18 @@ class CatalogueStore:
         return self._catalogue
 
     async def _load(self) -> Catalogue:
-        async with self._db.uow() as uow:
-            products = await _read(uow)
-            if not products:
-                shipped = list(await asyncio.to_thread(shipped_catalogue))
-                await replace(uow, shipped)
-                await uow.commit()
-                products = shipped
+        try:
+            async with self._db.uow() as uow:
+                products = await _read(uow)
+                if not products:
+                    shipped = list(await asyncio.to_thread(shipped_catalogue))
+                    await replace(uow, shipped)
+                    await uow.commit()
+                    products = shipped
+        except IntegrityError:
+            # Another process starting at the same time filled the empty table first.
+            async with self._db.reader() as uow:
+                products = await _read(uow)
         return Catalogue(products)
 
     async def refresh(self) -> bool:
