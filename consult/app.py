@@ -17,7 +17,6 @@ from aiohttp import web
 from consult.bundle import Services
 from consult.clock import Clock, SystemClock
 from consult.demo import seed_demo
-from consult.outcome import icd10
 from consult.edges.client_address import TrustedProxies
 from consult.events import EventBus
 from consult.http import (
@@ -39,6 +38,7 @@ from consult.http.routes_system import OPENAPI
 from consult.http.routing import SERVICES, TRUSTED_PROXIES, USAGE_LIMITS
 from consult.http.same_origin import PUBLIC_ORIGINS, parse_public_origins
 from consult.logs import tame_libraries
+from consult.outcome import icd10
 from consult.settings import Settings
 from consult.signaling.calls import CallPush
 from consult.signaling.fanout import QueueFanout

@@ -207,9 +207,7 @@ async def test_only_the_accepted_doctor_issues_and_strangers_read_nothing(
     stranger = await api("piotr@demo.test")
     got = await stranger.call("GET", f"/api/consultations/{cid}/outcome", expect=403)
     assert got["error"]["code"] == "not_participant"
-    docs = await other_doctor.call(
-        "GET", f"/api/patients/{patient.user['id']}/issued", expect=404
-    )
+    docs = await other_doctor.call("GET", f"/api/patients/{patient.user['id']}/issued", expect=404)
     assert docs["error"]["code"] == "patient_not_found"
     denied = await rows(
         database_url,
