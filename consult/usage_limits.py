@@ -37,6 +37,7 @@ CLINICAL_READS = frozenset(
         "/api/patients/{patient_id}/record",
         "/api/patients/{patient_id}/record/{consultation_id}/messages",
         "/api/queue/ticket",
+        "/api/referrals/{referral_id}/slots",  # the referral's target, audited as a read
         "/api/scheduler/queues",
     }
 )
