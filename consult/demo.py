@@ -3,7 +3,14 @@ changes nothing, so ``consult serve --demo`` can run it at every start.
 
 Seeding creates only what was never created: a demo doctor's weekly hours come with the doctor,
 in the same transaction, so hours a scheduler removed later (all of them, too) stay removed
-when the server starts again."""
+when the server starts again.
+
+A specialty added to the demo later (rehabilitation) reaches a database seeded before it the
+same way: with the specialty, in its transaction, come its coverage in the demo plans that
+existed, and, for the demo doctors who existed, that specialty and their demo hours of it
+(none of them can have had them: the specialty did not exist). Hours that would overlap hours
+the doctor has by then are left out (schedulers refuse overlapping hours too). After that the
+specialty exists, so a later start adds nothing again: what a scheduler removes stays removed."""
 
 from __future__ import annotations
 
@@ -13,7 +20,9 @@ import logging
 import sqlalchemy as sa
 
 from consult.accounts.passwords import hash_password
+from consult.booking import repository as booking_repo
 from consult.booking.hours import generate_slots
+from consult.booking.policy import SlotKind, WeeklyHours, overlapping_hours
 from consult.clock import Clock
 from consult.storage import tables as t
 from consult.storage.uow import Connection, Database
@@ -29,7 +38,10 @@ SPECIALTIES = {
     "psychiatry": "Psychiatry",
     "physiotherapy": "Physiotherapy",
     "cardiology": "Cardiology",
+    "rehabilitation": "Rehabilitation",
 }
+# Booked only with the patient's referral to it (specialties.referral_required).
+REFERRAL_REQUIRED = {"rehabilitation"}
 
 PLANS = {
     "basic": ("Basic plan", ["internal-medicine", "paediatrics", "dermatology"]),
@@ -59,7 +71,14 @@ USERS: list[tuple[str, str, str, str, str | None, list[str]]] = [
     ),
     ("dr.skin@demo.test", "Dr Iwona Skóra", "doctor", "verified", None, ["dermatology"]),
     ("dr.mind@demo.test", "Dr Jan Umysł", "doctor", "verified", None, ["psychiatry"]),
-    ("dr.move@demo.test", "Dr Ola Ruch", "doctor", "verified", None, ["physiotherapy"]),
+    (
+        "dr.move@demo.test",
+        "Dr Ola Ruch",
+        "doctor",
+        "verified",
+        None,
+        ["physiotherapy", "rehabilitation"],
+    ),
     ("dr.heart@demo.test", "Dr Adam Serce", "doctor", "verified", None, ["cardiology"]),
     ("scheduler@demo.test", "Sam Scheduler", "scheduler", "verified", None, []),
 ]
@@ -94,6 +113,7 @@ SCHEDULES: list[tuple[str, str, str, tuple[int, ...], str, str, int]] = [
     ("dr.skin@demo.test", "dermatology", "online", WEEKDAYS, "12:00", "16:00", 20),
     ("dr.mind@demo.test", "psychiatry", "online", WEEKDAYS, "08:00", "16:00", 30),
     ("dr.move@demo.test", "physiotherapy", "stationary", WEEKDAYS, "08:00", "16:00", 30),
+    ("dr.move@demo.test", "rehabilitation", "stationary", WEEKDAYS, "16:00", "18:00", 30),
     ("dr.heart@demo.test", "cardiology", "stationary", WEEKDAYS, "08:00", "12:00", 20),
     ("dr.heart@demo.test", "cardiology", "online", WEEKDAYS, "12:00", "16:00", 20),
 ]
@@ -101,61 +121,93 @@ SCHEDULES: list[tuple[str, str, str, tuple[int, ...], str, str, int]] = [
 
 async def seed_demo(db: Database, clock: Clock) -> int:
     """Create whatever of the demo was never created (a demo doctor's weekly hours only with
-    the doctor); returns the number of users created."""
+    the doctor or with a new specialty); returns the number of users created."""
     async with db.reader() as uow:
         have = set((await uow.conn.execute(sa.select(t.users.c.email))).scalars())
     # Hashed before the write transaction: it must not hold the writer for a second.
     hashes = await _password_hashes([user[0] for user in USERS if user[0] not in have])
-    created = 0
     async with db.uow() as uow:
         conn = uow.conn
-        have = set((await conn.execute(sa.select(t.specialties.c.code))).scalars())
-        for code, name in SPECIALTIES.items():
-            if code not in have:
-                await conn.execute(t.specialties.insert().values(code=code, name=name))
-        have = set((await conn.execute(sa.select(t.plans.c.code))).scalars())
-        for code, (name, covered) in PLANS.items():
-            if code not in have:
-                await conn.execute(t.plans.insert().values(code=code, name=name))
-                await conn.execute(
-                    t.plan_specialties.insert(),
-                    [{"plan_code": code, "specialty_code": s} for s in covered],
-                )
-        have = set((await conn.execute(sa.select(t.users.c.email))).scalars())
-        new_doctors: dict[str, int] = {}
-        for email, name, role, identity, plan, specialties in USERS:
-            if email in have:
-                continue
-            uid = (
-                await conn.execute(
-                    t.users.insert()
-                    .values(
-                        email=email,
-                        # Hashed above unless the user vanished between the two reads.
-                        password_hash=hashes.get(email) or await _password_hash(email),
-                        role=role,
-                        identity=identity,
-                        name=name,
-                        plan_code=plan,
-                        created_at=clock.now(),
-                    )
-                    .returning(t.users.c.id)
-                )
-            ).scalar_one()
-            if specialties:
-                await conn.execute(
-                    t.doctor_specialties.insert(),
-                    [{"doctor_id": uid, "specialty_code": s} for s in specialties],
-                )
-            if role == "doctor":
-                new_doctors[email] = uid
-            created += 1
+        new_specialties = await _seed_specialties(conn)
+        await _seed_plans(conn, new_specialties)
+        created, new_doctors = await _seed_users(conn, hashes, clock)
         await _seed_schedules(conn, new_doctors)
+        await _seed_new_specialties_of_old_doctors(conn, new_specialties, new_doctors, clock)
         await _fill_identifiers(conn)
         slots = await generate_slots(uow, clock.now(), SLOT_DAYS)
         await uow.commit()
     log.info("demo data: %d users created, %d slots opened", created, slots)
     return created
+
+
+async def _seed_specialties(conn: Connection) -> set[str]:
+    """The demo specialties never created; returns their codes."""
+    have = set((await conn.execute(sa.select(t.specialties.c.code))).scalars())
+    new = [code for code in SPECIALTIES if code not in have]
+    if new:
+        await conn.execute(
+            t.specialties.insert(),
+            [
+                {"code": c, "name": SPECIALTIES[c], "referral_required": c in REFERRAL_REQUIRED}
+                for c in new
+            ],
+        )
+    return set(new)
+
+
+async def _seed_plans(conn: Connection, new_specialties: set[str]) -> None:
+    """New plans with their coverage; plans that existed cover the demo specialties created
+    just now that they list."""
+    have = set((await conn.execute(sa.select(t.plans.c.code))).scalars())
+    coverage = []
+    for code, (name, covered) in PLANS.items():
+        if code not in have:
+            await conn.execute(t.plans.insert().values(code=code, name=name))
+        coverage += [
+            {"plan_code": code, "specialty_code": s}
+            for s in covered
+            if code not in have or s in new_specialties
+        ]
+    if coverage:
+        await conn.execute(t.plan_specialties.insert(), coverage)
+
+
+async def _seed_users(
+    conn: Connection, hashes: dict[str, str], clock: Clock
+) -> tuple[int, dict[str, int]]:
+    """The demo users never created (doctors with their specialties); returns how many, and
+    the new doctors (email -> id)."""
+    have = set((await conn.execute(sa.select(t.users.c.email))).scalars())
+    created = 0
+    new_doctors: dict[str, int] = {}
+    for email, name, role, identity, plan, specialties in USERS:
+        if email in have:
+            continue
+        uid = (
+            await conn.execute(
+                t.users.insert()
+                .values(
+                    email=email,
+                    # Hashed before unless the user vanished between the two reads.
+                    password_hash=hashes.get(email) or await _password_hash(email),
+                    role=role,
+                    identity=identity,
+                    name=name,
+                    plan_code=plan,
+                    created_at=clock.now(),
+                )
+                .returning(t.users.c.id)
+            )
+        ).scalar_one()
+        if specialties:
+            await conn.execute(
+                t.doctor_specialties.insert(),
+                [{"doctor_id": uid, "specialty_code": s} for s in specialties],
+            )
+        if role == "doctor":
+            new_doctors[email] = uid
+        created += 1
+    return created, new_doctors
 
 
 # Each demo user's own hash (its own salt), made once per process: a test run seeds many
@@ -191,24 +243,82 @@ def _minute(hhmm: str) -> int:
     return int(hours) * 60 + int(minutes)
 
 
+def _hours_rows(
+    email: str, doctor_id: int, specialties: set[str] | None = None
+) -> list[WeeklyHours]:
+    """The doctor's demo weekly hours (of ``specialties`` only, if given)."""
+    return [
+        WeeklyHours(
+            doctor_id=doctor_id,
+            specialty=specialty,
+            kind=SlotKind(kind),
+            weekday=day,
+            start_minute=_minute(start),
+            end_minute=_minute(end),
+            slot_minutes=minutes,
+            timezone=DEMO_TIMEZONE,
+        )
+        for who, specialty, kind, days, start, end, minutes in SCHEDULES
+        if who == email and (specialties is None or specialty in specialties)
+        for day in days
+    ]
+
+
+async def _insert_hours(conn: Connection, hours: list[WeeklyHours]) -> None:
+    if hours:
+        await conn.execute(
+            t.schedules.insert(),
+            [
+                {
+                    "doctor_id": h.doctor_id,
+                    "specialty_code": h.specialty,
+                    "kind": str(h.kind),
+                    "weekday": h.weekday,
+                    "start_minute": h.start_minute,
+                    "end_minute": h.end_minute,
+                    "slot_minutes": h.slot_minutes,
+                    "timezone": h.timezone,
+                }
+                for h in hours
+            ],
+        )
+
+
 async def _seed_schedules(conn: Connection, doctors: dict[str, int]) -> None:
     """The demo weekly hours of the demo doctors created just now (email -> id). Never for a
     doctor who existed before: whether they have hours is then the schedulers' business (a
     doctor with none had them all removed, and must not get them back at the next start)."""
-    rows = [
-        {
-            "doctor_id": doctors[email],
-            "specialty_code": specialty,
-            "kind": kind,
-            "weekday": day,
-            "start_minute": _minute(start),
-            "end_minute": _minute(end),
-            "slot_minutes": minutes,
-            "timezone": DEMO_TIMEZONE,
-        }
-        for email, specialty, kind, days, start, end, minutes in SCHEDULES
-        if email in doctors
-        for day in days
-    ]
-    if rows:
-        await conn.execute(t.schedules.insert(), rows)
+    await _insert_hours(
+        conn, [h for email, uid in doctors.items() for h in _hours_rows(email, uid)]
+    )
+
+
+async def _seed_new_specialties_of_old_doctors(
+    conn: Connection, new_specialties: set[str], new_doctors: dict[str, int], clock: Clock
+) -> None:
+    """Demo doctors who existed before the specialties created just now: those of them the demo
+    gives them, with their demo hours of them, less hours overlapping the doctor's own."""
+    if not new_specialties:
+        return
+    doctors = await conn.execute(
+        sa.select(t.users.c.email, t.users.c.id).where(t.users.c.role == "doctor")
+    )
+    ids: dict[str, int] = {r.email: r.id for r in doctors}
+    for email, *_, specialties in USERS:
+        adding = new_specialties.intersection(specialties)
+        if not adding or email in new_doctors or email not in ids:
+            continue
+        uid = ids[email]
+        await conn.execute(
+            t.doctor_specialties.insert(),
+            [{"doctor_id": uid, "specialty_code": s} for s in sorted(adding)],
+        )
+        rows = await conn.execute(sa.select(t.schedules).where(t.schedules.c.doctor_id == uid))
+        have = [booking_repo.weekly_hours(r) for r in rows]
+        fitting = [
+            h
+            for h in _hours_rows(email, uid, adding)
+            if overlapping_hours(h, have, clock.now()) is None
+        ]
+        await _insert_hours(conn, fitting)
+        log.info("demo data: %s now practises %s", email, ", ".join(sorted(adding)))

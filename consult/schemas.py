@@ -123,8 +123,16 @@ class SpecialtyOut(Out):
     )
 
 
+class CatalogueSpecialtyOut(SpecialtyOut):
+    """A specialty as ``GET /api/specialties`` lists it."""
+
+    referral_required: bool = Field(
+        description="Its visits are booked only with the patient's referral to it."
+    )
+
+
 class SpecialtiesOut(Out):
-    specialties: list[SpecialtyOut]
+    specialties: list[CatalogueSpecialtyOut]
 
 
 # --- consultations ----------------------------------------------------------------------------

@@ -45,6 +45,7 @@ CLINICAL_READS = frozenset(
         "/api/queue/ticket",
         "/api/renewals",
         "/api/referrals/{referral_id}/printout.pdf",
+        "/api/referrals/{referral_id}/slots",  # the referral's target, audited as a read
         "/api/scheduler/queues",
         "/api/sick-leaves/{sick_leave_id}/printout.pdf",
     }

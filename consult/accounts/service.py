@@ -14,7 +14,7 @@ from consult.clock import Clock, as_utc
 from consult.domain import Actor, Identity, Role
 from consult.errors import NotAuthenticated, NotFound
 from consult.events import SessionEnded
-from consult.schemas import SpecialtyOut, UserOut
+from consult.schemas import CatalogueSpecialtyOut, UserOut
 from consult.storage.uow import Database
 
 
@@ -132,15 +132,18 @@ class AccountService:
             specialties=specialties,
         )
 
-    async def specialties(self, actor: Actor) -> list[SpecialtyOut]:
+    async def specialties(self, actor: Actor) -> list[CatalogueSpecialtyOut]:
         async with self._db.uow() as uow:
             rows = await repo.specialties(uow)
             covered = (
                 await repo.covered_specialties(uow, actor.user_id) if actor.is_patient else None
             )
         return [
-            SpecialtyOut(
-                code=r.code, name=r.name, covered=None if covered is None else r.code in covered
+            CatalogueSpecialtyOut(
+                code=r.code,
+                name=r.name,
+                covered=None if covered is None else r.code in covered,
+                referral_required=r.referral_required,
             )
             for r in rows
         ]

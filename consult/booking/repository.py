@@ -29,6 +29,7 @@ _SLOT_COLUMNS = (
     t.slots.c.withdrawn_at,
     _doctor.c.name.label("doctor_name"),
     t.specialties.c.name.label("specialty_name"),
+    t.specialties.c.referral_required,
 )
 
 _SLOT = (
@@ -44,6 +45,7 @@ _BOOKING = (
         t.bookings.c.patient_id,
         t.bookings.c.created_at,
         t.bookings.c.cancelled_at,
+        t.bookings.c.referral_id,
         _patient.c.name.label("patient_name"),
         *_SLOT_COLUMNS,
     )
@@ -69,6 +71,7 @@ def slot_out(row: Any, covered: bool | None = None) -> SlotOut:
         starts_at=as_utc(row.starts_at),
         ends_at=as_utc(row.ends_at),
         covered=covered,
+        referral_required=row.referral_required,
     )
 
 
@@ -80,6 +83,7 @@ def booking_out(row: Any) -> BookingOut:
         patient=PersonOut(id=row.patient_id, name=row.patient_name),
         created_at=as_utc(row.created_at),
         cancelled_at=as_utc(row.cancelled_at) if row.cancelled_at else None,
+        referral_id=row.referral_id,
     )
 
 
@@ -340,21 +344,21 @@ async def active_bookings(
     return [(as_utc(r.starts_at), as_utc(r.ends_at)) for r in rows]
 
 
-async def insert_booking(uow: UnitOfWork, slot_id: int, patient_id: int, now: datetime) -> int:
-    return int(
-        (
-            await uow.conn.execute(
-                t.bookings.insert()
-                .values(
-                    slot_id=slot_id,
-                    patient_id=patient_id,
-                    status=BookingStatus.ACTIVE,
-                    created_at=now,
-                )
-                .returning(t.bookings.c.id)
-            )
-        ).scalar_one()
+async def insert_booking(
+    uow: UnitOfWork, slot_id: int, patient_id: int, now: datetime, referral_id: int | None = None
+) -> int:
+    statement = (
+        t.bookings.insert()
+        .values(
+            slot_id=slot_id,
+            patient_id=patient_id,
+            status=BookingStatus.ACTIVE,
+            created_at=now,
+            referral_id=referral_id,
+        )
+        .returning(t.bookings.c.id)
     )
+    return int((await uow.conn.execute(statement)).scalar_one())
 
 
 async def cancel_booking(uow: UnitOfWork, booking_id: int, now: datetime) -> None:

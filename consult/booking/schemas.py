@@ -34,6 +34,11 @@ class SlotOut(Out):
         description="For patients: whether their plan covers the slot's specialty (only "
         "covered slots can be booked).",
     )
+    referral_required: bool = Field(
+        default=False,
+        description="Booked only with the patient's unused referral to this specialty "
+        "(`referral_id` in POST /api/bookings; GET /api/referrals/{referral_id}/slots).",
+    )
 
 
 class SlotsOut(Out):
@@ -49,8 +54,23 @@ class OpenSlotsIn(In):
     slot_minutes: int = Field(default=20, ge=5, le=240)
 
 
+class ReferralSlotQuery(In):
+    """The query string of ``GET /api/referrals/{referral_id}/slots``."""
+
+    kind: SlotKind | None = None
+    limit: int = Field(default=5, ge=1, le=50)
+    after: AwareDatetime | None = Field(
+        default=None, description="Only slots starting after this instant (default: now)."
+    )
+
+
 class BookIn(In):
     slot_id: Id
+    referral_id: Id | None = Field(
+        default=None,
+        description="The patient's referral the booking uses (required when the slot's "
+        "specialty has referral_required).",
+    )
 
 
 class BookingOut(Out):
@@ -60,6 +80,9 @@ class BookingOut(Out):
     patient: PersonOut
     created_at: datetime
     cancelled_at: datetime | None
+    referral_id: int | None = Field(
+        description="The referral the booking uses (freed when the booking is cancelled)."
+    )
 
 
 class BookingsOut(Out):

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
 from consult.accounts.repository import covered_specialties, specialty_name
 from consult.audit import Audit
-from consult.booking import ics
+from consult.booking import ics, referrals
+from consult.booking import referral_repository as referral_repo
 from consult.booking import repository as repo
 from consult.booking.policy import (
     BookingStatus,
@@ -35,6 +37,9 @@ from consult.storage.uow import Database, UnitOfWork
 log = logging.getLogger(__name__)
 
 MAX_SLOT_LIST = 50
+# How PostgreSQL and SQLite name the unique index of a referral's one active booking when a
+# concurrent booking using it won.
+_REFERRAL_INDEX = ("uq_bookings_one_active_per_referral", "bookings.referral_id")
 
 LOCATIONS = {
     SlotKind.STATIONARY: "At the clinic (in person)",
@@ -61,6 +66,11 @@ class BookingService:
         self._clock = clock
         self._audit = audit
 
+    def _since(self, after: datetime | None) -> datetime:
+        now = self._clock.now()
+        # In UTC: SQLite keeps the wall-clock digits only, so every stored time is UTC.
+        return max(now, after).astimezone(UTC) if after is not None else now
+
     async def free_slots(
         self,
         actor: Actor,
@@ -72,9 +82,7 @@ class BookingService:
         """The next free slots of ``specialty``, soonest first; for a patient each says whether
         their plan covers it."""
         check_slot_limit(limit)
-        now = self._clock.now()
-        # In UTC: SQLite keeps the wall-clock digits only, so every stored time is UTC.
-        since = max(now, after).astimezone(UTC) if after is not None else now
+        since = self._since(after)
         async with self._db.uow() as uow:
             await specialty_name(uow, specialty)
             covered = (
@@ -85,50 +93,116 @@ class BookingService:
             rows = await repo.free_slots(uow, specialty, since, kind, limit)
         return [repo.slot_out(r, covered) for r in rows]
 
-    async def book(self, actor: Actor, slot_id: int) -> BookingOut:
+    async def referral_slots(
+        self,
+        actor: Actor,
+        referral_id: int,
+        limit: int = 5,
+        kind: SlotKind | None = None,
+        after: datetime | None = None,
+    ) -> list[SlotOut]:
+        """The next free slots the patient's ``referral_id`` can book (of the specialty it
+        refers to), soonest first."""
+        check_patient(actor)
+        check_slot_limit(limit)
+        since = self._since(after)
+        async with self._db.uow() as uow:
+            referral = await self._own_referral(uow, actor, referral_id, "referral.slots.read")
+            specialty = await referral_repo.specialty(uow, referral.target)
+            referrals.check_opens_bookings(referral, specialty is not None)
+            covered = referral.target in await covered_specialties(uow, actor.user_id)
+            rows = await repo.free_slots(uow, referral.target, since, kind, limit)
+            await self._audit.write(
+                uow,
+                actor,
+                "referral.slots.read",
+                patient_id=actor.user_id,
+                detail=f"referral {referral_id}",
+            )
+            await uow.commit()
+        return [repo.slot_out(r, covered) for r in rows]
+
+    async def _own_referral(
+        self, uow: UnitOfWork, actor: Actor, referral_id: int, action: str, lock: bool = False
+    ) -> referrals.ReferralState:
+        """The patient's referral; someone else's is not found (and the attempt audited)."""
+        found = await referral_repo.load_referral(uow, referral_id, lock=lock)
+        if found is not None and found[0] != actor.user_id:
+            self._audit.deny_after_rollback(uow, actor, action, patient_id=found[0])
+        if found is None or found[0] != actor.user_id:
+            raise NotFound(f"you have no referral {referral_id}", code="referral_not_found")
+        return found[1]
+
+    async def book(self, actor: Actor, slot_id: int, referral_id: int | None = None) -> BookingOut:
         check_patient(actor)
         now = self._clock.now()
         async with self._db.uow() as uow:
             # Held to the end: this patient's concurrent bookings are counted one at a time.
             await repo.lock_user(uow, actor.user_id)
-            slot = await repo.load_slot(uow, slot_id)
-            if slot is None:
-                raise NotFound(f"no slot {slot_id}", code="slot_not_found")
-            starts_at, ends_at = as_utc(slot.starts_at), as_utc(slot.ends_at)
-            check_bookable(starts_at, now)
-            if slot.withdrawn_at is not None:
-                raise Conflict("the doctor no longer works at this time", code="slot_withdrawn")
-            if slot.specialty_code not in await covered_specialties(uow, actor.user_id):
-                raise NotAllowed(
-                    f"your plan does not cover {slot.specialty_name}", code="not_covered"
-                )
+            slot = await self._bookable_slot(uow, actor, slot_id, now)
             taken = await repo.active_booking_of_slot(uow, slot_id)
             if taken is not None and taken.patient_id == actor.user_id:
                 # A repeated request (a double click): the booking it made, not an error.
                 return await self._existing(uow, taken.id)
             if taken is not None:
                 raise Conflict("this slot has just been booked by someone else", code="slot_taken")
+            await self._check_referral(uow, actor, slot, referral_id)
             mine = await repo.active_bookings(uow, actor.user_id, now)
             check_booking_limit(actor, len(mine))
-            check_no_overlap(mine, starts_at, ends_at)
-            try:
-                booking_id = await repo.insert_booking(uow, slot_id, actor.user_id, now)
-            except IntegrityError as exc:  # a concurrent booking of the same slot won
-                raise Conflict(
-                    "this slot has just been booked by someone else", code="slot_taken"
-                ) from exc
+            check_no_overlap(mine, as_utc(slot.starts_at), as_utc(slot.ends_at))
+            booking_id = await self._insert(uow, slot_id, actor.user_id, now, referral_id)
+            used = f" referral {referral_id}" if referral_id is not None else ""
             await self._audit.write(
                 uow,
                 actor,
                 "booking.create",
                 patient_id=actor.user_id,
-                detail=f"booking {booking_id} slot {slot_id}",
+                detail=f"booking {booking_id} slot {slot_id}{used}",
             )
             out = await repo.load_booking(uow, booking_id)
             await uow.commit()
         assert out is not None
         log.info("booking %s: patient %s booked slot %s", booking_id, actor.user_id, slot_id)
         return out
+
+    async def _bookable_slot(
+        self, uow: UnitOfWork, actor: Actor, slot_id: int, now: datetime
+    ) -> Any:
+        slot = await repo.load_slot(uow, slot_id)
+        if slot is None:
+            raise NotFound(f"no slot {slot_id}", code="slot_not_found")
+        check_bookable(as_utc(slot.starts_at), now)
+        if slot.withdrawn_at is not None:
+            raise Conflict("the doctor no longer works at this time", code="slot_withdrawn")
+        if slot.specialty_code not in await covered_specialties(uow, actor.user_id):
+            raise NotAllowed(f"your plan does not cover {slot.specialty_name}", code="not_covered")
+        return slot
+
+    async def _check_referral(
+        self, uow: UnitOfWork, actor: Actor, slot: Any, referral_id: int | None
+    ) -> None:
+        """The booking may go ahead with ``referral_id`` (or without one)."""
+        if referral_id is None:
+            referrals.check_required(slot.referral_required, slot.specialty_name)
+            return
+        referral = await self._own_referral(uow, actor, referral_id, "booking.create", lock=True)
+        referrals.check_for_slot(referral, slot.specialty_code, slot.specialty_name)
+
+    async def _insert(
+        self, uow: UnitOfWork, slot_id: int, patient_id: int, now: datetime, referral_id: int | None
+    ) -> int:
+        try:
+            return await repo.insert_booking(uow, slot_id, patient_id, now, referral_id)
+        except IntegrityError as exc:
+            # A concurrent booking won: of the same slot, or (the other unique index) one using
+            # the same referral.
+            if any(marker in str(exc.orig) for marker in _REFERRAL_INDEX):
+                raise Conflict(
+                    f"referral {referral_id} is used by another booking", code="referral_used"
+                ) from exc
+            raise Conflict(
+                "this slot has just been booked by someone else", code="slot_taken"
+            ) from exc
 
     async def _existing(self, uow: UnitOfWork, booking_id: int) -> BookingOut:
         out = await repo.load_booking(uow, booking_id)

@@ -1,5 +1,5 @@
-"""Free slots, bookings (book, list, cancel), the iCalendar download, schedulers opening slots
-and managing doctors' weekly hours."""
+"""Free slots (also those a referral books), bookings (book, list, cancel), the iCalendar
+download, schedulers opening slots and managing doctors' weekly hours."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from consult.booking.schemas import (
     BookingsOut,
     DoctorsOut,
     OpenSlotsIn,
+    ReferralSlotQuery,
     ScheduleAddedOut,
     ScheduleIn,
     ScheduleRemovedOut,
@@ -98,10 +99,45 @@ async def open_slots(request: web.Request, actor: Actor, body: OpenSlotsIn) -> S
         "slot_taken",
         "booking_overlap",
         "booking_limit",
+        "referral_required",
+        "referral_not_found",
+        "referral_cancelled",
+        "referral_used",
+        "referral_other_target",
     ),
 )
 async def book(request: web.Request, actor: Actor, body: BookIn) -> BookingOut:
-    return await request.app[SERVICES].booking.book(actor, body.slot_id)
+    return await request.app[SERVICES].booking.book(actor, body.slot_id, body.referral_id)
+
+
+@api.route(
+    "GET",
+    "/api/referrals/{referral_id}/slots",
+    summary="The next free slots the patient's referral can book (of the specialty it refers "
+    "to), soonest first, in the shape of GET /api/slots. Query: `kind`, `limit` (1-50, default "
+    "5), `after`. Book one with POST /api/bookings and this `referral_id`.",
+    response=SlotsOut,
+    tag="booking",
+    errors=(
+        "not_authenticated",
+        "invalid_id",
+        "invalid_payload",
+        "not_a_patient",
+        "referral_not_found",
+        "referral_cancelled",
+        "referral_used",
+        "referral_not_bookable",
+    ),
+    query=ReferralSlotQuery,
+)
+async def referral_slots(request: web.Request, actor: Actor) -> SlotsOut:
+    referral_id = int_param(request, "referral_id")
+    query = validate(ReferralSlotQuery, dict(request.query))
+    assert isinstance(query, ReferralSlotQuery)
+    slots = await request.app[SERVICES].booking.referral_slots(
+        actor, referral_id, limit=query.limit, kind=query.kind, after=query.after
+    )
+    return SlotsOut(slots=slots)
 
 
 @api.route(

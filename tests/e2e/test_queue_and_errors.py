@@ -31,7 +31,7 @@ def test_waiting_patient_is_connected_when_a_doctor_comes_online(open_page: Open
     expect(patient.get_by_test_id("error")).to_be_hidden()
     expect(patient.get_by_test_id("whoami")).to_contain_text("Piotr Nowak")
     uncovered = patient.locator("#specialty option:disabled")
-    expect(uncovered).to_have_count(3)
+    expect(uncovered).to_have_count(4)
     expect(uncovered.filter(has_text="Cardiology")).to_have_text(
         "Cardiology — not covered by your plan"
     )

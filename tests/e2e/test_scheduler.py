@@ -46,8 +46,8 @@ def test_the_dashboard_follows_the_queues_live_and_acts_on_them(
     log_in(scheduler, "scheduler@demo.test")
     expect(scheduler.get_by_test_id("whoami")).to_have_text("Sam Scheduler")
     expect(scheduler.get_by_test_id("connection")).to_have_attribute("data-state", "on")
-    expect(scheduler.get_by_test_id("specialty-card")).to_have_count(6)
-    expect(scheduler.get_by_test_id("wait-chart")).to_have_count(6)
+    expect(scheduler.get_by_test_id("specialty-card")).to_have_count(7)
+    expect(scheduler.get_by_test_id("wait-chart")).to_have_count(7)
     expect(waiting(scheduler, "dermatology")).to_have_text("0")
     expect(scheduler.get_by_test_id("summary")).to_contain_text("0 patients waiting")
 

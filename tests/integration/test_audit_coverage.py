@@ -162,6 +162,8 @@ READ_ELSEWHERE = {
     "/api/packages/{package_id}/printout.pdf",
     "/api/referrals/{referral_id}/printout.pdf",
     "/api/sick-leaves/{sick_leave_id}/printout.pdf",
+    # An issued referral: test_referral_bookings.py checks its referral.slots.read row.
+    "/api/referrals/{referral_id}/slots",
 }
 
 

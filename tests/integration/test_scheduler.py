@@ -63,7 +63,7 @@ async def test_the_figures_count_patients_waits_doctors_and_consultations(api, s
     overview = await scheduler.call("GET", QUEUES)
     assert overview["wait_breach_seconds"] == 900 and overview["history_bucket_seconds"] == 300
     assert overview["breaches"] == 0
-    assert len(overview["specialties"]) == 6  # every specialty, even with nobody queued
+    assert len(overview["specialties"]) == 7  # every specialty, even with nobody queued
 
     im = specialty(overview, "internal-medicine")
     assert (im["waiting"], im["in_progress"], im["longest_wait_seconds"]) == (0, 1, None)
@@ -413,7 +413,7 @@ async def test_metrics_in_the_prometheus_text_format(api, sockets, clock):
         for name, labels in samples
         if labels and name.startswith(("consult_queue", "consult_doctors", "consult_consult"))
     }
-    assert len(specialties) == 6
+    assert len(specialties) == 7
     # The standard process metrics too: this process's memory, CPU time and start time.
     assert samples[sample("process_resident_memory_bytes")] > 0
     assert samples[sample("process_cpu_seconds_total")] > 0
