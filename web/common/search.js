@@ -42,7 +42,15 @@ export class SearchBox {
     });
     this.element = el(
       "div",
-      { className: "search-box" },
+      {
+        className: "search-box",
+        // Leaving the box (not for one of its options) closes the list.
+        on: {
+          focusout: (event) => {
+            if (!this.element.contains(event.relatedTarget)) this.close();
+          },
+        },
+      },
       el("label", { for: id, text: label }),
       this.input,
       this.list,
