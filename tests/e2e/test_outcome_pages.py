@@ -219,4 +219,14 @@ def test_refusals_are_shown_on_the_panel_and_every_try_carries_one_key(
     expect(patient.get_by_test_id("issued-sick-leave")).to_have_count(1)
     # Four tries, one key: a retry of any of them could only give the one outcome.
     assert len(keys) == 4 and len(set(keys)) == 1, keys
+
+    # The doctor cancels the sick leave, saying why: it stays on her page, marked, at once.
+    issued = card.get_by_test_id("outcome-issued").get_by_test_id("issued-sick-leave")
+    issued.get_by_test_id("cancel-document").click()
+    issued.get_by_test_id("cancel-reason").fill("Issued by mistake")
+    issued.get_by_test_id("cancel-confirm").click()
+    expect(issued.get_by_test_id("cancelled-note")).to_contain_text("Issued by mistake")
+    expect(
+        patient.get_by_test_id("issued-sick-leave").get_by_test_id("cancelled-note")
+    ).to_contain_text("Issued by mistake")
     assert_no_problems(doctor_problems, patient_problems)
