@@ -1,12 +1,16 @@
-"""Command line: ``consult serve | migrate | demo-data``. Options override CONSULT_* variables."""
+"""Command line: ``consult serve | migrate | demo-data | import-products FILE``. Options
+override CONSULT_* variables."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 
 from consult import logs, runtime, serving
+from consult.outcome.catalogue_store import CatalogueStore, Replaced
+from consult.outcome.products import Product, ProductsFileInvalid, read_products
 from consult.settings import Settings
 from consult.storage.engine import DatabaseConfigError
 
@@ -23,12 +27,20 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (("migrate", "apply database migrations"), ("demo-data", "seed demo data")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--database-url")
+    products = sub.add_parser(
+        "import-products",
+        help="replace the products catalogue with a CSV file (migrates first; all or nothing)",
+    )
+    products.add_argument(
+        "file", type=Path, metavar="FILE", help="CSV with the catalogue's columns"
+    )
+    products.add_argument("--database-url")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if k != "command"}
+    overrides = {k: v for k, v in vars(args).items() if k not in ("command", "file")}
     settings = Settings.from_env(**overrides)
     logs.configure(settings.log_level)
     try:
@@ -44,12 +56,55 @@ def main(argv: list[str] | None = None) -> int:
             from consult.storage.migrate import upgrade
 
             upgrade(settings.database_url)
+        elif args.command == "import-products":
+            return _import_products(settings, args.file)
         else:
             asyncio.run(_seed(settings))
     except DatabaseConfigError as exc:
         print(f"consult: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _import_products(settings: Settings, path: Path) -> int:
+    """Check the whole file first: a bad one changes nothing and names its bad lines."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as file:  # a BOM, as Excel writes
+            products = read_products(file)
+    except OSError as exc:
+        print(f"consult: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except UnicodeDecodeError as exc:
+        print(
+            f"consult: {path} is not UTF-8 text ({exc.reason}); nothing imported", file=sys.stderr
+        )
+        return 1
+    except ProductsFileInvalid as exc:
+        print(f"consult: {path}: nothing imported: {exc.message}", file=sys.stderr)
+        for error in exc.details["errors"]:
+            print(f"  {error}", file=sys.stderr)
+        return 1
+    counts = asyncio.run(_replace_catalogue(settings, products))
+    print(
+        f"imported {len(products)} products from {path}: {counts.new} new, {counts.changed} "
+        f"changed, {counts.unchanged} unchanged; {counts.withdrawn} withdrawn (not in the file)",
+        flush=True,
+    )
+    return 0
+
+
+async def _replace_catalogue(settings: Settings, products: list[Product]) -> Replaced:
+    from consult.events import EventBus
+    from consult.storage.engine import create_engine
+    from consult.storage.migrate import upgrade_async
+    from consult.storage.uow import Database
+
+    await upgrade_async(settings.database_url)
+    db = Database(create_engine(settings.database_url), EventBus())
+    try:
+        return await CatalogueStore(db).replace(products)
+    finally:
+        await db.dispose()
 
 
 async def _seed(settings: Settings) -> None:

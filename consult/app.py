@@ -17,7 +17,6 @@ from aiohttp import web
 from consult.bundle import Services
 from consult.clock import Clock, SystemClock
 from consult.demo import seed_demo
-from consult.outcome import icd10
 from consult.edges.client_address import TrustedProxies
 from consult.events import EventBus
 from consult.http import (
@@ -28,6 +27,8 @@ from consult.http import (
     routes_documents,
     routes_followups,
     routes_outcome,
+    routes_printouts,
+    routes_renewals,
     routes_scheduler,
     routes_system,
 )
@@ -39,6 +40,8 @@ from consult.http.routes_system import OPENAPI
 from consult.http.routing import SERVICES, TRUSTED_PROXIES, USAGE_LIMITS
 from consult.http.same_origin import PUBLIC_ORIGINS, parse_public_origins
 from consult.logs import tame_libraries
+from consult.outcome import icd10
+from consult.outcome.catalogue_store import REFRESH_INTERVAL
 from consult.settings import Settings
 from consult.signaling.calls import CallPush
 from consult.signaling.fanout import QueueFanout
@@ -66,6 +69,8 @@ APIS = (
     routes_followups.api,
     routes_calls.api,
     routes_outcome.api,
+    routes_renewals.api,
+    routes_printouts.api,
 )
 
 
@@ -133,8 +138,8 @@ CALL_PUSH = web.AppKey("call_push", CallPush)
 
 async def _background_tasks(app: web.Application) -> AsyncIterator[None]:
     """The server's periodic work: run out offers, leases and tickets (the sweeper); end
-    sockets whose session has ended; generate the coming days' slots. An interval of 0
-    (``slot_days`` 0) turns that task off (tests)."""
+    sockets whose session has ended; take up a products catalogue imported meanwhile; generate
+    the coming days' slots. An interval of 0 (``slot_days`` 0) turns that task off (tests)."""
     services = app[SERVICES]
     settings = services.settings
     tasks = [
@@ -142,6 +147,8 @@ async def _background_tasks(app: web.Application) -> AsyncIterator[None]:
         for interval, work, what in (
             (settings.sweep_interval, services.sweeper.sweep, "queue sweep"),
             (settings.session_check_interval, app[SESSION_GUARD].check, "session check"),
+            # `consult import-products`, run beside the servers, reaches them this way.
+            (REFRESH_INTERVAL, services.outcome.catalogue.refresh, "catalogue refresh"),
         )
         if interval > 0
     ]

@@ -22,6 +22,8 @@ from consult.followups.service import FollowUpService
 from consult.media.ice import IceConfig
 from consult.outcome.catalogue_store import CatalogueStore
 from consult.outcome.issued_service import IssuedDocuments
+from consult.outcome.printing import Printing
+from consult.outcome.renewals import RenewalService
 from consult.outcome.service import OutcomeService
 from consult.presence.processes import Processes
 from consult.presence.service import PresenceService, new_process_id
@@ -58,6 +60,8 @@ class Services:
     calls: CallService
     outcome: OutcomeService
     issued: IssuedDocuments
+    renewals: RenewalService
+    printing: Printing
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock, db: Database) -> Services:
@@ -115,6 +119,8 @@ class Services:
             calls=call_service(settings, clock, db, audit, consultations),
             outcome=OutcomeService(db, clock, audit, consultations, CatalogueStore(db)),
             issued=IssuedDocuments(db, clock, audit),
+            renewals=RenewalService(db, clock, audit),
+            printing=Printing(db, clock, audit, settings.clinic_name),
         )
 
 

@@ -119,6 +119,8 @@ class Settings:
     # A statement (or commit) taking longer than this many seconds is logged as a WARNING of
     # consult.storage.timing, by name (consult/storage/timing.py).
     slow_statement: float = 0.02
+    # The clinic named on the outcome's printouts (prescriptions, referrals, sick leave).
+    clinic_name: str = "consult demo clinic"
 
     def __post_init__(self) -> None:
         if self.loop_watchdog_threshold < 0:
@@ -149,6 +151,8 @@ class Settings:
             raise ValueError(
                 f"CONSULT_SLOW_STATEMENT must be more than 0 seconds, not {self.slow_statement}"
             )
+        if not 1 <= len(self.clinic_name.strip()) <= 200:
+            raise ValueError("CONSULT_CLINIC_NAME must have 1 to 200 characters")
         if self.decline_exclusion < 0:
             raise ValueError(
                 f"CONSULT_DECLINE_EXCLUSION must be 0 or more seconds, not {self.decline_exclusion}"

@@ -19,7 +19,8 @@ from consult.clock import SystemClock
 from consult.settings import Settings
 
 # HTTP routes that read clinical data (a patient's consultations, messages, record, documents,
-# bookings as a doctor sees them, recordings, the scheduler's overview with patient names).
+# bookings as a doctor sees them, recordings, the outcome's printouts, the scheduler's overview
+# with patient names).
 # tests/integration/test_usage_limits.py fails when a GET route is in neither set.
 CLINICAL_READS = frozenset(
     {
@@ -32,12 +33,20 @@ CLINICAL_READS = frozenset(
         "/api/documents",
         "/api/documents/{document_id}/content",
         "/api/follow-ups",
+        "/api/packages/{package_id}/printout.pdf",
         "/api/patients/me/record",
+        "/api/patients/me/issued",
+        "/api/patients/{patient_id}/issued",
+        "/api/consultations/{consultation_id}/outcome",
+        "/api/consultations/{consultation_id}/outcome/draft",
         "/api/patients/{patient_id}/documents",
         "/api/patients/{patient_id}/record",
         "/api/patients/{patient_id}/record/{consultation_id}/messages",
         "/api/queue/ticket",
+        "/api/renewals",
+        "/api/referrals/{referral_id}/printout.pdf",
         "/api/scheduler/queues",
+        "/api/sick-leaves/{sick_leave_id}/printout.pdf",
     }
 )
 # GET routes that read no clinical data: the catalogue, slots, doctors' hours, the system.
@@ -46,6 +55,9 @@ OTHER_READS = frozenset(
         "/api/me",
         "/api/session",  # the pages' session probe (the user, or none)
         "/api/specialties",
+        "/api/products",
+        "/api/icd10",
+        "/api/patients/me/pesel",
         "/api/slots",
         "/api/doctors",
         "/api/doctors/{doctor_id}/schedule",

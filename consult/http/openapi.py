@@ -96,7 +96,8 @@ def _operation(spec: RouteSpec, components: dict[str, Any]) -> dict[str, Any]:
     ok: dict[str, Any] = {"description": "success"}
     if spec.response is not None:
         ok["content"] = {"application/json": {"schema": ref(spec.response)}}
-    op["responses"][str(spec.status)] = ok
+    for status in (spec.status, *spec.also):
+        op["responses"][str(status)] = ok
     if spec.errors:
         op["responses"]["4XX"] = {
             "description": "error codes: " + ", ".join(spec.errors),

@@ -48,6 +48,8 @@ class RouteSpec:
     upload: type[BaseModel] | None = None  # a multipart/form-data body
     # Required request headers, name -> description (OpenAPI only: the handler reads them).
     headers: tuple[tuple[str, str], ...] = ()
+    # Other success statuses with the same body (OpenAPI only: the handler answers them).
+    also: tuple[int, ...] = ()
 
 
 @dataclass
@@ -69,6 +71,7 @@ class Api:
         query: type[BaseModel] | None = None,
         upload: type[BaseModel] | None = None,
         headers: tuple[tuple[str, str], ...] = (),
+        also: tuple[int, ...] = (),
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.routes.append(
@@ -86,6 +89,7 @@ class Api:
                     query,
                     upload,
                     headers,
+                    also,
                 )
             )
             return handler

@@ -1,12 +1,14 @@
 """The products catalogue in the database: the shipped CSV when the table is empty, a file
-imported with ``consult import-products`` otherwise. Each process reads it once, on first use,
-and again after an import of its own (other processes read a new import when they restart)."""
+imported with ``consult import-products`` otherwise. Each process reads it on first use (the
+server: at start), then again whenever ``refresh`` finds the table changed: the server calls it
+every ``REFRESH_INTERVAL`` seconds, so an import reaches running servers within a minute."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
 import sqlalchemy as sa
 
@@ -15,6 +17,20 @@ from consult.storage import tables as t
 from consult.storage.uow import Database, UnitOfWork
 
 _FLAGS = COLUMNS[6:]
+_BY_ID: sa.BindParameter[int] = sa.bindparam("_id")
+# Seconds between a running server's looks at the table (a read of a few hundred rows).
+REFRESH_INTERVAL: Final = 60.0
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """What an import did: rows added, rows changed (or offered again after a withdrawal),
+    rows left as they were, rows withdrawn (absent from the file)."""
+
+    new: int
+    changed: int
+    unchanged: int
+    withdrawn: int
 
 
 def _values(product: Product) -> dict[str, Any]:
@@ -49,27 +65,35 @@ async def _read(uow: UnitOfWork) -> list[Product]:
     return [_product(row) for row in found]
 
 
-async def replace(uow: UnitOfWork, products: Sequence[Product]) -> tuple[int, int]:
+async def replace(uow: UnitOfWork, products: Sequence[Product]) -> Replaced:
     """Make ``products`` the catalogue: new and changed rows written, rows absent from it
-    withdrawn (issued prescriptions keep their copy). Returns (written, withdrawn)."""
-    ids = [p.id for p in products]
-    known = set((await uow.conn.execute(sa.select(t.products.c.id))).scalars())
-    fresh = [_values(p) for p in products if p.id not in known]
+    withdrawn (issued prescriptions keep their copy), the others left alone."""
+    stored = {row.id: row for row in await uow.conn.execute(sa.select(t.products))}
+    fresh = [_values(p) for p in products if p.id not in stored]
+    # The SET clause is the parameters' keys; the id goes by another name (SQLAlchemy
+    # reserves a column's own name for its new value).
+    changed = [
+        {**{k: v for k, v in _values(p).items() if k != "id"}, "_id": p.id}
+        for p in products
+        if p.id in stored and (stored[p.id].withdrawn or _product(stored[p.id]) != p)
+    ]
     if fresh:
         await uow.conn.execute(t.products.insert(), fresh)
-    for product in products:
-        if product.id in known:
-            values = _values(product)
-            del values["id"]
-            await uow.conn.execute(
-                t.products.update().where(t.products.c.id == product.id).values(**values)
-            )
+    if changed:
+        await uow.conn.execute(t.products.update().where(t.products.c.id == _BY_ID), changed)
     withdrawn = await uow.conn.execute(
         t.products.update()
-        .where(t.products.c.id.not_in(ids), t.products.c.withdrawn == sa.false())
+        .where(
+            t.products.c.id.not_in([p.id for p in products]), t.products.c.withdrawn == sa.false()
+        )
         .values(withdrawn=True)
     )
-    return len(products), withdrawn.rowcount
+    return Replaced(
+        new=len(fresh),
+        changed=len(changed),
+        unchanged=len(products) - len(fresh) - len(changed),
+        withdrawn=withdrawn.rowcount,
+    )
 
 
 class CatalogueStore:
@@ -80,8 +104,8 @@ class CatalogueStore:
 
     async def get(self) -> Catalogue:
         """The catalogue, read on first use; an empty table gets the shipped one. The server
-        reads it at start (``warm``), before any unit of work could ask for it: on SQLite a
-        first read from inside a writing unit would wait for that unit."""
+        reads it at start, before any unit of work could ask for it: on SQLite a first read
+        from inside a writing unit would wait for that unit."""
         if self._catalogue is not None:
             return self._catalogue
         async with self._loading:
@@ -99,7 +123,20 @@ class CatalogueStore:
                 products = shipped
         return Catalogue(products)
 
-    async def replace(self, products: Sequence[Product]) -> tuple[int, int]:
+    async def refresh(self) -> bool:
+        """Read the table again (a read-only unit: it never waits for a writer) and take it
+        when it differs from what this process holds, as after an import by another process.
+        True when it changed. Before the first ``get`` there is nothing to refresh."""
+        if self._catalogue is None:
+            return False
+        async with self._db.reader() as uow:
+            products = await _read(uow)
+        if not products or set(products) == set(self._catalogue):
+            return False  # an empty table is one not loaded yet: keep what is served
+        self._catalogue = Catalogue(products)
+        return True
+
+    async def replace(self, products: Sequence[Product]) -> Replaced:
         async with self._db.uow() as uow:
             counts = await replace(uow, products)
             await uow.commit()

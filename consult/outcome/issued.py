@@ -8,6 +8,7 @@ from datetime import date, datetime
 from pydantic import Field
 
 from consult.outcome.referrals import Priority, ReferralKind
+from consult.outcome.renewal import RenewalStatus
 from consult.outcome.validity import Category, State
 from consult.schemas import Out
 
@@ -48,6 +49,9 @@ class PrescriptionOut(Out):
     cancelled_at: datetime | None
     cancel_reason: str | None
     renewable: bool = Field(description="The patient may ask to renew it now.")
+    renewal_status: RenewalStatus | None = Field(
+        description="The status of the latest renewal request for it; null if none was made."
+    )
 
 
 class PackageOut(Out):

@@ -27,12 +27,20 @@ from consult.storage.uow import Database, UnitOfWork
 log = logging.getLogger(__name__)
 
 
-# What may be cancelled: the kind in the route and event, its table, its not-found code.
+# What may be cancelled: the kind in the route and event, and its table.
 KINDS: Final = {
-    "prescription": (t.prescriptions, "prescription_not_found"),
-    "referral": (t.referrals, "referral_not_found"),
-    "sick_leave": (t.sick_leaves, "sick_leave_not_found"),
+    "prescription": t.prescriptions,
+    "referral": t.referrals,
+    "sick_leave": t.sick_leaves,
 }
+
+
+def _not_found(kind: str, document_id: int) -> NotFound:
+    if kind == "prescription":
+        return NotFound(f"no prescription {document_id}", code="prescription_not_found")
+    if kind == "referral":
+        return NotFound(f"no referral {document_id}", code="referral_not_found")
+    return NotFound(f"no sick leave {document_id}", code="sick_leave_not_found")
 
 
 class IssuedDocuments:
@@ -91,12 +99,12 @@ class IssuedDocuments:
     async def cancel(self, actor: Actor, kind: str, document_id: int, reason: str) -> Any:
         """The document, cancelled now; ``Conflict`` if it already was."""
         check_doctor(actor)
-        table, missing = KINDS[kind]
+        table = KINDS[kind]
         action = f"outcome.{kind}.cancel"
         async with self._db.uow() as uow:
             row = await repo.lock_document(uow, table, document_id)
             if row is None:
-                raise NotFound(f"no {kind.replace('_', ' ')} {document_id}", code=missing)
+                raise _not_found(kind, document_id)
             if row.doctor_id != actor.user_id:
                 self._audit.deny_after_rollback(
                     uow, actor, action, patient_id=row.patient_id, consultation_id=None

@@ -16,6 +16,7 @@ id), so the same printout gives the same bytes.
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
@@ -53,6 +54,11 @@ LABEL_WIDTH: Final = 42 * mm
 WIDTH: Final = A4[0] - 2 * MARGIN  # of the text
 _RED: Final = colors.HexColor("#b00020")
 _GREY: Final = colors.HexColor("#555555")
+# One printout is built at a time in a process: reportlab keeps a registered font's subsetting
+# state per font, shared by every document, and two builds in threads at once can fail
+# (IndexError in TTFontFace.makeSubset) or mix their subsets. Registering the fonts takes it
+# too (re-entrant: a build may be the first use).
+_BUILDING: Final = threading.RLock()
 
 _KINDS: Final = {
     ReferralKind.SPECIALIST_CONSULTATION: "Specialist consultation",
@@ -302,7 +308,8 @@ def _render(title: str, parties: Parties, story: list[Flowable], cancelled: bool
             _cancelled_mark(canvas)
         canvas.restoreState()
 
-    document.build(story, onFirstPage=page, onLaterPages=page)
+    with _BUILDING:
+        document.build(story, onFirstPage=page, onLaterPages=page)
     return out.getvalue()
 
 
@@ -318,6 +325,11 @@ def _cancelled_mark(canvas: Any) -> None:
 
 @cache
 def _fonts() -> None:
+    with _BUILDING:
+        _register_fonts()
+
+
+def _register_fonts() -> None:
     for name, file in ((REGULAR, "NotoSans-Regular.ttf"), (BOLD, "NotoSans-Bold.ttf")):
         data = resources.files("consult.outcome").joinpath(f"data/{file}").read_bytes()
         pdfmetrics.registerFont(TTFont(name, io.BytesIO(data)))

@@ -5,6 +5,7 @@ antibiotics and psychotropic or narcotic products never are."""
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Final
 
 from consult.errors import Conflict
@@ -12,6 +13,14 @@ from consult.outcome.products import Product
 from consult.outcome.validity import State, Validity, clinic_day, status
 
 RENEWAL_WINDOW_DAYS: Final = 120
+
+
+class RenewalStatus(StrEnum):
+    """A renewal request's state: open until its doctor approves or declines it."""
+
+    OPEN = "open"
+    APPROVED = "approved"
+    DECLINED = "declined"
 
 
 def check_renewable(product: Product, prescription: Validity, now: datetime) -> None:

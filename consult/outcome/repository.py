@@ -22,7 +22,7 @@ from consult.outcome.issued import (
     SickLeaveOut,
 )
 from consult.outcome.products import Product
-from consult.outcome.renewal import check_renewable
+from consult.outcome.renewal import RenewalStatus, check_renewable
 from consult.outcome.validity import Category, Validity, status
 from consult.storage import tables as t
 from consult.storage.uow import UnitOfWork
@@ -101,7 +101,7 @@ async def fresh_key(uow: UnitOfWork, table: sa.Table) -> str:
         taken = await uow.conn.execute(sa.select(table.c.id).where(table.c.key == key))
         if taken.first() is None:
             return key
-    raise Conflict("no free document key: try again", code="key_exhausted")
+    raise RuntimeError(f"{_KEY_TRIES} random keys in a row were taken: the generator is broken")
 
 
 def prescription_row(
@@ -192,7 +192,9 @@ def _renewable(row: Any, now: datetime) -> bool:
     return True
 
 
-def prescription_out(row: Any, now: datetime) -> PrescriptionOut:
+def prescription_out(
+    row: Any, now: datetime, renewal_status: RenewalStatus | None = None
+) -> PrescriptionOut:
     state = status(validity_of(row), now)
     return PrescriptionOut(
         id=row.id,
@@ -217,7 +219,23 @@ def prescription_out(row: Any, now: datetime) -> PrescriptionOut:
         cancelled_at=_at(row.cancelled_at),
         cancel_reason=row.cancel_reason,
         renewable=_renewable(row, now),
+        renewal_status=renewal_status,
     )
+
+
+async def renewal_statuses(
+    uow: UnitOfWork, prescription_ids: Sequence[int]
+) -> dict[int, RenewalStatus]:
+    """The latest renewal request's status of each prescription that has one, in one query."""
+    if not prescription_ids:
+        return {}
+    renewal = t.renewal_requests
+    found = await uow.conn.execute(
+        sa.select(renewal.c.prescription_id, renewal.c.status)
+        .where(renewal.c.prescription_id.in_(prescription_ids))
+        .order_by(renewal.c.requested_at, renewal.c.id)
+    )
+    return {r.prescription_id: RenewalStatus(r.status) for r in found}  # the last one wins
 
 
 async def packages(uow: UnitOfWork, where: Any, now: datetime) -> list[PackageOut]:
@@ -234,14 +252,18 @@ async def packages(uow: UnitOfWork, where: Any, now: datetime) -> list[PackageOu
     rows = found.all()
     if not rows:
         return []
-    items = await uow.conn.execute(
-        sa.select(_P)
-        .where(_P.c.package_id.in_([r.id for r in rows]))
-        .order_by(_P.c.package_id, _P.c.position)
-    )
+    items = (
+        await uow.conn.execute(
+            sa.select(_P)
+            .where(_P.c.package_id.in_([r.id for r in rows]))
+            .order_by(_P.c.package_id, _P.c.position)
+        )
+    ).all()
+    renewals = await renewal_statuses(uow, [i.id for i in items])
     by_package: dict[int, list[PrescriptionOut]] = {}
     for item in items:
-        by_package.setdefault(item.package_id, []).append(prescription_out(item, now))
+        out = prescription_out(item, now, renewals.get(item.id))
+        by_package.setdefault(item.package_id, []).append(out)
     return [
         PackageOut(
             id=r.id,

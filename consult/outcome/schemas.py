@@ -93,7 +93,11 @@ class SickLeaveDraft(In):
     )
     recommendation: Recommendation = Field(description="1: must lie down; 2: may walk.")
     diagnosis: Icd10Code = Field(description="ICD-10 code.")
-    letter_codes: list[LetterCode] = Field(default_factory=list, max_length=len(LetterCode))
+    letter_codes: list[LetterCode] = Field(
+        default_factory=list,
+        max_length=len(LetterCode),
+        json_schema_extra={"uniqueItems": True},
+    )
     employer_nip: str | None = Field(default=None, max_length=13, description="Optional.")
 
     @field_validator("letter_codes")

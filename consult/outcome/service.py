@@ -14,6 +14,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -180,7 +181,6 @@ class OutcomeService:
                 raise Conflict("the consultation has already ended", code="consultation_ended")
             now = self._clock.now()
             patient = await self._person(uow, row.patient_id)
-            doctor = await self._person(uow, actor.user_id)
             catalogue = await self.catalogue.get()
             checked = check_outcome(body, catalogue, clinic_day(now), patient.pesel)
             warnings = await self._warnings(uow, row.patient_id, body)
@@ -194,12 +194,7 @@ class OutcomeService:
             uow.collect(Push((row.patient_id, actor.user_id), "outcome:issued", payload))
             uow.collect(RecordChanged(row.patient_id, consultation_id))
             await uow.commit()
-        log.info(
-            "outcome of consultation %s issued by doctor %s (licence %s)",
-            consultation_id,
-            actor.user_id,
-            doctor.licence_number,
-        )
+        log.info("outcome of consultation %s issued by doctor %s", consultation_id, actor.user_id)
         return out, True
 
     async def _write(
@@ -242,6 +237,15 @@ class OutcomeService:
         documents = {"consultation_id": row.id, "outcome_id": outcome_id, "issued_at": now}
         if checked.prescriptions:
             await self._package(uow, checked, documents | common, now)
+        await self._referrals(uow, body, checked, documents | common)
+        await self._sick_leave(uow, body, checked, documents | common)
+        await self._audit.write(
+            uow, actor, "outcome.issue", patient_id=row.patient_id, consultation_id=row.id
+        )
+
+    async def _referrals(
+        self, uow: UnitOfWork, body: OutcomeDraft, checked: CheckedOutcome, values: dict[str, Any]
+    ) -> None:
         for position, (draft, diagnosis) in enumerate(
             zip(body.referrals, checked.referral_diagnoses, strict=True)
         ):
@@ -257,33 +261,33 @@ class OutcomeService:
                 diagnosis_title=diagnosis.title,
                 reason=draft.reason,
                 priority=draft.priority,
-                **documents,
-                **common,
+                **values,
             )
             self._step("referral")
-        leave = body.sick_leave
-        if leave is not None and checked.sick_leave_diagnosis is not None:
-            await repo.insert(
-                uow,
-                t.sick_leaves,
-                start=leave.start,
-                end=leave.end,
-                backdating_reason=leave.backdating_reason,
-                recommendation=int(leave.recommendation),
-                diagnosis_code=checked.sick_leave_diagnosis.code,
-                diagnosis_title=checked.sick_leave_diagnosis.title,
-                letter_codes=[str(c) for c in leave.letter_codes],
-                employer_nip=checked.employer_nip,
-                **documents,
-                **common,
-            )
-            self._step("sick_leave")
-        await self._audit.write(
-            uow, actor, "outcome.issue", patient_id=row.patient_id, consultation_id=row.id
+
+    async def _sick_leave(
+        self, uow: UnitOfWork, body: OutcomeDraft, checked: CheckedOutcome, values: dict[str, Any]
+    ) -> None:
+        leave, diagnosis = body.sick_leave, checked.sick_leave_diagnosis
+        if leave is None or diagnosis is None:
+            return
+        await repo.insert(
+            uow,
+            t.sick_leaves,
+            start=leave.start,
+            end=leave.end,
+            backdating_reason=leave.backdating_reason,
+            recommendation=int(leave.recommendation),
+            diagnosis_code=diagnosis.code,
+            diagnosis_title=diagnosis.title,
+            letter_codes=[str(c) for c in leave.letter_codes],
+            employer_nip=checked.employer_nip,
+            **values,
         )
+        self._step("sick_leave")
 
     async def _package(
-        self, uow: UnitOfWork, checked: CheckedOutcome, values: dict[str, object], now: datetime
+        self, uow: UnitOfWork, checked: CheckedOutcome, values: dict[str, Any], now: datetime
     ) -> None:
         package_id = await repo.insert(
             uow,

@@ -7,6 +7,7 @@ from typing import Final
 
 from pydantic import Field
 
+from consult.outcome.issued import PackageOut, ReferralOut, SickLeaveOut
 from consult.schemas import (
     ConsultationOut,
     FollowUpOut,
@@ -66,6 +67,12 @@ class RecordEntryOut(Out):
         default_factory=list, description="The forms used, in order, and when."
     )
     recordings: list[RecordingOut] = Field(default_factory=list)
+    packages: list[PackageOut] = Field(
+        default_factory=list,
+        description="E-prescription packages issued in this consultation (with its renewals).",
+    )
+    referrals: list[ReferralOut] = Field(default_factory=list)
+    sick_leaves: list[SickLeaveOut] = Field(default_factory=list)
 
 
 class RecordOut(Out):

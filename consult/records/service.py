@@ -7,6 +7,7 @@ audited; a refused read too.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,6 +20,7 @@ from consult.domain import Actor, ConsultationStatus
 from consult.errors import Conflict, NotAllowed, NotFound
 from consult.events import RecordChanged
 from consult.followups import repository as follow_up_repo
+from consult.outcome import repository as outcome_repo
 from consult.queue import participation
 from consult.queue import repository as queue_repo
 from consult.queue.service import ConsultationService
@@ -105,7 +107,7 @@ class RecordService:
             ids = await records_repo.page_ids(uow, patient_id, before, limit + 1)
             more = len(ids) > limit
             ids = ids[:limit]
-            entries = await _entries(uow, ids)
+            entries = await _entries(uow, ids, self._clock.now())
             await self._audit.write(uow, actor, "record.read", patient_id=patient_id)
             await uow.commit()
         return RecordOut(
@@ -158,7 +160,7 @@ class RecordService:
         return actor.is_doctor and await participation.took_patient(uow, actor.user_id, patient_id)
 
 
-async def _entries(uow: UnitOfWork, ids: list[int]) -> list[RecordEntryOut]:
+async def _entries(uow: UnitOfWork, ids: list[int], now: datetime) -> list[RecordEntryOut]:
     """The record entries of these consultations, in this order: one statement per kind of
     thing for them all."""
     if not ids:
@@ -172,6 +174,11 @@ async def _entries(uow: UnitOfWork, ids: list[int]) -> list[RecordEntryOut]:
     recordings = await calls_repo.recordings_of(uow, ids)
     forms = await calls_repo.stretches_of(uow, consultations)
     transcripts = await chat_repo.first_messages(uow, ids, RECORD_TRANSCRIPT_PAGE)
+    packages = await outcome_repo.packages(
+        uow, t.prescription_packages.c.consultation_id.in_(ids), now
+    )
+    referrals = await outcome_repo.referrals(uow, t.referrals.c.consultation_id.in_(ids))
+    leaves = await outcome_repo.sick_leaves(uow, t.sick_leaves.c.consultation_id.in_(ids))
     return [
         RecordEntryOut(
             consultation=c,
@@ -181,6 +188,9 @@ async def _entries(uow: UnitOfWork, ids: list[int]) -> list[RecordEntryOut]:
             follow_ups=[f for f in follow_ups if f.consultation_id == c.id],
             forms=forms[c.id],
             recordings=[r for r in recordings if r.consultation_id == c.id],
+            packages=[p for p in packages if p.consultation_id == c.id],
+            referrals=[r for r in referrals if r.consultation_id == c.id],
+            sick_leaves=[s for s in leaves if s.consultation_id == c.id],
         )
         for c in consultations
     ]

@@ -32,6 +32,8 @@ NEVER_REFUSED = {
     ("POST", "/api/logout"),
     ("GET", "/api/specialties"),
     ("GET", "/api/consultations/open"),  # one's own open consultations, maybe none
+    ("GET", "/api/patients/me/pesel"),  # one's own PESEL, maybe none
+    ("GET", "/api/renewals"),  # one's own renewal requests (a scheduler's: the open ones)
 }
 # Events a connected user is never refused: one's own ticket (none when not queued).
 NEVER_REFUSED_EVENTS = {"queue:ticket"}
@@ -146,9 +148,21 @@ NOT_CLINICAL = {
     "/api/openapi.json",
     "/healthz",
     "/metrics",  # counts only (a scheduler's request reads the overview: audited)
+    "/api/products",  # the catalogue
+    "/api/icd10",  # the classification
+    "/api/patients/me/pesel",  # one's own identifier
 }
 # Read only after a real call: its audit row is checked where recordings are made.
-READ_ELSEWHERE = {"/api/consultations/{consultation_id}/recordings/{recording_id}"}
+READ_ELSEWHERE = {
+    "/api/consultations/{consultation_id}/recordings/{recording_id}",
+    # After Issue and end: tests/integration/test_outcome.py checks its outcome.read row.
+    "/api/consultations/{consultation_id}/outcome",
+    "/api/renewals",  # a request needs an issued prescription: test_renewals.py
+    # An issued outcome: test_printouts_http.py checks their allowed and denied rows.
+    "/api/packages/{package_id}/printout.pdf",
+    "/api/referrals/{referral_id}/printout.pdf",
+    "/api/sick-leaves/{sick_leave_id}/printout.pdf",
+}
 
 
 async def test_every_clinical_read_leaves_an_audit_row(api, sockets, engine, database_url):
@@ -209,6 +223,17 @@ async def test_every_clinical_read_leaves_an_audit_row(api, sockets, engine, dat
         "/api/bookings": (house, "/api/bookings", "booking.read"),
         "/api/bookings/{booking_id}.ics": (house, f"/api/bookings/{booking}.ics", "booking.read"),
         "/api/scheduler/queues": (scheduler, "/api/scheduler/queues", "queue.overview.read"),
+        "/api/consultations/{consultation_id}/outcome/draft": (
+            house,
+            f"/api/consultations/{cid}/outcome/draft",
+            "outcome.draft.read",
+        ),
+        "/api/patients/me/issued": (anna, "/api/patients/me/issued", "outcome.documents.read"),
+        "/api/patients/{patient_id}/issued": (
+            house,
+            f"/api/patients/{aid}/issued",
+            "outcome.documents.read",
+        ),
     }
     gets = {p for m, p, _ in registry() if m == "GET"}
     # The follow-ups read last: a question needs the consultation ended.

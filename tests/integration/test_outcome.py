@@ -126,8 +126,17 @@ async def test_issue_and_end_tells_the_patient_and_keeps_the_documents(
     assert [p["key"] for p in mine["packages"]] == [package["key"]]
     assert mine["sick_leaves"][0]["backdating_reason"] == "Fever since yesterday morning."
     record = await patient.call("GET", "/api/patients/me/record")
-    assert record["entries"][0]["recommendations"][0]["text"].startswith("Rest, fluids")
+    entry = record["entries"][0]
+    assert entry["recommendations"][0]["text"].startswith("Rest, fluids")
+    assert [p["access_code"] for p in entry["packages"]] == [package["access_code"]]
+    assert entry["packages"][0]["prescriptions"][1]["status"] == "expiring"
+    assert entry["referrals"][0]["key"] == referral["key"]
+    assert entry["sick_leaves"][0]["days"] == 6
     assert await count(database_url, t.audit_log, t.audit_log.c.action == "outcome.issue") == 1
+    read = await patient.call("GET", f"/api/consultations/{cid}/outcome")
+    assert read["packages"][0]["key"] == package["key"]
+    reads = t.audit_log.c.action == "outcome.read", t.audit_log.c.allowed.is_(True)
+    assert await count(database_url, t.audit_log, *reads) == 1
 
 
 async def test_a_repeat_gets_the_stored_outcome_and_another_body_is_refused(
@@ -207,9 +216,7 @@ async def test_only_the_accepted_doctor_issues_and_strangers_read_nothing(
     stranger = await api("piotr@demo.test")
     got = await stranger.call("GET", f"/api/consultations/{cid}/outcome", expect=403)
     assert got["error"]["code"] == "not_participant"
-    docs = await other_doctor.call(
-        "GET", f"/api/patients/{patient.user['id']}/issued", expect=404
-    )
+    docs = await other_doctor.call("GET", f"/api/patients/{patient.user['id']}/issued", expect=404)
     assert docs["error"]["code"] == "patient_not_found"
     denied = await rows(
         database_url,

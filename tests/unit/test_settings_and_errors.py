@@ -27,6 +27,15 @@ def test_environment_then_command_line():
     assert s.host == "127.0.0.1" and s.redis_url.startswith("redis://")
 
 
+def test_the_clinic_named_on_printouts():
+    assert Settings.from_env({}).clinic_name == "consult demo clinic"
+    named = Settings.from_env({"CONSULT_CLINIC_NAME": "Przychodnia Łąka"})
+    assert named.clinic_name == "Przychodnia Łąka"
+    for bad in ("", "   ", "x" * 201):
+        with pytest.raises(ValueError, match="CONSULT_CLINIC_NAME"):
+            Settings.from_env({"CONSULT_CLINIC_NAME": bad})
+
+
 @pytest.mark.parametrize(
     ("error", "status"),
     [(Invalid, 400), (NotAllowed, 403), (NotFound, 404), (Conflict, 409), (LimitReached, 429)],

@@ -1,6 +1,7 @@
 // The scheduler dashboard: every queue live (waiting, waits, doctors, consultations in
 // progress, breaches, the last hour), and the actions on it: move a patient to another
-// specialty, drop a stale ticket, mark a doctor away. Doctors' weekly hours: hours.js.
+// specialty, drop a stale ticket, mark a doctor away. Doctors' weekly hours: hours.js;
+// prescription renewal requests handed to another doctor: renewals.js.
 
 import {
   $,
@@ -14,6 +15,7 @@ import {
 } from "/static/api.js";
 import { startSession } from "/static/session.js";
 import { resetHours, startHours } from "/scheduler/hours.js";
+import { resetRenewals, startRenewals } from "/scheduler/renewals.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const errors = new ErrorBanner($("#error"));
@@ -35,6 +37,7 @@ function afterLogout() {
   $("#queues").replaceChildren();
   showNotice("");
   resetHours();
+  resetRenewals();
 }
 
 async function enter(me) {
@@ -51,6 +54,7 @@ async function enter(me) {
   connect();
   state.timer = setInterval(tick, 1000);
   startHours();
+  startRenewals();
 }
 
 // --- live figures --------------------------------------------------------------------------
