@@ -104,18 +104,21 @@ def test_the_doctor_issues_and_the_patient_sees_downloads_and_renews(
     assert re.fullmatch(r"\d{4}", code) and key and re.fullmatch(r"\d{44}", key)
 
     # The patient's page shows them at once: the code, the key, each status, referral, leave.
-    package = patient.get_by_test_id("issued-package")
+    mine = patient.get_by_test_id("issued-section")
+    package = mine.get_by_test_id("issued-package")
     expect(package).to_have_count(1)
     expect(package.get_by_test_id("package-access-code")).to_have_text(code)
     expect(package.get_by_test_id("package-key")).to_have_attribute("data-key", key)
     statuses = package.get_by_test_id("prescription-status")
     expect(statuses.nth(0)).to_contain_text("Active until")
     expect(statuses.nth(1)).to_have_text("Expires in 7 days")
-    package = patient.locator(f'[data-package-id="{package.get_attribute("data-package-id")}"]')
-    referral = patient.get_by_test_id("issued-referral")
+    package = mine.locator(f'[data-package-id="{package.get_attribute("data-package-id")}"]')
+    referral = mine.get_by_test_id("issued-referral")
     expect(referral.get_by_test_id("referral-target")).to_have_text("To: cardiology")
     expect(referral.get_by_test_id("referral-access-code")).to_have_text(re.compile(r"^\d{4}$"))
-    expect(patient.get_by_test_id("sick-leave-period")).to_contain_text("(5 days)")
+    expect(mine.get_by_test_id("sick-leave-period")).to_contain_text("(5 days)")
+    # Her record holds them too, under the consultation.
+    expect(patient.get_by_test_id("record-issued")).to_contain_text("Issued documents (3)")
 
     # The package's printout: the key and the access code are in the PDF's text.
     with patient.expect_download() as download_info:
@@ -128,7 +131,7 @@ def test_the_doctor_issues_and_the_patient_sees_downloads_and_renews(
     first_id = (
         package.get_by_test_id("issued-prescription").nth(0).get_attribute("data-prescription-id")
     )
-    acard = patient.locator(f'[data-prescription-id="{first_id}"]')
+    acard = mine.locator(f'[data-prescription-id="{first_id}"]')
     acard.get_by_test_id("ask-renewal").click()
     acard.get_by_test_id("renewal-note-input").fill("Running out next week.")
     acard.get_by_test_id("renewal-send").click()
@@ -138,8 +141,8 @@ def test_the_doctor_issues_and_the_patient_sees_downloads_and_renews(
     request.get_by_test_id("renewal-dosage").fill("1 tablet daily in the evening")
     request.get_by_test_id("renewal-approve").click()
     expect(doctor.get_by_test_id("renewals-empty")).to_be_visible()
-    expect(patient.get_by_test_id("issued-package")).to_have_count(2)
-    renewed = patient.get_by_test_id("issued-package").filter(has_text="renewal")
+    expect(mine.get_by_test_id("issued-package")).to_have_count(2)
+    renewed = mine.locator(f'[data-renewal-of="{first_id}"]')
     expect(renewed.get_by_test_id("issued-prescription")).to_contain_text(
         "1 tablet daily in the evening"
     )
@@ -215,8 +218,9 @@ def test_refusals_are_shown_on_the_panel_and_every_try_carries_one_key(
     expect(leave.get_by_test_id("sick-leave-backdating")).to_be_hidden()
     issue.dblclick()
     expect(card).to_have_attribute("data-status", "ended")
-    expect(patient.get_by_test_id("issued-package")).to_have_count(1)
-    expect(patient.get_by_test_id("issued-sick-leave")).to_have_count(1)
+    mine = patient.get_by_test_id("issued-section")
+    expect(mine.get_by_test_id("issued-package")).to_have_count(1)
+    expect(mine.get_by_test_id("issued-sick-leave")).to_have_count(1)
     # Four tries, one key: a retry of any of them could only give the one outcome.
     assert len(keys) == 4 and len(set(keys)) == 1, keys
 
@@ -227,6 +231,6 @@ def test_refusals_are_shown_on_the_panel_and_every_try_carries_one_key(
     issued.get_by_test_id("cancel-confirm").click()
     expect(issued.get_by_test_id("cancelled-note")).to_contain_text("Issued by mistake")
     expect(
-        patient.get_by_test_id("issued-sick-leave").get_by_test_id("cancelled-note")
+        mine.get_by_test_id("issued-sick-leave").get_by_test_id("cancelled-note")
     ).to_contain_text("Issued by mistake")
     assert_no_problems(doctor_problems, patient_problems)

@@ -94,7 +94,12 @@ export function renderPackage(pkg, extra = {}) {
   const title = pkg.renewal_of ? "E-prescriptions (renewal)" : "E-prescriptions";
   return el(
     "article",
-    { className: "issued package", "data-testid": "issued-package", "data-package-id": pkg.id },
+    {
+      className: "issued package",
+      "data-testid": "issued-package",
+      "data-package-id": pkg.id,
+      "data-renewal-of": pkg.renewal_of, // the renewed prescription's id, on a renewal's package
+    },
     el("h4", { text: title }),
     el("p", {
       className: "muted small",

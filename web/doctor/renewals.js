@@ -117,7 +117,12 @@ export class RenewalInbox {
     return el(
       "li",
       { className: "renewal", "data-testid": "renewal", "data-renewal-id": r.id },
-      el("p", { className: "muted small", text: `${r.patient.name} · ${r.specialty.name} · asked ${formatDateTime(r.requested_at)}` }),
+      el("p", {
+        className: "muted small",
+        text: [r.patient.name, r.specialty && r.specialty.name, `asked ${formatDateTime(r.requested_at)}`]
+          .filter(Boolean)
+          .join(" · "),
+      }),
       el("p", { className: "product", "data-testid": "renewal-product", text: productText(p) }),
       el("p", {
         className: "small",

@@ -24,8 +24,13 @@ export class MyIssued {
     if (generation !== this.generation) return;
     this.issued = issued;
     this.render(); // the documents first; the renewal requests' state follows
-    // Renewal requests only matter once there is a prescription to renew.
-    if (!issued.packages.length) return;
+    // The requests' details (who, when, why declined, the new code) only when there are any.
+    const asked = issued.packages.some((pkg) => pkg.prescriptions.some((p) => p.renewal_status));
+    if (!asked) {
+      this.renewals = new Map();
+      this.render();
+      return;
+    }
     const [open, decided] = await Promise.all([
       api("GET", "/api/renewals?status=open"),
       api("GET", "/api/renewals?status=decided"),
