@@ -9,7 +9,7 @@ from aiohttp import web
 
 from consult.domain import Actor
 from consult.edges.validation import validate
-from consult.errors import Invalid
+from consult.errors import Invalid, NotFound
 from consult.http.routing import SERVICES, Api, int_param
 from consult.outcome import icd10
 from consult.outcome.issued import (
@@ -88,6 +88,25 @@ async def products(request: web.Request, actor: Actor) -> ProductsOut:
     query = _search(request)
     catalogue = await request.app[SERVICES].outcome.catalogue.get()
     return ProductsOut(products=[ProductOut.of(p) for p in catalogue.search(query.q, query.limit)])
+
+
+@api.route(
+    "GET",
+    "/api/products/{product_id}",
+    summary="Doctors: one catalogue product, as the search gives it (the console shows a saved "
+    "draft's products with it).",
+    response=ProductOut,
+    tag="outcome",
+    errors=("not_authenticated", "not_a_doctor", "invalid_id", "product_not_found"),
+)
+async def product(request: web.Request, actor: Actor) -> ProductOut:
+    check_doctor(actor)
+    product_id = int_param(request, "product_id")
+    catalogue = await request.app[SERVICES].outcome.catalogue.get()
+    found = catalogue.get(product_id)
+    if found is None:
+        raise NotFound("no such product in the catalogue", code="product_not_found")
+    return ProductOut.of(found)
 
 
 @api.route(

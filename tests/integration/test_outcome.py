@@ -380,3 +380,15 @@ async def test_doctors_search_products_and_icd10(api):
     assert refused["error"]["code"] == "not_a_doctor"
     bad = await doctor.call("GET", "/api/products?limit=500", expect=400)
     assert bad["error"]["code"] == "invalid_query"
+
+
+async def test_doctors_read_one_product_by_id(api):
+    doctor = await api("dr.house@demo.test")
+    aspirin = await doctor.call("GET", f"/api/products/{ASPIRIN}")
+    assert aspirin["id"] == ASPIRIN and aspirin["pack_sizes"] == [30, 60]
+    assert aspirin["long_term_eligible"] is True
+    missing = await doctor.call("GET", "/api/products/999999", expect=404)
+    assert missing["error"]["code"] == "product_not_found"
+    patient = await api("anna@demo.test")
+    refused = await patient.call("GET", f"/api/products/{ASPIRIN}", expect=403)
+    assert refused["error"]["code"] == "not_a_doctor"

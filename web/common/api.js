@@ -18,10 +18,15 @@ export const userError = (message) => new ApiError(0, "invalid_input", message);
 
 /**
  * Calls the JSON API with the session cookie; resolves to the body, rejects with ApiError.
- * body: a value sent as JSON, or FormData sent as multipart/form-data (an upload).
+ * body: a value sent as JSON, or FormData sent as multipart/form-data (an upload); headers:
+ * more request headers (e.g. an Idempotency-Key).
  */
-export async function api(method, path, body) {
-  const init = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+export async function api(method, path, body, headers = {}) {
+  const init = {
+    method,
+    credentials: "same-origin",
+    headers: { Accept: "application/json", ...headers },
+  };
   if (body instanceof FormData) {
     init.body = body; // the browser sets the multipart Content-Type, with its boundary
   } else if (body !== undefined) {

@@ -112,7 +112,9 @@ async function openDocument(event, doc, ref) {
   }
 }
 
-async function fetchFile(path) {
+/** A file from the API as a Blob; rejects with ApiError (the JSON error body's code and message)
+ * when refused, so the page can say why next to the link. */
+export async function fetchFile(path) {
   let response;
   try {
     response = await fetch(path, { credentials: "same-origin" });

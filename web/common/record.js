@@ -5,6 +5,7 @@
 
 import { api, el, formatDateTime, formatTime } from "/static/api.js";
 import { renderCallHistory } from "/static/call.js";
+import { renderPackage, renderReferral, renderSickLeave } from "/static/issued.js";
 
 const STATUS_TEXT = {
   waiting: "Waiting for a doctor",
@@ -134,12 +135,34 @@ function renderEntry(entry, view) {
     renderCallHistory(forms || [], recordings || []),
     el("h4", { text: "Recommendations" }),
     renderRecommendations(recommendations),
+    renderIssued(entry),
     open
       ? el("p", {
           className: "muted",
           text: "In progress: the transcript appears here when it ends.",
         })
       : renderTranscript(entry, view),
+  );
+}
+
+/** The documents issued at the end of the consultation (and its renewals), folded away. */
+function renderIssued(entry) {
+  const packages = entry.packages || [];
+  const referrals = entry.referrals || [];
+  const leaves = entry.sick_leaves || [];
+  const count = packages.length + referrals.length + leaves.length;
+  if (!count) return null;
+  return el(
+    "details",
+    { className: "record-issued", "data-testid": "record-issued" },
+    el("summary", { text: `Issued documents (${count})` }),
+    el(
+      "div",
+      { className: "issued-list" },
+      packages.map((pkg) => renderPackage(pkg)),
+      referrals.map((r) => renderReferral(r)),
+      leaves.map((s) => renderSickLeave(s)),
+    ),
   );
 }
 

@@ -22,6 +22,8 @@ import { RecordView, statusText } from "/static/record.js";
 import { PatientDocuments, documentDeleted } from "/static/documents.js";
 import { FollowUpInbox } from "/static/followups.js";
 import { MyHours, UpcomingAppointments } from "/doctor/schedule.js";
+import { OutcomePanel } from "/doctor/outcome.js";
+import { RenewalInbox } from "/doctor/renewals.js";
 
 const errors = new ErrorBanner($("#error"));
 const state = {
@@ -32,6 +34,12 @@ const state = {
 const inbox = new FollowUpInbox({
   list: $("#inbox"),
   empty: $("#inbox-empty"),
+  onError: (err) => errors.show(err),
+});
+const renewals = new RenewalInbox({
+  list: $("#renewals"),
+  empty: $("#renewals-empty"),
+  notice: $("#renewals-notice"),
   onError: (err) => errors.show(err),
 });
 const myHours = new MyHours({
@@ -70,6 +78,7 @@ function afterLogout() {
   state.cards.clear();
   $("#consultations").replaceChildren();
   inbox.clear();
+  renewals.clear();
   myHours.clear();
   appointments.clear();
   showNotice("");
@@ -88,7 +97,7 @@ async function enter(me) {
   show($("#wrong-role"), !isDoctor);
   show($("#presence-section"), isDoctor);
   show($("#consultations-section"), isDoctor);
-  show($("#inbox-section"), isDoctor);
+  show($("#inboxes"), isDoctor);
   show($("#schedule-section"), isDoctor);
   if (!isDoctor) return;
   renderEmpty();
@@ -224,6 +233,18 @@ function connect() {
   // "Ask the doctor": a new question, or one answered (here or in another tab).
   socket.on("follow-up:asked", ({ follow_up: followUp }) => inbox.asked(followUp));
   socket.on("follow-up:answered", ({ follow_up: followUp }) => inbox.answered(followUp));
+  // Renewal requests: a new one for this doctor, one handed to or from them, one decided.
+  socket.on("renewal:requested", ({ renewal }) => renewals.requested(renewal));
+  socket.on("renewal:reassigned", ({ renewal }) => renewals.reassigned(renewal, state.me.id));
+  socket.on("renewal:decided", ({ renewal }) => renewals.decided(renewal));
+  // "Issue and end" here or in another tab; a document cancelled (here or in another tab).
+  socket.on("outcome:issued", ({ outcome }) => {
+    const card = state.cards.get(outcome.consultation_id);
+    if (card) card.outcome.finish(outcome);
+  });
+  socket.on("outcome:cancelled", ({ kind, document: doc }) => {
+    for (const card of state.cards.values()) card.outcome.issued.cancelled(kind, doc);
+  });
   // A scheduler added or removed this doctor's weekly hours.
   socket.on("schedule:changed", (change) =>
     myHours.changed(change).catch((err) => errors.show(err)),
@@ -263,6 +284,7 @@ async function sync() {
   appointments.load().catch((err) => errors.show(err));
   const { consultations } = await api("GET", "/api/consultations/open");
   inbox.load().catch((err) => errors.show(err));
+  renewals.load().catch((err) => errors.show(err));
   const openIds = new Set(consultations.map((c) => c.id));
   // Cards shown before this (re)connect may have missed document events: their lists are
   // loaded again below (a card started now loads its own).
@@ -275,7 +297,9 @@ async function sync() {
   }
   const active = [...state.cards.values()].filter((c) => c.consultation.status === "active");
   for (const card of active) {
-    if (shown.has(card)) card.documents.load().catch((err) => errors.show(err));
+    if (!shown.has(card)) continue;
+    card.documents.load().catch((err) => errors.show(err));
+    card.outcome.reconnected(); // what was typed while away is saved, or the draft read again
   }
   await Promise.all(active.map((c) => c.chat.catchUp()));
 }
@@ -322,7 +346,7 @@ function placeConsultations() {
   const wanted = state.cards.size > 0 || !$("#notice").hidden;
   const first = Boolean(section.compareDocumentPosition(presence) & Node.DOCUMENT_POSITION_FOLLOWING);
   if (wanted && !first) presence.before(section);
-  if (!wanted && first) $("#inbox-section").after(section);
+  if (!wanted && first) $("#inboxes").after(section);
 }
 
 const OPEN = new Set(["waiting", "offered", "active"]);
@@ -389,31 +413,18 @@ class ConsultationCard {
       on: { click: () => this.close() },
     });
 
-    const textId = `recommendation-${id}`;
-    this.recommendationText = el("textarea", {
-      id: textId,
-      rows: 4,
-      maxlength: 10000,
-      placeholder: "e.g. Rest, fluids, paracetamol 500 mg up to 4× a day; see a GP in 3 days.",
-      "data-testid": "recommendation-input",
-    });
-    this.saveButton = el("button", {
-      type: "submit",
-      text: "Save recommendation",
-      "data-testid": "save-recommendation",
+    // The recommendation, e-prescriptions, referrals, sick leave; "Issue and end".
+    this.outcome = new OutcomePanel({
+      consultation,
+      onError: (err) => errors.show(err),
+      onRecommendation: (saved) => this.addSaved(saved),
+      onIssued: () => this.refresh(),
     });
     this.savedList = el("ul", {
       className: "recommendations",
       "data-testid": "saved-recommendations",
     });
     this.noneSaved = el("p", { className: "muted", text: "None yet." });
-    this.recommendationForm = el(
-      "form",
-      { className: "recommendation-form", on: { submit: (e) => this.saveRecommendation(e) } },
-      el("label", { for: textId, text: "Recommendation for the patient's record" }),
-      this.recommendationText,
-      this.saveButton,
-    );
     this.history = el("div", { className: "history", "data-testid": "patient-history" });
     this.record = new RecordView(this.history, {
       path: `/api/patients/${consultation.patient.id}/record`,
@@ -444,7 +455,7 @@ class ConsultationCard {
           "div",
           {},
           el("h4", { text: "Outcome" }),
-          this.recommendationForm,
+          this.outcome.element,
           el("h5", { text: "Saved recommendations" }),
           this.noneSaved,
           this.savedList,
@@ -474,6 +485,16 @@ class ConsultationCard {
     this.call.start().catch((err) => errors.show(err));
     this.loadRecord().catch((err) => errors.show(err));
     this.documents.load().catch((err) => errors.show(err));
+    this.outcome.load().catch((err) => errors.show(err));
+  }
+
+  /** After "Issue and end": how the consultation stands now (ended). */
+  async refresh() {
+    try {
+      this.update(await api("GET", `/api/consultations/${this.consultation.id}`));
+    } catch (err) {
+      errors.show(err);
+    }
   }
 
   update(consultation) {
@@ -498,7 +519,7 @@ class ConsultationCard {
     const offered = c.status === "offered";
     this.endButton.hidden = !open || offered;
     this.closeButton.hidden = open;
-    this.recommendationForm.hidden = c.status !== "active";
+    if (!open) this.outcome.ended();
     this.offer.hidden = !offered;
     this.grid.hidden = offered;
     if (offered) {
@@ -541,24 +562,6 @@ class ConsultationCard {
         el("p", { className: "muted small", text: formatDateTime(recommendation.created_at) }),
       ),
     );
-  }
-
-  async saveRecommendation(event) {
-    event.preventDefault();
-    const text = this.recommendationText.value.trim();
-    if (!text) {
-      errors.show("Write the recommendation first.");
-      return;
-    }
-    await guarded(errors, this.saveButton, async () => {
-      const saved = await api(
-        "POST",
-        `/api/consultations/${this.consultation.id}/recommendations`,
-        { text },
-      );
-      this.addSaved(saved);
-      this.recommendationText.value = "";
-    });
   }
 
   async end() {

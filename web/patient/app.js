@@ -20,6 +20,8 @@ import { BookVisit, MyBookings } from "/patient/bookings.js";
 import { Alternatives, renderTicket } from "/patient/ticket.js";
 import { MyDocuments, documentDeleted } from "/static/documents.js";
 import { AskTheDoctor } from "/static/followups.js";
+import { MyIssued } from "/patient/issued.js";
+import { PeselForm } from "/patient/pesel.js";
 
 const errors = new ErrorBanner($("#error"));
 const state = {
@@ -89,6 +91,20 @@ const askTheDoctor = new AskTheDoctor({
     error: $("#follow-ups-error"),
   },
 });
+const myIssued = new MyIssued({
+  nodes: { list: $("#issued"), empty: $("#issued-empty") },
+  onError: (err) => errors.show(err),
+});
+const peselForm = new PeselForm({
+  nodes: {
+    section: $("#pesel-section"),
+    form: $("#pesel-form"),
+    input: $("#pesel-input"),
+    button: $("#pesel-save"),
+    error: $("#pesel-error"),
+    saved: $("#pesel-saved"),
+  },
+});
 
 // --- session -------------------------------------------------------------------------------
 
@@ -111,6 +127,8 @@ function afterLogout() {
   bookVisit.clear();
   myDocuments.clear();
   askTheDoctor.clear();
+  myIssued.clear();
+  peselForm.clear();
   alternatives.update(null, null);
   show($("#consultation-section"), false);
 }
@@ -123,6 +141,7 @@ const PATIENT_SECTIONS = [
   "#record-section",
   "#documents-section",
   "#follow-ups-section",
+  "#issued-section",
 ];
 
 async function enter(me) {
@@ -153,6 +172,8 @@ async function enter(me) {
     myBookings.load(),
     verified ? myDocuments.load() : null,
     askTheDoctor.load(),
+    myIssued.load(),
+    peselForm.load(),
   ]);
 }
 
@@ -172,6 +193,8 @@ function connect() {
     if (reconnect && state.me && state.me.identity === "verified") {
       myDocuments.load().catch((err) => errors.show(err));
     }
+    // Documents issued, cancelled or renewed while away.
+    if (reconnect) myIssued.load().catch((err) => errors.show(err));
     reconnect = true;
   });
   socket.on("consultation:matched", ({ consultation }) => {
@@ -201,7 +224,10 @@ function connect() {
   });
   // The doctor answered a follow-up question.
   socket.on("follow-up:answered", ({ follow_up: followUp }) => askTheDoctor.receive(followUp));
-
+  // The visit's outcome: documents issued or cancelled, a renewal decided (a new package).
+  for (const event of ["outcome:issued", "outcome:cancelled", "renewal:decided"]) {
+    socket.on(event, () => myIssued.load().catch((err) => errors.show(err)));
+  }
   // The walk-in queue: a new place, estimate or doctors' state.
   socket.on("queue:ticket", (update) => {
     const c = state.consultation;
