@@ -57,6 +57,7 @@ OTHER_READS = frozenset(
         "/api/session",  # the pages' session probe (the user, or none)
         "/api/specialties",
         "/api/products",
+        "/api/products/{product_id}",
         "/api/icd10",
         "/api/patients/me/pesel",
         "/api/slots",

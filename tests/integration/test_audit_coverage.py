@@ -149,6 +149,7 @@ NOT_CLINICAL = {
     "/healthz",
     "/metrics",  # counts only (a scheduler's request reads the overview: audited)
     "/api/products",  # the catalogue
+    "/api/products/{product_id}",
     "/api/icd10",  # the classification
     "/api/patients/me/pesel",  # one's own identifier
 }
