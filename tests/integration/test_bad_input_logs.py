@@ -111,7 +111,9 @@ async def test_a_hundred_malformed_socketio_packets_write_a_few_lines_and_no_tra
     text = log_text.text
     assert "Traceback" not in text, text
     bad = [line for line in log_text.warnings if "consult.bad_input" in line]
-    assert bad == log_text.warnings  # nothing else complained
+    # Nothing else complained; a slow COMMIT on a loaded machine is the disk's, not the input's.
+    others = [w for w in log_text.warnings if w not in bad and "slow statement" not in w]
+    assert others == []
     assert 1 <= len(bad) <= BURST, bad  # one line each, at most BURST per address a minute
     assert all("bad input from 127.0.0.1: malformed" in line for line in bad), bad
     assert log_text.warnings_size() < 2000, bad  # was 326 KB for 100 packets
