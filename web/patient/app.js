@@ -40,10 +40,13 @@ const state = {
 
 const myBookings = new MyBookings({
   errors,
-  onChanged: () => {
+  onChanged: (booking) => {
     refreshTicket().catch((err) => errors.show(err));
     bookVisit.refresh().catch((err) => errors.show(err));
+    // A cancelled booking frees the referral it used.
+    if (booking.referral_id) myIssued.load().catch((err) => errors.show(err));
   },
+  onLoaded: () => myIssued.bookingsRead(),
 });
 const bookVisit = new BookVisit({
   onBooked: () => {
@@ -94,6 +97,14 @@ const askTheDoctor = new AskTheDoctor({
 const myIssued = new MyIssued({
   nodes: { list: $("#issued"), empty: $("#issued-empty") },
   onError: (err) => errors.show(err),
+  bookings: () => myBookings.bookings,
+  // A referral booked a visit: it is listed under My bookings, and its slot is no longer free.
+  onBooked: () => {
+    myBookings.reload();
+    myIssued.load().catch((err) => errors.show(err));
+    refreshTicket().catch((err) => errors.show(err));
+    bookVisit.refresh().catch((err) => errors.show(err));
+  },
 });
 const peselForm = new PeselForm({
   nodes: {

@@ -17,12 +17,17 @@ import {
 const BASIC_BOOKING_LIMIT = 10;
 const SLOTS_SHOWN = 10;
 
-/** "My bookings". onChanged(): after a cancellation (a slot is free again). */
+/**
+ * "My bookings". onChanged(booking): after a cancellation (a slot is free again, and the
+ * referral the booking used); onLoaded(): the bookings were read (a used referral says when its
+ * visit is).
+ */
 export class MyBookings {
-  constructor({ errors, onChanged }) {
+  constructor({ errors, onChanged, onLoaded = () => {} }) {
     this.me = null; // the logged-in patient, set on entering the page
     this.errors = errors;
     this.onChanged = onChanged;
+    this.onLoaded = onLoaded;
     this.bookings = [];
     this.confirming = null; // the booking id whose cancellation is being confirmed
     $("#bookings-refresh").addEventListener("click", () => this.reload($("#bookings-refresh")));
@@ -43,6 +48,7 @@ export class MyBookings {
     const { bookings } = await api("GET", "/api/bookings");
     this.bookings = bookings;
     this.render();
+    this.onLoaded();
   }
 
   clear() {
@@ -166,6 +172,13 @@ export class MyBookings {
             text: badge[1],
           }),
         ),
+        booking.referral_id
+          ? el("span", {
+              className: "muted small",
+              "data-testid": "booking-referral",
+              text: "Booked with your referral",
+            })
+          : null,
         booking.cancelled_at
           ? el("span", {
               className: "muted small",
@@ -201,7 +214,7 @@ export class MyBookings {
     }
     this.confirming = null;
     await this.reload();
-    this.onChanged();
+    this.onChanged(booking);
   }
 }
 
