@@ -18,6 +18,7 @@ from consult.dashboard.service import DashboardService
 from consult.documents.file_store import DocumentStore
 from consult.documents.service import DocumentService
 from consult.events import EventBus
+from consult.fhir.service import FhirExport
 from consult.followups.service import FollowUpService
 from consult.media.ice import IceConfig
 from consult.outcome.catalogue_store import CatalogueStore
@@ -60,6 +61,7 @@ class Services:
     outcome: OutcomeService
     issued: IssuedDocuments
     renewals: RenewalService
+    fhir: FhirExport
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock, db: Database) -> Services:
@@ -118,6 +120,7 @@ class Services:
             outcome=OutcomeService(db, clock, audit, consultations, CatalogueStore(db)),
             issued=IssuedDocuments(db, clock, audit),
             renewals=RenewalService(db, clock, audit),
+            fhir=FhirExport(db, clock, audit),
         )
 
 
