@@ -54,16 +54,18 @@ class FhirExport:
     async def _read(
         self, actor: Actor, patient_id: int, origin: str, detail: str | None
     ) -> tuple[list[Resource], datetime]:
-        async with self._db.uow() as uow:
+        # The whole record is read from a snapshot that holds no write lock (on SQLite, the one
+        # writer the chat needs); it is handed out only once its audit row has committed.
+        async with self._db.reader() as uow:
             patient = await reading.patient(uow, patient_id)
             if patient is None or not await _may_read(uow, actor, patient_id):
                 self._audit.deny_after_rollback(uow, actor, ACTION, patient_id=patient_id)
                 raise NotFound(f"no patient {patient_id} you may read", code="patient_not_found")
             now = self._clock.now()
             facts = await reading.record(uow, patient, actor, now)
+        async with self._db.uow() as uow:
             await self._audit.write(uow, actor, ACTION, patient_id=patient_id, detail=detail)
             await uow.commit()
-        # Mapped after the transaction: the database is not held while the resources are built.
         return bundles.resources(facts, origin), now
 
 

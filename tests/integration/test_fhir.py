@@ -8,6 +8,7 @@ gets 404 (audited); every read is audited as record.fhir.read."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -16,11 +17,14 @@ from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.bundle import Bundle
 
 from consult.app import create_app
+from consult.domain import Actor, Identity, Role
 from consult.fhir.bundles import unresolved
 from consult.fhir.codes import ICD10_SYSTEM, NPWZ_SYSTEM, PESEL_SYSTEM
+from consult.http.routing import SERVICES
 from consult.storage import tables as t
 from tests.integration.conftest import settings_for
 from tests.integration.test_outcome import consulting, issue, outcome_body, today_of
+from tests.integration.test_paging import house_and_anna, seed_record
 from tests.integration.test_renewals import ask
 from tests.support import ApiClient, pdf, rows
 
@@ -252,3 +256,39 @@ async def test_file_urls_use_the_origin_the_client_reached(
     )
     public = "https://staff.example.org:8443, https://consult.example.org"
     assert await document_url(public_origin=public) == f"https://consult.example.org{path}"
+
+
+async def bundle_statements(server, actor: Actor, patient_id: int) -> tuple[list[str], int]:
+    """The statements one export runs (this task's only), and the bundle's Encounters."""
+    services = server.app[SERVICES]
+    me = asyncio.current_task()
+    seen: list[str] = []
+
+    def observe(name: str, _seconds: float) -> None:
+        if asyncio.current_task() is me:
+            seen.append(name)
+
+    services.db.statements.observers.append(observe)
+    try:
+        bundle = await services.fhir.record(actor, patient_id, "http://consult.test")
+    finally:
+        services.db.statements.observers.remove(observe)
+    assert unresolved(bundle) == set()
+    return seen, len([e for e in bundle["entry"] if e["resource"]["resourceType"] == "Encounter"])
+
+
+async def test_the_bundle_runs_the_same_statements_for_5_and_for_500_consultations(
+    api, sockets, server, database_url
+):
+    house, _, anna, _ = await house_and_anna(api, sockets)
+    pid, did = anna.user["id"], house.user["id"]
+    patient = Actor(pid, Role.PATIENT, Identity.VERIFIED, "Anna")
+    doctor = Actor(did, Role.DOCTOR, Identity.VERIFIED, "House")
+    await seed_record(database_url, pid, did, 4)
+    few = [await bundle_statements(server, who, pid) for who in (patient, doctor)]
+    await seed_record(database_url, pid, did, 495)
+    many = [await bundle_statements(server, who, pid) for who in (patient, doctor)]
+    assert [statements for statements, _ in many] == [statements for statements, _ in few]
+    assert [encounters for _, encounters in few] == [5, 5]
+    assert [encounters for _, encounters in many] == [500, 500]
+    assert len(few[1][0]) <= 20, few[1][0]
