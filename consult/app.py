@@ -25,6 +25,7 @@ from consult.http import (
     routes_calls,
     routes_consultations,
     routes_documents,
+    routes_fhir,
     routes_followups,
     routes_outcome,
     routes_printouts,
@@ -71,6 +72,7 @@ APIS = (
     routes_outcome.api,
     routes_renewals.api,
     routes_printouts.api,
+    routes_fhir.api,
 )
 
 

@@ -18,6 +18,7 @@ from consult.dashboard.service import DashboardService
 from consult.documents.file_store import DocumentStore
 from consult.documents.service import DocumentService
 from consult.events import EventBus
+from consult.fhir.service import FhirExport
 from consult.followups.service import FollowUpService
 from consult.media.ice import IceConfig
 from consult.outcome.catalogue_store import CatalogueStore
@@ -62,6 +63,7 @@ class Services:
     issued: IssuedDocuments
     renewals: RenewalService
     printing: Printing
+    fhir: FhirExport
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock, db: Database) -> Services:
@@ -121,6 +123,7 @@ class Services:
             issued=IssuedDocuments(db, clock, audit),
             renewals=RenewalService(db, clock, audit),
             printing=Printing(db, clock, audit, settings.clinic_name),
+            fhir=FhirExport(db, clock, audit),
         )
 
 

@@ -237,6 +237,18 @@ async def test_every_clinical_read_leaves_an_audit_row(api, sockets, engine, dat
             f"/api/patients/{aid}/issued",
             "outcome.documents.read",
         ),
+        "/api/patients/me/fhir": (anna, "/api/patients/me/fhir", "record.fhir.read"),
+        "/api/patients/{patient_id}/fhir": (house, f"/api/patients/{aid}/fhir", "record.fhir.read"),
+        "/api/patients/me/fhir/MedicationRequest": (
+            anna,
+            "/api/patients/me/fhir/MedicationRequest?status=active",
+            "record.fhir.read",
+        ),
+        "/api/patients/{patient_id}/fhir/MedicationRequest": (
+            house,
+            f"/api/patients/{aid}/fhir/MedicationRequest",
+            "record.fhir.read",
+        ),
     }
     gets = {p for m, p, _ in registry() if m == "GET"}
     # The follow-ups read last: a question needs the consultation ended.
