@@ -32,6 +32,7 @@ from consult.queue.policy import QueueRules
 from consult.queue.service import ConsultationService
 from consult.queue.sweeper import Sweeper
 from consult.queue.tickets import TicketService
+from consult.ratings.service import RatingService
 from consult.records.service import RecordService
 from consult.settings import Settings
 from consult.storage.uow import Database
@@ -62,6 +63,7 @@ class Services:
     issued: IssuedDocuments
     renewals: RenewalService
     printing: Printing
+    ratings: RatingService
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock, db: Database) -> Services:
@@ -121,6 +123,7 @@ class Services:
             issued=IssuedDocuments(db, clock, audit),
             renewals=RenewalService(db, clock, audit),
             printing=Printing(db, clock, audit, settings.clinic_name),
+            ratings=RatingService(db, clock, audit, consultations),
         )
 
 
