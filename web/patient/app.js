@@ -22,6 +22,7 @@ import { MyDocuments, documentDeleted } from "/static/documents.js";
 import { AskTheDoctor } from "/static/followups.js";
 import { MyIssued } from "/patient/issued.js";
 import { PeselForm } from "/patient/pesel.js";
+import { RatingForms } from "/patient/ratings.js";
 
 const errors = new ErrorBanner($("#error"));
 const state = {
@@ -38,12 +39,15 @@ const state = {
   call: null, // the call panel of the active consultation (voice, video, form switches)
 };
 
+// Rating forms under finished consultations and past visits, put back after each redraw.
+const ratingForms = new RatingForms();
 const myBookings = new MyBookings({
   errors,
   onChanged: () => {
     refreshTicket().catch((err) => errors.show(err));
     bookVisit.refresh().catch((err) => errors.show(err));
   },
+  onRender: (bookings) => ratingForms.decorateBookings($("#bookings-past"), bookings),
 });
 const bookVisit = new BookVisit({
   onBooked: () => {
@@ -129,6 +133,7 @@ function afterLogout() {
   askTheDoctor.clear();
   myIssued.clear();
   peselForm.clear();
+  ratingForms.clear();
   alternatives.update(null, null);
   show($("#consultation-section"), false);
 }
@@ -174,6 +179,7 @@ async function enter(me) {
     askTheDoctor.load(),
     myIssued.load(),
     peselForm.load(),
+    ratingForms.load(),
   ]);
 }
 
@@ -579,7 +585,10 @@ function asTicket(answer) {
 // consultations read so far (the newest: questions are open for 14 days after the end).
 const record = new RecordView($("#record"), {
   path: "/api/patients/me/record",
-  onChange: (entries) => askTheDoctor.setRecord({ entries }),
+  onChange: (entries) => {
+    askTheDoctor.setRecord({ entries });
+    ratingForms.decorateRecord($("#record"), entries);
+  },
   onError: (err) => errors.show(err),
 });
 

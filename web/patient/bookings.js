@@ -17,12 +17,14 @@ import {
 const BASIC_BOOKING_LIMIT = 10;
 const SLOTS_SHOWN = 10;
 
-/** "My bookings". onChanged(): after a cancellation (a slot is free again). */
+/** "My bookings". onChanged(): after a cancellation (a slot is free again); onRender(bookings):
+ * after each redraw (the rating forms of past visits go back in). */
 export class MyBookings {
-  constructor({ errors, onChanged }) {
+  constructor({ errors, onChanged, onRender = () => {} }) {
     this.me = null; // the logged-in patient, set on entering the page
     this.errors = errors;
     this.onChanged = onChanged;
+    this.onRender = onRender;
     this.bookings = [];
     this.confirming = null; // the booking id whose cancellation is being confirmed
     $("#bookings-refresh").addEventListener("click", () => this.reload($("#bookings-refresh")));
@@ -67,6 +69,7 @@ export class MyBookings {
       ...others.map((b) => this.item(b, b.status === "cancelled" ? "cancelled" : "past")),
     );
     show(past, others.length > 0);
+    this.onRender(this.bookings);
 
     const usage = $("#bookings-usage");
     if (this.me.identity !== "verified") {
