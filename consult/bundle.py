@@ -33,6 +33,7 @@ from consult.queue.policy import QueueRules
 from consult.queue.service import ConsultationService
 from consult.queue.sweeper import Sweeper
 from consult.queue.tickets import TicketService
+from consult.ratings.service import RatingService
 from consult.records.service import RecordService
 from consult.settings import Settings
 from consult.storage.uow import Database
@@ -64,6 +65,7 @@ class Services:
     renewals: RenewalService
     printing: Printing
     fhir: FhirExport
+    ratings: RatingService
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock, db: Database) -> Services:
@@ -124,6 +126,7 @@ class Services:
             renewals=RenewalService(db, clock, audit),
             printing=Printing(db, clock, audit, settings.clinic_name),
             fhir=FhirExport(db, clock, audit),
+            ratings=RatingService(db, clock, audit, consultations),
         )
 
 

@@ -20,14 +20,15 @@ const SLOTS_SHOWN = 10;
 /**
  * "My bookings". onChanged(booking): after a cancellation (a slot is free again, and the
  * referral the booking used); onLoaded(): the bookings were read (a used referral says when its
- * visit is).
+ * visit is); onRender(bookings): after each redraw (the rating forms of past visits go back in).
  */
 export class MyBookings {
-  constructor({ errors, onChanged, onLoaded = () => {} }) {
+  constructor({ errors, onChanged, onLoaded = () => {}, onRender = () => {} }) {
     this.me = null; // the logged-in patient, set on entering the page
     this.errors = errors;
     this.onChanged = onChanged;
     this.onLoaded = onLoaded;
+    this.onRender = onRender;
     this.bookings = [];
     this.confirming = null; // the booking id whose cancellation is being confirmed
     $("#bookings-refresh").addEventListener("click", () => this.reload($("#bookings-refresh")));
@@ -73,6 +74,7 @@ export class MyBookings {
       ...others.map((b) => this.item(b, b.status === "cancelled" ? "cancelled" : "past")),
     );
     show(past, others.length > 0);
+    this.onRender(this.bookings);
 
     const usage = $("#bookings-usage");
     if (this.me.identity !== "verified") {
