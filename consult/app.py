@@ -25,9 +25,11 @@ from consult.http import (
     routes_calls,
     routes_consultations,
     routes_documents,
+    routes_fhir,
     routes_followups,
     routes_outcome,
     routes_printouts,
+    routes_ratings,
     routes_renewals,
     routes_scheduler,
     routes_system,
@@ -48,6 +50,7 @@ from consult.signaling.fanout import QueueFanout
 from consult.signaling.lifecycle import ProcessLifecycle
 from consult.signaling.namespace import ConsultNamespace
 from consult.signaling.notifier import Notifier
+from consult.signaling.ratings_push import RatingsPush
 from consult.signaling.scheduler_push import SchedulerPush
 from consult.signaling.server import create_sio
 from consult.signaling.sessions import SessionGuard
@@ -71,6 +74,8 @@ APIS = (
     routes_outcome.api,
     routes_renewals.api,
     routes_printouts.api,
+    routes_fhir.api,
+    routes_ratings.api,
 )
 
 
@@ -108,6 +113,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     )
     app[SCHEDULER_PUSH] = scheduler_push
     services.bus.subscribe(scheduler_push)
+    # Their ratings figures, when a rating is given or changed.
+    ratings_push = RatingsPush(sio, services.ratings, local_audience=not settings.redis_url)
+    app[RATINGS_PUSH] = ratings_push
+    services.bus.subscribe(ratings_push)
     # Calls: a consultation that ends ends its call; media state and quality pushed to pages.
     services.bus.subscribe(services.calls.on_event)
     app[CALL_PUSH] = CallPush(sio, services.calls, interval=2.0)
@@ -131,6 +140,7 @@ FANOUT = web.AppKey("fanout", QueueFanout)
 SIO = web.AppKey("sio", socketio.AsyncServer)
 SCHEDULER_PUSH = web.AppKey("scheduler_push", SchedulerPush)
 SESSION_GUARD = web.AppKey("session_guard", SessionGuard)
+RATINGS_PUSH = web.AppKey("ratings_push", RatingsPush)
 # Seconds between slot generations (a day's new slots appear within the hour after midnight).
 SLOT_INTERVAL = 3600.0
 CALL_PUSH = web.AppKey("call_push", CallPush)
@@ -162,6 +172,7 @@ async def _background_tasks(app: web.Application) -> AsyncIterator[None]:
             await task
     await app[FANOUT].close()
     await app[SCHEDULER_PUSH].close()
+    await app[RATINGS_PUSH].close()
 
 
 async def _every(

@@ -18,6 +18,7 @@ from consult.dashboard.service import DashboardService
 from consult.documents.file_store import DocumentStore
 from consult.documents.service import DocumentService
 from consult.events import EventBus
+from consult.fhir.service import FhirExport
 from consult.followups.service import FollowUpService
 from consult.media.ice import IceConfig
 from consult.outcome.catalogue_store import CatalogueStore
@@ -32,6 +33,7 @@ from consult.queue.policy import QueueRules
 from consult.queue.service import ConsultationService
 from consult.queue.sweeper import Sweeper
 from consult.queue.tickets import TicketService
+from consult.ratings.service import RatingService
 from consult.records.service import RecordService
 from consult.settings import Settings
 from consult.storage.uow import Database
@@ -62,6 +64,8 @@ class Services:
     issued: IssuedDocuments
     renewals: RenewalService
     printing: Printing
+    fhir: FhirExport
+    ratings: RatingService
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock, db: Database) -> Services:
@@ -121,6 +125,8 @@ class Services:
             issued=IssuedDocuments(db, clock, audit),
             renewals=RenewalService(db, clock, audit),
             printing=Printing(db, clock, audit, settings.clinic_name),
+            fhir=FhirExport(db, clock, audit),
+            ratings=RatingService(db, clock, audit, consultations),
         )
 
 

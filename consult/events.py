@@ -119,6 +119,14 @@ class RecordChanged(Event):
 
 
 @dataclass(frozen=True)
+class RatingStored(Event):
+    """A rating was given or changed: the schedulers' figures have moved."""
+
+    doctor_id: int
+    specialty_code: str
+
+
+@dataclass(frozen=True)
 class Push(Event):
     """A notification that needs no logic at the edge: ``payload`` goes out as the Socket.IO
     event ``name`` to the users ``user_ids`` (every tab of each). Events that other subscribers

@@ -20,7 +20,7 @@ from consult.settings import Settings
 
 # HTTP routes that read clinical data (a patient's consultations, messages, record, documents,
 # bookings as a doctor sees them, recordings, the outcome's printouts, the scheduler's overview
-# with patient names).
+# with patient names, ratings' comments).
 # tests/integration/test_usage_limits.py fails when a GET route is in neither set.
 CLINICAL_READS = frozenset(
     {
@@ -35,12 +35,18 @@ CLINICAL_READS = frozenset(
         "/api/follow-ups",
         "/api/packages/{package_id}/printout.pdf",
         "/api/patients/me/record",
+        "/api/patients/me/fhir",
+        "/api/patients/me/fhir/MedicationRequest",
+        "/api/patients/me/ratings",
+        "/api/doctors/me/ratings",  # the comments patients wrote
         "/api/patients/me/issued",
         "/api/patients/{patient_id}/issued",
         "/api/consultations/{consultation_id}/outcome",
         "/api/consultations/{consultation_id}/outcome/draft",
         "/api/patients/{patient_id}/documents",
         "/api/patients/{patient_id}/record",
+        "/api/patients/{patient_id}/fhir",
+        "/api/patients/{patient_id}/fhir/MedicationRequest",
         "/api/patients/{patient_id}/record/{consultation_id}/messages",
         "/api/queue/ticket",
         "/api/renewals",
@@ -50,7 +56,8 @@ CLINICAL_READS = frozenset(
         "/api/sick-leaves/{sick_leave_id}/printout.pdf",
     }
 )
-# GET routes that read no clinical data: the catalogue, slots, doctors' hours, the system.
+# GET routes that read no clinical data: the catalogue, slots, doctors' hours, the system, the
+# ratings' figures (counts and averages).
 OTHER_READS = frozenset(
     {
         "/api/me",
@@ -63,6 +70,7 @@ OTHER_READS = frozenset(
         "/api/slots",
         "/api/doctors",
         "/api/doctors/{doctor_id}/schedule",
+        "/api/scheduler/ratings",
         "/api/openapi.json",
         "/healthz",
         "/metrics",

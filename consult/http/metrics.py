@@ -30,6 +30,8 @@ from prometheus_client.registry import Collector
 
 from consult.dashboard.schemas import OverviewOut
 from consult.media.stats import CallFigures
+from consult.ratings.policy import RatingKind
+from consult.ratings.schemas import RatingsSummaryOut
 from consult.storage.timing import StatementTimer
 
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -126,10 +128,15 @@ class Metrics:
             await asyncio.sleep(LAG_TICK)
             self.loop_lag.observe(max(0.0, time.perf_counter() - asked - LAG_TICK))
 
-    def render(self, overview: OverviewOut, calls: CallFigures | None = None) -> bytes:
-        """The text of one scrape: ``overview`` and ``calls`` as just read, then the standard
-        metrics."""
-        return generate_latest(_Scrape(Figures(overview, calls), self.registry))
+    def render(
+        self,
+        overview: OverviewOut,
+        calls: CallFigures | None = None,
+        ratings: RatingsSummaryOut | None = None,
+    ) -> bytes:
+        """The text of one scrape: ``overview``, ``calls`` and ``ratings`` as just read, then
+        the standard metrics."""
+        return generate_latest(_Scrape(Figures(overview, calls, ratings), self.registry))
 
 
 METRICS = web.AppKey("metrics", Metrics)
@@ -158,16 +165,25 @@ class _Scrape(Collector):
 
 
 class Figures(Collector):
-    """The overview's gauges and the calls' gauges and counters, from one reading."""
+    """The overview's gauges, the calls' gauges and counters and the ratings' gauges, from one
+    reading."""
 
-    def __init__(self, overview: OverviewOut, calls: CallFigures | None) -> None:
+    def __init__(
+        self,
+        overview: OverviewOut,
+        calls: CallFigures | None,
+        ratings: RatingsSummaryOut | None = None,
+    ) -> None:
         self._overview = overview
         self._calls = calls
+        self._ratings = ratings
 
     def collect(self) -> Iterator[Metric]:
         yield from _queues(self._overview)
         if self._calls is not None:
             yield from _calls(self._calls)
+        if self._ratings is not None:
+            yield from _ratings(self._ratings)
 
 
 Samples = Iterable[tuple[tuple[str, ...], float]]
@@ -308,4 +324,28 @@ def _calls(calls: CallFigures) -> Iterator[Metric]:
         "Call recordings being written by this process.",
         (),
         [((), float(calls.recordings))],
+    )
+
+
+def _ratings(summary: RatingsSummaryOut) -> Iterator[Metric]:
+    """The ratings of the last 30 days per specialty and kind (consultation, booking, service):
+    every rated specialty's count for each kind, and the average where there is one."""
+    figures = [
+        (s.specialty.code, kind.value, getattr(s.figures, kind.value))
+        for s in summary.specialties
+        for kind in RatingKind
+    ]
+    per_specialty_kind = ("specialty", "kind")
+    yield _gauge(
+        "consult_rating_average",
+        f"Average rating (1-5) given in the last {summary.days} days, per specialty and kind "
+        "(no sample for a kind not rated).",
+        per_specialty_kind,
+        (((code, kind), f.average) for code, kind, f in figures if f.average is not None),
+    )
+    yield _gauge(
+        "consult_ratings",
+        f"Ratings given in the last {summary.days} days, per specialty and kind.",
+        per_specialty_kind,
+        (((code, kind), float(f.count)) for code, kind, f in figures),
     )

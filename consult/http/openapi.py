@@ -95,7 +95,7 @@ def _operation(spec: RouteSpec, components: dict[str, Any]) -> dict[str, Any]:
         }
     ok: dict[str, Any] = {"description": "success"}
     if spec.response is not None:
-        ok["content"] = {"application/json": {"schema": ref(spec.response)}}
+        ok["content"] = {spec.media_type: {"schema": ref(spec.response)}}
     for status in (spec.status, *spec.also):
         op["responses"][str(status)] = ok
     if spec.errors:

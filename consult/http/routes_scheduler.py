@@ -83,7 +83,8 @@ async def doctor_away(request: web.Request, actor: Actor, body: EmptyIn) -> Doct
 @api.route(
     "GET",
     "/metrics",
-    summary="The queues' figures, this process's calls and its standard process metrics as "
+    summary="The queues' figures, this process's calls, the ratings' averages of the last 30 "
+    "days and its standard process metrics as "
     "Prometheus metrics (text format 0.0.4). Open to direct "
     "loopback requests (no X-Forwarded-For or Forwarded header); anyone else needs a "
     "scheduler's session.",
@@ -98,8 +99,9 @@ async def prometheus(request: web.Request) -> web.StreamResponse:
     else:
         overview = await dashboard.overview_for(await request_actor(request))
     calls = await request.app[SERVICES].calls.registry.figures()
+    ratings = await request.app[SERVICES].ratings.summary()  # figures only: not audited
     return web.Response(
-        body=request.app[metrics.METRICS].render(overview, calls),
+        body=request.app[metrics.METRICS].render(overview, calls, ratings),
         headers={"Content-Type": metrics.CONTENT_TYPE, "Cache-Control": "no-store"},
     )
 

@@ -50,6 +50,9 @@ class RouteSpec:
     headers: tuple[tuple[str, str], ...] = ()
     # Other success statuses with the same body (OpenAPI only: the handler answers them).
     also: tuple[int, ...] = ()
+    # The success body's media type (OpenAPI only: a handler that answers another type than
+    # JSON builds its web.Response itself).
+    media_type: str = "application/json"
 
 
 @dataclass
@@ -72,6 +75,7 @@ class Api:
         upload: type[BaseModel] | None = None,
         headers: tuple[tuple[str, str], ...] = (),
         also: tuple[int, ...] = (),
+        media_type: str = "application/json",
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.routes.append(
@@ -90,6 +94,7 @@ class Api:
                     upload,
                     headers,
                     also,
+                    media_type,
                 )
             )
             return handler

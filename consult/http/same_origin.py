@@ -89,6 +89,20 @@ def allowed_origins(
     return {o for o in (normalize(a) for a in allowed) if o is not None}
 
 
+def client_origin(request: web.Request, public: frozenset[str], proxies: TrustedProxies) -> str:
+    """The origin the client reached, for absolute URLs in an answer: the one configured (of
+    several, the request's own if it is one), else what a trusted proxy forwarded, else the
+    request's own ``scheme://Host``."""
+    own = normalize(request.scheme + "://" + request.host) or f"{request.scheme}://localhost"
+    if public:
+        return own if own in public else sorted(public)[0]
+    if request.remote and _trusted(proxies, request.remote):
+        proto = _first(request.headers.get("X-Forwarded-Proto")) or request.scheme
+        host = _first(request.headers.get("X-Forwarded-Host")) or request.host
+        return normalize(proto + "://" + host) or own
+    return own
+
+
 PUBLIC_ORIGINS = web.AppKey("public_origins", frozenset)
 
 

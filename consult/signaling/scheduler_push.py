@@ -1,5 +1,6 @@
 """Live dashboard: when a queue, a doctor's presence or a consultation changes, the schedulers'
-sockets (room ``schedulers``) get the whole overview again as ``scheduler:overview``.
+sockets (room ``schedulers``) get the whole overview again as ``scheduler:overview``
+(``SchedulerPush``; ``RoomPush`` is the mechanism, which the ratings' figures use too).
 
 Pushes are coalesced and rate-limited: the first change schedules one push, at least
 ``interval`` after the previous one started (0.25 s: at most four a second) and ``delay`` after
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from typing import Any
 
 import socketio
 
@@ -46,11 +48,16 @@ _WATCHED = (
 )
 
 
-class SchedulerPush:
+class RoomPush:
+    """Coalesced, rate-limited pushes of one computed payload to the schedulers' room, when an
+    event of ``watched`` is published. Subclasses say what is computed and sent."""
+
+    event_name = ""
+    watched: tuple[type[Event], ...] = ()
+
     def __init__(
         self,
         sio: socketio.AsyncServer,
-        dashboard: DashboardService,
         *,
         interval: float = 0.25,
         delay: float = 0.05,
@@ -60,7 +67,6 @@ class SchedulerPush:
         skipped when no scheduler is connected; with Redis the room spans processes and every
         change is pushed."""
         self._sio = sio
-        self._dashboard = dashboard
         self._interval = interval
         self._delay = delay
         self._local_audience = local_audience
@@ -68,9 +74,12 @@ class SchedulerPush:
         self._last = -math.inf
         self._tasks: set[asyncio.Task[None]] = set()
 
+    async def payload(self) -> dict[str, Any]:
+        raise NotImplementedError
+
     async def __call__(self, event: Event) -> None:
         """Subscribed to the event bus: committed changes only."""
-        if isinstance(event, _WATCHED):
+        if isinstance(event, self.watched):
             self.changed()
 
     def changed(self) -> None:
@@ -90,12 +99,9 @@ class SchedulerPush:
         try:
             if not self._has_audience():
                 return
-            overview = await self._dashboard.overview()
-            await self._sio.emit(
-                "scheduler:overview", overview.model_dump(mode="json"), to=SCHEDULERS_ROOM
-            )
+            await self._sio.emit(self.event_name, await self.payload(), to=SCHEDULERS_ROOM)
         except Exception:
-            log.exception("scheduler overview push failed")
+            log.exception("%s push failed", self.event_name)
 
     def _has_audience(self) -> bool:
         if not self._local_audience:
@@ -106,3 +112,25 @@ class SchedulerPush:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class SchedulerPush(RoomPush):
+    """The queues' overview, as ``scheduler:overview``."""
+
+    event_name = "scheduler:overview"
+    watched = _WATCHED
+
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        dashboard: DashboardService,
+        *,
+        interval: float = 0.25,
+        delay: float = 0.05,
+        local_audience: bool = True,
+    ) -> None:
+        super().__init__(sio, interval=interval, delay=delay, local_audience=local_audience)
+        self._dashboard = dashboard
+
+    async def payload(self) -> dict[str, Any]:
+        return (await self._dashboard.overview()).model_dump(mode="json")

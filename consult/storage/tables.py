@@ -1,6 +1,7 @@
 """The schema. Alembic migrations in ``migrations/versions`` must build exactly this
 (``tests/integration/test_migrations.py`` compares them). The outcome's tables are in
-outcome_tables.py and re-exported here, so that every table is ``tables.<name>``."""
+outcome_tables.py, the ratings' in rating_tables.py, both re-exported here, so that every table
+is ``tables.<name>``."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import sqlalchemy as sa
 
 from consult.storage.metadata import Timestamp, metadata
 
-# The visit's outcome (migration 0013) has a module of its own; its tables are ``tables.<name>``
-# as every other (outcome_tables.__all__ names them).
+# The visit's outcome (migration 0013) and ratings (0014) have modules of their own; their tables
+# are ``tables.<name>`` as every other (each module's __all__ names them).
 from consult.storage.outcome_tables import *  # noqa: F403
+from consult.storage.rating_tables import *  # noqa: F403
 
 specialties = sa.Table(
     "specialties",

@@ -152,6 +152,7 @@ NOT_CLINICAL = {
     "/api/products/{product_id}",
     "/api/icd10",  # the classification
     "/api/patients/me/pesel",  # one's own identifier
+    "/api/scheduler/ratings",  # the ratings' counts and averages, per specialty and doctor
 }
 # Read only after a real call: its audit row is checked where recordings are made.
 READ_ELSEWHERE = {
@@ -165,6 +166,9 @@ READ_ELSEWHERE = {
     "/api/sick-leaves/{sick_leave_id}/printout.pdf",
     # An issued referral: test_referral_bookings.py checks its referral.slots.read row.
     "/api/referrals/{referral_id}/slots",
+    # A rating needs a finished consultation: test_ratings.py checks their rating.read rows.
+    "/api/patients/me/ratings",
+    "/api/doctors/me/ratings",
 }
 
 
@@ -236,6 +240,18 @@ async def test_every_clinical_read_leaves_an_audit_row(api, sockets, engine, dat
             house,
             f"/api/patients/{aid}/issued",
             "outcome.documents.read",
+        ),
+        "/api/patients/me/fhir": (anna, "/api/patients/me/fhir", "record.fhir.read"),
+        "/api/patients/{patient_id}/fhir": (house, f"/api/patients/{aid}/fhir", "record.fhir.read"),
+        "/api/patients/me/fhir/MedicationRequest": (
+            anna,
+            "/api/patients/me/fhir/MedicationRequest?status=active",
+            "record.fhir.read",
+        ),
+        "/api/patients/{patient_id}/fhir/MedicationRequest": (
+            house,
+            f"/api/patients/{aid}/fhir/MedicationRequest",
+            "record.fhir.read",
         ),
     }
     gets = {p for m, p, _ in registry() if m == "GET"}

@@ -44,8 +44,16 @@ export function describeSlot(slot) {
   return `${formatSlotTime(slot)} with ${slot.doctor.name} (${kindText(slot.kind).toLowerCase()})`;
 }
 
-/** Books a slot for the logged-in patient; resolves to the booking. */
-export const bookSlot = (slotId) => api("POST", "/api/bookings", { slot_id: slotId });
+/** Books a slot for the logged-in patient, with their referral when one is given; resolves to
+ * the booking. */
+export const bookSlot = (slotId, referralId = null) =>
+  api(
+    "POST",
+    "/api/bookings",
+    referralId === null ? { slot_id: slotId } : { slot_id: slotId, referral_id: referralId },
+  );
+
+const capitalised = (text) => text.charAt(0).toUpperCase() + text.slice(1);
 
 /** The server's refusal of a booking, said for the patient. */
 export function bookingErrorText(err) {
@@ -69,10 +77,14 @@ export function bookingErrorText(err) {
       return "Your plan does not cover this specialty, so this slot cannot be booked.";
     case "not_a_patient":
       return "Only patients can book visits.";
-    default: {
-      const message = err instanceof Error ? err.message : String(err);
-      return message.charAt(0).toUpperCase() + message.slice(1);
-    }
+    case "referral_required":
+      // The server's sentence names the specialty; where the patient's referrals are is ours.
+      return (
+        `${capitalised(err.message).replace(/\.?$/, ".")} If a doctor gave you a referral, ` +
+        'use "Book a visit" on it under Prescriptions and documents.'
+      );
+    default:
+      return capitalised(err instanceof Error ? err.message : String(err));
   }
 }
 
@@ -82,9 +94,10 @@ export const slotGone = (err) =>
 
 /**
  * A list item for one slot with a "Book" button. onBook(slot, button) is called on click;
- * a slot the patient's plan does not cover cannot be booked, and says so.
+ * a slot the patient's plan does not cover cannot be booked, and says so; a slot of a specialty
+ * booked only with a referral says so too, unless it is listed from a referral (withReferral).
  */
-export function slotItem(slot, onBook, { showSpecialty = false } = {}) {
+export function slotItem(slot, onBook, { showSpecialty = false, withReferral = false } = {}) {
   const covered = slot.covered !== false;
   const button = el("button", {
     type: "button",
@@ -125,6 +138,13 @@ export function slotItem(slot, onBook, { showSpecialty = false } = {}) {
         }),
       ),
       covered ? null : el("span", { className: "muted small", text: "Not covered by your plan" }),
+      slot.referral_required && !withReferral
+        ? el("span", {
+            className: "muted small",
+            "data-testid": "slot-needs-referral",
+            text: "Needs a referral",
+          })
+        : null,
     ),
     button,
   );

@@ -24,6 +24,7 @@ import { FollowUpInbox } from "/static/followups.js";
 import { MyHours, UpcomingAppointments } from "/doctor/schedule.js";
 import { OutcomePanel } from "/doctor/outcome.js";
 import { RenewalInbox } from "/doctor/renewals.js";
+import { MyRatings } from "/doctor/ratings.js";
 
 const errors = new ErrorBanner($("#error"));
 const state = {
@@ -36,6 +37,10 @@ const inbox = new FollowUpInbox({
   empty: $("#inbox-empty"),
   onError: (err) => errors.show(err),
 });
+const myRatings = new MyRatings();
+$("#my-ratings-refresh").addEventListener("click", () =>
+  guarded(errors, $("#my-ratings-refresh"), () => myRatings.load()),
+);
 const renewals = new RenewalInbox({
   list: $("#renewals"),
   empty: $("#renewals-empty"),
@@ -79,6 +84,7 @@ function afterLogout() {
   $("#consultations").replaceChildren();
   inbox.clear();
   renewals.clear();
+  myRatings.clear();
   myHours.clear();
   appointments.clear();
   showNotice("");
@@ -99,9 +105,11 @@ async function enter(me) {
   show($("#consultations-section"), isDoctor);
   show($("#inboxes"), isDoctor);
   show($("#schedule-section"), isDoctor);
+  show($("#my-ratings-section"), isDoctor);
   if (!isDoctor) return;
   renderEmpty();
   connect();
+  myRatings.load().catch((err) => errors.show(err));
   await loadSpecialties(me.specialties);
 }
 

@@ -22,6 +22,7 @@ import { MyDocuments, documentDeleted } from "/static/documents.js";
 import { AskTheDoctor } from "/static/followups.js";
 import { MyIssued } from "/patient/issued.js";
 import { PeselForm } from "/patient/pesel.js";
+import { RatingForms } from "/patient/ratings.js";
 
 const errors = new ErrorBanner($("#error"));
 const state = {
@@ -38,12 +39,18 @@ const state = {
   call: null, // the call panel of the active consultation (voice, video, form switches)
 };
 
+// Rating forms under finished consultations and past visits, put back after each redraw.
+const ratingForms = new RatingForms();
 const myBookings = new MyBookings({
   errors,
-  onChanged: () => {
+  onChanged: (booking) => {
     refreshTicket().catch((err) => errors.show(err));
     bookVisit.refresh().catch((err) => errors.show(err));
+    // A cancelled booking frees the referral it used.
+    if (booking.referral_id) myIssued.load().catch((err) => errors.show(err));
   },
+  onLoaded: () => myIssued.bookingsRead(),
+  onRender: (bookings) => ratingForms.decorateBookings($("#bookings-past"), bookings),
 });
 const bookVisit = new BookVisit({
   onBooked: () => {
@@ -94,6 +101,14 @@ const askTheDoctor = new AskTheDoctor({
 const myIssued = new MyIssued({
   nodes: { list: $("#issued"), empty: $("#issued-empty") },
   onError: (err) => errors.show(err),
+  bookings: () => myBookings.bookings,
+  // A referral booked a visit: it is listed under My bookings, and its slot is no longer free.
+  onBooked: () => {
+    myBookings.reload();
+    myIssued.load().catch((err) => errors.show(err));
+    refreshTicket().catch((err) => errors.show(err));
+    bookVisit.refresh().catch((err) => errors.show(err));
+  },
 });
 const peselForm = new PeselForm({
   nodes: {
@@ -129,6 +144,7 @@ function afterLogout() {
   askTheDoctor.clear();
   myIssued.clear();
   peselForm.clear();
+  ratingForms.clear();
   alternatives.update(null, null);
   show($("#consultation-section"), false);
 }
@@ -174,6 +190,7 @@ async function enter(me) {
     askTheDoctor.load(),
     myIssued.load(),
     peselForm.load(),
+    ratingForms.load(),
   ]);
 }
 
@@ -579,7 +596,10 @@ function asTicket(answer) {
 // consultations read so far (the newest: questions are open for 14 days after the end).
 const record = new RecordView($("#record"), {
   path: "/api/patients/me/record",
-  onChange: (entries) => askTheDoctor.setRecord({ entries }),
+  onChange: (entries) => {
+    askTheDoctor.setRecord({ entries });
+    ratingForms.decorateRecord($("#record"), entries);
+  },
   onError: (err) => errors.show(err),
 });
 

@@ -17,12 +17,18 @@ import {
 const BASIC_BOOKING_LIMIT = 10;
 const SLOTS_SHOWN = 10;
 
-/** "My bookings". onChanged(): after a cancellation (a slot is free again). */
+/**
+ * "My bookings". onChanged(booking): after a cancellation (a slot is free again, and the
+ * referral the booking used); onLoaded(): the bookings were read (a used referral says when its
+ * visit is); onRender(bookings): after each redraw (the rating forms of past visits go back in).
+ */
 export class MyBookings {
-  constructor({ errors, onChanged }) {
+  constructor({ errors, onChanged, onLoaded = () => {}, onRender = () => {} }) {
     this.me = null; // the logged-in patient, set on entering the page
     this.errors = errors;
     this.onChanged = onChanged;
+    this.onLoaded = onLoaded;
+    this.onRender = onRender;
     this.bookings = [];
     this.confirming = null; // the booking id whose cancellation is being confirmed
     $("#bookings-refresh").addEventListener("click", () => this.reload($("#bookings-refresh")));
@@ -43,6 +49,7 @@ export class MyBookings {
     const { bookings } = await api("GET", "/api/bookings");
     this.bookings = bookings;
     this.render();
+    this.onLoaded();
   }
 
   clear() {
@@ -67,6 +74,7 @@ export class MyBookings {
       ...others.map((b) => this.item(b, b.status === "cancelled" ? "cancelled" : "past")),
     );
     show(past, others.length > 0);
+    this.onRender(this.bookings);
 
     const usage = $("#bookings-usage");
     if (this.me.identity !== "verified") {
@@ -166,6 +174,13 @@ export class MyBookings {
             text: badge[1],
           }),
         ),
+        booking.referral_id
+          ? el("span", {
+              className: "muted small",
+              "data-testid": "booking-referral",
+              text: "Booked with your referral",
+            })
+          : null,
         booking.cancelled_at
           ? el("span", {
               className: "muted small",
@@ -201,7 +216,7 @@ export class MyBookings {
     }
     this.confirming = null;
     await this.reload();
-    this.onChanged();
+    this.onChanged(booking);
   }
 }
 

@@ -1,16 +1,27 @@
 // The patient's "Prescriptions and documents": every package of e-prescriptions with its access
 // code and key (what the pharmacy asks for), each prescription's status, referrals, sick leave,
-// a PDF printout of each, and "Ask for renewal" on the prescriptions that may be renewed, with
-// the request's state. Read again whenever the server says something changed (outcome:issued,
-// outcome:cancelled, renewal:decided) and after a reconnect.
+// a PDF printout of each, "Ask for renewal" on the prescriptions that may be renewed, with
+// the request's state, and "Book a visit" on the referrals that book one (referrals.js). Read
+// again whenever the server says something changed (outcome:issued, outcome:cancelled,
+// renewal:decided), after a reconnect, and after a booking is made or cancelled.
 
 import { api, el, formatDateTime, show } from "/static/api.js";
 import { downloadLink, renderPackage, renderReferral, renderSickLeave } from "/static/issued.js";
+import { ReferralBooking } from "/patient/referrals.js";
 
 export class MyIssued {
-  /** nodes: {list, empty}; onError(err): a failed read. */
-  constructor({ nodes, onError }) {
+  /**
+   * nodes: {list, empty}; onError(err): a failed read; bookings(): the patient's bookings as
+   * last read; onBooked(booking): a referral booked a visit.
+   */
+  constructor({ nodes, onError, bookings, onBooked }) {
     Object.assign(this, { nodes, onError });
+    this.referrals = new ReferralBooking({
+      bookings,
+      onBooked,
+      render: () => this.render(),
+      onStale: () => this.load().catch((err) => this.onError(err)),
+    });
     this.issued = null;
     this.renewals = new Map(); // prescription id -> the latest renewal request for it
     this.generation = 0; // the latest load; an earlier one answering late is dropped
@@ -48,7 +59,14 @@ export class MyIssued {
     this.issued = null;
     this.renewals.clear();
     this.open.clear();
+    this.referrals.clear();
     this.nodes.list.replaceChildren();
+  }
+
+  /** The bookings were read: a used referral says when its visit is. Drawn again only then, so
+   * a renewal note being typed is not lost to an unrelated booking. */
+  bookingsRead() {
+    if (this.issued && this.issued.referrals.some((r) => r.used_by_booking != null)) this.render();
   }
 
   render() {
@@ -64,8 +82,10 @@ export class MyIssued {
       ),
       ...issued.referrals.map((r) =>
         renderReferral(r, {
-          referral: (x) =>
+          referral: (x) => [
             downloadLink(`/api/referrals/${x.id}/printout.pdf`, `referral-${x.id}.pdf`, "referral-pdf"),
+            this.referrals.part(x),
+          ],
         }),
       ),
       ...issued.sick_leaves.map((s) =>

@@ -1,7 +1,7 @@
 // The scheduler dashboard: every queue live (waiting, waits, doctors, consultations in
 // progress, breaches, the last hour), and the actions on it: move a patient to another
 // specialty, drop a stale ticket, mark a doctor away. Doctors' weekly hours: hours.js;
-// prescription renewal requests handed to another doctor: renewals.js.
+// prescription renewal requests handed to another doctor: renewals.js; ratings: ratings.js.
 
 import {
   $,
@@ -16,6 +16,7 @@ import {
 import { startSession } from "/static/session.js";
 import { resetHours, startHours } from "/scheduler/hours.js";
 import { resetRenewals, startRenewals } from "/scheduler/renewals.js";
+import { resetRatings, startRatings } from "/scheduler/ratings.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const errors = new ErrorBanner($("#error"));
@@ -38,6 +39,7 @@ function afterLogout() {
   showNotice("");
   resetHours();
   resetRenewals();
+  resetRatings();
 }
 
 async function enter(me) {
@@ -68,6 +70,7 @@ function connect() {
   // On every (re)connect the whole picture is fetched again; pushes then keep it current.
   socket.on("connect", () => refresh().catch((err) => errors.show(err)));
   socket.on("scheduler:overview", (overview) => receive(overview));
+  startRatings(socket); // the ratings' figures: read at each connect, then pushed
 }
 
 async function refresh() {

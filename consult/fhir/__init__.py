@@ -1,0 +1,1 @@
+"""The patient's record as FHIR R4 (docs/protocol.md, "FHIR R4 export")."""
