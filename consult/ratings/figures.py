@@ -10,12 +10,12 @@ from datetime import datetime
 
 from consult.ratings.policy import SCORES, RatingKind
 from consult.ratings.schemas import (
-    DoctorFiguresOut,
-    FiguresOut,
-    KindFiguresOut,
     RatedSpecialtyOut,
+    RatingDoctorFiguresOut,
+    RatingFiguresOut,
+    RatingKindFiguresOut,
+    RatingSpecialtyFiguresOut,
     RatingsSummaryOut,
-    SpecialtyFiguresOut,
 )
 from consult.schemas import PersonOut
 
@@ -36,16 +36,18 @@ class Tally:
     count: int
 
 
-def figures(by_score: Mapping[int, int]) -> FiguresOut:
+def figures(by_score: Mapping[int, int]) -> RatingFiguresOut:
     distribution = [by_score.get(score, 0) for score in SCORES]
     count = sum(distribution)
     total = sum(score * n for score, n in zip(SCORES, distribution, strict=True))
     average = round(total / count, 2) if count else None
-    return FiguresOut(count=count, average=average, distribution=distribution)
+    return RatingFiguresOut(count=count, average=average, distribution=distribution)
 
 
-def kind_figures(counts: Counts) -> KindFiguresOut:
-    return KindFiguresOut(**{kind.value: figures(counts.get(kind, {})) for kind in RatingKind})
+def kind_figures(counts: Counts) -> RatingKindFiguresOut:
+    return RatingKindFiguresOut(
+        **{kind.value: figures(counts.get(kind, {})) for kind in RatingKind}
+    )
 
 
 def _add(into: dict[RatingKind, dict[int, int]], tally: Tally) -> None:
@@ -75,13 +77,15 @@ def summarise(tallies: Iterable[Tally], since: datetime, until: datetime) -> Rat
         until=until,
         overall=kind_figures(overall),
         specialties=[
-            SpecialtyFiguresOut(
+            RatingSpecialtyFiguresOut(
                 specialty=RatedSpecialtyOut(code=code, name=name), figures=kind_figures(counts)
             )
             for (code, name), counts in sorted(specialties.items(), key=lambda i: i[0][1])
         ],
         doctors=[
-            DoctorFiguresOut(doctor=PersonOut(id=did, name=name), figures=kind_figures(counts))
+            RatingDoctorFiguresOut(
+                doctor=PersonOut(id=did, name=name), figures=kind_figures(counts)
+            )
             for (did, name), counts in sorted(doctors.items(), key=lambda i: (i[0][1], i[0][0]))
         ],
     )

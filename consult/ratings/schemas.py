@@ -56,7 +56,7 @@ class RatingsOut(Out):
     ratings: list[RatingOut]
 
 
-class FiguresOut(Out):
+class RatingFiguresOut(Out):
     count: int
     average: float | None = Field(description="Rounded to 2 decimals; null when count is 0.")
     distribution: list[int] = Field(
@@ -64,20 +64,20 @@ class FiguresOut(Out):
     )
 
 
-class KindFiguresOut(Out):
-    consultation: FiguresOut
-    booking: FiguresOut
-    service: FiguresOut
+class RatingKindFiguresOut(Out):
+    consultation: RatingFiguresOut
+    booking: RatingFiguresOut
+    service: RatingFiguresOut
 
 
-class SpecialtyFiguresOut(Out):
+class RatingSpecialtyFiguresOut(Out):
     specialty: RatedSpecialtyOut
-    figures: KindFiguresOut
+    figures: RatingKindFiguresOut
 
 
-class DoctorFiguresOut(Out):
+class RatingDoctorFiguresOut(Out):
     doctor: PersonOut
-    figures: KindFiguresOut
+    figures: RatingKindFiguresOut
 
 
 class RatingsSummaryOut(Out):
@@ -86,9 +86,9 @@ class RatingsSummaryOut(Out):
     days: int = Field(default=FIGURES_DAYS)
     since: datetime
     until: datetime
-    overall: KindFiguresOut
-    specialties: list[SpecialtyFiguresOut] = Field(description="Those rated, by name.")
-    doctors: list[DoctorFiguresOut] = Field(description="Those rated, by name.")
+    overall: RatingKindFiguresOut
+    specialties: list[RatingSpecialtyFiguresOut] = Field(description="Those rated, by name.")
+    doctors: list[RatingDoctorFiguresOut] = Field(description="Those rated, by name.")
 
 
 class RatingCommentOut(Out):
@@ -105,7 +105,7 @@ class DoctorRatingsOut(Out):
     days: int = Field(default=FIGURES_DAYS)
     since: datetime
     until: datetime
-    figures: KindFiguresOut
+    figures: RatingKindFiguresOut
     comments: list[RatingCommentOut] = Field(
         description="The comments given with these ratings, newest first (at most 100)."
     )
