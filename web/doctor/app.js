@@ -31,7 +31,16 @@ const state = {
   me: null,
   socket: null,
   cards: new Map(), // consultation id -> ConsultationCard
+  loads: new Set(), // reads on their way: a logout waits for them (see beforeLogout)
 };
+
+/** Run a read in the background, shown as an error if it fails, and known to the logout. */
+function background(promise) {
+  const tracked = promise.catch((err) => errors.show(err));
+  state.loads.add(tracked);
+  tracked.finally(() => state.loads.delete(tracked));
+  return tracked;
+}
 const inbox = new FollowUpInbox({
   list: $("#inbox"),
   empty: $("#inbox-empty"),
@@ -70,6 +79,10 @@ async function beforeLogout() {
   if (state.socket && state.socket.connected) {
     await emitAck(state.socket, "presence:offline", {}, 3000).catch(() => null);
   }
+  // A read sent after the logout is refused (401, an error in the console): no reconnect may
+  // start another sync, and the reads already on their way finish first.
+  if (state.socket) state.socket.disconnect();
+  await Promise.allSettled([...state.loads]);
 }
 
 function afterLogout() {
@@ -109,7 +122,7 @@ async function enter(me) {
   if (!isDoctor) return;
   renderEmpty();
   connect();
-  myRatings.load().catch((err) => errors.show(err));
+  background(myRatings.load());
   await loadSpecialties(me.specialties);
 }
 
@@ -218,7 +231,7 @@ function connect() {
   bindConnectionIndicator(socket, $("#connection"), (err) =>
     errors.show(`The live connection was refused: ${err.message}. Please log in again.`),
   );
-  socket.on("connect", () => sync().catch((err) => errors.show(err)));
+  socket.on("connect", () => background(sync()));
   socket.on("consultation:matched", ({ consultation }) => upsert(consultation));
   socket.on("consultation:ended", ({ consultation }) => upsert(consultation));
   // The walk-in queue offers a patient; the doctor accepts or declines before it lapses.
@@ -288,11 +301,11 @@ function connect() {
  * the doctor's hours and appointments. */
 async function sync() {
   // The doctor's own hours and appointments: changes missed while disconnected are read here.
-  myHours.load(state.me.id).catch((err) => errors.show(err));
-  appointments.load().catch((err) => errors.show(err));
+  background(myHours.load(state.me.id));
+  background(appointments.load());
   const { consultations } = await api("GET", "/api/consultations/open");
-  inbox.load().catch((err) => errors.show(err));
-  renewals.load().catch((err) => errors.show(err));
+  background(inbox.load());
+  background(renewals.load());
   const openIds = new Set(consultations.map((c) => c.id));
   // Cards shown before this (re)connect may have missed document events: their lists are
   // loaded again below (a card started now loads its own).
