@@ -20,6 +20,7 @@ from consult.demo import seed_demo
 from consult.edges.client_address import TrustedProxies
 from consult.events import EventBus
 from consult.http import (
+    routes_access_log,
     routes_accounts,
     routes_booking,
     routes_calls,
@@ -75,6 +76,7 @@ APIS = (
     routes_renewals.api,
     routes_printouts.api,
     routes_fhir.api,
+    routes_access_log.api,
     routes_ratings.api,
 )
 

@@ -30,6 +30,7 @@ COLUMNS = (
     "ip",
     "allowed",
     "detail",
+    "client",
 )
 
 # Built once: a new insert() per call costs its cache key at every execution.
@@ -106,6 +107,8 @@ class Audit:
             "ip": (actor.ip if actor else None) or ip,
             "allowed": allowed,
             "detail": detail[:300] if detail else None,
+            # The kind of client (consult.domain.Client): the patient's access history shows it.
+            "client": actor.client.value if actor and actor.client else None,
         }
 
     async def write_many(self, uow: UnitOfWork, entries: Sequence[dict[str, Any]]) -> None:

@@ -34,6 +34,7 @@ from consult.queue.service import ConsultationService
 from consult.queue.sweeper import Sweeper
 from consult.queue.tickets import TicketService
 from consult.ratings.service import RatingService
+from consult.records.access_log import AccessLog
 from consult.records.service import RecordService
 from consult.settings import Settings
 from consult.storage.uow import Database
@@ -54,6 +55,7 @@ class Services:
     sweeper: Sweeper
     chat: ChatService
     records: RecordService
+    access_log: AccessLog
     hours: HoursService
     booking: BookingService
     dashboard: DashboardService
@@ -111,6 +113,7 @@ class Services:
             sweeper=Sweeper(db, clock, rules, matcher, consultations, processes.reap),
             chat=chat,
             records=RecordService(db, clock, audit, consultations),
+            access_log=AccessLog(db, audit),
             hours=HoursService(db, clock, audit, slot_days=settings.slot_days),
             booking=booking,
             dashboard=DashboardService(

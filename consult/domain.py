@@ -36,6 +36,15 @@ OPEN_STATUSES = (ConsultationStatus.WAITING, ConsultationStatus.OFFERED, Consult
 QUEUED_STATUSES = (ConsultationStatus.WAITING, ConsultationStatus.OFFERED)
 
 
+class Client(StrEnum):
+    """The kind of client an actor acts through, set at the edge that authenticated them and
+    written to each audit row: the patient's access history shows it."""
+
+    PAGE = "page"  # an HTTP request with the pages' session cookie
+    API = "api"  # an HTTP request with a bearer token
+    SOCKET = "socket"  # a Socket.IO connection
+
+
 class PresenceStatus(StrEnum):
     ONLINE = "online"
     AWAY = "away"
@@ -51,6 +60,8 @@ class Actor:
     identity: Identity
     name: str
     ip: str | None = None
+    # None where no session names the client yet (a login).
+    client: Client | None = None
 
     @property
     def is_patient(self) -> bool:

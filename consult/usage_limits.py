@@ -38,6 +38,7 @@ CLINICAL_READS = frozenset(
         "/api/patients/me/fhir",
         "/api/patients/me/fhir/MedicationRequest",
         "/api/patients/me/ratings",
+        "/api/patients/me/access-log",  # who saw the patient's data, audited as a read
         "/api/doctors/me/ratings",  # the comments patients wrote
         "/api/patients/me/issued",
         "/api/patients/{patient_id}/issued",

@@ -69,6 +69,17 @@ def postgres_database(revision: str = "head") -> Iterator[str]:
         off_loop(asyncio.run, admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+def database_at(backend: str, revision: str, directory: Path) -> Iterator[str]:
+    """A database of its own on ``backend``, migrated up to ``revision`` only (to test the
+    next migration over rows written before it)."""
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{directory / f'at_{revision}.db'}"
+        off_loop(upgrade, url, revision)
+        yield url
+    else:
+        yield from postgres_database(revision)
+
+
 async def truncate_postgres(url: str) -> None:
     engine = create_async_engine(url)
     names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)

@@ -11,7 +11,7 @@ from consult.accounts.passwords import verify_password
 from consult.accounts.throttle import LoginThrottle, TooManyAttempts
 from consult.audit import Audit
 from consult.clock import Clock, as_utc
-from consult.domain import Actor, Identity, Role
+from consult.domain import Actor, Client, Identity, Role
 from consult.errors import NotAuthenticated, NotFound
 from consult.events import SessionEnded
 from consult.schemas import CatalogueSpecialtyOut, UserOut
@@ -82,14 +82,17 @@ class AccountService:
             None, "session.login", detail="too many failed logins: throttled", ip=ip
         )
 
-    async def authenticate(self, token: str | None, ip: str | None = None) -> Actor:
+    async def authenticate(
+        self, token: str | None, ip: str | None = None, client: Client | None = None
+    ) -> Actor:
+        """The session's actor, acting from ``ip`` through ``client`` (the edge tells which)."""
         if not token:
             raise NotAuthenticated("log in first")
         async with self._db.reader() as uow:
             row = await repo.session_user(uow, token_hash(token))
         if row is None or as_utc(row.expires_at) <= self._clock.now():
             raise NotAuthenticated("the session is unknown or has expired", code="session_expired")
-        return Actor(row.id, Role(row.role), Identity(row.identity), row.name, ip)
+        return Actor(row.id, Role(row.role), Identity(row.identity), row.name, ip, client)
 
     async def logout(self, token: str) -> None:
         hashed = token_hash(token)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from consult.domain import Actor
-from consult.errors import Invalid
 from consult.followups.schemas import AnswerIn, AskIn, FollowUpOut, FollowUpsOut, FollowUpsQuery
-from consult.http.routing import SERVICES, Api, int_param
+from consult.http.routing import SERVICES, Api, int_param, query_flag
 
 api = Api()
 
@@ -52,10 +51,8 @@ async def ask(request: web.Request, actor: Actor, body: AskIn) -> FollowUpOut:
     query=FollowUpsQuery,
 )
 async def follow_ups(request: web.Request, actor: Actor) -> FollowUpsOut:
-    raw = request.query.get("answered", "false")
-    if raw not in ("true", "false"):
-        raise Invalid("answered must be true or false", code="invalid_answered")
-    found = await request.app[SERVICES].follow_ups.list_for(actor, answered=raw == "true")
+    answered = query_flag(request, "answered", code="invalid_answered")
+    found = await request.app[SERVICES].follow_ups.list_for(actor, answered=answered)
     return FollowUpsOut(follow_ups=found)
 
 

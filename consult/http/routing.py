@@ -12,7 +12,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from consult.bundle import Services
-from consult.domain import Actor
+from consult.domain import Actor, Client
 from consult.edges.client_address import FORWARDED_FOR, TrustedProxies
 from consult.edges.session_cookie import SESSION_COOKIE
 from consult.edges.validation import validate
@@ -107,10 +107,16 @@ class Api:
 
 
 def request_token(request: web.Request) -> str | None:
+    return request_credentials(request)[0]
+
+
+def request_credentials(request: web.Request) -> tuple[str | None, Client]:
+    """The session token and the kind of client that sent it: a bearer header (checked first)
+    is an API client's, the session cookie the pages'."""
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
-        return header[7:].strip() or None
-    return request.cookies.get(SESSION_COOKIE)
+        return header[7:].strip() or None, Client.API
+    return request.cookies.get(SESSION_COOKIE), Client.PAGE
 
 
 def client_ip(request: web.Request) -> str | None:
@@ -122,7 +128,8 @@ def client_ip(request: web.Request) -> str | None:
 
 async def request_actor(request: web.Request) -> Actor:
     services = request.app[SERVICES]
-    return await services.accounts.authenticate(request_token(request), client_ip(request))
+    token, client = request_credentials(request)
+    return await services.accounts.authenticate(token, client_ip(request), client)
 
 
 async def parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
@@ -168,6 +175,27 @@ def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamRe
 # full-width "１" as ids. aiohttp matches the percent-decoded path, so "%31" is "1" (RFC 3986
 # §2.3: percent-encoded digits are the digits).
 _PATH_ID = re.compile(r"[1-9][0-9]{0,9}", re.ASCII)
+
+
+def query_int(
+    request: web.Request, name: str, default: int, low: int, high: int, what: str, *, code: str
+) -> int:
+    """The query parameter ``name``: ASCII digits (str.isdigit() took "²" and "١") from
+    ``low`` to ``high``, else refused with ``code``."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and low <= int(raw) <= high):
+        raise Invalid(f"{name} must be {what}, {low} to {high}", code=code)
+    return int(raw)
+
+
+def query_flag(request: web.Request, name: str, *, code: str) -> bool:
+    """The query parameter ``name``: ``true`` or ``false`` (the default), else refused."""
+    raw = request.query.get(name, "false")
+    if raw not in ("true", "false"):
+        raise Invalid(f"{name} must be true or false", code=code)
+    return raw == "true"
 
 
 def int_param(request: web.Request, name: str) -> int:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final
+from typing import Final, Literal
 
 from pydantic import Field
 
+from consult.domain import Client
 from consult.outcome.issued import PackageOut, ReferralOut, SickLeaveOut
 from consult.schemas import (
     ConsultationOut,
@@ -81,4 +82,46 @@ class RecordOut(Out):
     next: int | None = Field(
         default=None,
         description="Older entries follow: ask again with before = this. Null on the last page.",
+    )
+
+
+# The patient's access history ("who saw my data"), read a page at a time, newest first.
+ACCESS_PAGE: Final = 20
+ACCESS_MAX_PAGE: Final = 100
+
+
+class AccessLogQuery(In):
+    """The query of ``GET /api/patients/me/access-log`` (for the OpenAPI document)."""
+
+    cursor: Id | None = Field(
+        default=None, description="Only accesses older than this one: the answer's next."
+    )
+    limit: int = Field(
+        default=ACCESS_PAGE, ge=1, le=ACCESS_MAX_PAGE, description="At most this many entries."
+    )
+    others: bool = Field(
+        default=False, description="true: only others' accesses (doctors, schedulers), not yours."
+    )
+
+
+class AccessEntryOut(Out):
+    id: int = Field(description="The access's audit row; entries come newest first.")
+    at: datetime
+    by: Literal["you", "doctor", "scheduler"]
+    who: str = Field(description='The doctor\'s name, "scheduler" or "you".')
+    doctor: PersonOut | None = Field(default=None, description="The doctor, when by is doctor.")
+    action: str = Field(description="The audit action, e.g. document.read.")
+    what: str = Field(description="The action in words, e.g. document downloaded.")
+    consultation_id: int | None = None
+    client: Client | None = Field(
+        description="page (the web pages), api (a bearer-token client) or socket (the live "
+        "connection); null for accesses recorded before the client was."
+    )
+
+
+class AccessLogOut(Out):
+    entries: list[AccessEntryOut] = Field(description="Newest first.")
+    next: int | None = Field(
+        default=None,
+        description="Older entries follow: ask again with cursor = this. Null on the last page.",
     )

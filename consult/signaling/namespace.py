@@ -17,7 +17,7 @@ import socketio
 
 from consult.accounts.service import token_hash
 from consult.bundle import Services
-from consult.domain import Actor, Identity, Role
+from consult.domain import Actor, Client, Identity, Role
 from consult.edges.client_address import FORWARDED_FOR, TrustedProxies
 from consult.edges.session_cookie import SESSION_COOKIE
 from consult.errors import ConsultError, NotFound
@@ -103,7 +103,7 @@ class ConsultNamespace(socketio.AsyncNamespace):
             token = cookie[SESSION_COOKIE].value if SESSION_COOKIE in cookie else None
         ip = handshake_address(environ, self.trusted_proxies)
         try:
-            actor = await self.services.accounts.authenticate(token, ip)
+            actor = await self.services.accounts.authenticate(token, ip, Client.SOCKET)
         except ConsultError as exc:
             raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.to_dict()) from None
         await self.save_session(
@@ -135,7 +135,14 @@ class ConsultNamespace(socketio.AsyncNamespace):
 
     async def _actor(self, sid: str) -> Actor:
         s = await self.get_session(sid)
-        return Actor(s["user_id"], Role(s["role"]), Identity(s["identity"]), s["name"], s["ip"])
+        return Actor(
+            s["user_id"],
+            Role(s["role"]),
+            Identity(s["identity"]),
+            s["name"],
+            s["ip"],
+            Client.SOCKET,
+        )
 
     # --- events -----------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from consult.chat.batch_postgres import PostgresStore
 from consult.chat.batch_sqlite import SqliteStore
 from consult.chat.batch_store import BatchStore, Draft
 from consult.clock import Clock, ManualClock, as_utc
-from consult.domain import Actor, Identity, Role
+from consult.domain import Actor, Client, Identity, Role
 from consult.events import EventBus
 from consult.schemas import MessageOut
 from consult.storage import tables as t
@@ -103,8 +103,10 @@ class World:
             ):
                 for k in range(count):
                     uid = await self._user(conn, f"{role}{k}", role)
+                    # Each kind of client, so the audit rows' clients are compared too.
+                    client = (Client.PAGE, Client.API, Client.SOCKET)[uid % 3]
                     people.append(
-                        Actor(uid, role, Identity.VERIFIED, f"{role} {k}", ip=f"10.0.0.{uid}")
+                        Actor(uid, role, Identity.VERIFIED, f"{role} {k}", f"10.0.0.{uid}", client)
                     )
             for patient in self.patients:
                 self.documents[patient.user_id] = await _insert(
@@ -247,6 +249,7 @@ class World:
                     r.ip,
                     r.allowed,
                     r.detail,
+                    r.client,
                 )
                 for r in audited
             ),

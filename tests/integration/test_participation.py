@@ -146,12 +146,7 @@ async def test_the_record_leaves_out_cancelled_consultations(
 @pytest.fixture(params=backends.BACKENDS)
 def database_at_0009(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database of its own, migrated up to 0009 only."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'at_0009.db'}"
-        backends.off_loop(upgrade, url, "0009")
-        yield url
-    else:
-        yield from backends.postgres_database("0009")
+    yield from backends.database_at(request.param, "0009", tmp_path)
 
 
 async def test_migration_0010_keeps_every_doctor_who_accepted(database_at_0009):

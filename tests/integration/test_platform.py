@@ -98,12 +98,7 @@ async def test_migrations_build_exactly_the_declared_schema(database_url):
 @pytest.fixture(params=backends.BACKENDS)
 def database_at_0008(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A database of its own, migrated up to 0008 only."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'at_0008.db'}"
-        backends.off_loop(upgrade, url, "0008")
-        yield url
-    else:
-        yield from backends.postgres_database("0008")
+    yield from backends.database_at(request.param, "0008", tmp_path)
 
 
 async def test_migration_0009_moves_the_exclusions_in_flight_to_their_table(database_at_0008):
