@@ -50,6 +50,16 @@ def log_in(page: Page, email: str, password: str = PASSWORD) -> None:
     page.get_by_test_id("login-submit").click()
 
 
+def go_online(doctor: Page) -> None:
+    """Dr House logs in to the console and goes online for internal medicine (chat)."""
+    doctor.goto("/doctor/")
+    log_in(doctor, "dr.house@demo.test")
+    expect(doctor.get_by_test_id("connection")).to_have_attribute("data-state", "on")
+    doctor.get_by_test_id("specialty-internal-medicine").check()
+    doctor.get_by_test_id("go-online").click()
+    expect(doctor.get_by_test_id("presence-status")).to_have_attribute("data-state", "online")
+
+
 def chat_bodies(where: Page | Locator) -> Locator:
     """The message texts in the live chat panel(s) under ``where``, in transcript order."""
     return where.get_by_test_id("chat-transcript").get_by_test_id("message-body")

@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, WebSocketRoute, expect
 
-from tests.e2e.helpers import OpenPage, assert_no_problems, chat_bodies, log_in, take_patient
+from tests.e2e.helpers import (
+    OpenPage,
+    assert_no_problems,
+    chat_bodies,
+    go_online,
+    log_in,
+    take_patient,
+)
 from tests.support import pdf, png
 
 PATIENT = "Anna Kowalska"
@@ -26,15 +33,6 @@ def upload(page: Page, name: str, mime: str, content: bytes, description: str) -
     )
     page.get_by_label("Description for the doctor").fill(description)
     page.get_by_test_id("document-upload").click()
-
-
-def go_online(doctor: Page) -> None:
-    doctor.goto("/doctor/")
-    log_in(doctor, "dr.house@demo.test")
-    expect(doctor.get_by_test_id("connection")).to_have_attribute("data-state", "on")
-    doctor.get_by_test_id("specialty-internal-medicine").check()
-    doctor.get_by_test_id("go-online").click()
-    expect(doctor.get_by_test_id("presence-status")).to_have_attribute("data-state", "online")
 
 
 @pytest.mark.e2e

@@ -9,18 +9,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, Route, expect
 
-from tests.e2e.helpers import OpenPage, assert_no_problems, log_in, take_patient
+from tests.e2e.helpers import OpenPage, assert_no_problems, go_online, log_in, take_patient
 
 PATIENT = "Anna Kowalska"
-
-
-def go_online(doctor: Page) -> None:
-    doctor.goto("/doctor/")
-    log_in(doctor, "dr.house@demo.test")
-    expect(doctor.get_by_test_id("connection")).to_have_attribute("data-state", "on")
-    doctor.get_by_test_id("specialty-internal-medicine").check()
-    doctor.get_by_test_id("go-online").click()
-    expect(doctor.get_by_test_id("presence-status")).to_have_attribute("data-state", "online")
 
 
 def wait_until(page: Page, held: list[Any], count: int) -> None:

@@ -13,19 +13,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, expect
 from pypdf import PdfReader
 
-from tests.e2e.helpers import OpenPage, assert_no_problems, log_in, take_patient
-
-
-def go_online(doctor: Page) -> None:
-    doctor.goto("/doctor/")
-    log_in(doctor, "dr.house@demo.test")
-    expect(doctor.get_by_test_id("connection")).to_have_attribute("data-state", "on")
-    doctor.get_by_test_id("specialty-internal-medicine").check()
-    doctor.get_by_test_id("go-online").click()
-    expect(doctor.get_by_test_id("presence-status")).to_have_attribute("data-state", "online")
+from tests.e2e.helpers import OpenPage, assert_no_problems, go_online, log_in, take_patient
 
 
 def pick(item: Locator, testid: str, typed: str, option: str) -> None:

@@ -23,6 +23,7 @@ import { AskTheDoctor } from "/static/followups.js";
 import { MyIssued } from "/patient/issued.js";
 import { PeselForm } from "/patient/pesel.js";
 import { RatingForms } from "/patient/ratings.js";
+import { AccessLog } from "/patient/access_log.js";
 
 const errors = new ErrorBanner($("#error"));
 const state = {
@@ -120,6 +121,17 @@ const peselForm = new PeselForm({
     saved: $("#pesel-saved"),
   },
 });
+const accessLog = new AccessLog({
+  nodes: {
+    details: $("#access-log-details"),
+    list: $("#access-log"),
+    empty: $("#access-log-empty"),
+    more: $("#access-log-more"),
+    own: $("#access-log-own"),
+    refresh: $("#access-log-refresh"),
+  },
+  errors,
+});
 
 // --- session -------------------------------------------------------------------------------
 
@@ -145,6 +157,7 @@ function afterLogout() {
   myIssued.clear();
   peselForm.clear();
   ratingForms.clear();
+  accessLog.clear();
   alternatives.update(null, null);
   show($("#consultation-section"), false);
 }
@@ -158,6 +171,7 @@ const PATIENT_SECTIONS = [
   "#documents-section",
   "#follow-ups-section",
   "#issued-section",
+  "#access-log-section",
 ];
 
 async function enter(me) {
