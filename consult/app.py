@@ -21,6 +21,7 @@ from consult.edges.client_address import TrustedProxies
 from consult.events import EventBus
 from consult.http import (
     routes_accounts,
+    routes_archive,
     routes_booking,
     routes_calls,
     routes_consultations,
@@ -75,6 +76,7 @@ APIS = (
     routes_renewals.api,
     routes_printouts.api,
     routes_fhir.api,
+    routes_archive.api,
     routes_ratings.api,
 )
 

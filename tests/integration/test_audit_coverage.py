@@ -253,6 +253,7 @@ async def test_every_clinical_read_leaves_an_audit_row(api, sockets, engine, dat
             f"/api/patients/{aid}/fhir/MedicationRequest",
             "record.fhir.read",
         ),
+        "/api/patients/me/archive": (anna, "/api/patients/me/archive", "record.archive.read"),
     }
     gets = {p for m, p, _ in registry() if m == "GET"}
     # The follow-ups read last: a question needs the consultation ended.
