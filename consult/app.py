@@ -22,6 +22,7 @@ from consult.events import EventBus
 from consult.http import (
     routes_access_log,
     routes_accounts,
+    routes_archive,
     routes_booking,
     routes_calls,
     routes_consultations,
@@ -77,6 +78,7 @@ APIS = (
     routes_printouts.api,
     routes_fhir.api,
     routes_access_log.api,
+    routes_archive.api,
     routes_ratings.api,
 )
 

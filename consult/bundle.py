@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from consult.accounts.service import AccountService
 from consult.accounts.throttle import login_throttle
+from consult.archive.service import RecordArchive
 from consult.audit import Audit
 from consult.booking.hours import HoursService
 from consult.booking.service import BookingService
@@ -67,6 +68,7 @@ class Services:
     renewals: RenewalService
     printing: Printing
     fhir: FhirExport
+    archive: RecordArchive
     ratings: RatingService
 
     @classmethod
@@ -97,6 +99,8 @@ class Services:
         )
         processes = Processes(db, clock, presence, dead_after)
         documents = DocumentStore(settings.documents_path(), web_root=settings.web_dir)
+        calls = call_service(settings, clock, db, audit, consultations)
+        printing = Printing(db, clock, audit, settings.clinic_name)
         return cls(
             settings=settings,
             clock=clock,
@@ -123,12 +127,13 @@ class Services:
             follow_ups=FollowUpService(
                 db, clock, audit, consultations, window_days=settings.follow_up_days
             ),
-            calls=call_service(settings, clock, db, audit, consultations),
+            calls=calls,
             outcome=OutcomeService(db, clock, audit, consultations, CatalogueStore(db)),
             issued=IssuedDocuments(db, clock, audit),
             renewals=RenewalService(db, clock, audit),
-            printing=Printing(db, clock, audit, settings.clinic_name),
+            printing=printing,
             fhir=FhirExport(db, clock, audit),
+            archive=RecordArchive(db, clock, audit, documents, calls.recordings, printing),
             ratings=RatingService(db, clock, audit, consultations),
         )
 

@@ -93,6 +93,10 @@ class Settings:
     read_burst: int = 50
     event_rate: float = 20.0
     event_burst: int = 100
+    # The record as one archive (GET /api/patients/me/archive) reads every file of the record:
+    # its own limit per user, an hour's figure, with bursts.
+    archive_per_hour: float = 6.0
+    archive_burst: int = 3
     # Where uploaded medical documents are kept (never under web/). Empty: a folder beside the
     # SQLite file (consult.db -> consult-documents/), or ./consult-documents for PostgreSQL.
     documents_dir: str = ""
@@ -132,6 +136,10 @@ class Settings:
             raise ValueError(
                 "CONSULT_HEADER_TIMEOUT, CONSULT_BODY_TIMEOUT and CONSULT_BODY_MIN_RATE must be "
                 "more than 0"
+            )
+        if self.archive_per_hour <= 0 or self.archive_burst < 1:
+            raise ValueError(
+                "CONSULT_ARCHIVE_PER_HOUR must be more than 0 and CONSULT_ARCHIVE_BURST at least 1"
             )
         if self.max_connections_per_address < 0:
             raise ValueError("CONSULT_MAX_CONNECTIONS_PER_ADDRESS must be 0 (no cap) or more")

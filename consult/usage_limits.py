@@ -21,7 +21,7 @@ from consult.settings import Settings
 # HTTP routes that read clinical data (a patient's consultations, messages, record, documents,
 # bookings as a doctor sees them, recordings, the outcome's printouts, the scheduler's overview
 # with patient names, ratings' comments).
-# tests/integration/test_usage_limits.py fails when a GET route is in neither set.
+# tests/integration/test_usage_limits.py fails when a GET route is in no set.
 CLINICAL_READS = frozenset(
     {
         "/api/bookings",
@@ -57,6 +57,9 @@ CLINICAL_READS = frozenset(
         "/api/sick-leaves/{sick_leave_id}/printout.pdf",
     }
 )
+# Clinical reads that read a whole record's files (the archive): a limit of their own, far
+# below the reads' (CONSULT_ARCHIVE_PER_HOUR, CONSULT_ARCHIVE_BURST), instead of theirs.
+HEAVY_READS = frozenset({"/api/patients/me/archive"})
 # GET routes that read no clinical data: the catalogue, slots, doctors' hours, the system, the
 # ratings' figures (counts and averages).
 OTHER_READS = frozenset(
@@ -89,10 +92,16 @@ class UsageLimits:
         clock = SystemClock()
         self.reads = RateLimiter(clock, settings.read_rate, settings.read_burst, what="reads")
         self.events = RateLimiter(clock, settings.event_rate, settings.event_burst, what="events")
+        per_second = settings.archive_per_hour / 3600
+        self.archives = RateLimiter(clock, per_second, settings.archive_burst, what="archives")
 
     def route(self, method: str, path: str, user_id: int) -> None:
         """Spend one of the user's tokens for this route, or raise ``RateLimited``."""
-        if method == "GET" and path in CLINICAL_READS:
+        if method != "GET":
+            return
+        if path in HEAVY_READS:
+            self.archives.take(path, user_id)
+        elif path in CLINICAL_READS:
             self.reads.take(path, user_id)
 
     def event(self, name: str, user_id: int) -> None:

@@ -156,15 +156,22 @@ class Server:
 
 
 @contextlib.contextmanager
-def demo_server(directory: Path, start_timeout: float = 30.0) -> Iterator[Server]:
+def demo_server(
+    directory: Path,
+    start_timeout: float = 30.0,
+    *,
+    database_url: str | None = None,
+    settings: dict[str, str] | None = None,
+) -> Iterator[Server]:
     """``consult serve --demo`` of this source tree on a free port, with a fresh SQLite database
-    in ``directory``; stopped on exit."""
+    in ``directory`` (or on ``database_url``) and these ``CONSULT_*`` ``settings``; stopped on
+    exit."""
     port = free_port()
     log = directory / "server.log"
     # Only this test's settings: no CONSULT_* variable from the environment (e.g. a Redis URL).
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONSULT_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    database = f"sqlite+aiosqlite:///{directory / 'consult.db'}"
+    env.update(settings or {}, PYTHONUNBUFFERED="1")
+    database = database_url or f"sqlite+aiosqlite:///{directory / 'consult.db'}"
     command = [sys.executable, "-m", "consult", "serve", "--demo", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--database-url", database]
     repo = Path(__file__).resolve().parents[1]

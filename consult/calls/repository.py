@@ -195,6 +195,15 @@ async def recordings_of(uow: UnitOfWork, consultation_ids: Iterable[int]) -> lis
     return [recording_out(r) for r in rows]
 
 
+async def stored_names(uow: UnitOfWork, recording_ids: Iterable[int]) -> dict[int, str]:
+    """Recordings' file names in the recordings folder, by id."""
+    ids = sorted(recording_ids)
+    if not ids:
+        return {}
+    rows = await uow.conn.execute(sa.select(_R.id, _R.stored_name).where(_R.id.in_(ids)))
+    return {r.id: r.stored_name for r in rows}
+
+
 def recording_out(r: Any) -> RecordingOut:
     return RecordingOut(
         id=r.id,

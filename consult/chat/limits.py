@@ -78,11 +78,18 @@ class RateLimiter:
         if bucket.tokens < 1 - 1e-9:  # float refill must not refuse a token just earned
             wait = math.ceil((1 - bucket.tokens) / self.rate * 1000) / 1000
             raise RateLimited(
-                f"too many {self._what}: at most {self.rate:g} a second "
+                f"too many {self._what}: at most {self._pace()} "
                 f"(bursts of {self.burst}); try again in {wait:g} s",
                 retry_after=wait,
             )
         bucket.tokens -= 1
+
+    def _pace(self) -> str:
+        if self.rate >= 1:
+            return f"{self.rate:g} a second"
+        if self.rate * 60 >= 1:
+            return f"{self.rate * 60:g} a minute"
+        return f"{self.rate * 3600:g} an hour"
 
     def _forget_full(self, now: datetime) -> None:
         refill = self.burst / self.rate

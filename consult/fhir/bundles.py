@@ -54,6 +54,7 @@ def resources(facts: RecordFacts, origin: str) -> list[c.Resource]:
     out += [said for f in facts.follow_ups for said in m.follow_up(f, encounters)]
     out += [m.document(d, origin, encounters) for d in facts.documents]
     out += [m.recording(r, pid, origin, encounters) for r in facts.recordings]
+    out += o.printouts(facts.packages, facts.referrals, facts.sick_leaves, pid, origin, encounters)
     return out
 
 

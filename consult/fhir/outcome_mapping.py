@@ -1,6 +1,7 @@
 """What was issued at the end of a visit, as FHIR R4 resources: an e-prescription as a
-MedicationRequest, a referral as a ServiceRequest, sick leave as an Observation. Pure; the
-choices are in docs/protocol.md, "FHIR R4 export"."""
+MedicationRequest, a referral as a ServiceRequest, sick leave as an Observation, and each
+one's printout as a DocumentReference. Pure; the choices are in docs/protocol.md, "FHIR R4
+export"."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ from typing import Any, Final
 
 from consult.fhir import codes as c
 from consult.outcome.issued import PackageOut, PrescriptionOut, ReferralOut, SickLeaveOut
+from consult.outcome.printout_files import (
+    PACKAGE_FILE,
+    REFERRAL_FILE,
+    SICK_LEAVE_FILE,
+    PrintoutFile,
+)
 from consult.outcome.sick_leave import Recommendation
 from consult.outcome.validity import State
 
@@ -134,5 +141,91 @@ def sick_leave(leave: SickLeaveOut, patient_id: int, encounters: set[int]) -> c.
                 _cancelled(leave.cancel_reason),
             ),
             "component": components,
+        },
+    )
+
+
+# --- printouts --------------------------------------------------------------------------------
+
+
+def printouts(
+    packages: list[PackageOut],
+    referrals: list[ReferralOut],
+    leaves: list[SickLeaveOut],
+    patient_id: int,
+    origin: str,
+    encounters: set[int],
+) -> list[c.Resource]:
+    """Each issued document's printout (its PDF route, never inlined), pointing at what it
+    prints (``context.related``): a package's MedicationRequests, the ServiceRequest, the
+    sick leave's Observation."""
+    found = [
+        _printout(
+            PACKAGE_FILE,
+            "e-prescription package",
+            p,
+            [c.reference("MedicationRequest", rx.id) for rx in p.prescriptions],
+            patient_id,
+            origin,
+            encounters,
+        )
+        for p in packages
+    ]
+    found += [
+        _printout(
+            REFERRAL_FILE,
+            "e-referral",
+            r,
+            [c.reference("ServiceRequest", r.id)],
+            patient_id,
+            origin,
+            encounters,
+        )
+        for r in referrals
+    ]
+    found += [
+        _printout(
+            SICK_LEAVE_FILE,
+            "sick leave certificate (e-ZLA)",
+            s,
+            [c.reference("Observation", f"sick-leave-{s.id}")],
+            patient_id,
+            origin,
+            encounters,
+        )
+        for s in leaves
+    ]
+    return found
+
+
+def _printout(
+    file: PrintoutFile,
+    what: str,
+    issued: PackageOut | ReferralOut | SickLeaveOut,
+    related: list[dict[str, str]],
+    patient_id: int,
+    origin: str,
+    encounters: set[int],
+) -> c.Resource:
+    attachment = {
+        "contentType": "application/pdf",
+        "url": origin + file.url(issued.id),
+        "title": file.filename(issued.id, issued.issued_at),
+        "creation": c.instant(issued.issued_at),
+    }
+    encounter = encounter_of(issued.consultation_id, encounters)
+    return c.resource(
+        "DocumentReference",
+        f"printout-{file.kind}-{issued.id}",
+        {
+            "status": "current",
+            "type": c.text("printout"),
+            "category": [c.text(what)],
+            "subject": c.reference("Patient", patient_id),
+            "date": c.instant(issued.issued_at),
+            "author": [c.reference("Practitioner", issued.doctor.id)],
+            "description": f"Printout of the {what}",
+            "content": [{"attachment": attachment}],
+            "context": {"encounter": [encounter] if encounter else [], "related": related},
         },
     )

@@ -6,6 +6,10 @@ the patient). Anyone else
 gets the same 404 as for a document that does not exist, audited as a denied
 ``outcome.printout.read``; a read is audited as an allowed one.
 
+The record archive asks for the printouts of one patient's documents without an actor
+(``own``): it has checked that the patient reads their own record and audits the archive as one
+read.
+
 The rows are read in a read-only unit (the patient's name and PESEL, the doctor's name and
 licence number as they are now, from ``users``); the PDF is made after it, in a worker thread
 (about 25 ms of CPU that must not hold the event loop), one at a time per process: reportlab's
@@ -17,7 +21,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -26,6 +29,12 @@ from consult.audit import Audit
 from consult.clock import Clock, as_utc
 from consult.domain import Actor
 from consult.errors import NotFound
+from consult.outcome.printout_files import (
+    PACKAGE_FILE,
+    REFERRAL_FILE,
+    SICK_LEAVE_FILE,
+    PrintoutFile,
+)
 from consult.outcome.printouts import (
     PackagePrintout,
     Parties,
@@ -36,7 +45,6 @@ from consult.outcome.printouts import (
     referral_pdf,
     sick_leave_pdf,
 )
-from consult.outcome.validity import clinic_day
 from consult.queue import participation
 from consult.storage import tables as t
 from consult.storage.uow import Database, UnitOfWork
@@ -55,24 +63,25 @@ class Printout:
 @dataclass(frozen=True)
 class _Kind:
     """What differs between the three: the table, the name in messages and the audit detail,
-    the not-found code, the file name's stem."""
+    the not-found code, the file's name and route."""
 
     table: sa.Table
     name: str
     code: str
-    stem: str
+    file: PrintoutFile
 
 
 # By keyword: tests/unit/test_docs_match_server.py finds the codes as ``code="..."``.
 PACKAGE: Final = _Kind(
-    table=t.prescription_packages, name="package", code="package_not_found", stem="e-prescription"
+    table=t.prescription_packages, name="package", code="package_not_found", file=PACKAGE_FILE
 )
 REFERRAL: Final = _Kind(
-    table=t.referrals, name="referral", code="referral_not_found", stem="e-referral"
+    table=t.referrals, name="referral", code="referral_not_found", file=REFERRAL_FILE
 )
 SICK_LEAVE: Final = _Kind(
-    table=t.sick_leaves, name="sick leave", code="sick_leave_not_found", stem="sick-leave"
+    table=t.sick_leaves, name="sick leave", code="sick_leave_not_found", file=SICK_LEAVE_FILE
 )
+_KINDS: Final = {kind.file: kind for kind in (PACKAGE, REFERRAL, SICK_LEAVE)}
 
 
 class Printing:
@@ -85,18 +94,52 @@ class Printing:
 
     async def package(self, actor: Actor, package_id: int) -> Printout:
         row, items = await self._read(actor, PACKAGE, package_id, _prescriptions)
-        printout = PackagePrintout(
+        return await self._make(PACKAGE, row, items)
+
+    async def referral(self, actor: Actor, referral_id: int) -> Printout:
+        row, _ = await self._read(actor, REFERRAL, referral_id, None)
+        return await self._make(REFERRAL, row, [])
+
+    async def sick_leave(self, actor: Actor, sick_leave_id: int) -> Printout:
+        row, _ = await self._read(actor, SICK_LEAVE, sick_leave_id, None)
+        return await self._make(SICK_LEAVE, row, [])
+
+    async def own(self, patient_id: int, file: PrintoutFile, document_id: int) -> Printout | None:
+        """The printout of a document issued to ``patient_id``, for a caller that has checked
+        that the patient reads their own record and audits that read itself (the archive);
+        None when there is no such document of theirs."""
+        kind = _KINDS[file]
+        async with self._db.reader() as uow:
+            row = await _document(uow, kind.table, document_id)
+            if row is None or row.patient_id != patient_id:
+                return None
+            items = await _prescriptions(uow, document_id) if kind is PACKAGE else []
+        return await self._make(kind, row, items)
+
+    async def _make(self, kind: _Kind, row: Any, items: list[Any]) -> Printout:
+        printout: Any
+        if kind is PACKAGE:
+            make: Callable[[Any], bytes] = package_pdf
+            printout = self._package(row, items)
+        elif kind is REFERRAL:
+            make, printout = referral_pdf, self._referral(row)
+        else:
+            make, printout = sick_leave_pdf, self._sick_leave(row)
+        async with self._rendering:
+            content = await asyncio.to_thread(make, printout)
+        return Printout(kind.file.filename(row.id, as_utc(row.issued_at)), content)
+
+    def _package(self, row: Any, items: list[Any]) -> PackagePrintout:
+        return PackagePrintout(
             parties=self._parties(row),
             key=row.key,
             access_code=row.access_code,
             issued_at=as_utc(row.issued_at),
             prescriptions=[_printed(item) for item in items],
         )
-        return await self._render(PACKAGE, row, package_pdf, printout)
 
-    async def referral(self, actor: Actor, referral_id: int) -> Printout:
-        row, _ = await self._read(actor, REFERRAL, referral_id, None)
-        printout = ReferralPrintout(
+    def _referral(self, row: Any) -> ReferralPrintout:
+        return ReferralPrintout(
             parties=self._parties(row),
             key=row.key,
             access_code=row.access_code,
@@ -109,11 +152,9 @@ class Printing:
             priority=row.priority,
             cancelled=row.cancelled_at is not None,
         )
-        return await self._render(REFERRAL, row, referral_pdf, printout)
 
-    async def sick_leave(self, actor: Actor, sick_leave_id: int) -> Printout:
-        row, _ = await self._read(actor, SICK_LEAVE, sick_leave_id, None)
-        printout = SickLeavePrintout(
+    def _sick_leave(self, row: Any) -> SickLeavePrintout:
+        return SickLeavePrintout(
             parties=self._parties(row),
             issued_at=as_utc(row.issued_at),
             start=row.start,
@@ -126,7 +167,6 @@ class Printing:
             backdating_reason=row.backdating_reason,
             cancelled=row.cancelled_at is not None,
         )
-        return await self._render(SICK_LEAVE, row, sick_leave_pdf, printout)
 
     # --- reading, with the access rule and its audit -----------------------------------------
 
@@ -184,14 +224,6 @@ class Printing:
             doctor_name=row.doctor_name,
             licence_number=row.doctor_licence or "not on file",
         )
-
-    async def _render(
-        self, kind: _Kind, row: Any, make: Callable[[Any], bytes], printout: Any
-    ) -> Printout:
-        async with self._rendering:
-            content = await asyncio.to_thread(make, printout)
-        issued_on: date = clinic_day(as_utc(row.issued_at))
-        return Printout(f"{kind.stem}-{issued_on.isoformat()}-{row.id}.pdf", content)
 
 
 async def _document(uow: UnitOfWork, table: sa.Table, document_id: int) -> Any:

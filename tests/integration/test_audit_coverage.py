@@ -255,6 +255,7 @@ async def test_every_clinical_read_leaves_an_audit_row(api, sockets, engine, dat
         ),
         # Who saw her data: audited, never listed (test_access_log.py).
         "/api/patients/me/access-log": (anna, "/api/patients/me/access-log", "access_log.read"),
+        "/api/patients/me/archive": (anna, "/api/patients/me/archive", "record.archive.read"),
     }
     gets = {p for m, p, _ in registry() if m == "GET"}
     # The follow-ups read last: a question needs the consultation ended.

@@ -53,6 +53,11 @@ def valid(bundle: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return by_type
 
 
+def files(found: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The DocumentReferences of documents and recordings (not the printouts')."""
+    return [d for d in found.get("DocumentReference", []) if d["type"]["text"] != "printout"]
+
+
 async def visit_with_outcome(api, sockets, clock) -> tuple[ApiClient, ApiClient, dict[str, Any]]:
     """Anna's finished visit with Dr House: a PDF shared into it, two prescriptions (the
     antibiotic cancelled since), a referral, sick leave, and the aspirin renewed."""
@@ -121,12 +126,28 @@ async def test_the_patients_bundle_holds_the_outcome_and_validates(
     (advice,) = found["Communication"]
     assert advice["payload"][0]["contentString"].startswith("Rest, fluids")
 
-    (document,) = found["DocumentReference"]
+    (document,) = files(found)
     attachment = document["content"][0]["attachment"]
     assert attachment["url"] == f"{base_url}/api/documents/{out['document']['id']}/content"
     headers = {"Authorization": f"Bearer {patient.token}"}
     async with patient.session.get(attachment["url"], headers=headers) as download:
         assert download.status == 200 and await download.read() == pdf()
+
+    # Each issued document's printout by its URL: both packages, the referral, the sick leave.
+    printouts = [d for d in found["DocumentReference"] if d["type"]["text"] == "printout"]
+    urls = [p["content"][0]["attachment"]["url"] for p in printouts]
+    renewal_package = urls[0].removeprefix(f"{base_url}/api/packages/").split("/")[0]
+    assert renewal_package != str(package["id"])
+    assert urls == [
+        f"{base_url}/api/packages/{renewal_package}/printout.pdf",
+        f"{base_url}/api/packages/{package['id']}/printout.pdf",
+        f"{base_url}/api/referrals/{out['referrals'][0]['id']}/printout.pdf",
+        f"{base_url}/api/sick-leaves/{out['sick_leave']['id']}/printout.pdf",
+    ]
+    async with patient.session.get(urls[1], headers=headers) as download:
+        assert download.status == 200 and download.content_type == "application/pdf"
+        name = printouts[1]["content"][0]["attachment"]["title"]
+        assert f'filename="{name}"' in download.headers["Content-Disposition"]
 
     reads = await rows(database_url, t.audit_log, _A.action == "record.fhir.read")
     assert [(r.actor_id, r.patient_id, r.allowed) for r in reads] == [
@@ -182,7 +203,7 @@ async def test_a_doctor_of_the_patient_reads_it_and_a_stranger_gets_nothing(
     found = valid(bundle)
     assert len(found["MedicationRequest"]) == 3
     # Shared into a consultation Dr House took: he may open it, so he sees it.
-    assert len(found["DocumentReference"]) == 1
+    assert len(files(found)) == 1
 
     stranger = await api("dr.grey@demo.test")
     for path in (f"/api/patients/{pid}/fhir", f"/api/patients/{pid}/fhir/MedicationRequest"):
@@ -218,9 +239,9 @@ async def test_a_doctor_sees_only_the_documents_they_may_open(api, sockets, cloc
     form.add_field("file", pdf(), filename="notes.pdf", content_type="application/octet-stream")
     await patient.call("POST", "/api/documents", data=form, expect=201)
     mine, _ = await fhir(patient, "/api/patients/me/fhir")
-    assert len(valid(mine)["DocumentReference"]) == 2
+    assert len(files(valid(mine))) == 2
     his, _ = await fhir(doctor, f"/api/patients/{patient.user['id']}/fhir")
-    (seen,) = valid(his)["DocumentReference"]
+    (seen,) = files(valid(his))
     assert seen["description"] == "ECG from last week"
 
 

@@ -193,7 +193,7 @@ def test_recommendations_and_follow_ups_are_communications(bundle) -> None:
 
 
 def test_documents_and_recordings_are_references_by_url(bundle) -> None:
-    document, recording = of_type(bundle, "DocumentReference")
+    document, recording, *_ = of_type(bundle, "DocumentReference")
     attachment = document["content"][0]["attachment"]
     assert attachment["url"] == f"{ORIGIN}/api/documents/12/content"
     assert (attachment["contentType"], attachment["size"]) == ("application/pdf", 48_213)
@@ -202,6 +202,45 @@ def test_documents_and_recordings_are_references_by_url(bundle) -> None:
     played = recording["content"][0]["attachment"]
     assert played["url"] == f"{ORIGIN}/api/consultations/7/recordings/2"
     assert played["contentType"] == "video/webm"
+
+
+def test_each_issued_documents_printout_is_a_reference_by_url_to_its_pdf(bundle) -> None:
+    printouts = [d for d in of_type(bundle, "DocumentReference") if d["type"]["text"] == "printout"]
+    # Both packages (the renewal's too, which has no consultation), the referral, the leave.
+    assert [p["content"][0]["attachment"]["url"] for p in printouts] == [
+        f"{ORIGIN}/api/packages/4/printout.pdf",
+        f"{ORIGIN}/api/packages/3/printout.pdf",
+        f"{ORIGIN}/api/referrals/2/printout.pdf",
+        f"{ORIGIN}/api/sick-leaves/1/printout.pdf",
+    ]
+    renewal, package, referral, leave = printouts
+    attachment = package["content"][0]["attachment"]
+    assert attachment == {
+        "contentType": "application/pdf",
+        "url": f"{ORIGIN}/api/packages/3/printout.pdf",
+        "title": "e-prescription-2026-12-07-3.pdf",  # the download's name, the Warsaw day
+        "creation": "2026-12-07T10:38:00Z",
+    }
+    assert "data" not in attachment  # never inlined
+    assert package["category"] == [{"text": "e-prescription package"}]
+    assert by_ref(bundle, package["author"][0])["name"] == [{"text": "Dr Gregory House"}]
+    assert by_ref(bundle, package["subject"])["resourceType"] == "Patient"
+    assert by_ref(bundle, package["context"]["encounter"][0])["status"] == "finished"
+    # What each printout prints, in the bundle: the package's three MedicationRequests, ...
+    printed = [by_ref(bundle, r) for r in package["context"]["related"]]
+    assert [r["resourceType"] for r in printed] == ["MedicationRequest"] * 3
+    assert {r["identifier"][0]["value"] for r in printed} == {KEY}
+    assert "encounter" not in renewal["context"]
+    (renewed,) = [by_ref(bundle, r) for r in renewal["context"]["related"]]
+    assert renewed["priorPrescription"]
+    # ... the ServiceRequest and the sick leave's Observation.
+    (referred,) = [by_ref(bundle, r) for r in referral["context"]["related"]]
+    assert referred["identifier"][0]["value"] == REFERRAL_KEY
+    (certified,) = [by_ref(bundle, r) for r in leave["context"]["related"]]
+    assert certified["code"]["text"].startswith("Sick leave")
+    assert leave["content"][0]["attachment"]["title"] == "sick-leave-2026-12-07-1.pdf"
+    for printout in printouts:
+        get_fhir_model_class("DocumentReference").model_validate(printout)
 
 
 def test_the_active_prescriptions_as_a_searchset_with_what_they_refer_to(bundle) -> None:
