@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import io
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -162,10 +163,13 @@ def demo_server(
     *,
     database_url: str | None = None,
     settings: dict[str, str] | None = None,
+    template: Path | None = None,
 ) -> Iterator[Server]:
     """``consult serve --demo`` of this source tree on a free port, with a fresh SQLite database
-    in ``directory`` (or on ``database_url``) and these ``CONSULT_*`` ``settings``; stopped on
-    exit."""
+    in ``directory`` (a copy of ``template`` when given, else empty; or on ``database_url``) and
+    these ``CONSULT_*`` ``settings``; stopped on exit."""
+    if template is not None and database_url is None:
+        shutil.copyfile(template, directory / "consult.db")
     port = free_port()
     log = directory / "server.log"
     # Only this test's settings: no CONSULT_* variable from the environment (e.g. a Redis URL).
@@ -188,6 +192,17 @@ def demo_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def demo_template(directory: Path) -> Path:
+    """A SQLite file with the migrations applied and the demo seeded, by this tree's CLI: copied
+    for each browser test, whose ``serve --demo`` then finds the demo there (seeding is
+    idempotent) instead of hashing its passwords again (about 2 s a server)."""
+    path = directory / "demo-template.db"
+    command = consult_command() + ["demo-data", "--database-url", f"sqlite+aiosqlite:///{path}"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSULT_")}
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=120)
+    return path
 
 
 def _wait_healthy(server: Server, timeout: float) -> None:

@@ -26,7 +26,7 @@ from playwright.sync_api import (
 )
 
 from tests.e2e.helpers import OpenPage, PageProblems
-from tests.support import Server, demo_server
+from tests.support import Server, demo_server, demo_template
 
 CHROMIUM = Path(os.environ.get("CONSULT_E2E_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -48,10 +48,15 @@ ARTIFACTS = REPO / "test-artifacts" / "e2e"
 expect.set_options(timeout=10_000)
 
 
+@pytest.fixture(scope="session")
+def demo_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return demo_template(tmp_path_factory.mktemp("demo"))
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    """``consult serve --demo`` on a free port, with a fresh SQLite database."""
-    with demo_server(tmp_path) as server:
+def server(tmp_path: Path, demo_database: Path) -> Iterator[Server]:
+    """``consult serve --demo`` on a free port, with a fresh copy of the seeded demo database."""
+    with demo_server(tmp_path, template=demo_database) as server:
         yield server
 
 

@@ -155,7 +155,7 @@ def test_a_past_booked_visit_is_rated_on_the_patients_page(
     patient.goto("/patient/")
     log_in(patient, "anna@demo.test")
     past = patient.get_by_test_id("bookings-past")
-    past.locator("summary").click()
+    past.locator(":scope > summary").click()  # its own, not a rating form's
     item = past.locator(f"[data-booking-id='{booking}']")
     form = item.locator("[data-testid=rating-form][data-kind=booking]")
     form.locator("input[value='3']").check()
@@ -165,7 +165,7 @@ def test_a_past_booked_visit_is_rated_on_the_patients_page(
 
     # After a reload the form shows the rating, and saving again changes it.
     patient.reload()
-    past.locator("summary").click()
+    past.locator(":scope > summary").click()  # its own, not a rating form's
     form = item.locator("[data-testid=rating-form][data-kind=booking]")
     expect(form.locator("input[value='3']")).to_be_checked()
     expect(form.get_by_test_id("rating-comment")).to_have_value("The phone line was busy.")

@@ -25,6 +25,9 @@ from consult.storage import tables as t
 from tests.integration.conftest import settings_for
 from tests.support import rows
 
+# The counters (memory, Redis) are what differs here, not the database.
+pytestmark = pytest.mark.one_backend
+
 REDIS_URL = os.environ.get("CONSULT_TEST_REDIS_URL", "")
 STORES = ["memory", *(["redis"] if REDIS_URL else [])]
 

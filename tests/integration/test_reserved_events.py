@@ -1,7 +1,7 @@
 """Client events that bear a Socket.IO lifecycle name (``connect``, ``disconnect``,
 ``connect_error``) are refused before any handler runs: the identity and address found at the
-handshake stay for the socket's life, and no grace period starts. Real Socket.IO clients, both
-backends; the server's clock and sweeps are driven by hand."""
+handshake stay for the socket's life, and no grace period starts. Real Socket.IO clients, one
+backend; the server's clock and sweeps are driven by hand."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from aiohttp.test_utils import TestServer
 from consult.http.routing import SERVICES
 from consult.storage import tables as t
 from tests.support import rows, start_and_accept
+
+# Refused before any handler runs: storage is never reached.
+pytestmark = pytest.mark.one_backend
 
 ONE_AT_A_TIME = {"specialties": ["internal-medicine"], "forms": ["chat"], "capacity": 1}
 FORGED_ADDRESS = "10.66.66.66"

@@ -21,6 +21,9 @@ from consult.storage import tables as t
 from tests.integration.conftest import settings_for
 from tests.support import ApiClient, count, png
 
+# Checked at the edge before a handler runs: storage does not decide it.
+pytestmark = pytest.mark.one_backend
+
 FOREIGN = "https://evil.example"
 
 

@@ -16,8 +16,8 @@ ROOT = Path(consult.__file__).parent
 # What an audit action looks like: dotted lower-case words ("call.recording.read").
 _ACTION = re.compile(r"[a-z]+(?:_[a-z]+)*(?:\.[a-z]+(?:_[a-z]+)*)+")
 # Dotted strings in the source that are no action: logger names (consult.*), foreign keys
-# ("users.id": a table's name first), the WSGI environ's keys and a file name.
-_NOT_ACTIONS = {"aiohttp.request", "aiohttp.server", "index.html"}
+# ("users.id": a table's name first), the WSGI environ's keys and file names.
+_NOT_ACTIONS = {"aiohttp.request", "aiohttp.server", "index.html", "manifest.json"}
 
 
 def actions_in_source() -> dict[str, set[str]]:
