@@ -31,6 +31,7 @@ from consult.http import (
     routes_printouts,
     routes_ratings,
     routes_renewals,
+    routes_results,
     routes_scheduler,
     routes_system,
 )
@@ -76,6 +77,7 @@ APIS = (
     routes_printouts.api,
     routes_fhir.api,
     routes_ratings.api,
+    routes_results.api,
 )
 
 

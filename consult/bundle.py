@@ -35,6 +35,7 @@ from consult.queue.sweeper import Sweeper
 from consult.queue.tickets import TicketService
 from consult.ratings.service import RatingService
 from consult.records.service import RecordService
+from consult.results.service import ResultService
 from consult.settings import Settings
 from consult.storage.uow import Database
 
@@ -66,6 +67,7 @@ class Services:
     printing: Printing
     fhir: FhirExport
     ratings: RatingService
+    results: ResultService
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock, db: Database) -> Services:
@@ -94,7 +96,6 @@ class Services:
             dead_after=dead_after,
         )
         processes = Processes(db, clock, presence, dead_after)
-        documents = DocumentStore(settings.documents_path(), web_root=settings.web_dir)
         return cls(
             settings=settings,
             clock=clock,
@@ -116,7 +117,7 @@ class Services:
             dashboard=DashboardService(
                 db, clock, audit, matcher, consultations, wait_breach=settings.wait_breach
             ),
-            documents=DocumentService(db, clock, audit, documents, chat),
+            documents=DocumentService(db, clock, audit, document_store(settings), chat),
             follow_ups=FollowUpService(
                 db, clock, audit, consultations, window_days=settings.follow_up_days
             ),
@@ -127,6 +128,7 @@ class Services:
             printing=Printing(db, clock, audit, settings.clinic_name),
             fhir=FhirExport(db, clock, audit),
             ratings=RatingService(db, clock, audit, consultations),
+            results=ResultService(db, clock, audit, result_store(settings)),
         )
 
 
@@ -141,6 +143,15 @@ def call_service(
         ice=IceConfig.from_settings(settings),
         recordings=RecordingStore(settings.recordings_path(), web_root=settings.web_dir),
     )
+
+
+def document_store(settings: Settings) -> DocumentStore:
+    return DocumentStore(settings.documents_path(), web_root=settings.web_dir)
+
+
+def result_store(settings: Settings) -> DocumentStore:
+    """The results' PDFs: a folder of their own inside the documents folder."""
+    return DocumentStore(settings.documents_path() / "results", web_root=settings.web_dir)
 
 
 def queue_rules(settings: Settings) -> QueueRules:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from consult.domain import Actor
-from consult.errors import Invalid, NotFound
-from consult.http.routing import SERVICES, Api, int_param
+from consult.errors import NotFound
+from consult.http.routing import SERVICES, Api, int_param, query_int
 from consult.queue.schemas import TicketOut
 from consult.records.schemas import (
     RECORD_MAX_PAGE,
@@ -248,29 +248,16 @@ async def record_transcript(request: web.Request, actor: Actor) -> MessagesOut:
 
 
 def _transcript_page(request: web.Request) -> tuple[int, int]:
-    after = _number(request, "after", 0, 0, MAX_ID, "a sequence number", code="invalid_after")
-    limit = _number(
+    after = query_int(request, "after", 0, 0, MAX_ID, "a sequence number", code="invalid_after")
+    limit = query_int(
         request, "limit", MESSAGES_PAGE, 1, MESSAGES_MAX_PAGE, "a count", code="invalid_limit"
     )
     return after, limit
 
 
 def _record_page(request: web.Request) -> tuple[int | None, int]:
-    before = _number(request, "before", 0, 1, MAX_ID, "a consultation id", code="invalid_before")
-    limit = _number(
+    before = query_int(request, "before", 0, 1, MAX_ID, "a consultation id", code="invalid_before")
+    limit = query_int(
         request, "limit", RECORD_PAGE, 1, RECORD_MAX_PAGE, "a count", code="invalid_limit"
     )
     return before or None, limit
-
-
-def _number(
-    request: web.Request, name: str, default: int, low: int, high: int, what: str, *, code: str
-) -> int:
-    """The query parameter ``name``: ASCII digits (str.isdigit() took "²" and "١") from
-    ``low`` to ``high``, else refused with ``code``."""
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and low <= int(raw) <= high):
-        raise Invalid(f"{name} must be {what}, {low} to {high}", code=code)
-    return int(raw)

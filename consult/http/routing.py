@@ -53,6 +53,13 @@ class RouteSpec:
     # The success body's media type (OpenAPI only: a handler that answers another type than
     # JSON builds its web.Response itself).
     media_type: str = "application/json"
+    # A body in media_type that the handler reads itself (OpenAPI only: FHIR bundles).
+    raw_body: type[BaseModel] | None = None
+    # Errors answered in media_type as this model rather than consult's error (OpenAPI only).
+    error_body: type[BaseModel] | None = None
+    # A credential of another kind than a session, which the handler checks itself: its
+    # OpenAPI security scheme (consult/http/openapi.py).
+    credential: str | None = None
 
 
 @dataclass
@@ -76,6 +83,9 @@ class Api:
         headers: tuple[tuple[str, str], ...] = (),
         also: tuple[int, ...] = (),
         media_type: str = "application/json",
+        raw_body: type[BaseModel] | None = None,
+        error_body: type[BaseModel] | None = None,
+        credential: str | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.routes.append(
@@ -95,6 +105,9 @@ class Api:
                     headers,
                     also,
                     media_type,
+                    raw_body,
+                    error_body,
+                    credential,
                 )
             )
             return handler
@@ -106,11 +119,15 @@ class Api:
             app.router.add_route(spec.method, spec.path, _endpoint(spec))
 
 
-def request_token(request: web.Request) -> str | None:
+def bearer_token(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None
-    return request.cookies.get(SESSION_COOKIE)
+    return None
+
+
+def request_token(request: web.Request) -> str | None:
+    return bearer_token(request) or request.cookies.get(SESSION_COOKIE)
 
 
 def client_ip(request: web.Request) -> str | None:
@@ -162,6 +179,19 @@ def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamRe
         return web.json_response(result.model_dump(mode="json"), status=spec.status)
 
     return endpoint
+
+
+def query_int(
+    request: web.Request, name: str, default: int, low: int, high: int, what: str, *, code: str
+) -> int:
+    """The query parameter ``name``: ASCII digits (str.isdigit() took "²" and "١") from
+    ``low`` to ``high``, else refused with ``code``."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and low <= int(raw) <= high):
+        raise Invalid(f"{name} must be {what}, {low} to {high}", code=code)
+    return int(raw)
 
 
 # ASCII digits, no sign, no leading zero, no spaces: int() alone read " 1", "+1", "1_0" and the
