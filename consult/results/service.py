@@ -229,7 +229,7 @@ class ResultService:
             detail = f"{outcome} result {result_id}: {'|'.join(key[1:])}"
             await self._audit.write_many(uow, [self._entry(sender, detail, patient_id, True)])
             doctors = await documents_repo.consulting_doctors(uow, patient_id)
-            payload = result.model_dump(mode="json")
+            payload = {"result": result.model_dump(mode="json")}
             uow.collect(Push((patient_id, *doctors), RECEIVED_EVENT, payload))
             await uow.commit()
         log.info("result %s %s for patient %s by %s", result_id, outcome, patient_id, sender.name)

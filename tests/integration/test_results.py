@@ -87,7 +87,7 @@ async def test_a_laboratory_posts_a_blood_count_and_the_patient_reads_it(
 
     page = await anna.call("GET", "/api/patients/me/results")
     newest = page["results"][0]
-    assert pushed == newest
+    assert pushed == {"result": newest}
     assert newest["code"]["display"] == "Complete blood count"
     assert newest["identifier"] == {
         "system": "https://lab.example.org/reports",
