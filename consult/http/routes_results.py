@@ -63,7 +63,7 @@ async def _body(request: web.Request) -> bytes:
             f"send the bundle as {_TAKEN[0]} (or {_TAKEN[1]}), not {request.content_type}"
         )
     too_large = refused(
-        413, "report_too_large", "too-costly", f"the body is over {MAX_BODY:,} bytes"
+        413, "too-costly", f"the body is over {MAX_BODY:,} bytes", code="report_too_large"
     )
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise too_large

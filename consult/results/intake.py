@@ -63,16 +63,18 @@ def _parsed(raw: bytes, loads: Callable[[bytes], Any]) -> dict[str, Any]:
     try:
         data = loads(raw)
     except ValueError as exc:  # UnicodeDecodeError and the edge's refusals are ValueErrors
-        raise refused(400, "invalid_bundle", "structure", f"the body is not JSON: {exc}") from None
+        raise refused(
+            400, "structure", f"the body is not JSON: {exc}", code="invalid_bundle"
+        ) from None
     if not isinstance(data, dict) or data.get("resourceType") != "Bundle":
         raise refused(
             400,
-            "invalid_bundle",
             "structure",
             "the body must be a FHIR Bundle (resourceType Bundle)",
             "Bundle.resourceType",
+            code="invalid_bundle",
         )
-    found = Issues(400, "invalid_bundle")
+    found = Issues(400, code="invalid_bundle")
     _no_nul(data, "Bundle", found)
     entries = data.get("entry")
     for i, entry in enumerate(entries if isinstance(entries, list) else []):
@@ -114,7 +116,12 @@ def _validated(data: dict[str, Any]) -> Bundle:
         return Bundle.model_validate(data)
     except ValidationError as exc:
         issues = [
-            Issue("invalid_bundle", _issue_kind(e["type"]), e["msg"], expression(e["loc"]))
+            Issue(
+                code="invalid_bundle",
+                kind=_issue_kind(e["type"]),
+                message=e["msg"],
+                expression=expression(e["loc"]),
+            )
             for e in exc.errors(include_url=False)
         ]
         raise BundleRefused(400, issues) from None
@@ -157,7 +164,7 @@ class _Entries:
 
 
 def _submission(bundle: Bundle) -> Submission:
-    found = Issues(422, "invalid_report")
+    found = Issues(422, code="invalid_report")
     if bundle.type not in BUNDLE_TYPES:
         found.add("value", f"the bundle's type must be {' or '.join(BUNDLE_TYPES)}", "Bundle.type")
     entries = _Entries(bundle)

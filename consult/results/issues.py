@@ -36,7 +36,7 @@ class BundleRefused(ConsultError):
 
 
 def refused(
-    status: int, code: str, kind: str, message: str, at: str | None = None
+    status: int, kind: str, message: str, at: str | None = None, *, code: str
 ) -> BundleRefused:
     return BundleRefused(status, [Issue(code, kind, message, at)])
 
@@ -44,7 +44,7 @@ def refused(
 class Issues:
     """The problems found in a bundle, gathered so that one answer names them all."""
 
-    def __init__(self, status: int, code: str) -> None:
+    def __init__(self, status: int, *, code: str) -> None:
         self.status = status
         self.code = code
         self.found: list[Issue] = []

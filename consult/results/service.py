@@ -138,19 +138,19 @@ class ResultService:
         if not found:
             raise refused(
                 422,
-                "unknown_patient",
                 "not-found",
                 "no patient of this clinic has this PESEL: nothing was stored",
                 submission.pesel_at,
+                code="unknown_patient",
             )
         if len(found) > 1:
             raise refused(
                 422,
-                "ambiguous_patient",
                 "multiple-matches",
                 "more than one patient of this clinic has this PESEL: nothing was stored; "
                 "the clinic must correct its patients' profiles",
                 submission.pesel_at,
+                code="ambiguous_patient",
             )
         return found[0]
 
@@ -170,16 +170,20 @@ class ResultService:
         except ConsultError as exc:
             kind = "too-costly" if exc.status == 413 else "value"
             raise refused(
-                422, "invalid_report", kind, f"the PDF is refused: {exc.message}", submission.pdf_at
+                422,
+                kind,
+                f"the PDF is refused: {exc.message}",
+                submission.pdf_at,
+                code="invalid_report",
             ) from None
         if received.content_type != intake.PDF:
             await self._store.discard(received.temp)
             raise refused(
                 422,
-                "invalid_report",
                 "value",
                 "presentedForm's data is not a PDF",
                 submission.pdf_at,
+                code="invalid_report",
             )
         return await self._store.keep(received), received
 
@@ -344,21 +348,21 @@ def _check_replaceable(stored: Any, submission: Submission, patient_id: int) -> 
     if submission.report.status not in CORRECTIONS:
         raise refused(
             409,
-            "identifier_conflict",
             "duplicate",
             "a different report is stored under this identifier: send a change with status "
             "amended or corrected (it then replaces the stored one), or use a new identifier",
             f"{at}.identifier",
+            code="identifier_conflict",
         )
     if stored.patient_id != patient_id:
         raise refused(
             409,
-            "identifier_conflict",
             "conflict",
             "the report stored under this identifier is another patient's: a correction keeps "
             "the patient (mark the stored one entered-in-error for its patient, and send this "
             "one under a new identifier)",
             f"{at}.subject",
+            code="identifier_conflict",
         )
 
 

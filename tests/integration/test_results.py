@@ -3,13 +3,15 @@ blood count with its integration credential, the patient reads it (flags from th
 and from the range), hears of it live, reads a value's history; a resend stores nothing, a
 correction replaces it, other content under its identifier is a conflict. Refusals are FHIR
 OperationOutcomes with nothing stored: no, a wrong, a revoked or a session's token (401), an
-unknown PESEL, a bundle that is not FHIR, another media type, a body too large; the
-integration's token reads nothing. A doctor who consulted the patient reads the results, the
-report's PDF and the FHIR export's DiagnosticReports; other doctors, a scheduler and other
-patients get 404. Every delivery, refusal and read is audited."""
+unknown PESEL or one of two patients, a bundle that is not FHIR, another media type, a body
+too large; the integration's token reads nothing. A doctor who consulted the patient reads the
+results, the report's PDF (kept 0600) and the FHIR export's DiagnosticReports; other doctors, a
+scheduler and other patients get 404. Every delivery, refusal and read is audited. The
+operator's `consult add-integration` and `revoke-integration` make and end a credential."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 from typing import Any
@@ -18,11 +20,12 @@ from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
+from consult.accounts.service import token_hash
 from consult.http import routes_results
 from consult.http.routing import SERVICES
 from consult.storage import tables as t
 from tests.integration.test_queue import IM
-from tests.support import ApiClient, count, pdf, rows, start_and_accept
+from tests.support import ApiClient, consult_command, count, execute, pdf, rows, start_and_accept
 from tests.unit.results_sample import UNKNOWN_PESEL, blood_count, changed, imaging_report
 
 _A = t.audit_log.c
@@ -154,6 +157,15 @@ async def test_refusals_are_operation_outcomes_and_store_nothing(
         "not-found",
         ["Bundle.entry[0].resource.identifier[0].value"],
     )
+    # A PESEL two patients have: nobody's result is guessed.
+    twice = t.users.update().where(t.users.c.email == "basia@demo.test").values(pesel="85031412361")
+    await execute(database_url, twice)
+    assert issue(await post(lab, token, bundle, 422))[:2] == (
+        "ambiguous_patient",
+        "multiple-matches",
+    )
+    undo = t.users.update().where(t.users.c.email == "basia@demo.test").values(pesel=None)
+    await execute(database_url, undo)
     broken = changed(bundle, 2, valueQuantity={"value": "eleven"})
     assert issue(await post(lab, token, broken, 400)) == (
         "invalid_bundle",
@@ -175,6 +187,7 @@ async def test_refusals_are_operation_outcomes_and_store_nothing(
     denied = await rows(database_url, t.audit_log, _A.action == "result.receive")
     assert [r.detail.split(": ")[-1] for r in denied] == [
         "422 unknown_patient",
+        "422 ambiguous_patient",
         "400 invalid_bundle",
         "422 invalid_report",
         "400 invalid_bundle",
@@ -192,11 +205,14 @@ async def test_refusals_are_operation_outcomes_and_store_nothing(
 
 
 async def test_a_doctor_of_the_patient_reads_her_results_and_others_get_404(
-    api, sockets, server, database_url
+    api, sockets, server, database_url, tmp_path
 ):
     token = await credential(server, "imaging")
     lab = await api()
     await post(lab, token, imaging_report(pdf()), 201)
+    folder = tmp_path / "documents" / "results"  # the PDF is the server's alone
+    (kept,) = folder.iterdir()
+    assert (folder.stat().st_mode & 0o777, kept.stat().st_mode & 0o777) == (0o700, 0o600)
     house = await api("dr.house@demo.test")
     house_ws = await sockets(house.token)
     await house_ws.emit("presence:online", IM)
@@ -239,3 +255,34 @@ async def test_a_doctor_of_the_patient_reads_her_results_and_others_get_404(
         )
         assert len(denied) == 3 and not any(r.allowed for r in denied)
     await house.call("GET", "/api/patients/me/results", expect=404)  # a doctor has none
+
+
+async def command(*args: str) -> tuple[int, str]:
+    """consult, run as the operator would, in a process of its own."""
+    process = await asyncio.create_subprocess_exec(
+        *consult_command(),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode is not None
+    return process.returncode, out.decode()
+
+
+async def test_the_operator_adds_and_revokes_a_laboratorys_credential(
+    api, server, clock, database_url
+):
+    status, out = await command("add-integration", "lab-north", "--database-url", database_url)
+    assert status == 0, out
+    token = out.splitlines()[1]
+    (stored,) = await rows(database_url, t.integrations, t.integrations.c.name == "lab-north")
+    assert stored.token_hash == token_hash(token) and stored.revoked_at is None  # its hash only
+    lab = await api()
+    await post(lab, token, blood_count(when=when(clock)), 201)
+    status, out = await command("revoke-integration", "lab-north", "--database-url", database_url)
+    assert (status, out.strip()) == (0, "revoked 1 credential(s) of 'lab-north'")
+    refused = await post(lab, token, blood_count(when=when(clock), report_id="CBC-2"), 401)
+    assert issue(refused)[0] == "invalid_credential"
+    status, _ = await command("revoke-integration", "lab-north", "--database-url", database_url)
+    assert status == 1  # none left
