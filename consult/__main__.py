@@ -1,5 +1,5 @@
-"""Command line: ``consult serve | migrate | demo-data | import-products FILE``. Options
-override CONSULT_* variables."""
+"""Command line: ``consult serve | migrate | demo-data | import-products FILE |
+add-integration NAME | revoke-integration NAME``. Options override CONSULT_* variables."""
 
 from __future__ import annotations
 
@@ -35,12 +35,19 @@ def _parser() -> argparse.ArgumentParser:
         "file", type=Path, metavar="FILE", help="CSV with the catalogue's columns"
     )
     products.add_argument("--database-url")
+    for name, text in (
+        ("add-integration", "a new credential for a system that sends results (shown once)"),
+        ("revoke-integration", "revoke every credential of a system that sends results"),
+    ):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("name", metavar="NAME", help="the sending system, e.g. lab-central")
+        cmd.add_argument("--database-url")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if k not in ("command", "file")}
+    overrides = {k: v for k, v in vars(args).items() if k not in ("command", "file", "name")}
     settings = Settings.from_env(**overrides)
     logs.configure(settings.log_level)
     try:
@@ -58,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             upgrade(settings.database_url)
         elif args.command == "import-products":
             return _import_products(settings, args.file)
+        elif args.command in ("add-integration", "revoke-integration"):
+            return asyncio.run(_integration(settings, args.command, args.name))
         else:
             asyncio.run(_seed(settings))
     except DatabaseConfigError as exc:
@@ -105,6 +114,37 @@ async def _replace_catalogue(settings: Settings, products: list[Product]) -> Rep
         return await CatalogueStore(db).replace(products)
     finally:
         await db.dispose()
+
+
+async def _integration(settings: Settings, command: str, name: str) -> int:
+    from consult.clock import SystemClock
+    from consult.events import EventBus
+    from consult.results.integrations import IntegrationCredentials
+    from consult.storage.engine import create_engine
+    from consult.storage.migrate import upgrade_async
+    from consult.storage.uow import Database
+
+    await upgrade_async(settings.database_url)
+    db = Database(create_engine(settings.database_url), EventBus())
+    credentials = IntegrationCredentials(db, SystemClock())
+    try:
+        if command == "revoke-integration":
+            revoked = await credentials.revoke(name)
+            print(f"revoked {revoked} credential(s) of {name.strip()!r}", flush=True)
+            return 0 if revoked else 1
+        integration_id, token = await credentials.add(name)
+    except ValueError as exc:
+        print(f"consult: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await db.dispose()
+    print(
+        f"integration {name.strip()!r} (credential {integration_id}): its token, shown once "
+        f"(consult keeps only its hash):\n{token}\n"
+        "The system posts results to /api/integration/fhir with Authorization: Bearer <token>.",
+        flush=True,
+    )
+    return 0
 
 
 async def _seed(settings: Settings) -> None:

@@ -33,6 +33,7 @@ from consult.http import (
     routes_printouts,
     routes_ratings,
     routes_renewals,
+    routes_results,
     routes_scheduler,
     routes_system,
 )
@@ -80,6 +81,7 @@ APIS = (
     routes_access_log.api,
     routes_archive.api,
     routes_ratings.api,
+    routes_results.api,
 )
 
 

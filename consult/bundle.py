@@ -37,6 +37,7 @@ from consult.queue.tickets import TicketService
 from consult.ratings.service import RatingService
 from consult.records.access_log import AccessLog
 from consult.records.service import RecordService
+from consult.results.service import ResultService
 from consult.settings import Settings
 from consult.storage.uow import Database
 
@@ -70,6 +71,7 @@ class Services:
     fhir: FhirExport
     archive: RecordArchive
     ratings: RatingService
+    results: ResultService
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock, db: Database) -> Services:
@@ -90,7 +92,7 @@ class Services:
             dead_after=dead_after,
         )
         processes = Processes(db, clock, presence, dead_after)
-        documents = DocumentStore(settings.documents_path(), web_root=settings.web_dir)
+        documents = document_store(settings)
         calls = call_service(settings, clock, db, audit, consultations)
         printing = Printing(db, clock, audit, settings.clinic_name)
         return cls(
@@ -127,6 +129,7 @@ class Services:
             fhir=FhirExport(db, clock, audit),
             archive=RecordArchive(db, clock, audit, documents, calls.recordings, printing),
             ratings=RatingService(db, clock, audit, consultations),
+            results=ResultService(db, clock, audit, result_store(settings)),
         )
 
 
@@ -155,6 +158,15 @@ def call_service(
         ice=IceConfig.from_settings(settings),
         recordings=RecordingStore(settings.recordings_path(), web_root=settings.web_dir),
     )
+
+
+def document_store(settings: Settings) -> DocumentStore:
+    return DocumentStore(settings.documents_path(), web_root=settings.web_dir)
+
+
+def result_store(settings: Settings) -> DocumentStore:
+    """The results' PDFs: a folder of their own inside the documents folder."""
+    return DocumentStore(settings.documents_path() / "results", web_root=settings.web_dir)
 
 
 def queue_rules(settings: Settings) -> QueueRules:

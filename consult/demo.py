@@ -24,6 +24,7 @@ from consult.booking import repository as booking_repo
 from consult.booking.hours import generate_slots
 from consult.booking.policy import SlotKind, WeeklyHours, overlapping_hours
 from consult.clock import Clock
+from consult.results.demo_results import seed_demo_results
 from consult.storage import tables as t
 from consult.storage.uow import Connection, Database
 
@@ -135,8 +136,9 @@ async def seed_demo(db: Database, clock: Clock) -> int:
         await _seed_new_specialties_of_old_doctors(conn, new_specialties, new_doctors, clock)
         await _fill_identifiers(conn)
         slots = await generate_slots(uow, clock.now(), SLOT_DAYS)
+        results = await seed_demo_results(uow, clock.now())
         await uow.commit()
-    log.info("demo data: %d users created, %d slots opened", created, slots)
+    log.info("demo data: %d users created, %d slots opened, %d results", created, slots, results)
     return created
 
 

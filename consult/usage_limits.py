@@ -19,8 +19,8 @@ from consult.clock import SystemClock
 from consult.settings import Settings
 
 # HTTP routes that read clinical data (a patient's consultations, messages, record, documents,
-# bookings as a doctor sees them, recordings, the outcome's printouts, the scheduler's overview
-# with patient names, ratings' comments).
+# bookings as a doctor sees them, recordings, the outcome's printouts, laboratory and imaging
+# results, the scheduler's overview with patient names, ratings' comments).
 # tests/integration/test_usage_limits.py fails when a GET route is in no set.
 CLINICAL_READS = frozenset(
     {
@@ -41,6 +41,11 @@ CLINICAL_READS = frozenset(
         "/api/patients/me/access-log",  # who saw the patient's data, audited as a read
         "/api/doctors/me/ratings",  # the comments patients wrote
         "/api/patients/me/issued",
+        "/api/patients/me/results",
+        "/api/patients/me/results/history",
+        "/api/patients/{patient_id}/results",
+        "/api/patients/{patient_id}/results/history",
+        "/api/results/{result_id}/report.pdf",
         "/api/patients/{patient_id}/issued",
         "/api/consultations/{consultation_id}/outcome",
         "/api/consultations/{consultation_id}/outcome/draft",

@@ -15,6 +15,7 @@ from consult.errors import Invalid
 from consult.fhir import codes as c
 from consult.fhir import mapping as m
 from consult.fhir import outcome_mapping as o
+from consult.fhir import result_mapping as rm
 from consult.fhir.facts import RecordFacts
 
 # MedicationRequest.status's codes (R4): a search may name any of them; consult's prescriptions
@@ -34,8 +35,9 @@ STATUS_PATTERN: Final = "^({0})(,({0}))*$".format("|".join(MEDICATION_REQUEST_ST
 
 def resources(facts: RecordFacts, origin: str) -> list[c.Resource]:
     """Every resource of the record: the patient, the doctors, the forms' locations, then the
-    consultations and what they hold, newest first within each kind. ``origin`` (the
-    server's ``scheme://host``) makes the files' URLs absolute."""
+    consultations and what they hold, the results (each DiagnosticReport followed by its
+    Observations), newest first within each kind. ``origin`` (the server's ``scheme://host``)
+    makes the files' URLs absolute."""
     pid = facts.patient.id
     encounters = {v.consultation.id for v in facts.visits}
     forms = sorted({s.form for v in facts.visits for s in v.forms}, key=list(m.FORMS).index)
@@ -50,6 +52,7 @@ def resources(facts: RecordFacts, origin: str) -> list[c.Resource]:
     ]
     out += [o.service_request(r, pid, encounters) for r in facts.referrals]
     out += [o.sick_leave(s, pid, encounters) for s in facts.sick_leaves]
+    out += [made for result in facts.results for made in rm.resources(result, pid, origin)]
     out += [m.recommendation(r, pid, encounters) for r in facts.recommendations]
     out += [said for f in facts.follow_ups for said in m.follow_up(f, encounters)]
     out += [m.document(d, origin, encounters) for d in facts.documents]

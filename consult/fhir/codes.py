@@ -14,10 +14,10 @@ from typing import Any, Final
 
 from consult.clock import as_utc
 from consult.outcome.issued import DiagnosisOut
+from consult.outcome.pesel import PESEL_SYSTEM as PESEL_SYSTEM  # defined with the PESEL
 
 Resource = dict[str, Any]
 
-PESEL_SYSTEM: Final = "urn:oid:2.16.840.1.113883.3.4424.1.1.616"
 # The Polish register's OID for a doctor's or dentist's licence number (NPWZ), as the national
 # e-health platform (P1) names doctors in e-prescriptions and e-referrals.
 NPWZ_SYSTEM: Final = "urn:oid:2.16.840.1.113883.3.4424.1.6.2"

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from consult.documents.schemas import DocumentOut
 from consult.outcome.issued import PackageOut, ReferralOut, SickLeaveOut
+from consult.results.schemas import ResultOut
 from consult.schemas import ConsultationOut, FollowUpOut, FormStretchOut, RecordingOut
 
 
@@ -76,3 +77,4 @@ class RecordFacts:
     packages: list[PackageOut] = field(default_factory=list)
     referrals: list[ReferralOut] = field(default_factory=list)
     sick_leaves: list[SickLeaveOut] = field(default_factory=list)
+    results: list[ResultOut] = field(default_factory=list)  # laboratory and imaging, newest first

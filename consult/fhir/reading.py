@@ -1,7 +1,8 @@
 """Reading one patient's record for the FHIR export: the same statements however long the
 record (one or two per kind of thing), through the features' own repositories where they have
 one. The record holds what GET /api/patients/{patient_id}/record shows (every consultation but
-cancelled ones), everything issued to the patient, and the documents the reader may open."""
+cancelled ones), everything issued to the patient, the documents the reader may open and the
+laboratory and imaging results."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from consult.fhir.facts import (
 from consult.followups import repository as follow_up_repo
 from consult.outcome import repository as outcome_repo
 from consult.queue import repository as queue_repo
+from consult.results import repository as results_repo
 from consult.schemas import ConsultationOut
 from consult.storage import tables as t
 from consult.storage.uow import UnitOfWork
@@ -76,6 +78,7 @@ async def record(uow: UnitOfWork, facts: PatientFacts, reader: Actor, now: datet
         packages=packages,
         referrals=referrals,
         sick_leaves=leaves,
+        results=await results_repo.of_patient(uow, pid),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel
@@ -31,6 +32,9 @@ _ERROR_SCHEMA = {
 }
 
 
+_ERROR_REF = {"$ref": "#/components/schemas/Error"}
+
+
 def build_openapi(routes: list[RouteSpec]) -> dict[str, Any]:
     components: dict[str, Any] = {"Error": _ERROR_SCHEMA}
     paths: dict[str, Any] = {}
@@ -45,6 +49,12 @@ def build_openapi(routes: list[RouteSpec]) -> dict[str, Any]:
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "cookie": {"type": "apiKey", "in": "cookie", "name": "consult_session"},
+                "integration": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A sending system's credential (consult add-integration "
+                    "NAME): it posts results and reads nothing.",
+                },
             },
         },
     }
@@ -81,31 +91,44 @@ def _operation(spec: RouteSpec, components: dict[str, Any]) -> dict[str, Any]:
     ]
     if params:
         op["parameters"] = params
-    if spec.body is not None:
-        # No body at all is read as {}: required only when some field is.
-        needed = bool(spec.body.model_json_schema().get("required"))
-        op["requestBody"] = {
-            "required": needed,
-            "content": {"application/json": {"schema": ref(spec.body)}},
-        }
-    if spec.upload is not None:
-        op["requestBody"] = {
-            "required": True,
-            "content": {"multipart/form-data": {"schema": ref(spec.upload)}},
-        }
+    body = _request_body(spec, ref)
+    if body is not None:
+        op["requestBody"] = body
     ok: dict[str, Any] = {"description": "success"}
     if spec.response is not None:
         ok["content"] = {spec.media_type: {"schema": ref(spec.response)}}
     for status in (spec.status, *spec.also):
         op["responses"][str(status)] = ok
     if spec.errors:
+        error: tuple[str, dict[str, Any]] = ("application/json", _ERROR_REF)
+        if spec.error_body is not None:
+            error = (spec.media_type, ref(spec.error_body))
         op["responses"]["4XX"] = {
             "description": "error codes: " + ", ".join(spec.errors),
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            "content": {error[0]: {"schema": error[1]}},
         }
     if spec.auth:
         op["security"] = [{"bearer": []}, {"cookie": []}]
+    elif spec.credential is not None:
+        op["security"] = [{spec.credential: []}]
     return op
+
+
+def _request_body(
+    spec: RouteSpec, ref: Callable[[type[BaseModel]], dict[str, str]]
+) -> dict[str, Any] | None:
+    if spec.body is not None:
+        # No body at all is read as {}: required only when some field is.
+        needed = bool(spec.body.model_json_schema().get("required"))
+        return {"required": needed, "content": {"application/json": {"schema": ref(spec.body)}}}
+    if spec.raw_body is not None:
+        return {"required": True, "content": {spec.media_type: {"schema": ref(spec.raw_body)}}}
+    if spec.upload is not None:
+        return {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": ref(spec.upload)}},
+        }
+    return None
 
 
 def _schema(model: type[BaseModel], components: dict[str, Any]) -> dict[str, Any]:

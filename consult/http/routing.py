@@ -53,6 +53,13 @@ class RouteSpec:
     # The success body's media type (OpenAPI only: a handler that answers another type than
     # JSON builds its web.Response itself).
     media_type: str = "application/json"
+    # A body in media_type that the handler reads itself (OpenAPI only: FHIR bundles).
+    raw_body: type[BaseModel] | None = None
+    # Errors answered in media_type as this model rather than consult's error (OpenAPI only).
+    error_body: type[BaseModel] | None = None
+    # A credential of another kind than a session, which the handler checks itself: its
+    # OpenAPI security scheme (consult/http/openapi.py).
+    credential: str | None = None
 
 
 @dataclass
@@ -76,6 +83,9 @@ class Api:
         headers: tuple[tuple[str, str], ...] = (),
         also: tuple[int, ...] = (),
         media_type: str = "application/json",
+        raw_body: type[BaseModel] | None = None,
+        error_body: type[BaseModel] | None = None,
+        credential: str | None = None,
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.routes.append(
@@ -95,6 +105,9 @@ class Api:
                     headers,
                     also,
                     media_type,
+                    raw_body,
+                    error_body,
+                    credential,
                 )
             )
             return handler
@@ -106,6 +119,13 @@ class Api:
             app.router.add_route(spec.method, spec.path, _endpoint(spec))
 
 
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return None
+
+
 def request_token(request: web.Request) -> str | None:
     return request_credentials(request)[0]
 
@@ -113,9 +133,10 @@ def request_token(request: web.Request) -> str | None:
 def request_credentials(request: web.Request) -> tuple[str | None, Client]:
     """The session token and the kind of client that sent it: a bearer header (checked first)
     is an API client's, the session cookie the pages'."""
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip() or None, Client.API
+    if "Authorization" in request.headers and request.headers["Authorization"].lower().startswith(
+        "bearer "
+    ):
+        return bearer_token(request), Client.API
     return request.cookies.get(SESSION_COOKIE), Client.PAGE
 
 
@@ -171,12 +192,6 @@ def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamRe
     return endpoint
 
 
-# ASCII digits, no sign, no leading zero, no spaces: int() alone read " 1", "+1", "1_0" and the
-# full-width "１" as ids. aiohttp matches the percent-decoded path, so "%31" is "1" (RFC 3986
-# §2.3: percent-encoded digits are the digits).
-_PATH_ID = re.compile(r"[1-9][0-9]{0,9}", re.ASCII)
-
-
 def query_int(
     request: web.Request, name: str, default: int, low: int, high: int, what: str, *, code: str
 ) -> int:
@@ -188,6 +203,12 @@ def query_int(
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and low <= int(raw) <= high):
         raise Invalid(f"{name} must be {what}, {low} to {high}", code=code)
     return int(raw)
+
+
+# ASCII digits, no sign, no leading zero, no spaces: int() alone read " 1", "+1", "1_0" and the
+# full-width "１" as ids. aiohttp matches the percent-decoded path, so "%31" is "1" (RFC 3986
+# §2.3: percent-encoded digits are the digits).
+_PATH_ID = re.compile(r"[1-9][0-9]{0,9}", re.ASCII)
 
 
 def query_flag(request: web.Request, name: str, *, code: str) -> bool:

@@ -16,6 +16,10 @@ from consult.errors import Invalid
 
 Sex = Literal["female", "male"]  # FHIR's Patient.gender values
 
+# The PESEL's identifier system (HL7's OID of the Polish register): how FHIR names a patient by
+# PESEL, in the record's export and in the results laboratories send.
+PESEL_SYSTEM: Final = "urn:oid:2.16.840.1.113883.3.4424.1.1.616"
+
 _WEIGHTS: Final = (1, 3, 7, 9, 1, 3, 7, 9, 1, 3)
 # Month offset (the tens added to the month) -> the century's first year.
 _CENTURIES: Final = {80: 1800, 0: 1900, 20: 2000, 40: 2100, 60: 2200}

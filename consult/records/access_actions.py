@@ -2,12 +2,12 @@
 
 The history answers "who saw my data": the allowed reads of stored health data that name the
 patient (their record, consultations, transcripts, documents, recordings, issued documents and
-printouts, bookings, follow-ups, renewal requests, ratings' comments, and the scheduler's queue
-overview that showed them waiting). Not listed:
+printouts, bookings, follow-ups, renewal requests, ratings' comments, results, and the
+scheduler's queue overview that showed them waiting). Not listed:
 
 - writes and live participation (chat messages, calls, uploads, the outcome issued, a ticket
-  moved): what a doctor wrote lands in the record itself, and in a live visit the patient
-  was there;
+  moved, a laboratory's result delivered): what a doctor wrote lands in the record itself, and
+  in a live visit the patient was there;
 - refusals: nothing was shown (they stay in the audit log for the operator);
 - reading the history itself (``READ``): it is audited like every read of the log, but each
   look would add a line to what it shows, and it shows no health data.
@@ -43,6 +43,7 @@ LISTED: Final[dict[str, str]] = {
     "follow_up.read": "follow-up questions read",
     "renewal.read": "renewal requests read",
     "rating.read": "ratings read",
+    "result.read": "laboratory and imaging results read",
     "queue.overview.read": "seen waiting in the queue overview",
 }
 
@@ -89,6 +90,7 @@ NOT_LISTED: Final = frozenset(
         "renewal.reassign",
         "rating.rate",
         "rating.change",
+        "result.receive",
     }
 )
 

@@ -1,7 +1,7 @@
 """The schema. Alembic migrations in ``migrations/versions`` must build exactly this
 (``tests/integration/test_migrations.py`` compares them). The outcome's tables are in
-outcome_tables.py, the ratings' in rating_tables.py, both re-exported here, so that every table
-is ``tables.<name>``."""
+outcome_tables.py, the ratings' in rating_tables.py, results' in result_tables.py, all
+re-exported here, so that every table is ``tables.<name>``."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import sqlalchemy as sa
 
 from consult.storage.metadata import Timestamp, metadata
 
-# The visit's outcome (migration 0013) and ratings (0014) have modules of their own; their tables
-# are ``tables.<name>`` as every other (each module's __all__ names them).
+# The visit's outcome (migration 0013), ratings (0014) and results (0016) have modules of their
+# own; their tables are ``tables.<name>`` as every other (each module's __all__ names them).
 from consult.storage.outcome_tables import *  # noqa: F403
 from consult.storage.rating_tables import *  # noqa: F403
+from consult.storage.result_tables import *  # noqa: F403
 
 specialties = sa.Table(
     "specialties",

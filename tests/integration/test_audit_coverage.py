@@ -169,6 +169,8 @@ READ_ELSEWHERE = {
     # A rating needs a finished consultation: test_ratings.py checks their rating.read rows.
     "/api/patients/me/ratings",
     "/api/doctors/me/ratings",
+    # A report's PDF needs one posted: test_results.py checks its result.read rows.
+    "/api/results/{result_id}/report.pdf",
 }
 
 
@@ -256,6 +258,22 @@ async def test_every_clinical_read_leaves_an_audit_row(api, sockets, engine, dat
         # Who saw her data: audited, never listed (test_access_log.py).
         "/api/patients/me/access-log": (anna, "/api/patients/me/access-log", "access_log.read"),
         "/api/patients/me/archive": (anna, "/api/patients/me/archive", "record.archive.read"),
+        "/api/patients/me/results": (anna, "/api/patients/me/results", "result.read"),
+        "/api/patients/{patient_id}/results": (
+            house,
+            f"/api/patients/{aid}/results",
+            "result.read",
+        ),
+        "/api/patients/me/results/history": (
+            anna,
+            "/api/patients/me/results/history?system=http://loinc.org&code=718-7",
+            "result.read",
+        ),
+        "/api/patients/{patient_id}/results/history": (
+            house,
+            f"/api/patients/{aid}/results/history?system=http://loinc.org&code=718-7",
+            "result.read",
+        ),
     }
     gets = {p for m, p, _ in registry() if m == "GET"}
     # The follow-ups read last: a question needs the consultation ended.

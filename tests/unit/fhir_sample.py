@@ -4,7 +4,9 @@ input of the mapping's unit tests and of the golden bundle (tests/unit/golden/).
 One finished consultation (chat, then video) taken over by Dr House from Dr Grey, with a
 recommendation, an answered follow-up question, a ready call recording, a document shared into
 it, a package of three prescriptions (active long-term, cancelled, expired), a renewal's
-package, a referral and backdated sick leave; and one consultation still waiting in the queue.
+package, a referral and backdated sick leave; one consultation still waiting in the queue; and
+two results from laboratories: a blood count (the leukocytes flagged high, the haemoglobin
+within its range, the CRP given as a bound) and a chest X-ray's report with its PDF.
 """
 
 from __future__ import annotations
@@ -32,6 +34,14 @@ from consult.outcome.issued import (
 )
 from consult.outcome.referrals import Priority, ReferralKind
 from consult.outcome.validity import Category, State
+from consult.results.flags import ValueFlag, ValueFlagSource
+from consult.results.schemas import (
+    ResultCodeOut,
+    ResultIdentifierOut,
+    ResultObservationOut,
+    ResultOut,
+    ResultPdfOut,
+)
 from consult.schemas import (
     ConsultationOut,
     FollowUpOut,
@@ -261,4 +271,114 @@ def sample_record() -> RecordFacts:
                 cancel_reason=None,
             )
         ],
+        results=_results(),
     )
+
+
+LOINC = "http://loinc.org"
+V2_0074 = "http://terminology.hl7.org/CodeSystem/v2-0074"
+
+
+def _value(
+    oid: int, code: str, name: str, value: str, number: float, unit: str, **more: object
+) -> ResultObservationOut:
+    fields: dict[str, object] = {
+        "id": oid,
+        "code": ResultCodeOut(system=LOINC, code=code, display=name),
+        "status": "final",
+        "value_kind": "quantity",
+        "value": value,
+        "value_number": number,
+        "comparator": None,
+        "unit": unit,
+        "low": None,
+        "high": None,
+        "range": None,
+        "interpretation": None,
+        "flag": None,
+        "flag_source": None,
+        "critical": False,
+        "effective_at": at(18, 6, 30),
+    }
+    return ResultObservationOut.model_validate(fields | more)
+
+
+def _results() -> list[ResultOut]:
+    count = [
+        _value(
+            5,
+            "6690-2",
+            "Leukocytes",
+            "11.2",
+            11.2,
+            "10^9/L",
+            low=4.0,
+            high=10.0,
+            range="4.0–10.0",
+            interpretation="H",
+            flag=ValueFlag.HIGH,
+            flag_source=ValueFlagSource.LABORATORY,
+        ),
+        _value(
+            6,
+            "718-7",
+            "Hemoglobin",
+            "13.5",
+            13.5,
+            "g/dL",
+            low=12.0,
+            high=16.0,
+            range="12.0–16.0",
+            flag=ValueFlag.NORMAL,
+            flag_source=ValueFlagSource.RANGE,
+        ),
+        _value(
+            7,
+            "1988-5",
+            "C reactive protein",
+            "<0.5",
+            0.5,
+            "mg/L",
+            comparator="<",
+            high=5.0,
+            range="≤ 5",
+        ),
+    ]
+    blood = ResultOut(
+        id=3,
+        patient_id=1,
+        sender="lab-central",
+        identifier=ResultIdentifierOut(system="https://lab.example.org/reports", value="CBC-42"),
+        status="final",
+        category=ResultCodeOut(system=V2_0074, code="HM", display="Hematology"),
+        code=ResultCodeOut(system=LOINC, code="58410-2", display="Complete blood count"),
+        effective_at=at(18, 6, 30),
+        issued_at=at(18, 10, 2),
+        received_at=at(18, 10, 3),
+        changed_at=None,
+        performer="Laboratorium Example",
+        conclusion="Leukocytosis.",
+        pdf=None,
+        observations=count,
+        out_of_range=1,
+    )
+    x_ray = blood.model_copy(
+        update={
+            "id": 2,
+            "sender": "imaging",
+            "identifier": ResultIdentifierOut(
+                system="https://rtg.example.org/studies", value="RTG-77"
+            ),
+            "category": ResultCodeOut(system=V2_0074, code="RAD", display="RAD"),
+            "code": ResultCodeOut(system=LOINC, code="36643-5", display="Chest X-ray, 2 views"),
+            "effective_at": at(5, 9),
+            "issued_at": None,
+            "received_at": at(5, 12),
+            "performer": None,
+            "conclusion": "No focal lesions in the lungs.",
+            "pdf": ResultPdfOut(url="/api/results/2/report.pdf", size=48_000),
+            "observations": [],
+            "out_of_range": 0,
+        }
+    )
+    return [blood, x_ray]

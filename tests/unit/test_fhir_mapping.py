@@ -20,6 +20,9 @@ from consult.fhir import bundles
 from consult.fhir import codes as c
 from consult.fhir import mapping as m
 from consult.fhir import outcome_mapping as o
+from consult.fhir import result_mapping as rm
+from consult.results.flags import INTERPRETATION_SYSTEM
+from consult.results.service import Delivery
 from tests.unit.fhir_sample import GREY, HOUSE, KEY, NOW, ORIGIN, REFERRAL_KEY, sample_record
 
 GOLDEN = Path(__file__).parent / "golden" / "fhir_record_bundle.json"
@@ -59,6 +62,7 @@ def test_every_resource_and_the_bundle_validate_with_fhir_resources(bundle) -> N
         "Observation",
         "Communication",
         "DocumentReference",
+        "DiagnosticReport",
     }
 
 
@@ -169,7 +173,7 @@ def test_a_referral_is_a_service_request_with_icd10_reasons(bundle) -> None:
 
 
 def test_sick_leave_is_an_observation_over_its_period(bundle) -> None:
-    (leave,) = of_type(bundle, "Observation")
+    (leave,) = [o for o in of_type(bundle, "Observation") if "effectivePeriod" in o]
     assert leave["status"] == "final"
     assert leave["effectivePeriod"] == {"start": "2026-12-06", "end": "2026-12-11"}
     assert leave["valueQuantity"]["value"] == 6
@@ -241,6 +245,61 @@ def test_each_issued_documents_printout_is_a_reference_by_url_to_its_pdf(bundle)
     assert leave["content"][0]["attachment"]["title"] == "sick-leave-2026-12-07-1.pdf"
     for printout in printouts:
         get_fhir_model_class("DocumentReference").model_validate(printout)
+
+
+def test_a_result_is_a_diagnostic_report_with_its_observations(bundle) -> None:
+    blood, x_ray = of_type(bundle, "DiagnosticReport")
+    assert blood["identifier"] == [{"system": "https://lab.example.org/reports", "value": "CBC-42"}]
+    assert blood["status"] == "final"
+    assert blood["code"] == {
+        "coding": [{"system": "http://loinc.org", "code": "58410-2"}],
+        "text": "Complete blood count",
+    }
+    assert blood["category"][0]["coding"][0]["code"] == "HM"
+    assert (blood["effectiveDateTime"], blood["issued"]) == (
+        "2026-12-18T06:30:00Z",
+        "2026-12-18T10:02:00Z",
+    )
+    assert blood["performer"] == [{"display": "Laboratorium Example"}]
+    assert by_ref(bundle, blood["subject"])["resourceType"] == "Patient"
+    wbc, hgb, crp = (by_ref(bundle, ref) for ref in blood["result"])
+    assert wbc["valueQuantity"] == {"value": 11.2, "unit": "10^9/L"}
+    assert wbc["referenceRange"] == [
+        {
+            "low": {"value": 4.0, "unit": "10^9/L"},
+            "high": {"value": 10.0, "unit": "10^9/L"},
+            "text": "4.0–10.0",
+        }
+    ]
+    assert wbc["interpretation"] == [{"coding": [{"system": INTERPRETATION_SYSTEM, "code": "H"}]}]
+    assert "interpretation" not in hgb and hgb["code"]["coding"][0]["code"] == "718-7"
+    assert crp["valueQuantity"] == {"value": 0.5, "comparator": "<", "unit": "mg/L"}
+    # The imaging report: its conclusion, and its PDF by URL (never inlined).
+    assert x_ray["conclusion"] == "No focal lesions in the lungs." and "result" not in x_ray
+    assert x_ray["presentedForm"] == [
+        {
+            "contentType": "application/pdf",
+            "url": f"{ORIGIN}/api/results/2/report.pdf",
+            "size": 48_000,
+            "title": "Chest X-ray, 2 views.pdf",
+        }
+    ]
+
+
+def test_the_answer_to_a_bundle_names_what_was_stored_entry_by_entry() -> None:
+    result = sample_record().results[0]
+    # The Patient, the report, its second and first Observation, an Organization.
+    delivery = Delivery(result, "created", ("other", "report", 1, 0, "other"))
+    answer = rm.intake_response(delivery)
+    Bundle.model_validate(answer)
+    responses = [e["response"] for e in answer["entry"]]
+    assert [r["status"] for r in responses] == ["200 OK", *["201 Created"] * 3, "200 OK"]
+    report = f"DiagnosticReport/{c.resource_id('DiagnosticReport', result.id)}"
+    second = f"Observation/{c.resource_id('Observation', 'result-6')}"
+    assert (responses[1]["location"], responses[2]["location"]) == (report, second)
+    assert responses[1]["lastModified"] == "2026-12-18T10:03:00Z"
+    again = rm.intake_response(Delivery(result, "unchanged", delivery.entries))
+    assert {e["response"]["status"] for e in again["entry"]} == {"200 OK"}
 
 
 def test_the_active_prescriptions_as_a_searchset_with_what_they_refer_to(bundle) -> None:

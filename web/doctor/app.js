@@ -25,6 +25,7 @@ import { MyHours, UpcomingAppointments } from "/doctor/schedule.js";
 import { OutcomePanel } from "/doctor/outcome.js";
 import { RenewalInbox } from "/doctor/renewals.js";
 import { MyRatings } from "/doctor/ratings.js";
+import { ResultsView } from "/static/results.js";
 
 const errors = new ErrorBanner($("#error"));
 const state = {
@@ -272,6 +273,9 @@ function connect() {
   );
   // The patient consulted here uploaded or deleted a document (in any of their tabs): the
   // card's list follows, and a chat message that shared a deleted one says it is deleted.
+  socket.on("result:received", ({ result }) => {
+    for (const card of cardsOf(result.patient_id)) card.results.received(result);
+  });
   socket.on("document:uploaded", ({ patient_id: patientId, document: doc }) => {
     for (const card of cardsOf(patientId)) card.documents.added(doc);
   });
@@ -453,6 +457,13 @@ class ConsultationCard {
       onError: (err) => errors.show(err),
     });
     this.documents = new PatientDocuments(consultation.patient.id);
+    // The patient's laboratory and imaging results, with a value's history as a chart.
+    this.resultsList = el("div", { className: "results", "data-testid": "patient-results" });
+    this.results = new ResultsView(this.resultsList, {
+      path: `/api/patients/${consultation.patient.id}/results`,
+      heading: "h5",
+      onError: (err) => errors.show(err),
+    });
 
     this.element = el(
       "article",
@@ -484,6 +495,12 @@ class ConsultationCard {
           this.documents.element,
           el(
             "details",
+            { className: "history-details", "data-testid": "patient-results-details" },
+            el("summary", { text: "Laboratory and imaging results" }),
+            this.resultsList,
+          ),
+          el(
+            "details",
             { className: "history-details" },
             el("summary", { text: "Patient history (earlier consultations)" }),
             this.history,
@@ -506,6 +523,7 @@ class ConsultationCard {
     this.call.start().catch((err) => errors.show(err));
     this.loadRecord().catch((err) => errors.show(err));
     this.documents.load().catch((err) => errors.show(err));
+    this.results.load().catch((err) => errors.show(err));
     this.outcome.load().catch((err) => errors.show(err));
   }
 

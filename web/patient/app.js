@@ -24,6 +24,7 @@ import { MyIssued } from "/patient/issued.js";
 import { PeselForm } from "/patient/pesel.js";
 import { RatingForms } from "/patient/ratings.js";
 import { AccessLog } from "/patient/access_log.js";
+import { ResultsView } from "/static/results.js";
 
 const errors = new ErrorBanner($("#error"));
 const state = {
@@ -111,6 +112,11 @@ const myIssued = new MyIssued({
     bookVisit.refresh().catch((err) => errors.show(err));
   },
 });
+// Laboratory and imaging results, with a value's history as a chart.
+const myResults = new ResultsView($("#results"), {
+  path: "/api/patients/me/results",
+  onError: (err) => errors.show(err),
+});
 const peselForm = new PeselForm({
   nodes: {
     section: $("#pesel-section"),
@@ -155,6 +161,7 @@ function afterLogout() {
   myDocuments.clear();
   askTheDoctor.clear();
   myIssued.clear();
+  myResults.clear();
   peselForm.clear();
   ratingForms.clear();
   accessLog.clear();
@@ -172,6 +179,7 @@ const PATIENT_SECTIONS = [
   "#follow-ups-section",
   "#issued-section",
   "#access-log-section",
+  "#results-section",
 ];
 
 async function enter(me) {
@@ -203,6 +211,7 @@ async function enter(me) {
     verified ? myDocuments.load() : null,
     askTheDoctor.load(),
     myIssued.load(),
+    myResults.load(),
     peselForm.load(),
     ratingForms.load(),
   ]);
@@ -224,8 +233,9 @@ function connect() {
     if (reconnect && state.me && state.me.identity === "verified") {
       myDocuments.load().catch((err) => errors.show(err));
     }
-    // Documents issued, cancelled or renewed while away.
+    // Documents issued, cancelled or renewed, and results received, while away.
     if (reconnect) myIssued.load().catch((err) => errors.show(err));
+    if (reconnect) myResults.load().catch((err) => errors.show(err));
     reconnect = true;
   });
   socket.on("consultation:matched", ({ consultation }) => {
@@ -259,6 +269,7 @@ function connect() {
   for (const event of ["outcome:issued", "outcome:cancelled", "renewal:decided"]) {
     socket.on(event, () => myIssued.load().catch((err) => errors.show(err)));
   }
+  socket.on("result:received", ({ result }) => myResults.received(result));
   // The walk-in queue: a new place, estimate or doctors' state.
   socket.on("queue:ticket", (update) => {
     const c = state.consultation;
@@ -622,6 +633,9 @@ async function loadRecord() {
   await record.load();
 }
 
+$("#results-refresh").addEventListener("click", () =>
+  guarded(errors, $("#results-refresh"), () => myResults.load()),
+);
 $("#record-refresh").addEventListener("click", () =>
   guarded(errors, $("#record-refresh"), loadRecord),
 );
