@@ -133,6 +133,21 @@ ROWS: list[Row] = [
         x="403:not_your_patient",
         action="record.read",
     ),
+    row(
+        "GET /api/patients/me/access-log",
+        "own",
+        "401 A A A A x x x x x",
+        x="403:not_a_patient",
+        action="access_log.read",
+    ),
+    row(
+        "GET /api/patients/me/archive",
+        "own",
+        "401 A A A A x x x x x",
+        x="403:not_a_patient",
+        action="record.archive.read",
+        note="a ZIP: the walk looks for the owner's strings in every file of it.",
+    ),
     row("GET /api/slots", "none", "401 ok ok - - ok ok ok ok ok"),
     row(
         "POST /api/slots",

@@ -12,8 +12,10 @@ event its payload in ``PAYLOADS``. A GET route needs neither.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import uuid
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -323,10 +325,18 @@ async def _emit(world: World, row: Row, column: str, ip: str) -> Sent:
 # --- checks ---------------------------------------------------------------------------------
 
 
+def text_of(body: bytes) -> str:
+    """An answer as text; a ZIP (the archive) as the text of every file in it."""
+    if body.startswith(b"PK\x03\x04"):
+        with zipfile.ZipFile(io.BytesIO(body)) as archive:
+            return "\n".join(text_of(archive.read(name)) for name in archive.namelist())
+    return body.decode("utf-8", errors="replace")
+
+
 def unseen(world: World, sent: list[Sent]) -> list[str]:
     """The owner's strings that no allowed answer showed: the leak checks prove nothing of a
     string the server never gives anyone."""
-    shown = "\n".join(s.body.decode("utf-8", errors="replace") for s in sent if s.allowed)
+    shown = "\n".join(text_of(s.body) for s in sent if s.allowed)
     return [secret for secret in world.people["owner"].secrets if secret not in shown]
 
 
@@ -419,5 +429,5 @@ def _leaks(sent: Sent) -> list[str]:
     )
     if sent.allowed and entitled:
         return []
-    text = sent.body.decode("utf-8", errors="replace")
+    text = text_of(sent.body)
     return [f"leaks {secret!r}" for secret in owner.secrets if secret in text]
