@@ -11,7 +11,7 @@ from consult.dashboard.schemas import DoctorAwayOut, MoveTicketIn, OverviewOut
 from consult.domain import Actor
 from consult.edges.client_address import FORWARDING_HEADERS
 from consult.http import metrics
-from consult.http.routing import SERVICES, Api, int_param, request_actor
+from consult.http.routing import REQUEST_ACTOR, SERVICES, Api, int_param, request_actor
 from consult.schemas import ConsultationOut, EmptyIn
 
 api = Api()
@@ -97,7 +97,11 @@ async def prometheus(request: web.Request) -> web.StreamResponse:
     if _direct_from_loopback(request):
         overview = await dashboard.overview()
     else:
-        overview = await dashboard.overview_for(await request_actor(request))
+        actor = await request_actor(request)
+        # A route without the registry's authentication: named here, so that a refusal
+        # (not_a_scheduler) is audited like every other route's (the error middleware).
+        request[REQUEST_ACTOR] = actor
+        overview = await dashboard.overview_for(actor)
     calls = await request.app[SERVICES].calls.registry.figures()
     ratings = await request.app[SERVICES].ratings.summary()  # figures only: not audited
     return web.Response(
