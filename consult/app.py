@@ -33,6 +33,7 @@ from consult.http import (
     routes_renewals,
     routes_scheduler,
     routes_system,
+    routes_timeline,
 )
 from consult.http.errors import error_middleware
 from consult.http.metrics import METRICS, Metrics, loop_lag_lifetime
@@ -76,6 +77,7 @@ APIS = (
     routes_printouts.api,
     routes_fhir.api,
     routes_ratings.api,
+    routes_timeline.api,
 )
 
 

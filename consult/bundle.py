@@ -37,6 +37,7 @@ from consult.ratings.service import RatingService
 from consult.records.service import RecordService
 from consult.settings import Settings
 from consult.storage.uow import Database
+from consult.timeline.service import Timeline
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class Services:
     printing: Printing
     fhir: FhirExport
     ratings: RatingService
+    timeline: Timeline
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock, db: Database) -> Services:
@@ -127,6 +129,7 @@ class Services:
             printing=Printing(db, clock, audit, settings.clinic_name),
             fhir=FhirExport(db, clock, audit),
             ratings=RatingService(db, clock, audit, consultations),
+            timeline=Timeline(db, clock, audit),
         )
 
 

@@ -121,6 +121,8 @@ consultations = sa.Table(
     # Set when the patient's last connection dropped; the ticket is dropped after the grace.
     sa.Column("patient_disconnected_at", Timestamp, nullable=True),
     sa.Index("ix_consultations_patient_id", "patient_id"),
+    # The patient's timeline, newest first (migration 0017; consult/timeline/page.py).
+    sa.Index("ix_consultations_timeline", "patient_id", "created_at", "id"),
     sa.Index("ix_consultations_queue", "status", "specialty_code", "form", "rank_at"),
     # A patient has at most one open consultation or ticket, enforced by the database.
     sa.Index(
@@ -170,6 +172,14 @@ messages = sa.Table(
     sa.Column("document_id", sa.ForeignKey("documents.id"), nullable=True),
     sa.UniqueConstraint("consultation_id", "seq", name="uq_messages_consultation_seq"),
     sa.UniqueConstraint("consultation_id", "sender_id", "client_id", name="uq_messages_client_id"),
+    # Where a document was shared (the timeline, a doctor's right to open it): the few messages
+    # that carry one (migration 0017).
+    sa.Index(
+        "ix_messages_document_id",
+        "document_id",
+        sqlite_where=sa.text("document_id IS NOT NULL"),
+        postgresql_where=sa.text("document_id IS NOT NULL"),
+    ),
 )
 
 recommendations = sa.Table(
@@ -181,6 +191,7 @@ recommendations = sa.Table(
     sa.Column("doctor_id", sa.ForeignKey("users.id"), nullable=False),
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index("ix_recommendations_timeline", "patient_id", "created_at", "id"),
 )
 
 audit_log = sa.Table(
@@ -298,6 +309,7 @@ documents = sa.Table(
         "content_type IN ('image/jpeg', 'image/png', 'application/pdf')",
         name="ck_documents_content_type",
     ),
+    sa.Index("ix_documents_timeline", "patient_id", "created_at", "id"),
 )
 
 follow_ups = sa.Table(
@@ -322,6 +334,7 @@ follow_ups = sa.Table(
     # is sent, also concurrently. A unique index (NULLs are distinct) needs no table copy on
     # SQLite, where adding a UNIQUE constraint would.
     sa.Index("uq_follow_ups_client_id", "consultation_id", "patient_id", "client_id", unique=True),
+    sa.Index("ix_follow_ups_timeline", "patient_id", "asked_at", "id"),
 )
 
 # --- calls: forms used, recording consent, recordings (migration 0006) -------------------------
