@@ -76,15 +76,7 @@ class Services:
         matcher = Matcher(clock, rules)
         consultations = ConsultationService(db, clock, audit, matcher)
         booking = BookingService(db, clock, audit)
-        chat = ChatService(
-            db,
-            clock,
-            audit,
-            consultations,
-            max_length=settings.chat_max_length,
-            rate=settings.chat_rate,
-            burst=settings.chat_burst,
-        )
+        chat = chat_service(settings, clock, db, audit, consultations)
         dead_after = timedelta(seconds=settings.process_dead_after)
         presence = PresenceService(
             db,
@@ -131,6 +123,20 @@ class Services:
             ratings=RatingService(db, clock, audit, consultations),
             timeline=Timeline(db, clock, audit),
         )
+
+
+def chat_service(
+    settings: Settings, clock: Clock, db: Database, audit: Audit, consultations: ConsultationService
+) -> ChatService:
+    return ChatService(
+        db,
+        clock,
+        audit,
+        consultations,
+        max_length=settings.chat_max_length,
+        rate=settings.chat_rate,
+        burst=settings.chat_burst,
+    )
 
 
 def call_service(

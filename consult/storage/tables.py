@@ -121,8 +121,7 @@ consultations = sa.Table(
     # Set when the patient's last connection dropped; the ticket is dropped after the grace.
     sa.Column("patient_disconnected_at", Timestamp, nullable=True),
     sa.Index("ix_consultations_patient_id", "patient_id"),
-    # The patient's timeline, newest first (migration 0017; consult/timeline/page.py).
-    sa.Index("ix_consultations_timeline", "patient_id", "created_at", "id"),
+    sa.Index("ix_consultations_timeline", "patient_id", "created_at", "id"),  # (0017)
     sa.Index("ix_consultations_queue", "status", "specialty_code", "form", "rank_at"),
     # A patient has at most one open consultation or ticket, enforced by the database.
     sa.Index(
@@ -158,6 +157,7 @@ consultation_doctors = sa.Table(
     sa.Index("ix_consultation_doctors_doctor_id", "doctor_id"),
 )
 
+_SHARED = sa.text("document_id IS NOT NULL")
 messages = sa.Table(
     "messages",
     metadata,
@@ -172,13 +172,9 @@ messages = sa.Table(
     sa.Column("document_id", sa.ForeignKey("documents.id"), nullable=True),
     sa.UniqueConstraint("consultation_id", "seq", name="uq_messages_consultation_seq"),
     sa.UniqueConstraint("consultation_id", "sender_id", "client_id", name="uq_messages_client_id"),
-    # Where a document was shared (the timeline, a doctor's right to open it): the few messages
-    # that carry one (migration 0017).
+    # Where a document was shared: only the few messages that share one (migration 0017).
     sa.Index(
-        "ix_messages_document_id",
-        "document_id",
-        sqlite_where=sa.text("document_id IS NOT NULL"),
-        postgresql_where=sa.text("document_id IS NOT NULL"),
+        "ix_messages_document_id", "document_id", sqlite_where=_SHARED, postgresql_where=_SHARED
     ),
 )
 

@@ -114,26 +114,28 @@ def parse(query: Iterable[tuple[str, str]]) -> Filters:
                 details={"parameter": name, "allowed": list(_PARAMETERS)},
             )
         given.setdefault(name, []).append(value)
-    since = _moment(_once(given, "from"), "from", end=False)
-    until = _moment(_once(given, "to"), "to", end=True)
+    since = _moment(
+        _once(given, "from", code="invalid_from"), "from", code="invalid_from", end=False
+    )
+    until = _moment(_once(given, "to", code="invalid_to"), "to", code="invalid_to", end=True)
     if since is not None and until is not None and since >= until:
         raise Invalid("from must be before to", code="invalid_range")
-    cursor = _once(given, "cursor")
+    cursor = _once(given, "cursor", code="invalid_cursor")
     return Filters(
         kinds=_kinds(given.get("kind")),
         since=since,
         until=until,
         after=None if cursor is None else decode(cursor),
-        limit=_limit(_once(given, "limit")),
+        limit=_limit(_once(given, "limit", code="invalid_limit")),
     )
 
 
-def _once(given: dict[str, list[str]], name: str) -> str | None:
+def _once(given: dict[str, list[str]], name: str, *, code: str) -> str | None:
     values = given.get(name)
     if values is None:
         return None
     if len(values) > 1:
-        raise Invalid(f"give {name} once", code=f"invalid_{name}")
+        raise Invalid(f"give {name} once", code=code)
     return values[0]
 
 
@@ -154,14 +156,14 @@ def _kinds(values: list[str] | None) -> tuple[str, ...]:
     return tuple(k for k in NAMES if k in wanted)
 
 
-def _moment(raw: str | None, name: str, *, end: bool) -> datetime | None:
+def _moment(raw: str | None, name: str, *, code: str, end: bool) -> datetime | None:
     """A day (its start, or for ``to`` the next day's start: the day is in) or a moment, UTC."""
     if raw is None:
         return None
     refused = Invalid(
         f"{name} must be a day (2026-12-01) or a moment with its offset "
         f"(2026-12-01T08:00:00+01:00, or Z for UTC)",
-        code=f"invalid_{name}",
+        code=code,
     )
     if _MOMENT.fullmatch(raw) is None:
         raise refused
