@@ -71,7 +71,8 @@ class TimelineQuery(In):
 
 @dataclass(frozen=True)
 class Position:
-    """Where a page ended: its last item. The next page holds what comes after it."""
+    """An item's place in the timeline: when, what kind, which one. A cursor is the last
+    item's of a page; the next page holds what comes after it."""
 
     at: datetime
     kind: str

@@ -10,8 +10,6 @@ whatever their collation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,16 +21,7 @@ from consult.timeline.kinds import Source
 from consult.timeline.registry import NAMES, RANK
 
 
-@dataclass(frozen=True)
-class Key:
-    """An item of the page: when, what kind, which one."""
-
-    at: datetime
-    kind: str
-    id: int
-
-
-async def keys(uow: UnitOfWork, sources: dict[str, Source], filters: Filters) -> list[Key]:
+async def keys(uow: UnitOfWork, sources: dict[str, Source], filters: Filters) -> list[Position]:
     """The page's items, in order, and one more when more follow (``filters.limit + 1``)."""
     count = filters.limit + 1
     parts = [_part(RANK[name], source, filters, count) for name, source in sources.items()]
@@ -41,7 +30,7 @@ async def keys(uow: UnitOfWork, sources: dict[str, Source], filters: Filters) ->
     page = parts[0] if len(parts) == 1 else sa.union_all(*parts).subquery("page").select()
     c = page.selected_columns
     rows = await uow.conn.execute(page.order_by(c.at.desc(), c.rank, c.id.desc()).limit(count))
-    return [Key(as_utc(r.at), NAMES[r.rank], r.id) for r in rows]
+    return [Position(as_utc(r.at), NAMES[r.rank], r.id) for r in rows]
 
 
 def _part(rank: int, source: Source, filters: Filters, count: int) -> sa.Select[Any]:

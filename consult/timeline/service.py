@@ -71,9 +71,9 @@ class Timeline:
             )
             for key in keys
         ]
-        last = keys[-1] if keys else None
+        last = keys[-1] if keys else None  # the cursor: where this page ends
         return TimelineOut(
             patient=PersonOut(id=patient.id, name=patient.name),
             items=items,  # type: ignore[arg-type]  # each a member of the TimelineItemOut union
-            next=f.encode(f.Position(last.at, last.kind, last.id)) if more and last else None,
+            next=f.encode(last) if more and last else None,
         )
