@@ -627,9 +627,15 @@ async function loadRecord() {
   await Promise.all([record.load(), loadAskable()]);
 }
 
-/** After a push: the timeline again (reads that come together are run as one). */
+/** After a push: the timeline again, once for the pushes that come together (the end of a
+ * visit brings several). */
+let recordTimer = null;
 function reloadRecord() {
-  if (state.me) loadRecord().catch((err) => errors.show(err));
+  if (!state.me || recordTimer) return;
+  recordTimer = setTimeout(() => {
+    recordTimer = null;
+    if (state.me) loadRecord().catch((err) => errors.show(err));
+  }, 150);
 }
 
 $("#record-refresh").addEventListener("click", () =>
