@@ -486,6 +486,20 @@ ROWS: list[Row] = [
         action="record.fhir.read",
     ),
     row(
+        "GET /api/patients/me/timeline",
+        "own",
+        "401 A A A A x x x x x",
+        x="404:patient_not_found",
+        action="record.timeline.read",
+    ),
+    row(
+        "GET /api/patients/{patient_id}/timeline",
+        "patient",
+        "401 x x A x A A x x x",
+        x="404:patient_not_found",
+        action="record.timeline.read",
+    ),
+    row(
         "GET /api/patients/{patient_id}/fhir",
         "patient",
         "401 x x A x A A x x x",
