@@ -3,12 +3,15 @@ as its informational PDF, downloaded as an attachment like a medical document.""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 from consult.attachments import attachment_headers
 from consult.domain import Actor
 from consult.http.routing import SERVICES, Api, int_param
-from consult.outcome.printing import CONTENT_TYPE, Printout
+from consult.outcome.printing import CONTENT_TYPE, Printing, Printout
 
 api = Api()
 
@@ -18,47 +21,54 @@ _WHO = (
 )
 
 
-def _pdf(printout: Printout) -> web.Response:
-    return web.Response(
-        body=printout.content, headers=attachment_headers(printout.filename, CONTENT_TYPE)
-    )
+def _printout_route(
+    name: str,
+    path: str,
+    summary: str,
+    missing: str,
+    read: Callable[[Printing, Actor, int], Awaitable[Printout]],
+) -> None:
+    (param,) = re.findall(r"\{(\w+)\}", path)  # the document's id
+
+    async def handler(request: web.Request, actor: Actor) -> web.StreamResponse:
+        document_id = int_param(request, param)
+        printout = await read(request.app[SERVICES].printing, actor, document_id)
+        return web.Response(
+            body=printout.content, headers=attachment_headers(printout.filename, CONTENT_TYPE)
+        )
+
+    handler.__name__ = name  # OpenAPI's operationId
+    api.route(
+        "GET",
+        path,
+        summary=summary,
+        tag="outcome",
+        errors=("not_authenticated", "invalid_id", missing),
+    )(handler)
 
 
-@api.route(
-    "GET",
+_printout_route(
+    "package_printout",
     "/api/packages/{package_id}/printout.pdf",
-    summary="The informational printout of a package of e-prescriptions (PDF, as an "
+    "The informational printout of a package of e-prescriptions (PDF, as an "
     "attachment): the key as digits and a Code 128 barcode, the access code, every "
     "prescription; " + _WHO.format(kind="package"),
-    tag="outcome",
-    errors=("not_authenticated", "invalid_id", "package_not_found"),
+    "package_not_found",
+    Printing.package,
 )
-async def package_printout(request: web.Request, actor: Actor) -> web.StreamResponse:
-    package_id = int_param(request, "package_id")
-    return _pdf(await request.app[SERVICES].printing.package(actor, package_id))
-
-
-@api.route(
-    "GET",
+_printout_route(
+    "referral_printout",
     "/api/referrals/{referral_id}/printout.pdf",
-    summary="The informational printout of an e-referral (PDF, as an attachment): the key as "
+    "The informational printout of an e-referral (PDF, as an attachment): the key as "
     "digits and a Code 128 barcode, the access code; " + _WHO.format(kind="referral"),
-    tag="outcome",
-    errors=("not_authenticated", "invalid_id", "referral_not_found"),
+    "referral_not_found",
+    Printing.referral,
 )
-async def referral_printout(request: web.Request, actor: Actor) -> web.StreamResponse:
-    referral_id = int_param(request, "referral_id")
-    return _pdf(await request.app[SERVICES].printing.referral(actor, referral_id))
-
-
-@api.route(
-    "GET",
+_printout_route(
+    "sick_leave_printout",
     "/api/sick-leaves/{sick_leave_id}/printout.pdf",
-    summary="The informational printout of a sick leave certificate, e-ZLA (PDF, as an "
+    "The informational printout of a sick leave certificate, e-ZLA (PDF, as an "
     "attachment); " + _WHO.format(kind="sick leave"),
-    tag="outcome",
-    errors=("not_authenticated", "invalid_id", "sick_leave_not_found"),
+    "sick_leave_not_found",
+    Printing.sick_leave,
 )
-async def sick_leave_printout(request: web.Request, actor: Actor) -> web.StreamResponse:
-    sick_leave_id = int_param(request, "sick_leave_id")
-    return _pdf(await request.app[SERVICES].printing.sick_leave(actor, sick_leave_id))

@@ -4,6 +4,9 @@ a doctor's own figures and comments."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
 from aiohttp import web
 
 from consult.domain import Actor
@@ -16,12 +19,11 @@ from consult.ratings.schemas import (
     RatingsOut,
     RatingsSummaryOut,
 )
+from consult.ratings.service import RatingService
 
 api = Api()
 
 _RATE = ("not_authenticated", "invalid_id", "invalid_payload", "not_a_patient", "rating_locked")
-_CONSULTATION = (*_RATE, "consultation_not_found", "not_participant", "consultation_not_finished")
-_BOOKING = (*_RATE, "booking_not_found", "not_your_booking", "booking_cancelled", "visit_not_over")
 _PUT = (
     " Given once per visit: a second PUT is a change, allowed for 7 days after the first rating "
     "(then 409 rating_locked); a PUT that says what is stored changes nothing (200). 201 when "
@@ -29,88 +31,79 @@ _PUT = (
 )
 
 
-def _answer(result: tuple[RatingOut, bool]) -> web.Response:
-    out, fresh = result
-    return web.json_response(out.model_dump(mode="json"), status=201 if fresh else 200)
+@dataclass(frozen=True)
+class _Rated:
+    """What a PUT rates: a finished consultation or a booked visit, by the path's id."""
+
+    param: str
+    errors: tuple[str, ...]
+    rate: Callable[
+        [RatingService, Actor, int, RatingKind, RatingIn], Awaitable[tuple[RatingOut, bool]]
+    ]
 
 
-async def _rate_consultation(
-    request: web.Request, actor: Actor, body: RatingIn, kind: RatingKind
-) -> web.Response:
-    cid = int_param(request, "consultation_id")
-    return _answer(await request.app[SERVICES].ratings.rate_consultation(actor, cid, kind, body))
+_CONSULTATION = _Rated(
+    "consultation_id",
+    (*_RATE, "consultation_not_found", "not_participant", "consultation_not_finished"),
+    RatingService.rate_consultation,
+)
+_BOOKING = _Rated(
+    "booking_id",
+    (*_RATE, "booking_not_found", "not_your_booking", "booking_cancelled", "visit_not_over"),
+    RatingService.rate_booking,
+)
 
 
-async def _rate_booking(
-    request: web.Request, actor: Actor, body: RatingIn, kind: RatingKind
-) -> web.Response:
-    bid = int_param(request, "booking_id")
-    return _answer(await request.app[SERVICES].ratings.rate_booking(actor, bid, kind, body))
+def _rate_route(name: str, path: str, summary: str, rated: _Rated, kind: RatingKind) -> None:
+    async def handler(request: web.Request, actor: Actor, body: RatingIn) -> web.Response:
+        rated_id = int_param(request, rated.param)
+        out, fresh = await rated.rate(request.app[SERVICES].ratings, actor, rated_id, kind, body)
+        return web.json_response(out.model_dump(mode="json"), status=201 if fresh else 200)
+
+    handler.__name__ = name  # OpenAPI's operationId
+    api.route(
+        "PUT",
+        path,
+        summary=summary + _PUT,
+        body=RatingIn,
+        response=RatingOut,
+        status=201,
+        also=(200,),
+        tag="ratings",
+        errors=rated.errors,
+    )(handler)
 
 
-@api.route(
-    "PUT",
+_rate_route(
+    "rate_consultation",
     "/api/consultations/{consultation_id}/rating",
-    summary="The patient rates their finished consultation (score 1-5, optional comment of up "
-    "to 1,000 characters)." + _PUT,
-    body=RatingIn,
-    response=RatingOut,
-    status=201,
-    also=(200,),
-    tag="ratings",
-    errors=_CONSULTATION,
+    "The patient rates their finished consultation (score 1-5, optional comment of up "
+    "to 1,000 characters).",
+    _CONSULTATION,
+    RatingKind.CONSULTATION,
 )
-async def rate_consultation(request: web.Request, actor: Actor, body: RatingIn) -> web.Response:
-    return await _rate_consultation(request, actor, body, RatingKind.CONSULTATION)
-
-
-@api.route(
-    "PUT",
+_rate_route(
+    "rate_consultation_service",
     "/api/consultations/{consultation_id}/service-rating",
-    summary="The patient rates the service as a whole, for a finished consultation." + _PUT,
-    body=RatingIn,
-    response=RatingOut,
-    status=201,
-    also=(200,),
-    tag="ratings",
-    errors=_CONSULTATION,
+    "The patient rates the service as a whole, for a finished consultation.",
+    _CONSULTATION,
+    RatingKind.SERVICE,
 )
-async def rate_consultation_service(
-    request: web.Request, actor: Actor, body: RatingIn
-) -> web.Response:
-    return await _rate_consultation(request, actor, body, RatingKind.SERVICE)
-
-
-@api.route(
-    "PUT",
+_rate_route(
+    "rate_booking",
     "/api/bookings/{booking_id}/rating",
-    summary="The patient rates the booking process of a booked visit, once its slot is over "
-    "(not a cancelled one)." + _PUT,
-    body=RatingIn,
-    response=RatingOut,
-    status=201,
-    also=(200,),
-    tag="ratings",
-    errors=_BOOKING,
+    "The patient rates the booking process of a booked visit, once its slot is over "
+    "(not a cancelled one).",
+    _BOOKING,
+    RatingKind.BOOKING,
 )
-async def rate_booking(request: web.Request, actor: Actor, body: RatingIn) -> web.Response:
-    return await _rate_booking(request, actor, body, RatingKind.BOOKING)
-
-
-@api.route(
-    "PUT",
+_rate_route(
+    "rate_booking_service",
     "/api/bookings/{booking_id}/service-rating",
-    summary="The patient rates the service as a whole, for a booked visit whose slot is over."
-    + _PUT,
-    body=RatingIn,
-    response=RatingOut,
-    status=201,
-    also=(200,),
-    tag="ratings",
-    errors=_BOOKING,
+    "The patient rates the service as a whole, for a booked visit whose slot is over.",
+    _BOOKING,
+    RatingKind.SERVICE,
 )
-async def rate_booking_service(request: web.Request, actor: Actor, body: RatingIn) -> web.Response:
-    return await _rate_booking(request, actor, body, RatingKind.SERVICE)
 
 
 @api.route(

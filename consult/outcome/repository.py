@@ -152,6 +152,22 @@ def _issuer(row: Any) -> IssuerOut:
     return IssuerOut(id=row.doctor_id, name=row.doctor_name, licence_number=row.doctor_licence)
 
 
+def _issued(row: Any) -> dict[str, Any]:
+    """What every issued document's payload says of its issue: which, at which visit, when and
+    by whom (the row joined by ``_doctor_join``)."""
+    return {
+        "id": row.id,
+        "consultation_id": row.consultation_id,
+        "issued_at": as_utc(row.issued_at),
+        "doctor": _issuer(row),
+    }
+
+
+def _keyed(row: Any) -> dict[str, Any]:
+    """``_issued``, and the key and access code a package or a referral is read with."""
+    return {**_issued(row), "key": row.key, "access_code": row.access_code}
+
+
 def _doctor_join(table: sa.Table) -> tuple[Any, list[Any]]:
     doctor = t.users.alias("doctor")
     columns = [doctor.c.name.label("doctor_name"), doctor.c.licence_number.label("doctor_licence")]
@@ -266,12 +282,7 @@ async def packages(uow: UnitOfWork, where: Any, now: datetime) -> list[PackageOu
         by_package.setdefault(item.package_id, []).append(out)
     return [
         PackageOut(
-            id=r.id,
-            key=r.key,
-            access_code=r.access_code,
-            consultation_id=r.consultation_id,
-            issued_at=as_utc(r.issued_at),
-            doctor=_issuer(r),
+            **_keyed(r),
             renewal_of=r.renewal_of,
             prescriptions=by_package.get(r.id, []),
         )
@@ -298,12 +309,7 @@ async def referrals(uow: UnitOfWork, where: Any) -> list[ReferralOut]:
     )
     return [
         ReferralOut(
-            id=r.id,
-            key=r.key,
-            access_code=r.access_code,
-            consultation_id=r.consultation_id,
-            issued_at=as_utc(r.issued_at),
-            doctor=_issuer(r),
+            **_keyed(r),
             kind=r.kind,
             target=r.target,
             diagnosis=_diagnosis(r),
@@ -324,10 +330,7 @@ async def sick_leaves(uow: UnitOfWork, where: Any) -> list[SickLeaveOut]:
     )
     return [
         SickLeaveOut(
-            id=r.id,
-            consultation_id=r.consultation_id,
-            issued_at=as_utc(r.issued_at),
-            doctor=_issuer(r),
+            **_issued(r),
             start=r.start,
             end=r.end,
             days=(r.end - r.start).days + 1,

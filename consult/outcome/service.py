@@ -101,22 +101,15 @@ class OutcomeService:
             row = await self._doctor_row(uow, actor, consultation_id, "outcome.draft.read")
             saved = await repo.draft(uow, consultation_id)
             body = OutcomeDraft.model_validate(saved.body) if saved else OutcomeDraft()
-            warnings = await self._warnings(uow, row.patient_id, body)
-            await self._audit.write(
+            return await self._drafted(
                 uow,
                 actor,
                 "outcome.draft.read",
-                patient_id=row.patient_id,
-                consultation_id=consultation_id,
+                row,
+                body,
+                version=saved.version if saved else 0,
+                updated_at=as_utc(saved.updated_at) if saved else None,
             )
-            await uow.commit()
-        return DraftOut(
-            consultation_id=consultation_id,
-            version=saved.version if saved else 0,
-            updated_at=as_utc(saved.updated_at) if saved else None,
-            draft=body.model_dump(mode="json"),
-            warnings=warnings,
-        )
 
     @retry_transient()
     async def save_draft(self, actor: Actor, consultation_id: int, body: OutcomeDraft) -> DraftOut:
@@ -130,19 +123,31 @@ class OutcomeService:
             version = await repo.save_draft(
                 uow, consultation_id, actor.user_id, body.model_dump(mode="json"), now
             )
-            warnings = await self._warnings(uow, row.patient_id, body)
-            await self._audit.write(
-                uow,
-                actor,
-                "outcome.draft.write",
-                patient_id=row.patient_id,
-                consultation_id=consultation_id,
+            return await self._drafted(
+                uow, actor, "outcome.draft.write", row, body, version=version, updated_at=now
             )
-            await uow.commit()
+
+    async def _drafted(
+        self,
+        uow: UnitOfWork,
+        actor: Actor,
+        action: str,
+        row: sa.Row,
+        body: OutcomeDraft,
+        *,
+        version: int,
+        updated_at: datetime | None,
+    ) -> DraftOut:
+        """The draft as read or saved, with its warnings, once that is audited and committed."""
+        warnings = await self._warnings(uow, row.patient_id, body)
+        await self._audit.write(
+            uow, actor, action, patient_id=row.patient_id, consultation_id=row.id
+        )
+        await uow.commit()
         return DraftOut(
-            consultation_id=consultation_id,
+            consultation_id=row.id,
             version=version,
-            updated_at=now,
+            updated_at=updated_at,
             draft=body.model_dump(mode="json"),
             warnings=warnings,
         )

@@ -1,14 +1,26 @@
-"""What the browser tests do on the pages, named for what a user does."""
+"""What the browser tests do on the pages, named for what a user does; and what they set up
+beforehand over HTTP and Socket.IO, with the async test clients (``run``)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from playwright.sync_api import Locator, Page, expect
 
+from consult.outcome.validity import clinic_day
+from tests.integration.test_outcome import outcome_body
+from tests.support import ApiClient, SocketClient
+
 PASSWORD = "demo1234"
+T = TypeVar("T")
 
 
 @dataclass
@@ -82,3 +94,52 @@ def take_patient(card: Locator) -> None:
     if card.get_attribute("data-status") == "offered":
         card.get_by_test_id("accept-offer").click()
     expect(card).to_have_attribute("data-status", "active")
+
+
+# --- set-up over HTTP and Socket.IO -----------------------------------------------------------
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` to its end from a test. Playwright's sync API runs its own loop in this
+    thread: the async clients get another, in a thread of their own."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+@asynccontextmanager
+async def logged_in(url: str, email: str) -> AsyncIterator[ApiClient]:
+    client = await ApiClient(url).login(email)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@asynccontextmanager
+async def anna_and_house_online(
+    url: str,
+) -> AsyncIterator[tuple[ApiClient, ApiClient, SocketClient]]:
+    """Anna's and Dr House's clients, and his socket, online for internal medicine (chat)."""
+    patient = await ApiClient(url).login("anna@demo.test")
+    doctor = await ApiClient(url).login("dr.house@demo.test")
+    ws = await SocketClient().connect(url, doctor.token)
+    try:
+        await ws.emit("presence:online", {"specialties": ["internal-medicine"], "forms": ["chat"]})
+        yield patient, doctor, ws
+    finally:
+        await ws.close()
+        for client in (patient, doctor):
+            await client.close()
+
+
+async def issue_outcome(doctor: ApiClient, consultation_id: int, **changes: Any) -> Any:
+    """The doctor issues the consultation's outcome: tests/integration/test_outcome.py's body for
+    today, with ``changes``; the issued outcome."""
+    body = outcome_body(clinic_day(datetime.now(UTC)), **changes)
+    return await doctor.call(
+        "POST",
+        f"/api/consultations/{consultation_id}/outcome",
+        body,
+        expect=201,
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+    )

@@ -6,31 +6,30 @@ booking is under My bookings; cancelling it frees the referral."""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import expect
 
-from consult.outcome.validity import clinic_day
-from tests.e2e.helpers import OpenPage, assert_no_problems, log_in
-from tests.integration.test_outcome import outcome_body
-from tests.support import ApiClient, Server, SocketClient, start_and_accept
+from tests.e2e.helpers import (
+    OpenPage,
+    anna_and_house_online,
+    assert_no_problems,
+    issue_outcome,
+    log_in,
+    logged_in,
+    run,
+)
+from tests.support import Server, start_and_accept
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 
 
 async def rehabilitation_referral(url: str) -> int:
     """Over HTTP and Socket.IO: Dr House ends Anna's visit with a rehabilitation referral."""
-    patient = await ApiClient(url).login("anna@demo.test")
-    doctor = await ApiClient(url).login("dr.house@demo.test")
-    ws = await SocketClient().connect(url, doctor.token)
-    try:
-        await ws.emit("presence:online", {"specialties": ["internal-medicine"], "forms": ["chat"]})
+    async with anna_and_house_online(url) as (patient, doctor, ws):
         cid = await start_and_accept(patient, ws, "internal-medicine")
         referral = {
             "kind": "rehabilitation",
@@ -38,36 +37,16 @@ async def rehabilitation_referral(url: str) -> int:
             "diagnosis": "M54.5",
             "reason": "Low back pain for six weeks.",
         }
-        body = outcome_body(
-            clinic_day(datetime.now(UTC)), prescriptions=[], sick_leave=None, referrals=[referral]
-        )
-        out = await doctor.call(
-            "POST",
-            f"/api/consultations/{cid}/outcome",
-            body,
-            expect=201,
-            headers={"Idempotency-Key": str(uuid.uuid4())},
+        out = await issue_outcome(
+            doctor, cid, prescriptions=[], sick_leave=None, referrals=[referral]
         )
         return int(out["referrals"][0]["id"])
-    finally:
-        await ws.close()
-        for client in (patient, doctor):
-            await client.close()
 
 
 async def used_by(url: str, referral_id: int) -> Any:
-    client = await ApiClient(url).login("anna@demo.test")
-    try:
+    async with logged_in(url, "anna@demo.test") as client:
         issued = await client.call("GET", "/api/patients/me/issued")
         return next(r["used_by_booking"] for r in issued["referrals"] if r["id"] == referral_id)
-    finally:
-        await client.close()
-
-
-def run(coroutine: object) -> Any:
-    # Playwright's sync API runs its own loop in this thread: the async clients get another.
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()  # type: ignore[arg-type]
 
 
 @pytest.mark.e2e

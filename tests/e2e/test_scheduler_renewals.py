@@ -4,57 +4,34 @@ inbox holds it."""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
-
 import pytest
 from playwright.sync_api import expect
 
-from consult.outcome.validity import clinic_day
-from tests.e2e.helpers import OpenPage, assert_no_problems, log_in
-from tests.integration.test_outcome import outcome_body
-from tests.support import ApiClient, Server, SocketClient, start_and_accept
+from tests.e2e.helpers import (
+    OpenPage,
+    anna_and_house_online,
+    assert_no_problems,
+    issue_outcome,
+    log_in,
+    logged_in,
+    run,
+)
+from tests.support import Server, start_and_accept
 
 
 async def renewal_waiting_for_house(url: str) -> int:
     """Over HTTP and Socket.IO: Dr House issues aspirin to Anna, who asks for its renewal."""
-    patient = await ApiClient(url).login("anna@demo.test")
-    doctor = await ApiClient(url).login("dr.house@demo.test")
-    ws = await SocketClient().connect(url, doctor.token)
-    try:
-        await ws.emit("presence:online", {"specialties": ["internal-medicine"], "forms": ["chat"]})
+    async with anna_and_house_online(url) as (patient, doctor, ws):
         cid = await start_and_accept(patient, ws, "internal-medicine")
-        body = outcome_body(clinic_day(datetime.now(UTC)), referrals=[], sick_leave=None)
-        out = await doctor.call(
-            "POST",
-            f"/api/consultations/{cid}/outcome",
-            body,
-            expect=201,
-            headers={"Idempotency-Key": str(uuid.uuid4())},
-        )
+        out = await issue_outcome(doctor, cid, referrals=[], sick_leave=None)
         aspirin = out["packages"][0]["prescriptions"][0]["id"]
         asked = await patient.call("POST", f"/api/prescriptions/{aspirin}/renewal", {}, expect=201)
         return int(asked["id"])
-    finally:
-        await ws.close()
-        for client in (patient, doctor):
-            await client.close()
 
 
 async def inbox(url: str, email: str) -> list[int]:
-    client = await ApiClient(url).login(email)
-    try:
+    async with logged_in(url, email) as client:
         return [r["id"] for r in (await client.call("GET", "/api/renewals"))["renewals"]]
-    finally:
-        await client.close()
-
-
-def run(coroutine: object) -> object:
-    # Playwright's sync API runs its own loop in this thread: the async clients get another.
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()  # type: ignore[arg-type]
 
 
 @pytest.mark.e2e
