@@ -13,7 +13,7 @@ from consult.storage import tables as t
 
 # Every kind the timeline lists; ``seed_history`` stores one of each per consultation (a
 # booking too), so a consultation stands for this many items (a doctor sees all but ratings).
-KINDS_PER_CONSULTATION = 11
+KINDS_PER_CONSULTATION = 12
 
 
 async def seed_history(
@@ -22,9 +22,10 @@ async def seed_history(
     """``count`` ended consultations of ``patient`` with ``doctors[0]``, the i-th at ``newest``
     minus i // 2 hours (two at each moment), each with a booked visit at that moment (with each
     doctor in turn: one doctor has one slot a moment), a document shared into it, a call
-    recording, a recommendation, a package of one prescription, a referral, sick leave, a
-    follow-up question with its answer, a declined renewal request and a rating, all at the
-    consultation's moment. Returns the consultations' ids, newest first."""
+    recording, a laboratory result with a value out of range, a recommendation, a package of
+    one prescription, a referral, sick leave, a follow-up question with its answer, a declined
+    renewal request and a rating, all at the consultation's moment. Returns the consultations'
+    ids, newest first."""
     doctor = doctors[0]
     engine = create_async_engine(database_url)
     tag = newest.strftime("%Y%m%d%H%M%S%f")  # stored names and keys unique across calls
@@ -104,6 +105,7 @@ async def seed_history(
                     for c, at in pairs
                 ],
             )
+            await seed_results(conn, patient, tag, moments)
             await conn.execute(
                 t.recommendations.insert(),
                 [
@@ -262,3 +264,59 @@ async def seed_history(
     finally:
         await engine.dispose()
     return ids
+
+
+async def seed_results(conn: Any, patient: int, tag: str, moments: list[datetime]) -> None:
+    """A C-reactive protein result at each moment (from a sending system of its own), its
+    value over the range."""
+    sender = f"history-lab-{tag}"
+    integration = (
+        await conn.execute(
+            sa.insert(t.integrations)
+            .values(name=sender, token_hash=tag.ljust(64, "0"), created_at=moments[0])
+            .returning(t.integrations.c.id)
+        )
+    ).scalar_one()
+    results = t.results.c
+    found = await conn.execute(
+        sa.insert(t.results).returning(results.id, results.effective_at),
+        [
+            {
+                "patient_id": patient,
+                "integration_id": integration,
+                "sender": sender,
+                "identifier_system": "urn:history-lab",
+                "identifier_value": f"{tag}-{n}",
+                "fingerprint": "0" * 64,
+                "status": "final",
+                "code_system": "http://loinc.org",
+                "code": "1988-5",
+                "title": "C-reactive protein",
+                "effective_at": at,
+                "received_at": at,
+            }
+            for n, at in enumerate(moments)
+        ],
+    )
+    await conn.execute(
+        t.result_observations.insert(),
+        [
+            {
+                "result_id": r,
+                "patient_id": patient,
+                "position": 0,
+                "code_system": "http://loinc.org",
+                "code": "1988-5",
+                "display": "C-reactive protein",
+                "status": "final",
+                "value_kind": "quantity",
+                "value_number": 12.0,
+                "value_text": "12",
+                "unit": "mg/L",
+                "high": 5.0,
+                "range_text": "≤ 5",
+                "effective_at": at,
+            }
+            for r, at in found
+        ],
+    )

@@ -1,7 +1,8 @@
 """Result rows: written from a ReportDraft, found by the sender's identifier, read back as
-payloads (flags computed on read), a page at a time, whole (the FHIR export), by time (the
-record's timeline) and as one value's history. The same few statements however many results
-a patient has: one for the results, one for all their observations."""
+payloads (flags computed on read), a page at a time, whole (the FHIR export), by id (the
+record's timeline picks its page's results, then reads them here) and as one value's
+history. The same few statements however many results a patient has: one for the results,
+one for all their observations."""
 
 from __future__ import annotations
 
@@ -154,8 +155,8 @@ _NEWEST_FIRST = (_R.effective_at.desc(), _R.id.desc())
 
 
 async def results(uow: UnitOfWork, *where: Any, limit: int | None = None) -> list[ResultOut]:
-    """The results matching ``where``, newest first, with their observations: two
-    statements."""
+    """The results matching ``where`` (a page's, the timeline's by id), newest first, with
+    their observations: two statements."""
     statement = sa.select(t.results).where(*where).order_by(*_NEWEST_FIRST)
     rows = list(await uow.conn.execute(statement if limit is None else statement.limit(limit)))
     if not rows:
@@ -190,25 +191,6 @@ async def page(uow: UnitOfWork, patient_id: int, before: int | None, limit: int)
 async def of_patient(uow: UnitOfWork, patient_id: int) -> list[ResultOut]:
     """Every result of the patient (the FHIR export's), newest first."""
     return await results(uow, _R.patient_id == patient_id)
-
-
-async def results_by_time(
-    uow: UnitOfWork,
-    patient_id: int,
-    *,
-    before: datetime | None = None,
-    since: datetime | None = None,
-    limit: int | None = None,
-) -> list[ResultOut]:
-    """A patient's results taken before ``before`` and at or after ``since`` (each when
-    given), newest first, at most ``limit``: for the record's timeline (its "result" kind),
-    which merges them with the rest by time. Ties at one instant come by id, newest first."""
-    where = [_R.patient_id == patient_id]
-    if before is not None:
-        where.append(_R.effective_at < before)
-    if since is not None:
-        where.append(_R.effective_at >= since)
-    return await results(uow, *where, limit=limit)
 
 
 async def history(

@@ -1,5 +1,6 @@
-"""Laboratory and imaging results in the schema (migration 0016): the sending systems'
-integration credentials, the results (a FHIR DiagnosticReport each) and their observations."""
+"""Laboratory and imaging results in the schema (migration 0016; the results' index by time:
+0018): the sending systems' integration credentials, the results (a FHIR DiagnosticReport
+each) and their observations."""
 
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ results = sa.Table(
     sa.Index(
         "uq_results_identifier", "sender", "identifier_system", "identifier_value", unique=True
     ),
-    sa.Index("ix_results_patient", "patient_id", "effective_at"),
+    # A page of the patient's results, and the timeline's part for them (migration 0018).
+    sa.Index("ix_results_timeline", "patient_id", "effective_at", "id"),
 )
 
 result_observations = sa.Table(

@@ -30,7 +30,7 @@ class Scope:
 class Source:
     """A kind's rows for one scope: FROM ``froms`` WHERE ``where``, each row known by when it
     happened (``at``) and its ``id``. An index on (patient, at, id) lets a page read only its
-    own rows (migration 0017)."""
+    own rows (migrations 0017, and 0018 for results)."""
 
     froms: sa.FromClause
     at: sa.ColumnElement[datetime]

@@ -3,7 +3,7 @@ come in (a consultation before what was issued in it). Each entry says where its
 patient's, as the reader may see them) and reads a page's items of its kind through the owning
 feature's repository, in a few statements for them all.
 
-A new kind (the laboratory results, say) is one more entry here and its model in schemas.py.
+A new kind is one more entry here and its model in schemas.py.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from consult.outcome import repository as outcome_repo
 from consult.queue import repository as queue_repo
 from consult.ratings import repository as ratings_repo
 from consult.records import repository as records_repo
+from consult.results import repository as results_repo
 from consult.storage import tables as t
 from consult.storage.uow import UnitOfWork
 from consult.timeline.kinds import Fields, Kind, Loader, Scope, Source
@@ -37,6 +38,7 @@ from consult.timeline.schemas import (
     TimelineRecordingOut,
     TimelineReferralOut,
     TimelineRenewalOut,
+    TimelineResultOut,
     TimelineSickLeaveOut,
     TranscriptLinkOut,
 )
@@ -194,6 +196,14 @@ KINDS: Final = (
     ),
     Kind("document", TimelineDocumentOut, _documents, _load_documents),
     Kind("recording", TimelineRecordingOut, _recordings, _load_recordings),
+    Kind(
+        "result",
+        TimelineResultOut,
+        # Dated by when the sample was taken or the study made. A doctor of the patient's sees
+        # them all: the results routes' rule is the record's (participation.may_read_record).
+        _patients(t.results, "effective_at"),
+        _each(t.results, "result", lambda u, w, s: results_repo.results(u, w)),
+    ),
     Kind(
         "recommendation",
         TimelineRecommendationOut,

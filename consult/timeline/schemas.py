@@ -19,6 +19,7 @@ from consult.outcome.issued import PackageOut, ReferralOut, SickLeaveOut
 from consult.outcome.renewal_payloads import RenewalOut
 from consult.ratings.schemas import RatingOut
 from consult.records.schemas import RecommendationOut
+from consult.results.schemas import ResultOut
 from consult.schemas import (
     ConsultationOut,
     FollowUpOut,
@@ -88,6 +89,15 @@ class TimelineRecordingOut(TimelineEntryOut):
     recording: RecordingOut
 
 
+class TimelineResultOut(TimelineEntryOut):
+    """A laboratory or imaging result (occurred_at: when the sample was taken or the study
+    made, its effective_at), as the results' routes give it: the values with their units and
+    reference ranges, those out of range flagged."""
+
+    kind: Literal["result"]
+    result: ResultOut
+
+
 class TimelineRecommendationOut(TimelineEntryOut):
     kind: Literal["recommendation"]
     recommendation: RecommendationOut
@@ -137,6 +147,7 @@ TimelineItemOut = Annotated[
     | TimelineBookingOut
     | TimelineDocumentOut
     | TimelineRecordingOut
+    | TimelineResultOut
     | TimelineRecommendationOut
     | TimelinePrescriptionOut
     | TimelineReferralOut

@@ -91,11 +91,14 @@ def test_chat_consultation_from_start_to_record(open_page: OpenPage) -> None:
     expect(presence).to_contain_text("Internal medicine")
     expect(doctor.get_by_test_id("no-consultations")).to_be_visible()
 
-    # The patient logs in: an empty record; every specialty is covered by her premium plan.
+    # The patient logs in: a record of the demo laboratory's results only; every specialty is
+    # covered by her premium plan.
     patient.goto("/patient/")
     log_in(patient, "anna@demo.test")
     expect(patient.get_by_test_id("whoami")).to_contain_text(PATIENT)
-    expect(patient.get_by_test_id("record-empty")).to_be_visible()
+    items = patient.get_by_test_id("record").get_by_test_id("timeline-item")
+    expect(items.first).to_have_attribute("data-kind", "result")
+    expect(items.and_(patient.locator(":not([data-kind=result])"))).to_have_count(0)
     expect(patient.locator("#specialty option:disabled")).to_have_count(0)
 
     # She starts a chat consultation with internal medicine; the free doctor takes her at once.

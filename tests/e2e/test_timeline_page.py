@@ -1,5 +1,6 @@
 """The patient's timeline in the browser: her record lists every kind of thing, newest first;
-she filters it to prescriptions (each with its status), then to days without any."""
+she filters it to prescriptions (each with its status), then to days without any, then to
+results (values out of range marked, a value's history drawn)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from tests.support import Server
 from tests.timeline_history import seed_history
 
 CONSULTATIONS = 3
+DEMO_RESULTS = 5  # Anna's: two blood counts, two lipid panels, a chest X-ray
 
 
 def seed(server: Server) -> None:
@@ -46,9 +48,9 @@ def test_the_patient_filters_her_timeline_to_prescriptions(
     log_in(patient, "anna@demo.test")
     record = patient.get_by_test_id("record")
     items = record.get_by_test_id("timeline-item")
-    expect(items).to_have_count(20)  # a page: every kind of the newest visits
+    expect(items).to_have_count(20)  # a page: the newest two visits' things, kind by kind
     kinds = set(items.evaluate_all("items => items.map(i => i.dataset.kind)"))
-    assert {"consultation", "booking", "prescription", "renewal"} <= kinds, kinds
+    assert {"consultation", "booking", "result", "prescription", "follow_up"} <= kinds, kinds
     expect(record.get_by_test_id("record-older")).to_have_text("More")
 
     # Only prescriptions: "None", then the one kind.
@@ -72,4 +74,22 @@ def test_the_patient_filters_her_timeline_to_prescriptions(
     expect(record.get_by_test_id("record-empty")).to_have_text("Nothing matches these filters.")
     record.get_by_test_id("timeline-from").fill("")
     expect(items).to_have_count(CONSULTATIONS)
+
+    # Only results (the visits' and the demo's), drawn as under "My results": the values with
+    # their ranges, the one out of range marked, and a value's history as a chart.
+    record.get_by_test_id("timeline-none").click()
+    record.get_by_test_id("timeline-kind-result").check()
+    results = record.get_by_test_id("result")
+    expect(results).to_have_count(CONSULTATIONS + DEMO_RESULTS)
+    expect(record.locator("[data-testid=timeline-item]:not([data-kind=result])")).to_have_count(0)
+    newest = results.first
+    expect(newest.get_by_test_id("result-out-of-range")).to_have_text("1 out of range")
+    crp = newest.locator("[data-testid=result-value][data-code='1988-5']")
+    expect(crp).to_have_attribute("data-flag", "high")
+    expect(crp).to_contain_text("12 mg/L")
+    expect(crp).to_contain_text("↑ High")
+    expect(crp).to_contain_text("≤ 5")
+    crp.get_by_test_id("result-history-button").click()
+    points = newest.get_by_test_id("result-history").get_by_test_id("history-point")
+    expect(points).to_have_count(CONSULTATIONS)
     assert_no_problems(problems)

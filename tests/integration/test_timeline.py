@@ -1,10 +1,12 @@
 """The patient's timeline over real HTTP, on each backend: after a visit with everything (a
 shared document, a recording, the outcome with a cancelled prescription, a renewal, a
-follow-up, a rating) and a booked visit, every kind is listed with its fields, newest first;
-filters by kind and date, and bad filters refused with their codes; a walk with the cursor
-through a long history with many equal timestamps has no gap and no repeat; a page runs the
-same statements for 5 consultations as for 500; a doctor of the patient's reads it (without
-ratings, with the documents they may open), anyone else gets 404; every read is audited."""
+follow-up, a rating), a booked visit and a laboratory's result (beside the demo's results),
+every kind is listed with its fields, newest first (a result with its values, ranges and
+flags, as the results' routes give it); filters by kind and date, and bad filters refused with
+their codes; a walk with the cursor through a long history with many equal timestamps has no
+gap and no repeat; a page runs the same statements for 5 consultations as for 500; a doctor of
+the patient's reads it (without ratings, with the documents they may open, with the results),
+anyone else gets 404; every read is audited."""
 
 from __future__ import annotations
 
@@ -31,13 +33,16 @@ from tests.integration.test_booking import add_slot
 from tests.integration.test_fhir import visit_with_outcome
 from tests.integration.test_followups import answer
 from tests.integration.test_paging import house_and_anna
-from tests.support import ApiClient, execute, pdf, rows
+from tests.integration.test_results import credential, post
+from tests.support import ApiClient, count, execute, pdf, rows
 from tests.timeline_history import KINDS_PER_CONSULTATION, seed_history
+from tests.unit.results_sample import blood_count
 
 ME = "/api/patients/me/timeline"
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 _A = t.audit_log.c
+_R = t.results.c
 
 
 @pytest.fixture
@@ -81,15 +86,18 @@ def in_order(items: list[dict[str, Any]]) -> bool:
     return order == sorted(order)
 
 
-async def a_full_visit(api, sockets, clock, database_url) -> dict[str, Any]:
+async def a_full_visit(api, sockets, server, clock, database_url) -> dict[str, Any]:
     """Anna's visit with Dr House and everything after it, each step a minute after the last:
     the visit and its outcome (a PDF shared, two prescriptions with the antibiotic cancelled, a
-    referral, sick leave, the aspirin renewed), a recording of its call, a follow-up answered,
-    a rating, and a visit booked for the day after tomorrow."""
+    referral, sick leave, the aspirin renewed), a recording of its call, a blood count taken an
+    hour before the visit that the laboratory sends now, a follow-up answered, a rating, and a
+    visit booked for the day after tomorrow."""
     anna, house, out = await visit_with_outcome(api, sockets, clock)
     cid = out["consultation_id"]
     visit_at = clock.now()
     clock.advance(60)
+    taken = (visit_at - HOUR).isoformat()
+    await post(await api(), await credential(server), blood_count(when=taken), 201)
     await execute(
         database_url,
         t.recordings.insert().values(
@@ -123,10 +131,12 @@ async def a_full_visit(api, sockets, clock, database_url) -> dict[str, Any]:
     }
 
 
-async def test_every_kind_is_listed_with_its_fields_newest_first(api, sockets, clock, database_url):
-    visit = await a_full_visit(api, sockets, clock, database_url)
+async def test_every_kind_is_listed_with_its_fields_newest_first(
+    api, sockets, server, clock, database_url
+):
+    visit = await a_full_visit(api, sockets, server, clock, database_url)
     anna, house, out, cid = visit["anna"], visit["house"], visit["out"], visit["cid"]
-    page = await anna.call("GET", ME)
+    page = await anna.call("GET", f"{ME}?limit=100")
     assert page["patient"] == {"id": anna.user["id"], "name": anna.user["name"]}
     assert page["next"] is None
     items = page["items"]
@@ -182,6 +192,39 @@ async def test_every_kind_is_listed_with_its_fields_newest_first(api, sockets, c
     (rating,) = by_kind["rating"]
     assert (rating["rating"]["score"], rating["rating"]["comment"]) == (5, "Kind.")
 
+    # Results, dated by when the sample was taken: the blood count sent today, then the demo's
+    # (a week ago and before), each as the results' routes give it, with its values, ranges
+    # and flags (the laboratory's, else the value against the range).
+    results = by_kind["result"]
+    assert [r["result"] for r in results] == (await anna.call("GET", "/api/patients/me/results"))[
+        "results"
+    ]
+    assert all(r["occurred_at"] == r["result"]["effective_at"] for r in results)
+    assert all(r["id"] == r["result"]["id"] and r["consultation_id"] is None for r in results)
+    sent = results[0]
+    assert sent["occurred_at"] == iso(visit["visit_at"] - HOUR)
+    assert (sent["result"]["code"]["display"], sent["result"]["out_of_range"]) == (
+        "Complete blood count",
+        1,
+    )
+    wbc, hgb = sent["result"]["observations"]
+    assert (wbc["value"], wbc["unit"], wbc["range"]) == ("11.2", "10^9/L", "4.0–10.0")
+    assert (wbc["flag"], wbc["flag_source"]) == ("high", "laboratory")
+    assert (hgb["flag"], hgb["flag_source"]) == ("normal", "range")
+    assert [r["result"]["code"]["display"] for r in results[1:]] == [
+        "Lipid panel",
+        "Complete blood count",
+        "Chest X-ray, 2 views",
+        "Lipid panel",
+        "Complete blood count",
+    ]  # one moment: the newest id first
+    oldest_lipids = next(r for r in reversed(results) if r["result"]["code"]["code"] == "57698-3")
+    cholesterol = oldest_lipids["result"]["observations"][0]
+    assert (cholesterol["value"], cholesterol["range"]) == ("212", "≤ 200")
+    assert (cholesterol["flag"], cholesterol["flag_source"]) == ("high", "range")
+    x_ray = next(r["result"] for r in results if r["result"]["category"]["code"] == "RAD")
+    assert x_ray["observations"] == [] and x_ray["conclusion"].startswith("No focal lesions")
+
     # What happened in the visit's one moment comes in the kinds' order.
     moment = [i["kind"] for i in items if i["occurred_at"] == iso(visit["visit_at"])]
     assert moment == [
@@ -195,11 +238,14 @@ async def test_every_kind_is_listed_with_its_fields_newest_first(api, sockets, c
         "renewal",
     ]
 
-    # Dr House, who consulted her, sees the same but her ratings, also when he asks for them.
-    his = await house.call("GET", f"/api/patients/{anna.user['id']}/timeline")
+    # Dr House, who consulted her, sees the same but her ratings, also when he asks for them;
+    # her results with their values, as she does.
+    his = await house.call("GET", f"/api/patients/{anna.user['id']}/timeline?limit=100")
     assert [key(i) for i in his["items"]] == [key(i) for i in items if i["kind"] != "rating"]
     only = await house.call("GET", f"/api/patients/{anna.user['id']}/timeline?kind=rating")
     assert only["items"] == [] and only["next"] is None
+    his_results = await house.call("GET", f"/api/patients/{anna.user['id']}/timeline?kind=result")
+    assert his_results["items"] == results
 
     # A document uploaded since, shared into nothing: hers, not his (he no longer consults her).
     form = aiohttp.FormData()
@@ -216,15 +262,16 @@ async def test_every_kind_is_listed_with_its_fields_newest_first(api, sockets, c
         (anna.user["id"], anna.user["id"], True, None),
         (house.user["id"], anna.user["id"], True, None),
         (house.user["id"], anna.user["id"], True, "kind=rating"),
+        (house.user["id"], anna.user["id"], True, "kind=result"),
         (anna.user["id"], anna.user["id"], True, "kind=document"),
         (house.user["id"], anna.user["id"], True, "kind=document"),
     ]
 
 
 async def test_filters_by_kind_and_date_and_bad_filters_are_refused(
-    api, sockets, clock, database_url
+    api, sockets, server, clock, database_url
 ):
-    visit = await a_full_visit(api, sockets, clock, database_url)
+    visit = await a_full_visit(api, sockets, server, clock, database_url)
     anna = visit["anna"]
     everything = await walk(anna, ME)
 
@@ -243,6 +290,8 @@ async def test_filters_by_kind_and_date_and_bad_filters_are_refused(
 
     for query in (
         "kind=prescription",
+        "kind=result",
+        "kind=result,prescription",
         "kind=prescription,referral",
         "kind=referral&kind=prescription",
         "kind=prescription,prescription",
@@ -253,6 +302,9 @@ async def test_filters_by_kind_and_date_and_bad_filters_are_refused(
     prescriptions = await anna.call("GET", f"{ME}?kind=prescription")
     statuses = [p["status"] for i in prescriptions["items"] for p in i["package"]["prescriptions"]]
     assert statuses == ["active", "active", "cancelled"]
+    results = await anna.call("GET", f"{ME}?kind=result&limit=2")
+    assert [i["kind"] for i in results["items"]] == ["result", "result"] and results["next"]
+    assert results["items"][0]["result"]["observations"][0]["flag"] == "high"
 
     visit_at = visit["visit_at"]
     day = visit_at.date()
@@ -322,9 +374,11 @@ async def test_the_cursor_walks_a_long_history_without_gap_or_repeat(
     grey = await api("dr.grey@demo.test")
     pid = anna.user["id"]
     doctors = (house.user["id"], grey.user["id"])
+    demo_results = await count(database_url, t.results, _R.patient_id == pid)
     await seed_history(database_url, pid, doctors, 8, clock.now() - timedelta(days=1))
     whole = await walk(anna, ME, limit=100)
-    assert len(whole) == 8 * KINDS_PER_CONSULTATION + 1  # and today's consultation
+    # And today's consultation, and the demo's results.
+    assert len(whole) == 8 * KINDS_PER_CONSULTATION + 1 + demo_results
     assert in_order(whole)
     assert len({key(i) for i in whole}) == len(whole)
     for limit in (5, 12):
@@ -332,9 +386,9 @@ async def test_the_cursor_walks_a_long_history_without_gap_or_repeat(
     doctor_path = f"/api/patients/{pid}/timeline"
     his = [key(i) for i in await walk(house, doctor_path, limit=13)]
     assert his == [key(i) for i in whole if i["kind"] != "rating"]
-    filtered = await walk(anna, ME, "&kind=recommendation,rating,booking", limit=4)
+    filtered = await walk(anna, ME, "&kind=recommendation,rating,booking,result", limit=4)
     assert [key(i) for i in filtered] == [
-        key(i) for i in whole if i["kind"] in {"recommendation", "rating", "booking"}
+        key(i) for i in whole if i["kind"] in {"recommendation", "rating", "booking", "result"}
     ]
 
     # A cursor is the position after an item, whatever the filters that gave it.
@@ -386,9 +440,10 @@ async def test_strangers_get_nothing_and_every_read_is_audited(api, sockets, clo
     house, house_ws, anna, cid = await house_and_anna(api, sockets)
     aid = anna.user["id"]
     path = f"/api/patients/{aid}/timeline"
-    # While consulting her, and after.
+    # While consulting her, and after: the consultation, then the demo's results (older).
     during = await house.call("GET", path)
-    assert [i["kind"] for i in during["items"]] == ["consultation"]
+    kinds = [i["kind"] for i in during["items"]]
+    assert kinds[0] == "consultation" and kinds[1:] and set(kinds[1:]) == {"result"}
     assert during["items"][0]["consultation"]["status"] == "active"
     await house.call("POST", f"/api/consultations/{cid}/end", {})
     assert (await house.call("GET", path))["items"][0]["consultation"]["status"] == "ended"

@@ -4,7 +4,8 @@
 // values out of range marked (↑ high, ↓ low, ! abnormal; from the laboratory's flag, else from
 // the range), the conclusion and the PDF. Pressing a value's "History" draws its values over
 // time as a small chart (inline SVG: the reference range as a band, the values as a line with
-// the out-of-range ones marked). Shared by the patient's page and the doctor's console.
+// the out-of-range ones marked). Shared by the patient's page and the doctor's console; the
+// timeline (timeline.js) draws its results with the same ResultCards.
 
 import { api, el, formatDateTime } from "/static/api.js";
 import { downloadLink } from "/static/issued.js";
@@ -21,10 +22,10 @@ export class ResultsView {
    * element of each result's title (h3 on a page's section); onError(err).
    */
   constructor(container, { path, heading = "h3", onError }) {
-    Object.assign(this, { container, path, heading, onError });
+    Object.assign(this, { container, path, onError });
     this.results = [];
     this.next = null;
-    this.charts = new Map(); // "system|code" -> the history shown under that value's row
+    this.cards = new ResultCards({ path, heading, onChange: () => this.render(), onError });
   }
 
   /** The first page again, and as many older ones as were shown. */
@@ -53,18 +54,18 @@ export class ResultsView {
     this.results = this.results.filter((r) => r.id !== result.id);
     this.results.push(result);
     this.results.sort((a, b) => b.effective_at.localeCompare(a.effective_at) || b.id - a.id);
-    for (const o of result.observations) this.charts.delete(key(o.code)); // read again on demand
+    this.cards.forget(result);
     this.render();
   }
 
   clear() {
     Object.assign(this, { results: [], next: null });
-    this.charts.clear();
+    this.cards.clear();
     this.container.replaceChildren();
   }
 
   render() {
-    const children = this.results.map((r) => this.renderResult(r));
+    const children = this.results.map((r) => this.cards.render(r));
     if (!this.results.length) {
       const empty = "No laboratory or imaging results yet.";
       children.push(el("p", { className: "muted", "data-testid": "results-empty", text: empty }));
@@ -76,13 +77,36 @@ export class ResultsView {
         "data-testid": "results-older",
         text: "Show older results",
       });
-      older.addEventListener("click", () => this.run(older, () => this.showOlder()));
+      older.addEventListener("click", () => this.cards.run(older, () => this.showOlder()));
       children.push(older);
     }
     this.container.replaceChildren(...children);
   }
+}
 
-  renderResult(result) {
+/**
+ * Results drawn one at a time (render(result): an article with its values, units, ranges, the
+ * out-of-range ones marked, the conclusion and the PDF), each value with its "History" button;
+ * the histories shown are kept here, so the owner's list draws again with them in place
+ * (onChange: after one is shown or hidden). path: the patient's results route (the history is
+ * read at path + "/history"); heading: the element of each result's title.
+ */
+export class ResultCards {
+  constructor({ path, heading = "h3", onChange, onError }) {
+    Object.assign(this, { path, heading, onChange, onError });
+    this.charts = new Map(); // "system|code" -> the history shown under that value's row
+  }
+
+  /** A result changed (a correction arrived): its values' histories are read again on demand. */
+  forget(result) {
+    for (const o of result.observations) this.charts.delete(key(o.code));
+  }
+
+  clear() {
+    this.charts.clear();
+  }
+
+  render(result) {
     const out = result.out_of_range;
     return el(
       "article",
@@ -191,7 +215,7 @@ export class ResultsView {
     if (shown) {
       if (shown.resultId === resultId) this.charts.delete(id);
       else shown.resultId = resultId; // the same history, under another result's row
-      this.render();
+      this.onChange();
       return;
     }
     const { system, code } = o.code;
@@ -204,7 +228,7 @@ export class ResultsView {
       el("figcaption", { className: "muted small", text: historyCaption(history) }),
     );
     this.charts.set(id, { resultId, node });
-    this.render();
+    this.onChange();
   }
 
   run(button, action) {

@@ -2,12 +2,14 @@
 // doctor of theirs): everything in the record, newest first, a page at a time ("More"),
 // filtered by kind (a checkbox each) and by days (From / To, the reader's own days, sent as
 // moments). Each kind is drawn with the pieces the pages already have (a package as on "My
-// prescriptions", a recording as in a call's history). A consultation's transcript is not in
-// the timeline: opening it reads its first messages, "Show the whole transcript" the rest.
+// prescriptions", a recording as in a call's history, a result as under "My results", with its
+// values' History charts). A consultation's transcript is not in the timeline: opening it
+// reads its first messages, "Show the whole transcript" the rest.
 
 import { api, el, formatDateTime, formatTime } from "/static/api.js";
 import { renderCallHistory } from "/static/call.js";
 import { productText, renderPackage, renderReferral, renderSickLeave } from "/static/issued.js";
+import { ResultCards } from "/static/results.js";
 import { kindText } from "/static/slots.js";
 
 // The kinds, in the server's order, with what the filter calls them.
@@ -16,6 +18,7 @@ const KIND_LABELS = {
   booking: "Booked visits",
   document: "Documents",
   recording: "Recordings",
+  result: "Results",
   recommendation: "Recommendations",
   prescription: "Prescriptions",
   referral: "Referrals",
@@ -33,6 +36,7 @@ const ITEM_LABELS = {
   booking: "Booked visit",
   document: "Document",
   recording: "Recording",
+  result: "Result",
   recommendation: "Recommendation",
   prescription: "E-prescription",
   referral: "Referral",
@@ -68,10 +72,16 @@ export class TimelineView {
   /**
    * root: where the timeline draws (its filters, items and "More"); path: the timeline route;
    * me: the reader (names their own messages); kinds: the kinds offered in the filter;
-   * onChange(items): after each drawing; onError(err): a failed read.
+   * onChange(items): after each drawing; onError(err): a failed read. A value's history is
+   * read from the patient's results route beside the timeline's (…/results/history).
    */
   constructor(root, { path, me = null, kinds = ALL_KINDS, onChange = () => {}, onError }) {
     Object.assign(this, { root, path, me, kinds, onChange, onError });
+    this.results = new ResultCards({
+      path: path.replace(/\/timeline$/, "/results"),
+      onChange: () => this.render(),
+      onError,
+    });
     this.items = [];
     this.next = null;
     this.params = null; // the filters of the pages shown
@@ -244,6 +254,7 @@ export class TimelineView {
   clear() {
     Object.assign(this, { items: [], next: null, params: null, refusal: "" });
     this.transcripts.clear();
+    this.results.clear();
     for (const box of this.boxes.values()) box.checked = true;
     this.from.value = "";
     this.to.value = "";
@@ -336,6 +347,7 @@ const RENDER = {
       }),
     ),
   recording: ({ recording }) => renderCallHistory([], [recording]),
+  result: ({ result }, view) => view.results.render(result),
   recommendation: ({ recommendation: r }) =>
     el(
       "div",

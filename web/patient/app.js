@@ -278,7 +278,11 @@ function connect() {
       reloadRecord();
     });
   }
-  socket.on("result:received", ({ result }) => myResults.received(result));
+  // A result received or corrected: under "My results", and in the timeline.
+  socket.on("result:received", ({ result }) => {
+    myResults.received(result);
+    reloadRecord();
+  });
   // The walk-in queue: a new place, estimate or doctors' state.
   socket.on("queue:ticket", (update) => {
     const c = state.consultation;
