@@ -85,15 +85,23 @@ class SocketClient:
     async def connect(
         self, base_url: str, token: str | None, headers: dict[str, str] | None = None
     ) -> SocketClient:
-        await self.sio.connect(
-            base_url,
-            headers=headers or {},
-            auth={"token": token} if token else None,
-            transports=["websocket"],
-            # A loaded CI machine has taken over 5 s to answer a connect (the namespace handler
-            # reads the session and joins rooms): the suite is not a latency benchmark.
-            wait_timeout=15,
-        )
+        refusals: list[Any] = []
+        self.sio.on("connect_error", refusals.append)
+        try:
+            await self.sio.connect(
+                base_url,
+                headers=headers or {},
+                auth={"token": token} if token else None,
+                transports=["websocket"],
+                # A loaded CI machine has taken over 5 s to answer a connect (the namespace
+                # handler reads the session and joins rooms): the suite is no latency benchmark.
+                wait_timeout=15,
+            )
+        except socketio.exceptions.ConnectionError as exc:
+            # What the server said when it refused (a CI failure showed only "failed to connect").
+            raise socketio.exceptions.ConnectionError(
+                f"{exc}; the server said: {refusals}"
+            ) from exc
         return self
 
     async def emit(self, event: str, data: Any = None) -> dict[str, Any]:

@@ -29,13 +29,13 @@ def test_the_patient_sees_the_doctor_who_just_read_her_record(open_page: OpenPag
     patient.get_by_test_id("start").click()
     card = doctor.get_by_test_id("consultation-card")
     take_patient(card)
-    # Once he has taken her, the console reads her record (its history of consultations).
+    # Once he has taken her, the console reads her record (the patient timeline on his card).
     expect(card.get_by_test_id("patient-history")).to_be_attached()
     expect(patient.get_by_test_id("consultation")).to_have_attribute("data-status", "active")
 
     patient.get_by_test_id("access-log-refresh").click()
     entries = patient.get_by_test_id("access-entry")
-    record_read = entries.filter(has_text="record read")
+    record_read = entries.filter(has_text="timeline read")
     expect(record_read.first).to_be_visible()
     expect(record_read.first.get_by_test_id("access-who")).to_have_text(DOCTOR)
     expect(record_read.first.get_by_test_id("access-client")).to_have_text("· web page")

@@ -283,6 +283,9 @@ export class OutcomePanel {
     if (this.closed) return;
     this.dirty = true;
     sessionSet(this.localKey, { version: this.version, raw: this.collect().raw });
+    // Not "Draft saved" from the last save while this change waits for its own: a doctor who
+    // reloaded then lost it (and a test that waited for the words raced the timer).
+    this.status.textContent = "Saving…";
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.save(), SAVE_DELAY_MS);
   }
