@@ -36,6 +36,7 @@ from consult.http import (
     routes_results,
     routes_scheduler,
     routes_system,
+    routes_timeline,
 )
 from consult.http.errors import error_middleware
 from consult.http.metrics import METRICS, Metrics, loop_lag_lifetime
@@ -82,6 +83,7 @@ APIS = (
     routes_archive.api,
     routes_ratings.api,
     routes_results.api,
+    routes_timeline.api,
 )
 
 

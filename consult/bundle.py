@@ -40,6 +40,7 @@ from consult.records.service import RecordService
 from consult.results.service import ResultService
 from consult.settings import Settings
 from consult.storage.uow import Database
+from consult.timeline.service import Timeline
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class Services:
     archive: RecordArchive
     ratings: RatingService
     results: ResultService
+    timeline: Timeline
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock, db: Database) -> Services:
@@ -130,6 +132,7 @@ class Services:
             archive=RecordArchive(db, clock, audit, documents, calls.recordings, printing),
             ratings=RatingService(db, clock, audit, consultations),
             results=ResultService(db, clock, audit, result_store(settings)),
+            timeline=Timeline(db, clock, audit),
         )
 
 

@@ -36,6 +36,7 @@ CLINICAL_READS = frozenset(
         "/api/packages/{package_id}/printout.pdf",
         "/api/patients/me/record",
         "/api/patients/me/fhir",
+        "/api/patients/me/timeline",
         "/api/patients/me/fhir/MedicationRequest",
         "/api/patients/me/ratings",
         "/api/patients/me/access-log",  # who saw the patient's data, audited as a read
@@ -52,6 +53,7 @@ CLINICAL_READS = frozenset(
         "/api/patients/{patient_id}/documents",
         "/api/patients/{patient_id}/record",
         "/api/patients/{patient_id}/fhir",
+        "/api/patients/{patient_id}/timeline",
         "/api/patients/{patient_id}/fhir/MedicationRequest",
         "/api/patients/{patient_id}/record/{consultation_id}/messages",
         "/api/queue/ticket",

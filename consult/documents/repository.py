@@ -84,23 +84,49 @@ async def mark_deleted(uow: UnitOfWork, document_id: int, at: Any) -> None:
     )
 
 
+def _consulting_now(doctor_id: int, patient_id: int) -> sa.Select[Any]:
+    """The doctor's active consultations with the patient, which they accepted
+    (``consultation_doctors``) and are its doctor still."""
+    c, cd = t.consultations.c, t.consultation_doctors.c
+    return (
+        sa.select(c.id)
+        .join(t.consultation_doctors, cd.consultation_id == c.id)
+        .where(
+            cd.doctor_id == doctor_id,
+            c.doctor_id == doctor_id,
+            c.patient_id == patient_id,
+            c.status == ConsultationStatus.ACTIVE,
+        )
+    )
+
+
+def _shared_into_accepted(doctor_id: int, document_id: Any) -> sa.Select[Any]:
+    """The consultations the doctor accepted (``consultation_doctors``: also one taken over by
+    another doctor since) into which the document was shared."""
+    m, cd = t.messages.c, t.consultation_doctors.c
+    return (
+        sa.select(cd.consultation_id)
+        .select_from(
+            t.messages.join(t.consultation_doctors, cd.consultation_id == m.consultation_id)
+        )
+        .where(m.document_id == document_id, cd.doctor_id == doctor_id)
+    )
+
+
+def doctor_may_open(doctor_id: int, patient_id: int) -> sa.ColumnElement[bool]:
+    """As a condition on ``documents`` rows of the patient's: the doctor may open the document
+    (``download``'s rule): all while consulting the patient now, else those shared into a
+    consultation they accepted."""
+    return sa.or_(
+        _consulting_now(doctor_id, patient_id).exists(),
+        _shared_into_accepted(doctor_id, _D.id).exists(),
+    )
+
+
 async def doctor_consults(uow: UnitOfWork, doctor_id: int, patient_id: int) -> bool:
     """Whether the doctor is consulting the patient now: an active consultation they accepted
     (``consultation_doctors``) and are its doctor still."""
-    c, cd = t.consultations.c, t.consultation_doctors.c
-    row = (
-        await uow.conn.execute(
-            sa.select(c.id)
-            .join(t.consultation_doctors, cd.consultation_id == c.id)
-            .where(
-                cd.doctor_id == doctor_id,
-                c.doctor_id == doctor_id,
-                c.patient_id == patient_id,
-                c.status == ConsultationStatus.ACTIVE,
-            )
-            .limit(1)
-        )
-    ).first()
+    row = (await uow.conn.execute(_consulting_now(doctor_id, patient_id).limit(1))).first()
     return row is not None
 
 
@@ -124,15 +150,6 @@ async def shared_with(uow: UnitOfWork, doctor_id: int, document_id: int) -> int 
     """A consultation the doctor accepted (``consultation_doctors``: also one taken over by
     another doctor since) into which the document was shared, if any. Being offered the
     consultation gives nothing."""
-    m, cd = t.messages.c, t.consultation_doctors.c
-    row = (
-        await uow.conn.execute(
-            sa.select(cd.consultation_id)
-            .select_from(
-                t.messages.join(t.consultation_doctors, cd.consultation_id == m.consultation_id)
-            )
-            .where(m.document_id == document_id, cd.doctor_id == doctor_id)
-            .limit(1)
-        )
-    ).first()
+    statement = _shared_into_accepted(doctor_id, document_id).limit(1)
+    row = (await uow.conn.execute(statement)).first()
     return int(row.consultation_id) if row else None

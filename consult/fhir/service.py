@@ -18,7 +18,7 @@ from consult.errors import NotFound
 from consult.fhir import bundles, reading
 from consult.fhir.codes import Resource
 from consult.queue import participation
-from consult.storage.uow import Database, UnitOfWork
+from consult.storage.uow import Database
 
 ACTION: Final = "record.fhir.read"
 
@@ -58,7 +58,7 @@ class FhirExport:
         # writer the chat needs); it is handed out only once its audit row has committed.
         async with self._db.reader() as uow:
             patient = await reading.patient(uow, patient_id)
-            if patient is None or not await _may_read(uow, actor, patient_id):
+            if patient is None or not await participation.may_read_record(uow, actor, patient_id):
                 self._audit.deny_after_rollback(uow, actor, ACTION, patient_id=patient_id)
                 raise NotFound(f"no patient {patient_id} you may read", code="patient_not_found")
             now = self._clock.now()
@@ -67,9 +67,3 @@ class FhirExport:
             await self._audit.write(uow, actor, ACTION, patient_id=patient_id, detail=detail)
             await uow.commit()
         return bundles.resources(facts, origin), now
-
-
-async def _may_read(uow: UnitOfWork, actor: Actor, patient_id: int) -> bool:
-    if actor.is_patient:
-        return actor.user_id == patient_id
-    return actor.is_doctor and await participation.took_patient(uow, actor.user_id, patient_id)

@@ -73,7 +73,7 @@ class IssuedDocuments:
         """Everything issued to the patient, newest first: for the patient, or a doctor who
         accepted a consultation of theirs."""
         async with self._db.uow() as uow:
-            if not await self._may_read(uow, actor, patient_id):
+            if not await participation.may_read_record(uow, actor, patient_id):
                 self._audit.deny_after_rollback(
                     uow, actor, "outcome.documents.read", patient_id=patient_id
                 )
@@ -89,11 +89,6 @@ class IssuedDocuments:
             await self._audit.write(uow, actor, "outcome.documents.read", patient_id=patient_id)
             await uow.commit()
         return out
-
-    async def _may_read(self, uow: UnitOfWork, actor: Actor, patient_id: int) -> bool:
-        if actor.is_patient:
-            return actor.user_id == patient_id
-        return actor.is_doctor and await participation.took_patient(uow, actor.user_id, patient_id)
 
     @retry_transient()
     async def cancel(self, actor: Actor, kind: str, document_id: int, reason: str) -> Any:

@@ -63,6 +63,15 @@ async def record_acceptance(
         )
 
 
+async def may_read_record(uow: UnitOfWork, actor: Actor, patient_id: int) -> bool:
+    """The patient's record (its pages, FHIR export, timeline): the patient themself, or a
+    doctor who accepted a consultation of theirs, now or ever; a doctor only offered one, a
+    scheduler and anyone else may not."""
+    if actor.is_patient:
+        return actor.user_id == patient_id
+    return actor.is_doctor and await took_patient(uow, actor.user_id, patient_id)
+
+
 async def took_patient(uow: UnitOfWork, doctor_id: int, patient_id: int) -> bool:
     """The doctor accepted a consultation of the patient's (now or ever)."""
     found = await uow.conn.execute(

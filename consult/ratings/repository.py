@@ -112,9 +112,12 @@ async def change(uow: UnitOfWork, rating_id: int, score: int, comment: str, at: 
 
 
 async def of_patient(uow: UnitOfWork, patient_id: int) -> list[RatingOut]:
-    rows = await uow.conn.execute(
-        _RATING.where(_R.patient_id == patient_id).order_by(_R.rated_at.desc(), _R.id.desc())
-    )
+    return await listed(uow, _R.patient_id == patient_id)
+
+
+async def listed(uow: UnitOfWork, *where: Any) -> list[RatingOut]:
+    """The ratings matching ``where``, the newest first."""
+    rows = await uow.conn.execute(_RATING.where(*where).order_by(_R.rated_at.desc(), _R.id.desc()))
     return [rating_out(r) for r in rows]
 
 

@@ -28,6 +28,7 @@ READ: Final = "access_log.read"
 LISTED: Final[dict[str, str]] = {
     "record.read": "record read",
     "record.fhir.read": "FHIR export",
+    "record.timeline.read": "timeline read",
     "record.archive.read": "whole record downloaded",
     "consultation.read": "consultation read",
     "chat.read": "transcript read",

@@ -1,4 +1,4 @@
-"""SQL of the record: which consultations it holds, a page at a time."""
+"""SQL of the record: which consultations it holds, a page at a time; its recommendations."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from consult.clock import as_utc
 from consult.domain import ConsultationStatus, Role
+from consult.records.schemas import RecommendationOut
+from consult.schemas import PersonOut
 from consult.storage import tables as t
 from consult.storage.uow import UnitOfWork
 
@@ -46,3 +49,25 @@ async def in_record(uow: UnitOfWork, patient_id: int, consultation_id: int) -> b
         sa.select(_C.id).where(_C.id == consultation_id, *_in_record(patient_id))
     )
     return row.first() is not None
+
+
+async def recommendations(
+    uow: UnitOfWork, where: sa.ColumnElement[bool]
+) -> list[RecommendationOut]:
+    """The recommendations matching ``where``, in the order written, with their doctor."""
+    rows = await uow.conn.execute(
+        sa.select(t.recommendations, t.users.c.name.label("doctor_name"))
+        .join(t.users, t.users.c.id == t.recommendations.c.doctor_id)
+        .where(where)
+        .order_by(t.recommendations.c.id)
+    )
+    return [
+        RecommendationOut(
+            id=r.id,
+            consultation_id=r.consultation_id,
+            doctor=PersonOut(id=r.doctor_id, name=r.doctor_name),
+            text=r.text,
+            created_at=as_utc(r.created_at),
+        )
+        for r in rows
+    ]

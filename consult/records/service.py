@@ -10,12 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
-
 from consult.audit import Audit
 from consult.calls import repository as calls_repo
 from consult.chat import repository as chat_repo
-from consult.clock import Clock, as_utc
+from consult.clock import Clock
 from consult.domain import Actor, ConsultationStatus
 from consult.errors import Conflict, NotAllowed, NotFound
 from consult.events import RecordChanged
@@ -87,7 +85,7 @@ class RecordService:
                 consultation_id=consultation_id,
             )
             uow.collect(RecordChanged(row.patient_id, consultation_id))
-            (out,) = await _recommendations(uow, t.recommendations.c.id == rid)
+            (out,) = await records_repo.recommendations(uow, t.recommendations.c.id == rid)
             await uow.commit()
         return out
 
@@ -146,18 +144,10 @@ class RecordService:
         patient = await records_repo.patient(uow, patient_id)
         if patient is None:
             raise NotFound(f"no patient {patient_id}", code="patient_not_found")
-        if not await self._may_read(uow, actor, patient_id):
+        if not await participation.may_read_record(uow, actor, patient_id):
             self._audit.deny_after_rollback(uow, actor, "record.read", patient_id=patient_id)
             raise NotAllowed("you may not read this patient's record", code="not_your_patient")
         return patient
-
-    @staticmethod
-    async def _may_read(uow: UnitOfWork, actor: Actor, patient_id: int) -> bool:
-        """The patient, or a doctor who accepted a consultation of theirs (ever, also one
-        taken over by another doctor since); a doctor only offered one gets nothing."""
-        if actor.is_patient:
-            return actor.user_id == patient_id
-        return actor.is_doctor and await participation.took_patient(uow, actor.user_id, patient_id)
 
 
 async def _entries(uow: UnitOfWork, ids: list[int], now: datetime) -> list[RecordEntryOut]:
@@ -169,7 +159,9 @@ async def _entries(uow: UnitOfWork, ids: list[int], now: datetime) -> list[Recor
         c.id: c for c in await queue_repo.list_consultations(uow, t.consultations.c.id.in_(ids))
     }
     consultations = [by_id[i] for i in ids]
-    recommendations = await _recommendations(uow, t.recommendations.c.consultation_id.in_(ids))
+    recommendations = await records_repo.recommendations(
+        uow, t.recommendations.c.consultation_id.in_(ids)
+    )
     follow_ups = await follow_up_repo.list_follow_ups(uow, t.follow_ups.c.consultation_id.in_(ids))
     recordings = await calls_repo.recordings_of(uow, ids)
     forms = await calls_repo.stretches_of(uow, consultations)
@@ -193,25 +185,4 @@ async def _entries(uow: UnitOfWork, ids: list[int], now: datetime) -> list[Recor
             sick_leaves=[s for s in leaves if s.consultation_id == c.id],
         )
         for c in consultations
-    ]
-
-
-async def _recommendations(
-    uow: UnitOfWork, where: sa.ColumnElement[bool]
-) -> list[RecommendationOut]:
-    rows = await uow.conn.execute(
-        sa.select(t.recommendations, t.users.c.name.label("doctor_name"))
-        .join(t.users, t.users.c.id == t.recommendations.c.doctor_id)
-        .where(where)
-        .order_by(t.recommendations.c.id)
-    )
-    return [
-        RecommendationOut(
-            id=r.id,
-            consultation_id=r.consultation_id,
-            doctor=PersonOut(id=r.doctor_id, name=r.doctor_name),
-            text=r.text,
-            created_at=as_utc(r.created_at),
-        )
-        for r in rows
     ]

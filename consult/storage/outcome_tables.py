@@ -80,6 +80,8 @@ prescription_packages = sa.Table(
     sa.Column("outcome_id", sa.ForeignKey("outcomes.id"), nullable=True, index=True),
     sa.Column("renewal_id", sa.Integer, nullable=True),
     sa.Column("issued_at", Timestamp, nullable=False),
+    # The patient's timeline, newest first (this and the other *_timeline: migration 0017).
+    sa.Index("ix_prescription_packages_timeline", "patient_id", "issued_at", "id"),
 )
 
 prescriptions = sa.Table(
@@ -131,6 +133,7 @@ referrals = sa.Table(
     sa.Column("issued_at", Timestamp, nullable=False),
     sa.Column("cancelled_at", Timestamp, nullable=True),
     sa.Column("cancel_reason", sa.String(500), nullable=True),
+    sa.Index("ix_referrals_timeline", "patient_id", "issued_at", "id"),
 )
 
 sick_leaves = sa.Table(
@@ -152,6 +155,7 @@ sick_leaves = sa.Table(
     sa.Column("issued_at", Timestamp, nullable=False),
     sa.Column("cancelled_at", Timestamp, nullable=True),
     sa.Column("cancel_reason", sa.String(500), nullable=True),
+    sa.Index("ix_sick_leaves_timeline", "patient_id", "issued_at", "id"),
 )
 
 renewal_requests = sa.Table(
@@ -173,6 +177,7 @@ renewal_requests = sa.Table(
         "status IN ('open', 'approved', 'declined')", name="ck_renewal_requests_status"
     ),
     sa.Index("ix_renewal_requests_inbox", "doctor_id", "status", "requested_at"),
+    sa.Index("ix_renewal_requests_timeline", "patient_id", "requested_at", "id"),
     # One open request per prescription, however often and concurrently it is asked.
     sa.Index(
         "uq_renewal_requests_one_open",

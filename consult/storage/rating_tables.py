@@ -45,4 +45,6 @@ ratings = sa.Table(
     # The figures read the last 30 days; a doctor reads their own.
     sa.Index("ix_ratings_rated_at", "rated_at"),
     sa.Index("ix_ratings_doctor", "doctor_id", "rated_at"),
+    # The patient's timeline, newest first (migration 0017).
+    sa.Index("ix_ratings_timeline", "patient_id", "rated_at", "id"),
 )

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+# Calls (migration 0006), the visit's outcome (0013), ratings (0014) and results (0016) have
+# modules of their own; their tables are ``tables.<name>`` as every other (each module's
+# __all__ names them).
+from consult.storage.call_tables import *  # noqa: F403
 from consult.storage.metadata import Timestamp, metadata
-
-# The visit's outcome (migration 0013), ratings (0014) and results (0016) have modules of their
-# own; their tables are ``tables.<name>`` as every other (each module's __all__ names them).
 from consult.storage.outcome_tables import *  # noqa: F403
 from consult.storage.rating_tables import *  # noqa: F403
 from consult.storage.result_tables import *  # noqa: F403
@@ -122,6 +123,7 @@ consultations = sa.Table(
     # Set when the patient's last connection dropped; the ticket is dropped after the grace.
     sa.Column("patient_disconnected_at", Timestamp, nullable=True),
     sa.Index("ix_consultations_patient_id", "patient_id"),
+    sa.Index("ix_consultations_timeline", "patient_id", "created_at", "id"),  # (0017)
     sa.Index("ix_consultations_queue", "status", "specialty_code", "form", "rank_at"),
     # A patient has at most one open consultation or ticket, enforced by the database.
     sa.Index(
@@ -157,6 +159,7 @@ consultation_doctors = sa.Table(
     sa.Index("ix_consultation_doctors_doctor_id", "doctor_id"),
 )
 
+_SHARED = sa.text("document_id IS NOT NULL")
 messages = sa.Table(
     "messages",
     metadata,
@@ -171,6 +174,10 @@ messages = sa.Table(
     sa.Column("document_id", sa.ForeignKey("documents.id"), nullable=True),
     sa.UniqueConstraint("consultation_id", "seq", name="uq_messages_consultation_seq"),
     sa.UniqueConstraint("consultation_id", "sender_id", "client_id", name="uq_messages_client_id"),
+    # Where a document was shared: only the few messages that share one (migration 0017).
+    sa.Index(
+        "ix_messages_document_id", "document_id", sqlite_where=_SHARED, postgresql_where=_SHARED
+    ),
 )
 
 recommendations = sa.Table(
@@ -182,6 +189,7 @@ recommendations = sa.Table(
     sa.Column("doctor_id", sa.ForeignKey("users.id"), nullable=False),
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
+    sa.Index("ix_recommendations_timeline", "patient_id", "created_at", "id"),
 )
 
 audit_log = sa.Table(
@@ -304,6 +312,7 @@ documents = sa.Table(
         "content_type IN ('image/jpeg', 'image/png', 'application/pdf')",
         name="ck_documents_content_type",
     ),
+    sa.Index("ix_documents_timeline", "patient_id", "created_at", "id"),
 )
 
 follow_ups = sa.Table(
@@ -328,51 +337,7 @@ follow_ups = sa.Table(
     # is sent, also concurrently. A unique index (NULLs are distinct) needs no table copy on
     # SQLite, where adding a UNIQUE constraint would.
     sa.Index("uq_follow_ups_client_id", "consultation_id", "patient_id", "client_id", unique=True),
-)
-
-# --- calls: forms used, recording consent, recordings (migration 0006) -------------------------
-
-consultation_forms = sa.Table(
-    "consultation_forms",
-    metadata,
-    # The forms a consultation went through (chat -> voice -> video and back), one row per stretch;
-    # the open stretch has no ended_at. No rows: the whole consultation kept its first form.
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("consultation_id", sa.ForeignKey("consultations.id"), nullable=False, index=True),
-    sa.Column("form", sa.String(8), nullable=False),
-    sa.Column("started_at", Timestamp, nullable=False),
-    sa.Column("ended_at", Timestamp, nullable=True),
-    # Who asked for this form (null for the form the patient chose when joining).
-    sa.Column("requested_by", sa.ForeignKey("users.id"), nullable=True),
-    sa.CheckConstraint("form IN ('chat', 'voice', 'video')", name="ck_consultation_forms_form"),
-)
-
-recording_consents = sa.Table(
-    "recording_consents",
-    metadata,
-    # Append-only: each participant's latest row is their consent now.
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("consultation_id", sa.ForeignKey("consultations.id"), nullable=False, index=True),
-    sa.Column("user_id", sa.ForeignKey("users.id"), nullable=False),
-    sa.Column("consent", sa.Boolean, nullable=False),
-    sa.Column("at", Timestamp, nullable=False),
-)
-
-recordings = sa.Table(
-    "recordings",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("consultation_id", sa.ForeignKey("consultations.id"), nullable=False, index=True),
-    # The file's generated name in the recordings directory (never under web/).
-    sa.Column("stored_name", sa.String(64), nullable=False, unique=True),
-    sa.Column("status", sa.String(12), nullable=False),
-    sa.Column("started_at", Timestamp, nullable=False),
-    sa.Column("ended_at", Timestamp, nullable=True),
-    sa.Column("size", sa.Integer, nullable=True),
-    sa.Column("sha256", sa.String(64), nullable=True),
-    sa.CheckConstraint(
-        "status IN ('recording', 'composing', 'ready', 'failed')", name="ck_recordings_status"
-    ),
+    sa.Index("ix_follow_ups_timeline", "patient_id", "asked_at", "id"),
 )
 
 # Presence that survives a crash (migration 0011, consult/presence/processes.py): each server

@@ -110,6 +110,9 @@ def test_chat_consultation_from_start_to_record(open_page: OpenPage) -> None:
     expect(consultation).to_have_attribute("data-status", "active")
     expect(patient.get_by_test_id("consultation-status")).to_contain_text(f"With {DOCTOR}")
     expect(card.get_by_test_id("consultation-meta")).to_contain_text("Internal medicine")
+    # The card's timeline of the patient's record holds this consultation, in progress.
+    history = card.get_by_test_id("patient-history").get_by_test_id("record-entry")
+    expect(history).to_have_attribute("data-status", "active")
 
     # They chat both ways; each message shows on the other's page.
     say(patient, "Hello doctor, I have had a sore throat since Monday.")
@@ -207,9 +210,12 @@ def test_chat_consultation_from_start_to_record(open_page: OpenPage) -> None:
     expect(entry).to_have_attribute("data-status", "ended")
     expect(entry).to_contain_text("Internal medicine")
     expect(entry).to_contain_text(DOCTOR)
+    entry.get_by_test_id("record-transcript-toggle").click()
     expect(entry.get_by_test_id("message-body")).to_have_text(expected)
-    expect(entry.get_by_test_id("record-recommendation")).to_have_count(1)
-    expect(entry.get_by_test_id("record-recommendation")).to_contain_text(RECOMMENDATION)
+    # The recommendation is an item of the timeline of its own.
+    advice = patient.get_by_test_id("record").get_by_test_id("record-recommendation")
+    expect(advice).to_have_count(1)
+    expect(advice).to_contain_text(RECOMMENDATION)
     expect(patient.locator("[data-testid=record] :is(img, b)")).to_have_count(0)
     expect(patient.get_by_test_id("start")).to_be_enabled()
     expect(patient.get_by_test_id("error")).to_be_hidden()

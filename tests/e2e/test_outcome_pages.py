@@ -108,8 +108,10 @@ def test_the_doctor_issues_and_the_patient_sees_downloads_and_renews(
     expect(referral.get_by_test_id("referral-target")).to_have_text("To: cardiology")
     expect(referral.get_by_test_id("referral-access-code")).to_have_text(re.compile(r"^\d{4}$"))
     expect(mine.get_by_test_id("sick-leave-period")).to_contain_text("(5 days)")
-    # Her record holds them too, under the consultation.
-    expect(patient.get_by_test_id("record-issued")).to_contain_text("Issued documents (3)")
+    # Her record's timeline holds them too, an item each.
+    timeline = patient.get_by_test_id("record")
+    for kind in ("prescription", "referral", "sick_leave"):
+        expect(timeline.locator(f"[data-testid=timeline-item][data-kind={kind}]")).to_have_count(1)
 
     # The package's printout: the key and the access code are in the PDF's text.
     with patient.expect_download() as download_info:

@@ -80,6 +80,7 @@ def test_waiting_patient_is_connected_when_a_doctor_comes_online(open_page: Open
     expect(card.get_by_test_id("save-recommendation")).to_be_hidden()
     entry = patient.get_by_test_id("record-entry")
     expect(entry).to_have_count(1)
+    entry.get_by_test_id("record-transcript-toggle").click()
     expect(entry.get_by_test_id("message-body")).to_have_text(["Thank you, it is already better."])
 
     # Going offline is acknowledged.

@@ -1,6 +1,6 @@
-"""The pages read long histories a page at a time: the record shows the newest consultations
-first, "Show older" for the rest and a long transcript whole on demand; the chat panel catches
-up with a transcript longer than a page."""
+"""The pages read long histories a page at a time: the record (the timeline) shows the newest
+consultations first, "More" for the rest, and a transcript when opened, a long one whole on
+demand; the chat panel catches up with a transcript longer than a page."""
 
 from __future__ import annotations
 
@@ -96,6 +96,8 @@ def test_the_record_shows_older_consultations_and_a_long_transcript_whole(
     expect(entries.last).to_have_attribute("data-consultation-id", str(oldest))
 
     lines = long_entry.get_by_test_id("record-message")
+    expect(lines).to_have_count(0)  # the timeline reads a transcript when it is opened
+    long_entry.get_by_test_id("record-transcript-toggle").click()
     expect(lines).to_have_count(50)
     long_entry.get_by_test_id("record-transcript-more").click()
     expect(lines).to_have_count(LONG)

@@ -17,16 +17,26 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+import sqlalchemy as sa
 from aiohttp.test_utils import TestServer
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from consult.app import create_app
 from consult.clock import ManualClock
+from consult.storage import tables as t
 from tests import backends
 from tests.integration.conftest import settings_for
-from tests.matrix.cells import COLUMN_KEYS
+from tests.matrix.cells import COLUMN_KEYS, Kind
 from tests.matrix.table import ROWS
-from tests.matrix.walk import audit_by_address, observed_token, problems, unseen, walk
+from tests.matrix.walk import (
+    as_laboratory,
+    audit_by_address,
+    leaks,
+    observed_token,
+    problems,
+    unseen,
+    walk,
+)
 from tests.matrix.world import World, build_world
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -102,3 +112,36 @@ async def test_every_cell_is_what_the_table_says(matrix: tuple[World, AsyncEngin
             report += [f"  {line}" for line in failures[row.name]]
     assert not report, "cells that do not hold (got: in table.py's syntax):\n" + "\n".join(report)
     assert unseen(world, sent) == [], "the owner's strings that no allowed answer shows"
+
+
+async def test_the_integration_credential_posts_and_reads_nothing(
+    matrix: tuple[World, AsyncEngine],
+) -> None:
+    """The laboratory's credential posted the owner's result (world.py: 201, its push heard);
+    it is no session: every GET row answers it 401 `session_expired` (a row open to anonymous
+    callers, as it answers them), audited nowhere, with none of the owner's strings, and
+    Socket.IO refuses it."""
+    world, engine = matrix
+    owner = world.people["owner"]
+    a = t.audit_log.c
+    async with engine.connect() as conn:
+        received = await conn.execute(
+            sa.select(a.actor_id, a.actor_role, a.patient_id, a.allowed).where(
+                a.action == "result.receive", a.allowed
+            )
+        )
+        assert [tuple(r) for r in received] == [(None, "integration", owner.id, True)]
+    sent, refused = await as_laboratory(world, ROWS)
+    audit = await audit_by_address(engine)
+    wrong = []
+    for one in sent:
+        anonymous = one.row.cell("anon").kind is Kind.ALLOWED
+        expected = "ok" if anonymous else "401:session_expired"
+        got = "ok" if one.allowed else f"{one.status}:{one.code}"
+        found = [f"expected {expected}, got {got}"] if got != expected else []
+        if one.address in audit:
+            found.append(f"audited {[e.action for e in audit[one.address]]}")
+        found += leaks(one)
+        wrong += [f"{one.row.name}: {problem}" for problem in found]
+    assert wrong == [], "GET rows that answer the integration credential otherwise"
+    assert refused is not None, "Socket.IO took the integration credential as a session"

@@ -274,6 +274,12 @@ async def test_every_clinical_read_leaves_an_audit_row(api, sockets, engine, dat
             f"/api/patients/{aid}/results/history?system=http://loinc.org&code=718-7",
             "result.read",
         ),
+        "/api/patients/me/timeline": (anna, "/api/patients/me/timeline", "record.timeline.read"),
+        "/api/patients/{patient_id}/timeline": (
+            house,
+            f"/api/patients/{aid}/timeline",
+            "record.timeline.read",
+        ),
     }
     gets = {p for m, p, _ in registry() if m == "GET"}
     # The follow-ups read last: a question needs the consultation ended.

@@ -10,10 +10,11 @@ one per column in ``COLUMNS`` order, separated by spaces:
                    names another action for this cell);
 - ``x``, ``y``     the refusals the row names as ``x=`` and ``y=`` (its usual ones);
 - ``403:code``     refused with this status and code (an event's token has no status:
-                   ``code``); audited as a denied row, but for anonymous callers (nobody to
-                   name);
+                   ``code``); audited as a denied row, but for anonymous callers and any 401
+                   (nobody to name);
 - ``401``          refused for want of a session (``not_authenticated``; over Socket.IO the
-                   connection itself is refused);
+                   connection itself is refused); ``401:code`` for another 401 (a session
+                   where a route takes another credential: ``invalid_credential``);
 - ``~409:code``    allowed past the access check, and answered this 4xx because the test
                    sends the request with nothing to act on (the row's note says why);
                    audited as a denied row, like every 4xx to a logged-in user.
@@ -132,6 +133,10 @@ TARGETS: tuple[Target, ...] = (
     Target("renewal", "the owner's open renewal request."),
     Target("follow-up", "the owner's follow-up question, not yet answered."),
     Target(
+        "result",
+        "the owner's laboratory result (a blood count, with its PDF), as a laboratory posted it.",
+    ),
+    Target(
         "ticket",
         "a waiting queue ticket; its patient is the owner here (nobody consults them yet).",
     ),
@@ -204,7 +209,10 @@ def parse_cell(token: str, column: str, action: str | None, named: dict[str, str
     kind = Kind.PASSES if passes else Kind.REFUSED
     if kind is Kind.PASSES and column == "anon":
         raise ValueError("an anonymous caller never passes an access check")
-    return Cell(kind, audited=column != "anon", status=int(status) if status else None, code=code)
+    # A 401 answers nobody the server knows (no session, or a session where the route takes
+    # another credential): there is nobody to name in an audit row.
+    audited = column != "anon" and status != "401"
+    return Cell(kind, audited=audited, status=int(status) if status else None, code=code)
 
 
 @dataclass(frozen=True)

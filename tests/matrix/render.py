@@ -41,7 +41,8 @@ def render(rows: list[Row]) -> str:
         "sends the call with nothing to act on (the row's note says why);",
         "- **A** leaves an audit row: an allowed row of the row's audit action (or the one the "
         "cell names) for ✓, a denied row for a refusal. Every refusal to a logged-in user is "
-        "audited; one to nobody (401) is not;",
+        "audited; one to nobody (401, and a session's 401 where a route takes another "
+        "credential) is not;",
         f"- — {NOT_APPLICABLE}",
         "",
         "**Targets** (what a row's request names; the owner's data is built once, and a call "

@@ -486,6 +486,20 @@ ROWS: list[Row] = [
         action="record.fhir.read",
     ),
     row(
+        "GET /api/patients/me/timeline",
+        "own",
+        "401 A A A A x x x x x",
+        x="404:patient_not_found",
+        action="record.timeline.read",
+    ),
+    row(
+        "GET /api/patients/{patient_id}/timeline",
+        "patient",
+        "401 x x A x A A x x x",
+        x="404:patient_not_found",
+        action="record.timeline.read",
+    ),
+    row(
         "GET /api/patients/{patient_id}/fhir",
         "patient",
         "401 x x A x A A x x x",
@@ -498,6 +512,58 @@ ROWS: list[Row] = [
         "401 x x A x A A x x x",
         x="404:patient_not_found",
         action="record.fhir.read",
+    ),
+    row(
+        "POST /api/integration/fhir",
+        "patient",
+        "401 x x x x x x x x x",
+        x="401:invalid_credential",
+        action="result.receive",
+        note=(
+            "a laboratory's bundle about the owner (by PESEL). The route takes an integration "
+            "credential, never a session: every session is refused 401 `invalid_credential`, "
+            "not audited (no sending system to name). The world's laboratory posts the "
+            "owner's result with its credential (201, audited `result.receive`, role "
+            "`integration`), and the test checks that credential reads nothing: every GET "
+            "row answers it 401 `session_expired` (one open to anonymous callers, as it "
+            "answers them), unaudited and with none of the owner's strings, and Socket.IO "
+            "refuses it."
+        ),
+    ),
+    row(
+        "GET /api/patients/me/results",
+        "own",
+        "401 A A A A x x x x x",
+        x="404:patient_not_found",
+        action="result.read",
+    ),
+    row(
+        "GET /api/patients/me/results/history",
+        "own",
+        "401 A A A A x x x x x",
+        x="404:patient_not_found",
+        action="result.read",
+    ),
+    row(
+        "GET /api/patients/{patient_id}/results",
+        "patient",
+        "401 x x A x A A x x x",
+        x="404:patient_not_found",
+        action="result.read",
+    ),
+    row(
+        "GET /api/patients/{patient_id}/results/history",
+        "patient",
+        "401 x x A x A A x x x",
+        x="404:patient_not_found",
+        action="result.read",
+    ),
+    row(
+        "GET /api/results/{result_id}/report.pdf",
+        "result",
+        "401 x x A x A A x x x",
+        x="404:result_not_found",
+        action="result.read",
     ),
     row(
         "PUT /api/consultations/{consultation_id}/rating",

@@ -39,6 +39,7 @@ from tests.matrix.world import (
     World,
 )
 from tests.support import SocketClient, png
+from tests.unit.results_sample import LOINC, blood_count
 
 # Requests in flight at once: the server shares the test's event loop.
 CONCURRENCY = 24
@@ -91,6 +92,15 @@ def _rating(param: str) -> Body:
 
 _CANCEL: Body = lambda world, target, person: {"reason": "Issued in error."}  # noqa: E731
 
+
+def _bundle(world: World, target: Target, person: Person | None) -> Any:
+    """A blood count of the target's owner, as a laboratory sends it (each its own report):
+    what a session's refusal is not about."""
+    when = (world.values["now"] - timedelta(days=2)).isoformat()
+    pesel = str((target.owner or world.people["owner"]).pesel)
+    return blood_count(pesel=pesel, report_id=f"MATRIX-{uuid.uuid4()}", when=when)
+
+
 BODIES: dict[str, Body] = {
     "POST /api/login": _login,
     "POST /api/consultations": lambda w, t, p: {"specialty": DERMATOLOGY, "form": "chat"},
@@ -141,13 +151,17 @@ BODIES: dict[str, Body] = {
     "PUT /api/consultations/{consultation_id}/service-rating": _rating("consultation_id"),
     "PUT /api/bookings/{booking_id}/rating": _rating("booking_id"),
     "PUT /api/bookings/{booking_id}/service-rating": _rating("booking_id"),
+    "POST /api/integration/fhir": _bundle,
 }
+_LEUKOCYTES = f"system={LOINC}&code=6690-2"  # the world's blood count's first value
 QUERIES: dict[str, str] = {
     "GET /api/slots": f"specialty={INTERNAL}",
     "GET /api/products": "q=aspi",
     "GET /api/icd10": "q=I10",
     "GET /api/patients/me/fhir/MedicationRequest": "status=active",
     "GET /api/patients/{patient_id}/fhir/MedicationRequest": "status=active",
+    "GET /api/patients/me/results/history": _LEUKOCYTES,
+    "GET /api/patients/{patient_id}/results/history": _LEUKOCYTES,
 }
 HEADERS: dict[str, Callable[[], dict[str, str]]] = {
     "POST /api/consultations/{consultation_id}/outcome": lambda: {
@@ -253,6 +267,33 @@ async def walk(world: World, rows: list[Row]) -> list[Sent]:
     return sent
 
 
+# The integration credential's requests come from addresses past the walk's.
+_LABORATORY_ADDRESSES = 1 << 20
+
+
+async def as_laboratory(world: World, rows: list[Row]) -> tuple[list[Sent], str | None]:
+    """Every HTTP GET row once with the laboratory's integration credential in place of a
+    session (in the anonymous column: on the row's target), each from an address of its own;
+    and why Socket.IO refused a connection with it (None: it did not)."""
+    token = world.values["integration"]
+    laboratory = Person("laboratory", 0, "", "", token)
+    gets = [r for r in rows if not r.is_event and r.method == "GET"]
+    async with aiohttp.ClientSession() as http:
+        sent = await asyncio.gather(
+            *(
+                _request(http, world, r, "anon", address(_LABORATORY_ADDRESSES + i), laboratory)
+                for i, r in enumerate(gets)
+            )
+        )
+    client = SocketClient()
+    try:
+        await client.connect(world.base_url, token)
+    except socketio.exceptions.ConnectionError as exc:
+        return list(sent), str(exc)
+    await client.close()
+    return list(sent), None
+
+
 def _person(world: World, target: Target, column: str) -> Person | None:
     if column in target.actors:
         return target.actors[column]
@@ -262,10 +303,16 @@ def _person(world: World, target: Target, column: str) -> Person | None:
 
 
 async def _request(
-    http: aiohttp.ClientSession, world: World, row: Row, column: str, ip: str
+    http: aiohttp.ClientSession,
+    world: World,
+    row: Row,
+    column: str,
+    ip: str,
+    person: Person | None = None,
 ) -> Sent:
+    """The cell's request, as its column's person (or ``person``, asking in its place)."""
     target = target_of(world, row, column)
-    person = _person(world, target, column)
+    person = person or _person(world, target, column)
     path = row.path.format(**target.params)
     if row.name in QUERIES:
         path += "?" + QUERIES[row.name]
@@ -295,9 +342,14 @@ async def _request(
 
 
 def _error_code(body: bytes) -> str:
+    """consult's error code: an error body's, or an OperationOutcome's first issue's (the
+    answer of POST /api/integration/fhir)."""
     try:
-        return str(json.loads(body)["error"]["code"])
-    except (ValueError, KeyError, TypeError):
+        answer = json.loads(body)
+        if answer.get("resourceType") == "OperationOutcome":
+            return str(answer["issue"][0]["details"]["coding"][0]["code"])
+        return str(answer["error"]["code"])
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
         return "(no error body)"
 
 
@@ -411,7 +463,7 @@ def problems(sent: Sent, audit: list[Any]) -> list[str]:
             found.append(f"refused, yet left allowed rows {[e.action for e in allowed_rows]}")
     elif audit:
         found.append("refused to nobody, yet audited")
-    found += _leaks(sent)
+    found += leaks(sent)
     return found
 
 
@@ -419,7 +471,7 @@ def problems(sent: Sent, audit: list[Any]) -> list[str]:
 _NEVER_ENTITLED = frozenset({"anon", "basic", "verified", "other", "unrelated", "offered"})
 
 
-def _leaks(sent: Sent) -> list[str]:
+def leaks(sent: Sent) -> list[str]:
     """The owner's strings in an answer to someone without a right to them."""
     owner = sent.watched
     if sent.person is not None and sent.person.id == owner.id:

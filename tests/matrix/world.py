@@ -3,14 +3,19 @@ and fresh objects for the calls that use theirs up (ending, cancelling, answerin
 per backend on a running server.
 
 Accounts and their sessions go straight into the database (no password hashing: fast; they
-share a demo account's hash, so ``demo1234`` logs them in). Everything else is made through the
-API and Socket.IO, as clients make it, but for two states no route leads to: a booked visit
-that is over, and a finished recording (a call's media are not worth their seconds here).
+share a demo account's hash, so ``demo1234`` logs them in), and so does a laboratory's
+integration credential (as ``consult add-integration`` makes it). Everything else is made
+through the API and Socket.IO, as clients make it (the laboratory posts the owner's result to
+POST /api/integration/fhir), but for two states no route leads to: a booked visit that is
+over, and a finished recording (a call's media are not worth their seconds here).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
+import json
 import secrets
 import uuid
 from dataclasses import dataclass, field, replace
@@ -19,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pikepdf
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -30,6 +36,7 @@ from consult.outcome.validity import clinic_day
 from consult.storage import tables as t
 from tests.matrix.cells import COLUMN_KEYS
 from tests.support import ApiClient, SocketClient, png
+from tests.unit.results_sample import blood_count, changed
 
 CARDIOLOGY = "cardiology"  # the active consultation's, and the offers'
 INTERNAL = "internal-medicine"  # the ended consultations'
@@ -264,6 +271,7 @@ class _Build:
         self.ids: dict[str, int] = {}
         self.secrets: list[str] = []
         self.comments: dict[int, str] = {}  # the owner's ratings' (by consultation, booking)
+        self.integration = ""  # the laboratory's credential (result())
 
     def client(self, key: str) -> ApiClient:
         if key not in self.clients:
@@ -294,6 +302,7 @@ class _Build:
             self.tickets(),
             self.bookings(),
             self.hours(),
+            self.result(),
             *(self.online(key, PHYSIO) for key in ("online", "away")),  # to be marked away
         )
         sessions = await self.fresh_sessions()
@@ -304,6 +313,7 @@ class _Build:
             "sockets": self.sockets,
             "colleague": p["colleague"].id,
             "comments": self.comments,
+            "integration": self.integration,
         }
         world = World(self.base_url, dict(self.people), {}, {}, values)
         world.targets = _targets(world, self.ids)
@@ -480,6 +490,36 @@ class _Build:
             start = soon + timedelta(days=1, hours=i)
             self.ids[name] = await self.slot(p["colleague"].id, INTERNAL, start)
 
+    async def result(self) -> None:
+        """The owner's blood count with its PDF, delivered as a laboratory does: posted with
+        its integration credential (the credential stays for the walk's own check)."""
+        self.integration = await self.insert_credential("matrix-lab")
+        when = (self.clock.now() - timedelta(days=1)).isoformat()
+        bundle = blood_count(pesel=self.people["owner"].pesel, report_id="MATRIX-1", when=when)
+        report = {"contentType": "application/pdf", "data": _pdf(self.secret("report PDF"))}
+        conclusion = self.secret("conclusion")
+        bundle = changed(bundle, 1, conclusion=conclusion, presentedForm=[report])
+        headers = {
+            "Authorization": f"Bearer {self.integration}",
+            "Content-Type": "application/fhir+json",
+        }
+        url = self.base_url + "/api/integration/fhir"
+        async with aiohttp.ClientSession() as http:
+            async with http.post(url, data=json.dumps(bundle), headers=headers) as response:
+                answer = await response.json(content_type=None)
+                assert response.status == 201, answer
+        pushed = await self.owner_ws.next("result:received")
+        self.ids["result"] = pushed["result"]["id"]
+        assert pushed["result"]["conclusion"] == conclusion, pushed
+
+    async def insert_credential(self, name: str) -> str:
+        """A sending system's credential, as ``consult add-integration`` makes it: its token."""
+        token = secrets.token_urlsafe(32)
+        await self.insert(
+            t.integrations, name=name, token_hash=token_hash(token), created_at=self.clock.now()
+        )
+        return token
+
     # --- steps ------------------------------------------------------------------------------
 
     def secret(self, what: str) -> str:
@@ -598,6 +638,7 @@ def _targets(world: World, ids: dict[str, int]) -> dict[str, Target]:
         "sick-leave": owned(sick_leave_id=ids["sick-leave"], document_id=ids["sick-leave"]),
         "renewal": owned(renewal_id=ids["renewal"]),
         "follow-up": owned(follow_up_id=ids["follow-up"]),
+        "result": owned(result_id=ids["result"]),
         "ticket": Target({"consultation_id": ids["ticket:queued"]}, p["queued"]),
         "offer": Target({"consultation_id": ids["offer:offer"]}, p["offer"]),
         "hours": Target({"doctor_id": p["doctor"].id, "schedule_id": ids["hours"]}),
@@ -673,6 +714,17 @@ def _fresh(
     for column, person in sessions.items():
         fresh[("POST /api/logout", column)] = Target({}, actors={column: person})
     return fresh
+
+
+def _pdf(title: str) -> str:
+    """A one-page PDF whose title is ``title`` (uncompressed: the walk finds it in the bytes of
+    an answer), in base64 as a bundle carries it."""
+    document = pikepdf.new()
+    document.add_blank_page()
+    document.docinfo["/Title"] = title
+    out = io.BytesIO()
+    document.save(out, compress_streams=False, static_id=True)
+    return base64.b64encode(out.getvalue()).decode()
 
 
 def _hours(weekday: int, hour: int) -> dict[str, Any]:

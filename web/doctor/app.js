@@ -18,7 +18,7 @@ import {
 import { startSession } from "/static/session.js";
 import { ChatPanel } from "/static/chat.js";
 import { CallPanel } from "/static/call.js";
-import { RecordView, statusText } from "/static/record.js";
+import { DOCTOR_KINDS, TimelineView, statusText } from "/static/timeline.js";
 import { PatientDocuments, documentDeleted } from "/static/documents.js";
 import { FollowUpInbox } from "/static/followups.js";
 import { MyHours, UpcomingAppointments } from "/doctor/schedule.js";
@@ -451,9 +451,10 @@ class ConsultationCard {
     });
     this.noneSaved = el("p", { className: "muted", text: "None yet." });
     this.history = el("div", { className: "history", "data-testid": "patient-history" });
-    this.record = new RecordView(this.history, {
-      path: `/api/patients/${consultation.patient.id}/record`,
-      skip: (entry) => entry.consultation.id === this.consultation.id,
+    // The patient's whole record, this consultation too (without the patient's ratings).
+    this.record = new TimelineView(this.history, {
+      path: `/api/patients/${consultation.patient.id}/timeline`,
+      kinds: DOCTOR_KINDS,
       onError: (err) => errors.show(err),
     });
     this.documents = new PatientDocuments(consultation.patient.id);
@@ -502,7 +503,7 @@ class ConsultationCard {
           el(
             "details",
             { className: "history-details" },
-            el("summary", { text: "Patient history (earlier consultations)" }),
+            el("summary", { text: "Patient timeline (the whole record)" }),
             this.history,
           ),
         ),
@@ -580,15 +581,18 @@ class ConsultationCard {
     });
   }
 
-  /** The patient's record: this consultation's saved recommendations, the others as history
-   * (newest first, a page at a time). */
+  /** The patient's timeline (newest first, a page at a time), and this consultation's saved
+   * recommendations: the timeline's recommendations since it began. */
   async loadRecord() {
     this.record.me = state.me;
-    const entries = await this.record.load();
-    const mine = entries.find((e) => e.consultation.id === this.consultation.id);
+    const c = this.consultation;
+    const query = new URLSearchParams({ kind: "recommendation", from: c.created_at, limit: "100" });
+    const path = `/api/patients/${c.patient.id}/timeline?${query}`;
+    const [{ items }] = await Promise.all([api("GET", path), this.record.load()]);
+    const mine = items.filter((item) => item.consultation_id === c.id).reverse(); // oldest first
     this.savedList.replaceChildren();
     this.noneSaved.hidden = false;
-    if (mine) for (const r of mine.recommendations) this.addSaved(r);
+    for (const item of mine) this.addSaved(item.recommendation);
   }
 
   addSaved(recommendation) {

@@ -15,7 +15,7 @@ import {
 import { startSession } from "/static/session.js";
 import { ChatPanel } from "/static/chat.js";
 import { CallPanel } from "/static/call.js";
-import { RecordView } from "/static/record.js";
+import { TimelineView } from "/static/timeline.js";
 import { BookVisit, MyBookings } from "/patient/bookings.js";
 import { Alternatives, renderTicket } from "/patient/ticket.js";
 import { MyDocuments, documentDeleted } from "/static/documents.js";
@@ -47,6 +47,7 @@ const myBookings = new MyBookings({
   errors,
   onChanged: (booking) => {
     refreshTicket().catch((err) => errors.show(err));
+    reloadRecord(); // a booked visit is in the timeline
     bookVisit.refresh().catch((err) => errors.show(err));
     // A cancelled booking frees the referral it used.
     if (booking.referral_id) myIssued.load().catch((err) => errors.show(err));
@@ -57,6 +58,7 @@ const myBookings = new MyBookings({
 const bookVisit = new BookVisit({
   onBooked: () => {
     myBookings.reload();
+    reloadRecord();
     refreshTicket().catch((err) => errors.show(err));
   },
 });
@@ -255,7 +257,7 @@ function connect() {
   socket.on("chat:read", (receipt) => state.chat && state.chat.receipt(receipt));
   socket.on("chat:typing", (notice) => state.chat && state.chat.typing(notice));
   socket.on("disconnect", () => state.chat && state.chat.setOnline(false));
-  socket.on("record:changed", () => loadRecord().catch((err) => errors.show(err)));
+  socket.on("record:changed", () => reloadRecord());
   // A document uploaded or deleted in another tab (or this one: the lists ignore repeats); a
   // chat message that shared a deleted one says it is deleted.
   socket.on("document:uploaded", ({ document: doc }) => myDocuments.added(doc));
@@ -264,10 +266,17 @@ function connect() {
     myDocuments.removed(doc.id);
   });
   // The doctor answered a follow-up question.
-  socket.on("follow-up:answered", ({ follow_up: followUp }) => askTheDoctor.receive(followUp));
-  // The visit's outcome: documents issued or cancelled, a renewal decided (a new package).
+  socket.on("follow-up:answered", ({ follow_up: followUp }) => {
+    askTheDoctor.receive(followUp);
+    reloadRecord();
+  });
+  // The visit's outcome: documents issued or cancelled, a renewal decided (a new package);
+  // the timeline holds them too.
   for (const event of ["outcome:issued", "outcome:cancelled", "renewal:decided"]) {
-    socket.on(event, () => myIssued.load().catch((err) => errors.show(err)));
+    socket.on(event, () => {
+      myIssued.load().catch((err) => errors.show(err));
+      reloadRecord();
+    });
   }
   socket.on("result:received", ({ result }) => myResults.received(result));
   // The walk-in queue: a new place, estimate or doctors' state.
@@ -615,22 +624,43 @@ function asTicket(answer) {
   };
 }
 
-// --- the record --------------------------------------------------------------------------
+// --- the record ---------------------------------------------------------------------------
 
-// Newest first, a page at a time; follow-up questions may be asked about the finished
-// consultations read so far (the newest: questions are open for 14 days after the end).
-const record = new RecordView($("#record"), {
-  path: "/api/patients/me/record",
-  onChange: (entries) => {
-    askTheDoctor.setRecord({ entries });
-    ratingForms.decorateRecord($("#record"), entries);
+// Everything in the record, newest first, a page at a time, filtered by kind and days; rating
+// forms under its finished consultations.
+const record = new TimelineView($("#record"), {
+  path: "/api/patients/me/timeline",
+  onChange: (items) => {
+    const consultations = items.filter((item) => item.kind === "consultation");
+    ratingForms.decorateRecord($("#record"), consultations);
   },
   onError: (err) => errors.show(err),
 });
+// Follow-up questions are asked about consultations that ended in the last 14 days: the
+// timeline's consultations since a day more than that, whatever the timeline's filters.
+const ASKABLE_DAYS = 15;
+
+async function loadAskable() {
+  const since = new Date(Date.now() - ASKABLE_DAYS * 86_400_000).toISOString();
+  const query = new URLSearchParams({ kind: "consultation", from: since, limit: "100" });
+  const { items } = await api("GET", `/api/patients/me/timeline?${query}`);
+  askTheDoctor.setRecord({ entries: items });
+}
 
 async function loadRecord() {
   record.me = state.me;
-  await record.load();
+  await Promise.all([record.load(), loadAskable()]);
+}
+
+/** After a push: the timeline again, once for the pushes that come together (the end of a
+ * visit brings several). */
+let recordTimer = null;
+function reloadRecord() {
+  if (!state.me || recordTimer) return;
+  recordTimer = setTimeout(() => {
+    recordTimer = null;
+    if (state.me) loadRecord().catch((err) => errors.show(err));
+  }, 150);
 }
 
 $("#results-refresh").addEventListener("click", () =>
