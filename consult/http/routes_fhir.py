@@ -3,10 +3,10 @@ the MedicationRequest search as FHIR servers answer one (a searchset Bundle)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
+from pydantic_core import to_json
 
 from consult.domain import Actor
 from consult.edges.validation import validate
@@ -22,11 +22,9 @@ _ERRORS = ("not_authenticated", "invalid_id", "patient_not_found")
 
 
 def _fhir(bundle: dict[str, Any]) -> web.Response:
-    return web.Response(
-        text=json.dumps(bundle, ensure_ascii=False, separators=(",", ":")),
-        content_type=FHIR_JSON,
-        charset="utf-8",
-    )
+    # pydantic's serializer (Rust) writes the same bytes as json.dumps(ensure_ascii=False,
+    # compact) at a third of the time: a long record's bundle is megabytes (record_bench.py).
+    return web.Response(body=to_json(bundle), content_type=FHIR_JSON, charset="utf-8")
 
 
 def _origin(request: web.Request) -> str:

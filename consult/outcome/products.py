@@ -10,8 +10,8 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from functools import cache
+from dataclasses import dataclass
+from functools import cache, cached_property
 from importlib import resources
 from typing import Final
 
@@ -60,14 +60,16 @@ class Product:
     psychotropic_narcotic: bool = False
     immunological: bool = False
     long_term_eligible: bool = False
-    # For the search: the folded name and substance, their words, and all four texts.
-    folded: _Folded = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
+    @cached_property
+    def folded(self) -> _Folded:
+        """For the search: the folded name and substance, their words, and all four texts.
+        Made on the first search, not with the product: a prescription read back is a
+        product too (the renewal rules), and a long record reads hundreds (record_bench.py)."""
         name, substance = fold(self.name), fold(self.substance)
         every = " ".join((name, substance, fold(self.strength), fold(self.form)))
         starts = tuple(f"{name} {substance}".replace("-", " ").split())
-        object.__setattr__(self, "folded", _Folded(name, substance, starts, every))
+        return _Folded(name, substance, starts, every)
 
     @property
     def category(self) -> Category:
