@@ -9,14 +9,21 @@ from __future__ import annotations
 import io
 import re
 import sqlite3
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Locator, expect
 from pypdf import PdfReader
 
+from consult.outcome.validity import clinic_day
 from tests.e2e.helpers import OpenPage, assert_no_problems, go_online, log_in, take_patient
+
+
+def clinic_today() -> date:
+    """The server's day for sick leave and validity (Warsaw's), not this machine's: after
+    23:00 UTC they differ."""
+    return clinic_day(datetime.now(UTC))
 
 
 def pick(item: Locator, testid: str, typed: str, option: str) -> None:
@@ -70,7 +77,7 @@ def test_the_doctor_issues_and_the_patient_sees_downloads_and_renews(
     card = doctor.get_by_test_id("consultation-card")
     take_patient(card)
 
-    today = date.today()
+    today = clinic_today()
     fill_outcome(card, today)
     expect(card.get_by_test_id("draft-status")).to_contain_text("Draft saved")
 
@@ -180,9 +187,9 @@ def test_refusals_are_shown_on_the_panel_and_every_try_carries_one_key(
     item.get_by_test_id("dosage").fill("1 tablet daily")
     card.get_by_test_id("add-sick-leave").click()
     leave = card.get_by_test_id("sick-leave-item")
-    leave.get_by_test_id("sick-leave-start").fill((date.today() - timedelta(days=5)).isoformat())
+    leave.get_by_test_id("sick-leave-start").fill((clinic_today() - timedelta(days=5)).isoformat())
     leave.get_by_test_id("sick-leave-backdating").fill("Fever since last week.")
-    leave.get_by_test_id("sick-leave-end").fill(date.today().isoformat())
+    leave.get_by_test_id("sick-leave-end").fill(clinic_today().isoformat())
     leave.get_by_test_id("sick-leave-recommendation").select_option("1")
     leave.get_by_test_id("sick-leave-diagnosis").fill("J06.9")
 
@@ -207,7 +214,7 @@ def test_refusals_are_shown_on_the_panel_and_every_try_carries_one_key(
     issue.click()
     expect(problems).to_contain_text("at most 3 days before")
     expect(leave.get_by_test_id("sick-leave-start")).to_have_attribute("aria-invalid", "true")
-    leave.get_by_test_id("sick-leave-start").fill(date.today().isoformat())
+    leave.get_by_test_id("sick-leave-start").fill(clinic_today().isoformat())
     expect(leave.get_by_test_id("sick-leave-backdating")).to_be_hidden()
     issue.dblclick()
     expect(card).to_have_attribute("data-status", "ended")

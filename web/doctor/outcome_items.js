@@ -29,11 +29,19 @@ const options = (pairs, chosen) =>
 
 const int = (text) => (/^\d+$/.test(text.trim()) ? Number(text.trim()) : null);
 
-/** Today on the browser's calendar, as the API writes days ("2025-03-07"). */
+// The clinic's calendar (consult/outcome/validity.py CLINIC_ZONE_NAME): the server counts a
+// sick leave's days and a prescription's validity in Warsaw, so "today" is Warsaw's, not the
+// browser's (a console in UTC after 23:00 put a sick leave one day back, which needs a reason).
+const CLINIC_DAY = new Intl.DateTimeFormat("en-CA", {
+  timeZone: "Europe/Warsaw",
+  year: "numeric",
+  month: "2-digit",
+  day: "2-digit",
+});
+
+/** Today on the clinic's calendar, as the API writes days ("2025-03-07"). */
 export function today() {
-  const now = new Date();
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())}`;
+  return CLINIC_DAY.format(new Date());
 }
 
 /** A whole number in [low, high] typed in `text`; a problem when typed but out of range. */
