@@ -59,9 +59,9 @@ import loop_lag  # noqa: E402  (bench/ is not a package)
 from queue_bench import (  # noqa: E402
     HOST,
     REPO,
-    VENV_BIN,
     PostgresDatabase,
     ServerProcess,
+    consult_serve_argv,
     free_port,
     insert_users,
     log,
@@ -237,17 +237,7 @@ def run_one(kind: str, backend: str, pairs: int, args: argparse.Namespace, tmp: 
             database_url = f"sqlite+aiosqlite:///{tmp / f'chat-{pairs}-{time.time_ns()}.db'}"
         env |= {"CONSULT_CHAT_RATE": "100000", "CONSULT_CHAT_BURST": "100000"}
         env.pop("CONSULT_REDIS_URL", None)
-        argv = [
-            str(VENV_BIN / "consult"),
-            "serve",
-            "--demo",
-            "--port",
-            str(port),
-            "--host",
-            HOST,
-            "--database-url",
-            database_url,
-        ]
+        argv = consult_serve_argv(port, database_url)
     else:
         argv = [sys.executable, str(REPO / "bench" / "bare_chat_server.py"), "--port", str(port)]
     name = f"{kind}-{backend}-{pairs}-{time.time_ns()}"

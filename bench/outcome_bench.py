@@ -48,9 +48,9 @@ import aiohttp  # noqa: E402
 import socketio  # noqa: E402
 from queue_bench import (  # noqa: E402
     HOST,
-    VENV_BIN,
     PostgresDatabase,
     ServerProcess,
+    consult_serve_argv,
     free_port,
     insert_users,
     pct,
@@ -392,17 +392,7 @@ def run_backend(backend: str, doctors: int, args: argparse.Namespace, tmp: Path)
         database_url = f"sqlite+aiosqlite:///{tmp / f'outcome-{time.time_ns()}.db'}"
     env = dict(os.environ) | {"CONSULT_MAX_CONNECTIONS_PER_ADDRESS": "0"}
     env.pop("CONSULT_REDIS_URL", None)
-    argv = [
-        str(VENV_BIN / "consult"),
-        "serve",
-        "--demo",
-        "--port",
-        str(port),
-        "--host",
-        HOST,
-        "--database-url",
-        database_url,
-    ]
+    argv = consult_serve_argv(port, database_url)
     name = f"outcome-{backend}-{time.time_ns()}"
     server = ServerProcess(name, argv, env, tmp / f"{name}.log")
     try:

@@ -599,6 +599,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def consult_serve_argv(port: int, database_url: str) -> list[str]:
+    """``consult serve --demo`` of this virtualenv on ``port``, on ``database_url``."""
+    return [
+        str(VENV_BIN / "consult"),
+        "serve",
+        "--demo",
+        "--port",
+        str(port),
+        "--host",
+        HOST,
+        "--database-url",
+        database_url,
+    ]
+
+
 class ServerProcess:
     def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> None:
         self.name, self.argv, self.env, self.log_path = name, argv, env, log
@@ -936,17 +951,7 @@ def run_scenario(kind: str, plan: Plan, args: argparse.Namespace, tmp: Path) -> 
             if "queue_push_delay" not in {f.name for f in fields(Settings)}:
                 raise SystemExit("--delay: this consult has no queue_push_delay setting")
             env["CONSULT_QUEUE_PUSH_DELAY"] = str(plan.delay)
-        argv = [
-            str(VENV_BIN / "consult"),
-            "serve",
-            "--demo",
-            "--port",
-            str(port),
-            "--host",
-            HOST,
-            "--database-url",
-            database_url,
-        ]
+        argv = consult_serve_argv(port, database_url)
     else:
         argv = [
             sys.executable,

@@ -63,9 +63,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import aiohttp  # noqa: E402
 from queue_bench import (  # noqa: E402
     HOST,
-    VENV_BIN,
     PostgresDatabase,
     ServerProcess,
+    consult_serve_argv,
     free_port,
     pct,
 )
@@ -610,17 +610,7 @@ def run_backend(backend: str, shape: Shape, args: argparse.Namespace, tmp: Path)
         "CONSULT_DOCUMENTS_DIR": str(documents),
     }
     env.pop("CONSULT_REDIS_URL", None)
-    argv = [
-        str(VENV_BIN / "consult"),
-        "serve",
-        "--demo",
-        "--port",
-        str(port),
-        "--host",
-        HOST,
-        "--database-url",
-        database_url,
-    ]
+    argv = consult_serve_argv(port, database_url)
     name = f"record-{backend}-{time.time_ns()}"
     server = ServerProcess(name, argv, env, tmp / f"{name}.log")
     try:
