@@ -185,9 +185,11 @@ class DocumentService:
                 actor.is_doctor and await repo.doctor_consults(uow, actor.user_id, patient_id)
             ):
                 self._audit.deny_after_rollback(uow, actor, "document.list", patient_id=patient_id)
-                raise NotAllowed(
-                    "you see a patient's documents only while consulting them",
-                    code="not_your_patient",
+                # Not 403: a stranger learns nothing, not even that the patient exists.
+                raise NotFound(
+                    f"no patient {patient_id} whose documents you may see (a doctor sees them "
+                    "only while consulting the patient)",
+                    code="patient_not_found",
                 )
             rows = await repo.current(uow, patient_id)
             await self._audit.write(uow, actor, "document.list", patient_id=patient_id)

@@ -31,7 +31,7 @@ from consult.schemas import (
 
 api = Api()
 _ACCESS = ("not_authenticated", "consultation_not_found", "not_participant")
-_RECORD_ACCESS = ("not_authenticated", "patient_not_found", "not_your_patient")
+_RECORD_ACCESS = ("not_authenticated", "patient_not_found")
 _OFFER_ERRORS = (
     "not_authenticated",
     "invalid_id",

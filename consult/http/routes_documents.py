@@ -124,7 +124,7 @@ async def my_documents(request: web.Request, actor: Actor) -> DocumentsOut:
     summary="A patient's documents, for the doctor consulting them now (an active consultation).",
     response=DocumentsOut,
     tag="documents",
-    errors=("not_authenticated", "invalid_id", "not_your_patient"),
+    errors=("not_authenticated", "invalid_id", "patient_not_found"),
 )
 async def patient_documents(request: web.Request, actor: Actor) -> DocumentsOut:
     pid = int_param(request, "patient_id")

@@ -141,12 +141,12 @@ class RecordService:
     async def _readable_patient(self, uow: UnitOfWork, actor: Actor, patient_id: int) -> Any:
         """The patient's row if the actor may read their record; refused (and the refusal
         audited) otherwise."""
+        # A stranger learns nothing, not even that the patient exists (as the timeline and the
+        # FHIR export answer).
         patient = await records_repo.patient(uow, patient_id)
-        if patient is None:
-            raise NotFound(f"no patient {patient_id}", code="patient_not_found")
-        if not await participation.may_read_record(uow, actor, patient_id):
+        if patient is None or not await participation.may_read_record(uow, actor, patient_id):
             self._audit.deny_after_rollback(uow, actor, "record.read", patient_id=patient_id)
-            raise NotAllowed("you may not read this patient's record", code="not_your_patient")
+            raise NotFound(f"no patient {patient_id} you may read", code="patient_not_found")
         return patient
 
 

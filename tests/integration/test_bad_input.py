@@ -130,11 +130,12 @@ async def test_messages_to_someone_elses_consultation_are_refused_and_audited(
     }
     body = await intruder.call("GET", f"/api/consultations/{cid}/messages", expect=403)
     assert body["error"]["code"] == "not_participant"
-    body = await intruder.call("GET", f"/api/patients/{anna.user['id']}/record", expect=403)
-    assert body["error"]["code"] == "not_your_patient"
+    # Not 403: a stranger learns nothing, not even that Anna is a patient here.
+    body = await intruder.call("GET", f"/api/patients/{anna.user['id']}/record", expect=404)
+    assert body["error"]["code"] == "patient_not_found"
     # A doctor who never consulted Anna may not read her record either.
     other_doctor = await api("dr.skin@demo.test")
-    await other_doctor.call("GET", f"/api/patients/{anna.user['id']}/record", expect=403)
+    await other_doctor.call("GET", f"/api/patients/{anna.user['id']}/record", expect=404)
 
     assert await count(database_url, t.messages) == 0
     denied = await count(database_url, t.audit_log, ~t.audit_log.c.allowed)

@@ -452,8 +452,8 @@ async def test_only_the_owner_and_the_consulting_doctor_see_a_document(api, sock
     for stranger in (piotr, house):
         status, body, _ = await get_content(stranger, doc["url"])
         assert status == 403 and b"not_your_document" in body
-    listing = await house.call("GET", f"/api/patients/{anna.user['id']}/documents", expect=403)
-    assert listing["error"]["code"] == "not_your_patient"
+    listing = await house.call("GET", f"/api/patients/{anna.user['id']}/documents", expect=404)
+    assert listing["error"]["code"] == "patient_not_found"
     denied = [r for r in await rows(database_url, t.audit_log) if not r.allowed]
     assert {(r.action, r.actor_id) for r in denied} >= {
         ("document.read", piotr.user["id"]),
@@ -487,7 +487,7 @@ async def test_only_the_owner_and_the_consulting_doctor_see_a_document(api, sock
     await house.call("POST", f"/api/consultations/{cid}/end", {})
     status, _, _ = await get_content(house, doc["url"])
     assert status == 403
-    await house.call("GET", f"/api/patients/{anna.user['id']}/documents", expect=403)
+    await house.call("GET", f"/api/patients/{anna.user['id']}/documents", expect=404)
 
 
 async def test_a_shared_document_appears_in_the_chat_and_the_doctor_opens_it(

@@ -259,10 +259,10 @@ async def test_a_long_transcript_is_read_whole_through_the_record(api, sockets, 
         assert page["has_more"] is False
 
     piotr = await api("piotr@demo.test")
-    refused = await piotr.call("GET", path, expect=403)
-    assert refused["error"]["code"] == "not_your_patient"
+    refused = await piotr.call("GET", path, expect=404)
+    assert refused["error"]["code"] == "patient_not_found"
     grey = await api("dr.grey@demo.test")
-    assert (await grey.call("GET", path, expect=403))["error"]["code"] == "not_your_patient"
+    assert (await grey.call("GET", path, expect=404))["error"]["code"] == "patient_not_found"
     other = f"/api/patients/{piotr.user['id']}/record/{cid}/messages"
     missing = await piotr.call("GET", other, expect=404)
     assert missing["error"]["code"] == "consultation_not_found"

@@ -34,15 +34,12 @@ async def refused(client: ApiClient, ws: SocketClient, cid: int, doc: int, patie
         f"/api/consultations/{cid}",
         f"/api/consultations/{cid}/messages",
         f"/api/documents/{doc}/content",
-        f"/api/patients/{patient}/record",
-        f"/api/patients/{patient}/documents",
     ):
         body = await client.call("GET", path, expect=403)
-        assert body["error"]["code"] in (
-            "not_participant",
-            "not_your_document",
-            "not_your_patient",
-        ), (path, body)
+        assert body["error"]["code"] in ("not_participant", "not_your_document"), (path, body)
+    for path in (f"/api/patients/{patient}/record", f"/api/patients/{patient}/documents"):
+        body = await client.call("GET", path, expect=404)
+        assert body["error"]["code"] == "patient_not_found", (path, body)
     resumed = await ws.emit("chat:resume", {"consultation_id": cid, "after_seq": 0})
     assert resumed["error"]["code"] == "not_participant"
 

@@ -494,8 +494,8 @@ async def test_an_away_doctor_whose_console_drops_still_hands_back_their_patient
     grey_ws = await sockets(grey.token)
     await grey_ws.emit("presence:online", IM)
     await grey_ws.next("queue:offer")
-    body = await grey.call("GET", f"/api/patients/{anna.user['id']}/record", expect=403)
-    assert body["error"]["code"] == "not_your_patient"
+    body = await grey.call("GET", f"/api/patients/{anna.user['id']}/record", expect=404)
+    assert body["error"]["code"] == "patient_not_found"
 
 
 async def test_a_join_answered_after_the_doctor_accepted_says_so(api, sockets, server):

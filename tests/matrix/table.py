@@ -123,14 +123,14 @@ ROWS: list[Row] = [
         "GET /api/patients/{patient_id}/record",
         "patient",
         "401 x x A x A A x x x",
-        x="403:not_your_patient",
+        x="404:patient_not_found",
         action="record.read",
     ),
     row(
         "GET /api/patients/{patient_id}/record/{consultation_id}/messages",
         "patient",
         "401 x x A x A A x x x",
-        x="403:not_your_patient",
+        x="404:patient_not_found",
         action="record.read",
     ),
     row(
@@ -274,7 +274,7 @@ ROWS: list[Row] = [
         "GET /api/patients/{patient_id}/documents",
         "patient",
         "401 x x A x A x x x x",
-        x="403:not_your_patient",
+        x="404:patient_not_found",
         action="document.list",
     ),
     row(
