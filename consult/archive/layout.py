@@ -39,6 +39,7 @@ class Entry:
     about: dict[str, Any]
     file: Path | None = None
     printout: tuple[PrintoutFile, int] | None = None
+    transcript: int | None = None  # a consultation's id: its messages, read as they are sent
 
 
 def archive_name(now: datetime) -> str:
@@ -47,11 +48,28 @@ def archive_name(now: datetime) -> str:
 
 
 def entries(
-    facts: RecordFacts, documents: dict[int, Path], recordings: dict[int, Path]
+    facts: RecordFacts,
+    documents: dict[int, Path],
+    recordings: dict[int, Path],
+    transcripts: dict[int, int],
 ) -> list[Entry]:
-    """Every file of the record: the documents (``documents``: their stored files by id), the
-    ready recordings (likewise), and each issued document's printout."""
+    """Every file of the record: the chat transcripts (``transcripts``: the number of messages
+    by consultation id, consultations without any left out), the documents (``documents``:
+    their stored files by id), the ready recordings (likewise), and each issued document's
+    printout."""
     found = []
+    for visit in facts.visits:
+        c = visit.consultation
+        if c.id in transcripts:
+            about = {
+                "kind": "transcript",
+                "consultation_id": c.id,
+                "messages": transcripts[c.id],
+                "content_type": "application/json",
+                "url": f"/api/patients/{facts.patient.id}/record/{c.id}/messages",
+            }
+            path = f"transcripts/consultation-{c.id}.json"
+            found.append(Entry(path, c.created_at, about, transcript=c.id))
     for shared in facts.documents:
         d = shared.document
         about = {

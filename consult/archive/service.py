@@ -1,5 +1,6 @@
 """Download everything: the patient's own record as one ZIP archive, its FHIR bundle and every
-file of theirs (documents, ready call recordings, the printouts of what was issued to them),
+file of theirs (chat transcripts, documents, ready call recordings, the printouts of what was
+issued to them),
 with a manifest naming each file (layout.py).
 
 Only the patient, for their own record (``GET /api/patients/me/archive``); anyone else is
@@ -22,10 +23,12 @@ from typing import Any, Final
 from pydantic_core import to_json
 
 from consult.archive import layout
+from consult.archive.transcripts import transcript
 from consult.archive.zipping import Send, ZipStream
 from consult.audit import Audit
 from consult.calls import repository as calls_repo
 from consult.calls.recordings import RecordingStore
+from consult.chat import repository as chat_repo
 from consult.clock import Clock
 from consult.documents import repository as documents_repo
 from consult.documents.file_store import DocumentStore
@@ -71,6 +74,8 @@ class RecordArchive:
                 documents = await documents_repo.current(uow, patient.id)
                 ready = (r.id for r in facts.recordings)
                 recordings = await calls_repo.stored_names(uow, ready)
+                visits = [v.consultation.id for v in facts.visits]
+                transcripts = await chat_repo.message_counts(uow, visits)
         if patient is None:
             await self._audit.deny(actor, ACTION, detail="not a patient")
             raise NotAllowed(
@@ -81,13 +86,14 @@ class RecordArchive:
             facts,
             {row.id: self._documents.path(row.stored_name) for row in documents},
             {rid: self._recordings.path(name) for rid, name in recordings.items()},
+            transcripts,
         )
         bundle = bundles.collection(bundles.resources(facts, origin), now)
         async with self._db.uow() as uow:
             detail = f"{len(entries)} files and the FHIR bundle"
             await self._audit.write(uow, actor, ACTION, patient_id=patient.id, detail=detail)
             await uow.commit()
-        return Archive(self._printing, patient, now, bundle, entries)
+        return Archive(self._db, self._printing, patient, now, bundle, entries)
 
 
 class Archive:
@@ -95,12 +101,14 @@ class Archive:
 
     def __init__(
         self,
+        db: Database,
         printing: Printing,
         patient: PatientFacts,
         now: datetime,
         bundle: Resource,
         entries: list[layout.Entry],
     ) -> None:
+        self._db = db
         self._printing = printing
         self._patient = patient
         self._now = now
@@ -139,6 +147,9 @@ class Archive:
         at = _zip_time(entry.at)
         if entry.file is not None:
             return await out.add_file(entry.path, entry.file, at)
+        if entry.transcript is not None:
+            chunks = transcript(self._db, entry.transcript)
+            return await out.add_chunks(entry.path, chunks, at, deflate=True)
         if entry.printout is not None:
             kind, document_id = entry.printout
             printout = await self._printing.own(self._patient.id, kind, document_id)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import zipfile
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import IO, BinaryIO, Final
@@ -87,6 +87,23 @@ class ZipStream:
             return written
         finally:
             source.close()
+
+    async def add_chunks(
+        self, name: str, chunks: AsyncIterator[bytes], at: datetime, *, deflate: bool
+    ) -> int:
+        """An entry made as it is sent, from ``chunks`` (of a size unknown ahead: at most
+        4 GiB, no ZIP64); its size."""
+        entry = self._zip.open(_info(name, at, 0, deflate=deflate), "w")
+        written = 0
+        try:
+            async for chunk in chunks:
+                await asyncio.to_thread(entry.write, chunk)
+                written += len(chunk)
+                await self._flush()
+        finally:
+            entry.close()
+        await self._flush()
+        return written
 
     async def close(self) -> None:
         self._zip.close()

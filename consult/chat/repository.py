@@ -55,6 +55,15 @@ async def messages_after(
     return [message_out(r) for r in rows[:limit]], len(rows) > limit
 
 
+async def message_counts(uow: UnitOfWork, consultation_ids: list[int]) -> dict[int, int]:
+    """How many messages each of these consultations holds, those with none left out."""
+    c = t.consultations.c
+    found = await uow.conn.execute(
+        sa.select(c.id, c.last_seq).where(c.id.in_(consultation_ids), c.last_seq > 0)
+    )
+    return {r.id: r.last_seq for r in found}  # sequence numbers have no gaps
+
+
 async def first_messages(
     uow: UnitOfWork, consultation_ids: list[int], count: int
 ) -> dict[int, tuple[list[MessageOut], bool]]:

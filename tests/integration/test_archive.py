@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from consult.storage import tables as t
-from tests.integration.test_fhir import valid, visit_with_outcome
+from tests.integration.test_fhir import SAID, valid, visit_with_outcome
 from tests.integration.test_outcome import today_of
 from tests.support import ApiClient, Server, demo_server, rows
 
@@ -104,7 +104,7 @@ async def test_the_archive_holds_the_bundle_and_every_file_byte_for_byte(
     assert [(r.action, r.patient_id, r.allowed) for r in new] == [
         ("record.archive.read", patient.user["id"], True)
     ]
-    assert new[0].detail == "7 files and the FHIR bundle"
+    assert new[0].detail == "8 files and the FHIR bundle"
 
     # The bundle is the record's FHIR export.
     bundle = json.loads(archive.read("fhir-bundle.json"))
@@ -134,6 +134,19 @@ async def test_the_archive_holds_the_bundle_and_every_file_byte_for_byte(
     # The recording whose file is gone: listed as missing, the rest is whole.
     (missing,) = manifest["missing"]
     assert (missing["kind"], missing["id"]) == ("recording", gone)
+
+    # The consultation's chat transcript: every message, as the record's transcript route
+    # gives them (the shared document's message and the two below).
+    path = f"transcripts/consultation-{cid}.json"
+    transcript = json.loads(archive.read(path))
+    route = f"/api/patients/{patient.user['id']}/record/{cid}/messages"
+    assert transcript == {
+        "consultation_id": cid,
+        "messages": json.loads(await read(patient, route))["messages"],
+    }
+    assert [m["body"] for m in transcript["messages"]][-2:] == [SAID, "Take care."]
+    assert files[path]["messages"] == len(transcript["messages"])
+    assert archive.getinfo(path).compress_type == zipfile.ZIP_DEFLATED
 
     # Each issued document's printout, the same bytes as its own route gives.
     printouts = [f for f in manifest["files"] if f["kind"] == "printout"]

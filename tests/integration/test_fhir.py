@@ -58,16 +58,28 @@ def files(found: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return [d for d in found.get("DocumentReference", []) if d["type"]["text"] != "printout"]
 
 
+SAID = "Chest pain since Monday, worse when climbing stairs."
+
+
 async def visit_with_outcome(api, sockets, clock) -> tuple[ApiClient, ApiClient, dict[str, Any]]:
-    """Anna's finished visit with Dr House: a PDF shared into it, two prescriptions (the
-    antibiotic cancelled since), a referral, sick leave, and the aspirin renewed."""
-    patient, _, doctor, _, cid = await consulting(api, sockets)
+    """Anna's finished visit with Dr House: a PDF shared into it, a word each in the chat, two
+    prescriptions (the antibiotic cancelled since), a referral, sick leave, and the aspirin
+    renewed."""
+    patient, patient_ws, doctor, doctor_ws, cid = await consulting(api, sockets)
     form = aiohttp.FormData()
     form.add_field("description", "ECG from last week")
     form.add_field("file", pdf(), filename="ecg.pdf", content_type="application/octet-stream")
     doc = await patient.call("POST", "/api/documents", data=form, expect=201)
     share = {"document_id": doc["id"], "client_id": "share-1"}
     await patient.call("POST", f"/api/consultations/{cid}/documents", share, expect=201)
+    for ws, (client_id, said) in (
+        (patient_ws, ("say-1", SAID)),
+        (doctor_ws, ("say-2", "Take care.")),
+    ):
+        ack = await ws.emit(
+            "chat:send", {"consultation_id": cid, "client_id": client_id, "body": said}
+        )
+        assert ack["ok"], ack
     out = await issue(doctor, cid, outcome_body(today_of(clock)))
     aspirin, antibiotic = out["packages"][0]["prescriptions"]
     await doctor.call("POST", f"/api/prescriptions/{antibiotic['id']}/cancel", {"reason": "No"})
