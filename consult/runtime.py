@@ -14,9 +14,11 @@ SWITCH_INTERVAL = 0.0005  # seconds
 
 # Thousands of sockets and their sessions are long-lived objects: with the default thresholds
 # the cyclic collector walked them all several times a second, pausing the event loop for the
-# tail of every latency (the same record). Reference counting still frees almost everything
-# at once.
-GC_THRESHOLDS = (50_000, 50, 100)
+# tail of every latency (the same record). The older generations are collected as rarely as
+# that record chose; the young one is small, so that the cyclic garbage of every request
+# (SQLAlchemy's statements) is freed in short pauses, not in one long one every few dozen
+# requests (docs/decisions/2026-12-08-smaller-young-generation.md).
+GC_THRESHOLDS = (5_000, 500, 100)
 
 
 def tune() -> None:
