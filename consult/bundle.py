@@ -84,7 +84,6 @@ class Services:
         matcher = Matcher(clock, rules)
         consultations = ConsultationService(db, clock, audit, matcher)
         booking = BookingService(db, clock, audit)
-        # Limits count in Redis when it is configured: one budget across processes.
         counters = shared_counters(settings)
         chat = chat_service(settings, clock, db, audit, consultations, counters)
         dead_after = timedelta(seconds=settings.process_dead_after)
