@@ -26,14 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from consult.shared_counters import PAUSE
 from consult.storage import tables as t
+from tests.integration import test_two_processes as two_processes
 from tests.integration.test_process_lifecycle import Servers
-from tests.integration.test_two_processes import (  # noqa: F401 (a fixture)
-    Clients,
-    Process,
-    User,
-    add_users,
-    empty_database,
-)
+from tests.integration.test_two_processes import Clients, Process, User, add_users
 from tests.redis_server import RedisServer
 from tests.support import SocketClient
 
@@ -53,6 +48,9 @@ SETTINGS = {
 }
 UNREACHABLE = "Redis unreachable"
 
+# Fixtures: an empty PostgreSQL database of this module's own; clients closed after each test.
+empty_database, clients = two_processes.empty_database, two_processes.clients
+
 pytestmark = pytest.mark.one_backend
 
 
@@ -66,7 +64,7 @@ def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]
 
 @pytest.fixture(scope="module")
 def nodes(
-    empty_database: str,  # noqa: F811
+    empty_database: str,
     own_redis: RedisServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Process, Process]]:
@@ -80,17 +78,10 @@ def nodes(
 
 
 @pytest.fixture
-async def db(empty_database: str) -> AsyncIterator[AsyncEngine]:  # noqa: F811
+async def db(empty_database: str) -> AsyncIterator[AsyncEngine]:
     engine = create_async_engine(empty_database)
     yield engine
     await engine.dispose()
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[Clients]:
-    made = Clients()
-    yield made
-    await made.close()
 
 
 async def consulting(

@@ -17,12 +17,12 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Callable
+from typing import Any
 
-import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.integration import test_process_lifecycle as lifecycle
 from tests.integration.test_process_lifecycle import (
     DEAD_AFTER,
     DOCTOR_GRACE,
@@ -36,46 +36,36 @@ from tests.integration.test_process_lifecycle import (
 from tests.integration.test_two_processes import Clients, Process, User, add_users
 from tests.support import SocketClient
 
+# The fixtures: processes started with test_process_lifecycle.FAST, the database, clients.
+servers, db, clients = lifecycle.servers, lifecycle.db, lifecycle.clients
+
 # The bound operations.md gives for a dead process's connections to stop counting.
 GONE_BOUND = DEAD_AFTER + SWEEP
 
 
-@pytest.fixture
-def servers(database_url: str, tmp_path: Path) -> Iterator[Servers]:
-    made = Servers(database_url, tmp_path)
-    yield made
-    made.stop_all()
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(database_url)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[Clients]:
-    made = Clients()
-    yield made
-    await made.close()
-
-
-async def until_gone(db: AsyncEngine, doctor: User, since: float, limit: float) -> float:
-    """Seconds from ``since`` until the doctor's grace has started (fails after ``limit``)."""
-    while (await presence(db, doctor)).disconnected_at is None:
+async def until(
+    db: AsyncEngine,
+    doctor: User,
+    what: str,
+    holds: Callable[[Any], bool],
+    since: float,
+    limit: float,
+) -> float:
+    """Seconds from ``since`` until the doctor's presence row ``holds`` (fails after ``limit``)."""
+    while not holds(await presence(db, doctor)):
         elapsed = time.monotonic() - since
-        assert elapsed < limit, f"the doctor still counts as connected after {elapsed:.1f} s"
+        assert elapsed < limit, f"the doctor is not {what} after {elapsed:.1f} s"
         await asyncio.sleep(0.05)
     return time.monotonic() - since
 
 
-async def until_away(db: AsyncEngine, doctor: User, since: float, limit: float) -> float:
-    while (await presence(db, doctor)).status != "away":
-        elapsed = time.monotonic() - since
-        assert elapsed < limit, f"the doctor is not away after {elapsed:.1f} s"
-        await asyncio.sleep(0.05)
-    return time.monotonic() - since
+def gone(row: Any) -> bool:
+    """The grace has started: no connection in a live process."""
+    return row.disconnected_at is not None
+
+
+def away(row: Any) -> bool:
+    return bool(row.status == "away")
 
 
 async def two_tabs(clients: Clients, doctor: User, *processes: Process) -> list[SocketClient]:
@@ -111,7 +101,7 @@ async def test_a_doctor_with_a_tab_on_each_process_stays_available_until_the_las
 
     closed = time.monotonic()
     await on_b.close()  # the last one anywhere: the grace starts now
-    assert await until_gone(db, doctor, closed, 5) < 5
+    assert await until(db, doctor, "gone", gone, closed, 5) < 5
 
 
 async def test_the_process_holding_the_last_tab_dies_and_the_doctor_is_gone_within_the_bound(
@@ -127,11 +117,12 @@ async def test_the_process_holding_the_last_tab_dies_and_the_doctor_is_gone_with
     b.popen.send_signal(signal.SIGKILL)
     b.popen.wait(timeout=10)
     killed = time.monotonic()
-    gone = await until_gone(db, doctor, killed, GONE_BOUND + SLACK)
-    away = await until_away(db, doctor, killed, GONE_BOUND + DOCTOR_GRACE + SWEEP + SLACK)
-    print(f"\nSIGKILL -> no longer counted connected: {gone:.2f} s (bound {GONE_BOUND:.1f} s); ")
-    print(f"-> away: {away:.2f} s (bound {GONE_BOUND + DOCTOR_GRACE + SWEEP:.1f} s)")
+    left = await until(db, doctor, "gone", gone, killed, GONE_BOUND + SLACK)
+    set_away = GONE_BOUND + DOCTOR_GRACE + SWEEP
+    went = await until(db, doctor, "away", away, killed, set_away + SLACK)
+    print(f"\nSIGKILL -> no longer counted connected: {left:.2f} s (bound {GONE_BOUND:.1f} s); ")
+    print(f"-> away: {went:.2f} s (bound {set_away:.1f} s)")
     # Never before B could be known dead (its last beat may be a heartbeat before the kill).
-    assert gone >= DEAD_AFTER - HEARTBEAT - 0.2, gone
-    assert away >= gone + DOCTOR_GRACE - 0.2, (gone, away)
+    assert left >= DEAD_AFTER - HEARTBEAT - 0.2, left
+    assert went >= left + DOCTOR_GRACE - 0.2, (left, went)
     assert a.popen.poll() is None
