@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from consult.shared_counters import PAUSE
 from consult.storage import tables as t
+from tests import backends
 from tests.integration import test_two_processes as two_processes
 from tests.integration.test_process_lifecycle import Servers
 from tests.integration.test_two_processes import Clients, Process, User, add_users
@@ -51,7 +52,10 @@ UNREACHABLE = "Redis unreachable"
 # Fixtures: an empty PostgreSQL database of this module's own; clients closed after each test.
 empty_database, clients = two_processes.empty_database, two_processes.clients
 
-pytestmark = pytest.mark.one_backend
+# Several processes run on PostgreSQL (the production set-up), as in test_two_processes.
+pytestmark = pytest.mark.skipif(
+    "postgresql" not in backends.BACKENDS, reason="PostgreSQL not selected"
+)
 
 
 @pytest.fixture(scope="module")

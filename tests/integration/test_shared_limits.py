@@ -21,7 +21,6 @@ from consult.shared_counters import TIMEOUT, SharedCounters
 from tests.support import free_port
 
 REDIS_URL = os.environ.get("CONSULT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-pytestmark = pytest.mark.one_backend  # no database here
 
 
 @pytest.fixture
