@@ -101,7 +101,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app[SERVICES] = services
     app[TRUSTED_PROXIES] = trusted_proxies
     app[PUBLIC_ORIGINS] = parse_public_origins(settings.public_origin)  # a mistake stops start-up
-    app[USAGE_LIMITS] = UsageLimits(settings)
+    app[USAGE_LIMITS] = UsageLimits(settings, services.counters)
 
     sio = create_sio(settings)
     namespace = ConsultNamespace(services, trusted_proxies)
@@ -218,7 +218,7 @@ async def _database_lifetime(app: web.Application) -> AsyncIterator[None]:
         interval=settings.sqlite_checkpoint_interval, max_wal_bytes=settings.sqlite_wal_max_bytes
     )
     yield
-    await services.accounts.throttle.close()
+    await services.counters.close()
     await services.db.dispose()
 
 

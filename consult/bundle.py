@@ -39,6 +39,7 @@ from consult.records.access_log import AccessLog
 from consult.records.service import RecordService
 from consult.results.service import ResultService
 from consult.settings import Settings
+from consult.shared_counters import SharedCounters, shared_counters
 from consult.storage.uow import Database
 from consult.timeline.service import Timeline
 
@@ -74,6 +75,7 @@ class Services:
     ratings: RatingService
     results: ResultService
     timeline: Timeline
+    counters: SharedCounters
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock, db: Database) -> Services:
@@ -82,7 +84,8 @@ class Services:
         matcher = Matcher(clock, rules)
         consultations = ConsultationService(db, clock, audit, matcher)
         booking = BookingService(db, clock, audit)
-        chat = chat_service(settings, clock, db, audit, consultations)
+        counters = shared_counters(settings)
+        chat = chat_service(settings, clock, db, audit, consultations, counters)
         dead_after = timedelta(seconds=settings.process_dead_after)
         presence = PresenceService(
             db,
@@ -104,7 +107,7 @@ class Services:
             bus=db.bus,
             audit=audit,
             accounts=AccountService(
-                db, clock, audit, settings.session_hours, login_throttle(settings)
+                db, clock, audit, settings.session_hours, login_throttle(settings, counters)
             ),
             consultations=consultations,
             presence=presence,
@@ -133,11 +136,17 @@ class Services:
             ratings=RatingService(db, clock, audit, consultations),
             results=ResultService(db, clock, audit, result_store(settings)),
             timeline=Timeline(db, clock, audit),
+            counters=counters,
         )
 
 
 def chat_service(
-    settings: Settings, clock: Clock, db: Database, audit: Audit, consultations: ConsultationService
+    settings: Settings,
+    clock: Clock,
+    db: Database,
+    audit: Audit,
+    consultations: ConsultationService,
+    counters: SharedCounters,
 ) -> ChatService:
     return ChatService(
         db,
@@ -147,6 +156,7 @@ def chat_service(
         max_length=settings.chat_max_length,
         rate=settings.chat_rate,
         burst=settings.chat_burst,
+        counters=counters,
     )
 
 

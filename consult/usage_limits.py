@@ -8,15 +8,17 @@ and per route or event refuses the excess at once, before any database work: HTT
 
 The figures (docs/protocol.md, "Rate limits") are generous on purpose: the pages, the e2e tests
 and the benchmarks never reach them; a client that loops does. Buckets run on real time (not
-the service's clock, which tests move by hand), in each process's memory, like the chat limit
-(consult/chat/limits.py).
+the service's clock, which tests move by hand), like the chat limit (consult/chat/limits.py):
+in this process's memory, and in Redis too when it is configured, so that every process
+counts one budget per user.
 """
 
 from __future__ import annotations
 
-from consult.chat.limits import RateLimiter
+from consult.chat.limits import RateLimiter, SharedLimiter
 from consult.clock import SystemClock
 from consult.settings import Settings
+from consult.shared_counters import SharedCounters
 
 # HTTP routes that read clinical data (a patient's consultations, messages, record, documents,
 # bookings as a doctor sees them, recordings, the outcome's printouts, laboratory and imaging
@@ -95,25 +97,28 @@ OWN_LIMIT_EVENTS = frozenset({"chat:send"})
 
 
 class UsageLimits:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, counters: SharedCounters) -> None:
         clock = SystemClock()
-        self.reads = RateLimiter(clock, settings.read_rate, settings.read_burst, what="reads")
-        self.events = RateLimiter(clock, settings.event_rate, settings.event_burst, what="events")
+        reads = RateLimiter(clock, settings.read_rate, settings.read_burst, what="reads")
+        events = RateLimiter(clock, settings.event_rate, settings.event_burst, what="events")
         per_second = settings.archive_per_hour / 3600
-        self.archives = RateLimiter(clock, per_second, settings.archive_burst, what="archives")
+        archives = RateLimiter(clock, per_second, settings.archive_burst, what="archives")
+        self.reads = SharedLimiter(reads, counters, "reads")
+        self.events = SharedLimiter(events, counters, "events")
+        self.archives = SharedLimiter(archives, counters, "archives")
 
-    def route(self, method: str, path: str, user_id: int) -> None:
+    async def route(self, method: str, path: str, user_id: int) -> None:
         """Spend one of the user's tokens for this route, or raise ``RateLimited``."""
         if method != "GET":
             return
         if path in HEAVY_READS:
-            self.archives.take(path, user_id)
+            await self.archives.take(path, user_id)
         elif path in CLINICAL_READS:
-            self.reads.take(path, user_id)
+            await self.reads.take(path, user_id)
 
-    def event(self, name: str, user_id: int) -> None:
+    async def event(self, name: str, user_id: int) -> None:
         """Spend one of the user's tokens for this event, or raise ``RateLimited``."""
         if name in READ_EVENTS:
-            self.reads.take(name, user_id)
+            await self.reads.take(name, user_id)
         elif name not in OWN_LIMIT_EVENTS:
-            self.events.take(name, user_id)
+            await self.events.take(name, user_id)

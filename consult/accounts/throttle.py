@@ -25,19 +25,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import logging
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import redis.asyncio
-import redis.exceptions
-
 from consult.errors import LimitReached
 from consult.settings import Settings
-
-log = logging.getLogger(__name__)
+from consult.shared_counters import SharedCounters, Unshared
 
 # Hashes one client address may run at once; its further attempts wait for their turn.
 ADDRESS_HASHES = 2
@@ -90,8 +85,6 @@ class AttemptStore(Protocol):
 
     async def forget(self, key: str) -> None: ...
 
-    async def close(self) -> None: ...
-
 
 @dataclass
 class _Count:
@@ -131,9 +124,6 @@ class MemoryAttempts:
         self._counts.pop(key, None)
         self._forget_after.pop(key, None)
 
-    async def close(self) -> None:
-        pass
-
     def _drop_idle(self, now: float) -> None:
         idle = [k for k, c in self._counts.items() if now - c.last >= self._forget_after[k]]
         for key in idle:
@@ -158,40 +148,45 @@ return '0'
 
 class RedisAttempts:
     """Counters in Redis, shared by every process: a hash per key (``failures``, ``until``)
-    that Redis expires ``forget_after`` seconds after its last failure. If Redis cannot be
-    reached, this process's own counters stand in (logged), so logins keep working."""
+    that Redis expires ``forget_after`` seconds after its last failure, under
+    ``<channel>:login:<key>``. While Redis cannot be reached, this process's own counters
+    stand in (consult/shared_counters.py: logged once), so logins keep working."""
 
-    def __init__(self, url: str, prefix: str) -> None:
-        self._redis = redis.asyncio.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-        self._prefix = prefix
-        self._fail = self._redis.register_script(_FAIL)
+    def __init__(self, counters: SharedCounters) -> None:
+        self._counters = counters
+        self._fail = counters.script(_FAIL)
         self._fallback = MemoryAttempts()
 
     async def wait(self, key: str, now: float) -> float:
+        redis = self._counters.redis
+        assert redis is not None
+        name = self._counters.key("login", key)
         try:
-            until = await self._redis.hget(self._prefix + key, "until")
-        except (redis.exceptions.RedisError, OSError):
-            log.warning("login throttle: Redis unreachable; counting in this process")
+            until = await self._counters.call(lambda: redis.hget(name, "until"))
+        except Unshared:
             return await self._fallback.wait(key, now)
         return max(0.0, float(until) - now) if until else 0.0
 
     async def fail(self, key: str, now: float, policy: Policy, *, unless_locked: bool) -> float:
         args = [now, policy.free, policy.delay, policy.max_delay, math.ceil(policy.forget_after)]
+        keys = [self._counters.key("login", key)]
+        fail = self._fail
         try:
-            left = await self._fail(keys=[self._prefix + key], args=[*args, int(unless_locked)])
-        except (redis.exceptions.RedisError, OSError):
-            log.warning("login throttle: Redis unreachable; counting in this process")
+            left = await self._counters.call(
+                lambda: fail(keys=keys, args=[*args, int(unless_locked)])
+            )
+        except Unshared:
             return await self._fallback.fail(key, now, policy, unless_locked=unless_locked)
         return float(left)
 
     async def forget(self, key: str) -> None:
+        redis = self._counters.redis
+        assert redis is not None
+        name = self._counters.key("login", key)
         try:
-            await self._redis.delete(self._prefix + key)
-        except (redis.exceptions.RedisError, OSError):
+            await self._counters.call(lambda: redis.delete(name))
+        except Unshared:
             await self._fallback.forget(key)
-
-    async def close(self) -> None:
-        await self._redis.aclose()
 
 
 @dataclass
@@ -260,17 +255,10 @@ class LoginThrottle:
     async def failed(self, ip: str | None, now: float) -> None:
         await self.store.fail(self.address_key(ip), now, self.address, unless_locked=False)
 
-    async def close(self) -> None:
-        await self.store.close()
 
-
-def login_throttle(settings: Settings) -> LoginThrottle:
+def login_throttle(settings: Settings, counters: SharedCounters) -> LoginThrottle:
     """The throttle the settings describe: counters in Redis when Redis is configured."""
-    store: AttemptStore = (
-        RedisAttempts(settings.redis_url, f"{settings.redis_channel}:login:")
-        if settings.redis_url
-        else MemoryAttempts()
-    )
+    store: AttemptStore = RedisAttempts(counters) if counters.enabled else MemoryAttempts()
     policy = Policy(settings.login_free_attempts, settings.login_delay, settings.login_max_delay)
     return LoginThrottle(
         store,

@@ -12,7 +12,7 @@ from typing import Any
 from consult.audit import Audit
 from consult.chat import repository as repo
 from consult.chat.batch_store import Draft
-from consult.chat.limits import RateLimiter, check_length
+from consult.chat.limits import RateLimiter, SharedLimiter, check_length
 from consult.chat.writer import GroupWriter
 from consult.clock import Clock
 from consult.domain import Actor, ConsultationStatus
@@ -28,6 +28,7 @@ from consult.schemas import (
     ResumeOut,
     TypingOut,
 )
+from consult.shared_counters import SharedCounters
 from consult.storage.retry import retry_transient
 from consult.storage.uow import Database, UnitOfWork
 
@@ -47,14 +48,17 @@ class ChatService:
         max_length: int = 4000,
         rate: float = 10.0,
         burst: int = 20,
+        counters: SharedCounters,
     ) -> None:
         self._db = db
         self._clock = clock
         self._audit = audit
         self._consultations = consultations
         self.max_length = max_length
-        self.limiter = RateLimiter(clock, rate, burst)
-        self._typing_limiter = RateLimiter(clock, TYPING_RATE, TYPING_BURST, what="typing notices")
+        # Per (consultation, user); shared by every process when Redis is configured.
+        self.limiter = SharedLimiter(RateLimiter(clock, rate, burst), counters, "chat")
+        typing = RateLimiter(clock, TYPING_RATE, TYPING_BURST, what="typing notices")
+        self._typing_limiter = SharedLimiter(typing, counters, "typing")
         self._writer = GroupWriter(db, clock, audit)
 
     async def post(
@@ -71,7 +75,7 @@ class ChatService:
         Too long, or too fast for this participant: refused before anything is stored.
         """
         check_length(body, self.max_length)
-        self.limiter.take(consultation_id, actor.user_id)
+        await self.limiter.take(consultation_id, actor.user_id)
         return await self._writer.write(
             Draft(actor, consultation_id, client_id, body, document_id=document_id)
         )
@@ -159,7 +163,7 @@ class ChatService:
     async def typing(self, actor: Actor, consultation_id: int, typing: bool) -> TypingOut:
         """Tell the other participant that the actor is (or stopped) typing. Nothing is
         stored; a lost notice is harmless (the page clears the indicator after a few seconds)."""
-        self._typing_limiter.take(consultation_id, actor.user_id)
+        await self._typing_limiter.take(consultation_id, actor.user_id)
         async with self._db.reader() as uow:
             row = await self._participant_row(uow, actor, consultation_id, "chat.typing")
             if row.status != ConsultationStatus.ACTIVE:

@@ -174,7 +174,7 @@ def _endpoint(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamRe
         if actor is not None:
             request[REQUEST_ACTOR] = actor  # for the error middleware's audit of a refusal
             # Clinical reads: a per-user rate limit (consult/usage_limits.py).
-            request.app[USAGE_LIMITS].route(spec.method, spec.path, actor.user_id)
+            await request.app[USAGE_LIMITS].route(spec.method, spec.path, actor.user_id)
         for name in request.match_info:  # every path parameter is an id: checked before the body
             int_param(request, name)
         kwargs: dict[str, Any] = {}

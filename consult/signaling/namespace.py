@@ -51,7 +51,7 @@ class ConsultNamespace(socketio.AsyncNamespace):
         self.closing = False
         self.services = services
         self.trusted_proxies = trusted_proxies
-        self.limits = UsageLimits(services.settings)
+        self.limits = UsageLimits(services.settings, services.counters)
         self.events: dict[str, EventHandler] = {
             "presence:online": self.presence_online,
             "presence:offline": self.presence_offline,
@@ -93,7 +93,7 @@ class ConsultNamespace(socketio.AsyncNamespace):
 
     async def _limited(self, limit: str, handler: EventHandler, actor: Actor, payload: Any) -> Any:
         refuse_unparsed(payload)
-        self.limits.event(limit, actor.user_id)  # per user (consult/usage_limits.py)
+        await self.limits.event(limit, actor.user_id)  # per user (consult/usage_limits.py)
         return await handler(actor, payload)
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:

@@ -14,6 +14,7 @@ import consult
 from consult.app import APIS
 from consult.edges.client_address import TrustedProxies
 from consult.settings import Settings
+from consult.shared_counters import SharedCounters
 from consult.signaling.namespace import ConsultNamespace
 from tests.matrix.cells import Kind
 from tests.matrix.render import SECURITY_MD, spliced
@@ -25,7 +26,7 @@ def routes_and_events() -> set[str]:
     """Every registered route (``"GET /api/…"``) and every client event's name."""
     routes = {f"{spec.method} {spec.path}" for api in APIS for spec in api.routes}
     # The event table is built at construction; no service is called while building it.
-    services = SimpleNamespace(calls=None, settings=Settings())
+    services = SimpleNamespace(calls=None, settings=Settings(), counters=SharedCounters("", ""))
     namespace = ConsultNamespace(services, TrustedProxies.parse(""))  # type: ignore[arg-type]
     return routes | set(namespace.events)
 

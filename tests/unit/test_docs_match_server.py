@@ -138,10 +138,11 @@ def test_the_client_events_table_lists_exactly_the_declared_events() -> None:
 
     from consult.edges.client_address import TrustedProxies
     from consult.settings import Settings
+    from consult.shared_counters import SharedCounters
     from consult.signaling.namespace import ConsultNamespace
 
     # The event table is built at construction; no service is called while building it.
-    services = SimpleNamespace(calls=None, settings=Settings())
+    services = SimpleNamespace(calls=None, settings=Settings(), counters=SharedCounters("", ""))
     namespace = ConsultNamespace(services, TrustedProxies.parse(""))  # type: ignore[arg-type]
     assert set(namespace.events) == _event_tables("Client → server events")
 
