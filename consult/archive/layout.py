@@ -57,19 +57,33 @@ def entries(
     by consultation id, consultations without any left out), the documents (``documents``:
     their stored files by id), the ready recordings (likewise), and each issued document's
     printout."""
+    return [
+        *_transcripts(facts, transcripts),
+        *_documents(facts, documents),
+        *_recordings(facts, recordings),
+        *_printouts(facts),
+    ]
+
+
+def _transcripts(facts: RecordFacts, counts: dict[int, int]) -> list[Entry]:
     found = []
     for visit in facts.visits:
         c = visit.consultation
-        if c.id in transcripts:
+        if c.id in counts:
             about = {
                 "kind": "transcript",
                 "consultation_id": c.id,
-                "messages": transcripts[c.id],
+                "messages": counts[c.id],
                 "content_type": "application/json",
                 "url": f"/api/patients/{facts.patient.id}/record/{c.id}/messages",
             }
             path = f"transcripts/consultation-{c.id}.json"
             found.append(Entry(path, c.created_at, about, transcript=c.id))
+    return found
+
+
+def _documents(facts: RecordFacts, stored: dict[int, Path]) -> list[Entry]:
+    found = []
     for shared in facts.documents:
         d = shared.document
         about = {
@@ -84,7 +98,12 @@ def entries(
             "url": d.url,
         }
         path = f"documents/{d.id}-{_safe(d.filename)}"
-        found.append(Entry(path, d.created_at, about, file=documents.get(d.id)))
+        found.append(Entry(path, d.created_at, about, file=stored.get(d.id)))
+    return found
+
+
+def _recordings(facts: RecordFacts, stored: dict[int, Path]) -> list[Entry]:
+    found = []
     for r in facts.recordings:
         about = {
             "kind": "recording",
@@ -97,12 +116,17 @@ def entries(
             "url": r.url,
         }
         path = f"recordings/consultation-{r.consultation_id}-recording-{r.id}.webm"
-        found.append(Entry(path, r.started_at, about, file=recordings.get(r.id)))
+        found.append(Entry(path, r.started_at, about, file=stored.get(r.id)))
+    return found
+
+
+def _printouts(facts: RecordFacts) -> list[Entry]:
     issued: list[tuple[PrintoutFile, PackageOut | ReferralOut | SickLeaveOut]] = [
         *((PACKAGE_FILE, p) for p in facts.packages),
         *((REFERRAL_FILE, r) for r in facts.referrals),
         *((SICK_LEAVE_FILE, s) for s in facts.sick_leaves),
     ]
+    found = []
     for kind, item in issued:
         about = {
             "kind": "printout",

@@ -16,7 +16,11 @@ from tests.unit.fhir_sample import NOW, sample_record
 def test_every_file_of_the_record_has_its_place() -> None:
     facts = sample_record()
     stored = Path("/stored")
-    entries = layout.entries(facts, {12: stored / "doc"}, {2: stored / "rec"})
+    entries = layout.entries(facts, {12: stored / "doc"}, {2: stored / "rec"}, {7: 42})
+    transcript, *entries = entries
+    assert (transcript.path, transcript.transcript) == ("transcripts/consultation-7.json", 7)
+    assert transcript.about["messages"] == 42
+    assert transcript.about["url"] == "/api/patients/1/record/7/messages"
     assert [(e.path, e.file, e.printout and e.printout[1]) for e in entries] == [
         ("documents/12-blood-pressure.pdf", stored / "doc", None),
         ("recordings/consultation-7-recording-2.webm", stored / "rec", None),
@@ -34,7 +38,7 @@ def test_every_file_of_the_record_has_its_place() -> None:
 
 def test_a_stored_file_without_its_name_and_the_manifest_lists_it_missing() -> None:
     facts = sample_record()
-    (document, *_) = layout.entries(facts, {}, {})
+    (document, *_) = layout.entries(facts, {}, {}, {})
     assert document.file is None and document.printout is None
     written = [{"path": layout.BUNDLE, **layout.bundle_about(), "size": 10}]
     index = json.loads(layout.manifest(facts.patient, NOW, written, [document]))
@@ -49,5 +53,5 @@ def test_a_file_name_never_leaves_its_folder() -> None:
     shared = facts.documents[0]
     hostile = shared.document.model_copy(update={"filename": "../../etc/pass\\wd\x00.pdf"})
     facts = dataclasses.replace(facts, documents=[SharedDocument(hostile, ())])
-    (entry, *_) = layout.entries(facts, {}, {})
+    (entry, *_) = layout.entries(facts, {}, {}, {})
     assert entry.path == "documents/12-.._.._etc_pass_wd_.pdf"
