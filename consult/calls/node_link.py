@@ -68,6 +68,7 @@ class NodeLink:
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._listener: asyncio.Task[None] | None = None
+        self._pubsub: Any = None
 
     def channel(self, node: str) -> str:
         return f"{self._prefix}node:{node}"
@@ -75,9 +76,9 @@ class NodeLink:
     async def start(self) -> None:
         """Listen on this node's channel (subscribed before this returns: a node announces
         itself as a call's owner only once requests can reach it)."""
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(self.channel(self.node))
-        self._listener = asyncio.get_running_loop().create_task(self._listen(pubsub))
+        self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        await self._pubsub.subscribe(self.channel(self.node))
+        self._listener = asyncio.get_running_loop().create_task(self._listen(self._pubsub))
 
     async def request(self, node: str, op: str, body: dict[str, Any]) -> dict[str, Any]:
         """``op`` run by ``node``; its reply's data (or its error, raised here)."""
@@ -113,6 +114,9 @@ class NodeLink:
         for task in list(self._tasks):
             with contextlib.suppress(Exception):
                 await task
+        if self._pubsub is not None:
+            with contextlib.suppress(redis.exceptions.RedisError, OSError):
+                await self._pubsub.aclose()
         await self._redis.aclose()
 
     async def _listen(self, pubsub: Any) -> None:
