@@ -184,6 +184,7 @@ def call_service(
         address=MediaAddress.from_settings(settings),
         leases=leases,
         link=link,
+        reconcile_every=settings.call_lease if settings.redis_url else 0.0,
     )
 
 

@@ -58,6 +58,7 @@ class MediaState:
 class Call:
     patient_id: int
     doctor_id: int
+    form: Form | None = None  # the form whose kinds the room relays now
     recording_id: int | None = None
     stored_name: str | None = None
     # Being closed: its peers' last state changes still reach the pages, as "closed".
@@ -95,6 +96,7 @@ class MediaBridge:
         fresh = self.room(consultation_id) is None
         room = self.registry.open(str(consultation_id), [str(call.patient_id), str(call.doctor_id)])
         room.allow(media_kinds(form))
+        call.form = form
         try:
             answer = await room.answer(str(user_id), offer)
         except BaseException:
@@ -110,6 +112,8 @@ class MediaBridge:
         room = self.room(consultation_id)
         if room is not None:
             room.allow(media_kinds(form))
+        if consultation_id in self.calls:
+            self.calls[consultation_id].form = form
 
     async def close_room(self, consultation_id: int, *, silent: bool = False) -> None:
         """Close the room (its peers say "closed" to the pages, unless ``silent``) and forget

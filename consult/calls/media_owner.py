@@ -85,6 +85,27 @@ class CallMedia:
             await self._end(consultation_id, silent=silent)
         self._locks.pop(consultation_id, None)
 
+    async def reconcile(self) -> list[int]:
+        """Follow the database where a room here differs from it (ended, or another form): a
+        step told after its commit may have been lost on the way (the owner did not answer in
+        time). The calls that were followed."""
+        held = self.held()
+        async with self._db.reader() as uow:
+            facts = await repo.calls_facts(uow, held)
+        stale = [
+            cid
+            for cid in held
+            if cid not in facts
+            or facts[cid][0] != ConsultationStatus.ACTIVE
+            or (cid in self._bridge.calls and facts[cid][1] != self._bridge.calls[cid].form)
+        ]
+        for consultation_id in stale:
+            log.warning(
+                "call %s: its room differed from the database; following it", consultation_id
+            )
+            await self.follow(consultation_id)
+        return stale
+
     def held(self) -> list[int]:
         """The calls whose room is here."""
         return list(self._bridge.calls)

@@ -31,10 +31,21 @@ log = logging.getLogger(__name__)
 
 
 class MediaRouter:
-    def __init__(self, media: CallMedia, leases: Leases, link: NodeLink | None = None) -> None:
+    def __init__(
+        self,
+        media: CallMedia,
+        leases: Leases,
+        link: NodeLink | None = None,
+        *,
+        reconcile_every: float = 0.0,
+    ) -> None:
+        """``reconcile_every``: seconds between two checks of this node's rooms against the
+        database (0: none; with one process no step can be lost on the way)."""
         self.media = media
         self.leases = leases
         self.link = link
+        self._reconcile_every = reconcile_every
+        self._reconciling: asyncio.Task[None] | None = None
         self._dropping: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -42,10 +53,15 @@ class MediaRouter:
         if self.link is not None:
             await self.link.start()
         self.leases.start(self._lost)
+        if self._reconcile_every > 0:
+            self._reconciling = asyncio.get_running_loop().create_task(self._reconcile())
 
     async def close(self) -> None:
         """Shutdown: every room here closes without a word to the pages (their next offer
         re-establishes the call on a live node), and its lease is released."""
+        if self._reconciling is not None:
+            self._reconciling.cancel()
+            await asyncio.gather(self._reconciling, return_exceptions=True)
         for task in list(self._dropping):
             await asyncio.gather(task, return_exceptions=True)
         for consultation_id in self.media.held():
@@ -139,6 +155,15 @@ class MediaRouter:
     async def _release_if_closed(self, consultation_id: int) -> None:
         if consultation_id not in self.media.held():
             await self.leases.release(consultation_id)
+
+    async def _reconcile(self) -> None:
+        while True:
+            await asyncio.sleep(self._reconcile_every)
+            try:
+                for consultation_id in await self.media.reconcile():
+                    await self._release_if_closed(consultation_id)
+            except Exception:
+                log.exception("calls: checking this node's rooms against the database failed")
 
     def _lost(self, consultation_id: int) -> None:
         """Another node holds the call now: drop the room here, without a word to the pages."""

@@ -251,6 +251,28 @@ async def call_facts(uow: UnitOfWork, consultation_id: int) -> tuple[Any, Form] 
     return None if row is None else (row, await current_form(uow, row))
 
 
+async def calls_facts(
+    uow: UnitOfWork, consultation_ids: Iterable[int]
+) -> dict[int, tuple[str, Form]]:
+    """Each consultation's status and form now, in two statements for them all."""
+    ids = sorted(consultation_ids)
+    if not ids:
+        return {}
+    c = t.consultations.c
+    rows = await uow.conn.execute(sa.select(c.id, c.status, c.form).where(c.id.in_(ids)))
+    facts = {r.id: (str(r.status), Form(r.form)) for r in rows}
+    latest = (
+        sa.select(sa.func.max(_F.id))
+        .where(_F.consultation_id.in_(ids))
+        .group_by(_F.consultation_id)
+    )
+    for cid, form in await uow.conn.execute(
+        sa.select(_F.consultation_id, _F.form).where(_F.id.in_(latest))
+    ):
+        facts[cid] = (facts[cid][0], Form(form))
+    return facts
+
+
 async def recording_row(uow: UnitOfWork, recording_id: int) -> Any:
     return (await uow.conn.execute(sa.select(t.recordings).where(_R.id == recording_id))).first()
 

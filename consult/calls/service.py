@@ -74,10 +74,12 @@ class CallService:
         address: MediaAddress = ANY_ADDRESS,
         leases: Leases | None = None,
         link: Callable[[Handler], NodeLink] | None = None,
+        reconcile_every: float = 0.0,
     ) -> None:
         """``leases`` and ``link``: with several nodes, who owns each call and how a step
-        reaches its owner (``link`` is made with the handler of other nodes' requests); by
-        default every call is this process's."""
+        reaches its owner (``link`` is made with the handler of other nodes' requests), and
+        how often the owner checks its rooms against the database; by default every call is
+        this process's."""
         self._db = db
         self._clock = clock
         self._audit = audit
@@ -91,7 +93,9 @@ class CallService:
         self.composer = self._recording.composer
         self._forms = FormSwitching(clock, audit)
         self.router = MediaRouter(
-            CallMedia(db, self.bridge, self._recording), leases or LocalLeases()
+            CallMedia(db, self.bridge, self._recording),
+            leases or LocalLeases(),
+            reconcile_every=reconcile_every,
         )
         if link is not None:
             self.router.link = link(self.router.serve)

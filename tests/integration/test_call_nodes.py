@@ -30,6 +30,7 @@ import signal
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import av
@@ -45,6 +46,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from consult.storage import tables as t
 from tests import backends
 from tests.integration.test_media_relay import NumberedVideo, read_frame
 from tests.integration.test_two_processes import (
@@ -280,10 +282,10 @@ async def test_each_side_offers_through_its_own_node_and_media_flows_both_ways(
     assert {leg["role"] for leg in quality["legs"]} == {"patient", "doctor"}
     assert all(leg["state"] == "connected" for leg in quality["legs"]), quality
 
-    # The patient hangs up on A; the end of the call reaches the doctor on B.
-    assert (await patient_ws.emit("call:hangup", {"consultation_id": cid}))["ok"]
-    await doctor_ws.until("call:form-changed", lambda c: c["form"] == "chat", EVENT_TIMEOUT)
+    # The doctor hangs up on B: B tells A, whose room closes before the ack.
+    assert (await doctor_ws.emit("call:hangup", {"consultation_id": cid}))["ok"]
     assert calls_held(a) == 0
+    await patient_ws.until("call:form-changed", lambda c: c["form"] == "chat", EVENT_TIMEOUT)
 
 
 async def test_a_switch_asked_on_one_node_is_consented_on_the_other_and_recording_follows(
@@ -363,6 +365,28 @@ async def test_a_frozen_owner_is_answered_for_once_its_lease_lapses(
     await wait_for(lambda: calls_held(a) == 0, LEASE + 5, "A's stale room dropped")
     assert calls_held(b) == 1
     assert (await doctor_ws.emit("call:hangup", {"consultation_id": cid}))["ok"]
+
+
+async def test_an_owner_that_missed_a_switch_follows_the_database_within_a_lease(
+    cluster: Cluster, db: AsyncEngine, clients: Clients, pages: list[Page]
+) -> None:
+    a, b = cluster["a"], cluster["b"]
+    _, patient_ws, doctor, _, cid = await video_call(db, clients, "paediatrics", a, b)
+    page = Page("patient", patient_ws, cid)
+    pages.append(page)
+    assert (await page.join())["ok"]
+    assert calls_held(a) == 1
+    # A hang-up committed by a node whose word to the owner was lost (it timed out).
+    async with db.begin() as conn:
+        await conn.execute(
+            t.consultation_forms.insert().values(
+                consultation_id=cid,
+                form="chat",
+                started_at=datetime.now(UTC),
+                requested_by=doctor.id,
+            )
+        )
+    await wait_for(lambda: calls_held(a) == 0, LEASE + 3, "A's room closed by its own check")
 
 
 async def test_a_killed_owners_call_is_taken_over_and_media_flows_again_within_10_s(
