@@ -3,25 +3,32 @@
 Two or three "nodes" in this process, each with its own Redis clients, as separate processes
 would have: leases claimed, kept, lapsed, taken over, released, found lost after a Redis
 restart's empty keys; requests answered, an owner's error raised as the same error, a node
-that is gone known at once, a node that does not answer refused within the timeout. Each test
-has a key prefix and channels of its own (Redis is shared with other test runs).
+that is gone known at once, a node that does not answer refused within the timeout; and, on a
+redis-server of the test's own, restarted: the nodes' channels and leases come back by
+themselves. Each test has a key prefix and channels of its own (Redis is shared with other
+test runs).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+import redis.exceptions
 
 from consult.calls.leases import RedisLeases
 from consult.calls.node_link import NodeGone, NodeLink
 from consult.errors import NotFound, Unavailable
+from tests.support import free_port
 
 REDIS_URL = os.environ.get("CONSULT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -170,3 +177,85 @@ async def test_a_gone_node_is_known_at_once_and_a_silent_one_times_out(
     made.remove(b)
     with pytest.raises(NodeGone):
         await a.request("b", "answer", {})
+
+
+class OwnRedis:
+    """A redis-server of this test's own (the shared one is never restarted), no persistence."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        command = ["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no"]
+        self.process = subprocess.Popen(
+            command, cwd=self.directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        client = aioredis.from_url(self.url)
+        try:
+            for _ in range(100):
+                with contextlib.suppress(OSError, redis.exceptions.ConnectionError):
+                    await client.ping()
+                    return
+                await asyncio.sleep(0.05)
+            raise AssertionError("redis-server did not start")
+        finally:
+            await client.aclose()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+async def test_links_and_leases_come_back_by_themselves_after_redis_restarts(
+    made: list[Any], prefix: str, tmp_path: Path
+) -> None:
+    server = OwnRedis(tmp_path)
+    await server.start()
+    try:
+
+        async def echo(op: str, body: dict[str, Any]) -> dict[str, Any]:
+            return {"op": op}
+
+        a = NodeLink(server.url, prefix, "a", echo, timeout=1.0)
+        b = NodeLink(server.url, prefix, "b", echo, timeout=1.0)
+        owner = RedisLeases(server.url, prefix, "b", lease=1.0)
+        made.extend([a, b, owner])
+        await a.start()
+        await b.start()
+        owner.start(lambda cid: None)
+        assert await owner.claim(1) == "b"
+        assert await a.request("b", "answer", {}) == {"op": "answer"}
+
+        server.stop()  # restarted empty: every key and subscription gone
+        await asyncio.sleep(1.0)
+        await server.start()
+        restarted = time.monotonic()
+
+        async def answered() -> bool:
+            with contextlib.suppress(NodeGone, Unavailable):
+                return await a.request("b", "answer", {}) == {"op": "answer"}
+            return False
+
+        while not await answered():
+            assert time.monotonic() - restarted < 10, "b's channel never came back"
+            await asyncio.sleep(0.2)
+        # The owner's next renewal wrote its lease again.
+        await wait_for_owner(owner, 1, "b", restarted + 5)
+    finally:
+        server.stop()
+
+
+async def wait_for_owner(leases: RedisLeases, cid: int, node: str, deadline: float) -> None:
+    while await _owner_or_none(leases, cid) != node:
+        assert time.monotonic() < deadline, f"call {cid}'s lease was not written again"
+        await asyncio.sleep(0.1)
+
+
+async def _owner_or_none(leases: RedisLeases, cid: int) -> str | None:
+    with contextlib.suppress(Unavailable):
+        return await leases.owner(cid)
+    return None
