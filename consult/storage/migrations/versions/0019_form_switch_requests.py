@@ -2,7 +2,7 @@
 
 Revision ID: 0019
 Revises: 0018
-Create Date: 2027-01-12
+Create Date: 2026-12-08
 """
 
 from __future__ import annotations
