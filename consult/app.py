@@ -197,7 +197,10 @@ async def _every(
 
 
 async def _calls_lifetime(app: web.Application) -> AsyncIterator[None]:
-    """The quality push runs while the server does; shutdown finishes recordings, closes peers."""
+    """Other nodes' call requests are taken and this node's call leases kept, and the quality
+    push runs, while the server does; shutdown finishes recordings, closes peers, releases the
+    leases."""
+    await app[SERVICES].calls.start()
     app[CALL_PUSH].start()
     yield
     await app[CALL_PUSH].close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -11,6 +12,8 @@ from consult.archive.service import RecordArchive
 from consult.audit import Audit
 from consult.booking.hours import HoursService
 from consult.booking.service import BookingService
+from consult.calls.leases import RedisLeases
+from consult.calls.node_link import Handler, NodeLink
 from consult.calls.recordings import RecordingStore
 from consult.calls.service import CallService
 from consult.chat.service import ChatService
@@ -21,6 +24,7 @@ from consult.documents.service import DocumentService
 from consult.events import EventBus
 from consult.fhir.service import FhirExport
 from consult.followups.service import FollowUpService
+from consult.media.host_address import MediaAddress
 from consult.media.ice import IceConfig
 from consult.outcome.catalogue_store import CatalogueStore
 from consult.outcome.issued_service import IssuedDocuments
@@ -98,7 +102,7 @@ class Services:
         )
         processes = Processes(db, clock, presence, dead_after)
         documents = document_store(settings)
-        calls = call_service(settings, clock, db, audit, consultations)
+        calls = call_service(settings, clock, db, audit, consultations, presence.process_id)
         printing = Printing(db, clock, audit, settings.clinic_name)
         return cls(
             settings=settings,
@@ -161,8 +165,25 @@ def chat_service(
 
 
 def call_service(
-    settings: Settings, clock: Clock, db: Database, audit: Audit, consultations: ConsultationService
+    settings: Settings,
+    clock: Clock,
+    db: Database,
+    audit: Audit,
+    consultations: ConsultationService,
+    node: str,
 ) -> CallService:
+    """Calls; with Redis, each call's owner node and the link to it (``node``: this process's
+    id, as in ``server_processes``)."""
+    leases: RedisLeases | None = None
+    link: Callable[[Handler], NodeLink] | None = None
+    if settings.redis_url:
+        prefix = f"{settings.redis_channel}:"
+        leases = RedisLeases(settings.redis_url, prefix, node, lease=settings.call_lease)
+        timeout = settings.call_forward_timeout
+
+        def link(handler: Handler) -> NodeLink:
+            return NodeLink(settings.redis_url, prefix, node, handler, timeout=timeout)
+
     return CallService(
         db,
         clock,
@@ -170,6 +191,10 @@ def call_service(
         consultations,
         ice=IceConfig.from_settings(settings),
         recordings=RecordingStore(settings.recordings_path(), web_root=settings.web_dir),
+        address=MediaAddress.from_settings(settings),
+        leases=leases,
+        link=link,
+        reconcile_every=settings.call_lease if settings.redis_url else 0.0,
     )
 
 

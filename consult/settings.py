@@ -68,6 +68,18 @@ class Settings:
     turn_urls: str = ""
     turn_secret: str = field(default="", repr=False)
     turn_ttl: int = 3600
+    # Where this node's media peers are reached (consult/media/host_address.py): the IP address
+    # their ICE host candidates are gathered on (empty: every interface but loopback, as aioice
+    # does), and the address written into the candidates instead when the node sits behind a
+    # 1:1 NAT (a cloud machine's public IP; empty: media_address itself).
+    media_address: str = ""
+    media_public_address: str = ""
+    # Calls across nodes (consult/calls/leases.py, node_link.py; with Redis only): each call's
+    # media has an owner node holding a lease of call_lease seconds, renewed every third of it;
+    # signalling that reaches another node is forwarded to the owner, which has
+    # call_forward_timeout seconds to answer.
+    call_lease: float = 5.0
+    call_forward_timeout: float = 5.0
     # Chat limits: characters per message; messages per second per participant of a
     # consultation, with bursts of up to chat_burst (a token bucket in each process).
     chat_max_length: int = 4000
@@ -161,6 +173,11 @@ class Settings:
             )
         if not 1 <= len(self.clinic_name.strip()) <= 200:
             raise ValueError("CONSULT_CLINIC_NAME must have 1 to 200 characters")
+        if self.call_lease < 1 or self.call_forward_timeout <= 0:
+            raise ValueError(
+                "CONSULT_CALL_LEASE must be at least 1 second and CONSULT_CALL_FORWARD_TIMEOUT "
+                "more than 0"
+            )
         if self.decline_exclusion < 0:
             raise ValueError(
                 f"CONSULT_DECLINE_EXCLUSION must be 0 or more seconds, not {self.decline_exclusion}"

@@ -1,8 +1,9 @@
 """The media bridge: this process's media rooms (``consult.media``) for the consultations' calls.
 
-Rooms live in this process (aiortc peers cannot move between processes). The bridge opens a
-room on an offer, lets it relay only what the form allows, closes it, reports each leg's media
-state to listeners and both legs' quality figures.
+Rooms live in this process (aiortc peers cannot move between processes): this process is the
+owner of their calls (``leases.py``). The bridge opens a room on an offer, lets it relay only
+what the form allows, closes it, reports each leg's media state to listeners and both legs'
+quality figures.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from consult.calls.forms import media_kinds
 from consult.domain import Form
 from consult.errors import NotFound
 from consult.media.call import CallEvent, CallRoom
+from consult.media.host_address import ANY_ADDRESS, MediaAddress
 from consult.media.ice import IceConfig
 from consult.media.offers import Offer
 from consult.media.registry import CallRegistry
@@ -56,17 +58,21 @@ class MediaState:
 class Call:
     patient_id: int
     doctor_id: int
+    form: Form | None = None  # the form whose kinds the room relays now
     recording_id: int | None = None
     stored_name: str | None = None
     # Being closed: its peers' last state changes still reach the pages, as "closed".
     ending: bool = False
+    # Dropped without a word to the pages: the call moved to another node (or this one stops),
+    # where the pages' next offers re-establish it.
+    silent: bool = False
     # The state each participant's leg was last shown as: one call:state per change.
     shown: dict[int, str] = field(default_factory=dict)
 
 
 class MediaBridge:
-    def __init__(self, ice: IceConfig) -> None:
-        self.registry = CallRegistry(ice, on_event=self._on_media)
+    def __init__(self, ice: IceConfig, address: MediaAddress = ANY_ADDRESS) -> None:
+        self.registry = CallRegistry(ice, on_event=self._on_media, address=address)
         self.calls: dict[int, Call] = {}
         self.listeners: list[Callable[[MediaState], None]] = []
 
@@ -90,6 +96,7 @@ class MediaBridge:
         fresh = self.room(consultation_id) is None
         room = self.registry.open(str(consultation_id), [str(call.patient_id), str(call.doctor_id)])
         room.allow(media_kinds(form))
+        call.form = form
         try:
             answer = await room.answer(str(user_id), offer)
         except BaseException:
@@ -105,12 +112,16 @@ class MediaBridge:
         room = self.room(consultation_id)
         if room is not None:
             room.allow(media_kinds(form))
+        if consultation_id in self.calls:
+            self.calls[consultation_id].form = form
 
-    async def close_room(self, consultation_id: int) -> None:
-        """Close the room (its peers say "closed" to the pages) and forget the call."""
+    async def close_room(self, consultation_id: int, *, silent: bool = False) -> None:
+        """Close the room (its peers say "closed" to the pages, unless ``silent``) and forget
+        the call."""
         call = self.calls.get(consultation_id)
         if call is not None:
             call.ending = True
+            call.silent = silent
         try:
             await self.registry.end(str(consultation_id))
         finally:
@@ -140,7 +151,7 @@ class MediaBridge:
     def _on_media(self, event: CallEvent) -> None:
         consultation_id = int(event.consultation_id)
         call = self.calls.get(consultation_id)
-        if call is None:
+        if call is None or call.silent:
             return
         user_id = int(event.user_id)
         state = shown_state(call.shown.get(user_id), event.state, call.ending)

@@ -1,5 +1,6 @@
 """Switching a consultation's form: at once, or (up to video) after the other participant's
-consent. Every switch is a stretch in ``consultation_forms`` (the forms-used timeline). Runs
+consent. Every switch is a stretch in ``consultation_forms`` (the forms-used timeline); a
+request waiting for consent is a row of ``form_switch_requests``, so any node answers it. Runs
 inside the caller's unit of work, on the consultation row it locked; the caller makes the media
 follow the form after commit."""
 
@@ -9,7 +10,7 @@ from typing import Any
 
 from consult.audit import Audit
 from consult.calls import repository as repo
-from consult.calls.forms import PendingSwitches, SwitchRequest, has_call, needs_consent
+from consult.calls.forms import SwitchRequest, check_answerable, has_call, needs_consent
 from consult.calls.recording_control import to_both
 from consult.calls.schemas import FormChangeOut, FormRequestOut
 from consult.clock import Clock
@@ -34,7 +35,6 @@ class FormSwitching:
     def __init__(self, clock: Clock, audit: Audit) -> None:
         self._clock = clock
         self._audit = audit
-        self.pending = PendingSwitches()
 
     async def request(
         self, uow: UnitOfWork, actor: Actor, row: Any, form: Form, *, hangup: bool
@@ -48,9 +48,8 @@ class FormSwitching:
         if not needs_consent(current, form):
             return await self.switch(uow, actor, row, current, form, actor.user_id)
         other = row.doctor_id if actor.user_id == row.patient_id else row.patient_id
-        request = self.pending.request(
-            SwitchRequest(row.id, form, current, actor.user_id, other, self._clock.now())
-        )
+        request = SwitchRequest(row.id, form, current, actor.user_id, other, self._clock.now())
+        await repo.put_request(uow, request)
         out = request_out(request)
         await self._audit.write(
             uow,
@@ -64,7 +63,8 @@ class FormSwitching:
         return out
 
     async def answer(self, uow: UnitOfWork, actor: Actor, row: Any, accept: bool) -> FormChangeOut:
-        request = self.pending.take_for_answer(row.id, actor.user_id)
+        request = check_answerable(await repo.open_request(uow, row.id), actor.user_id)
+        await repo.delete_request(uow, row.id)
         current = await repo.current_form(uow, row)
         if accept and request.form is not current:
             return await self.switch(uow, actor, row, current, request.form, request.requested_by)
@@ -98,7 +98,7 @@ class FormSwitching:
     ) -> FormChangeOut:
         now = self._clock.now()
         await repo.switch_form(uow, row, form, requested_by, now)
-        self.pending.clear(row.id)
+        await repo.delete_request(uow, row.id)
         await self._audit.write(
             uow,
             actor,

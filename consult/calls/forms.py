@@ -36,7 +36,8 @@ def needs_consent(current: Form, wanted: Form) -> bool:
 
 @dataclass(frozen=True)
 class SwitchRequest:
-    """A pending request to switch to ``form``, waiting for ``to_user``'s answer."""
+    """A pending request to switch to ``form``, waiting for ``to_user``'s answer (stored in
+    ``form_switch_requests``, where every node reads it)."""
 
     consultation_id: int
     form: Form
@@ -46,31 +47,14 @@ class SwitchRequest:
     at: datetime
 
 
-class PendingSwitches:
-    """At most one open request per consultation; a new request replaces the old one."""
-
-    def __init__(self) -> None:
-        self._pending: dict[int, SwitchRequest] = {}
-
-    def request(self, request: SwitchRequest) -> SwitchRequest:
-        self._pending[request.consultation_id] = request
-        return request
-
-    def get(self, consultation_id: int) -> SwitchRequest | None:
-        return self._pending.get(consultation_id)
-
-    def take_for_answer(self, consultation_id: int, user_id: int) -> SwitchRequest:
-        """The request ``user_id`` answers now (and no longer pending); only its addressee may."""
-        request = self._pending.get(consultation_id)
-        if request is None:
-            raise Conflict("There is no form switch to answer.", code="form_no_request")
-        if request.to_user != user_id:
-            raise NotAllowed(
-                "Only the other participant answers a form switch request.",
-                code="form_own_request",
-            )
-        del self._pending[consultation_id]
-        return request
-
-    def clear(self, consultation_id: int) -> None:
-        self._pending.pop(consultation_id, None)
+def check_answerable(request: SwitchRequest | None, user_id: int) -> SwitchRequest:
+    """The request ``user_id`` may answer now: there is one, and it was made to them (at most
+    one is open per consultation; a newer request replaced any older one)."""
+    if request is None:
+        raise Conflict("There is no form switch to answer.", code="form_no_request")
+    if request.to_user != user_id:
+        raise NotAllowed(
+            "Only the other participant answers a form switch request.",
+            code="form_own_request",
+        )
+    return request

@@ -61,9 +61,11 @@ class RecordingControl:
         self.composer = RecordingComposer(db, recordings)
 
     async def state(self, uow: UnitOfWork, row: Any) -> RecordingStateOut:
+        """Consents and the recording running, as the database has them (the owner of the call
+        may be another node)."""
         consents = await repo.consents(uow, row.id)
-        call = self._bridge.calls.get(row.id)
-        recording_id = call.recording_id if call else None
+        running = await repo.recordings_in_progress(uow, row.id)
+        recording_id = running[-1].id if running else None
         return RecordingStateOut(
             consultation_id=row.id,
             patient_consent=consents.get(row.patient_id, False),
@@ -115,6 +117,42 @@ class RecordingControl:
         log.info("call %s: recording %s started", consultation_id, recording_id)
         return True
 
+    async def follow_consents(self, consultation_id: int, room: CallRoom | None) -> bool:
+        """Record when both participants' latest consent is yes, stop when one is not; whether
+        a recording started or stopped (each tells both pages itself)."""
+        call = self._bridge.calls.get(consultation_id)
+        if call is None:
+            return False
+        async with self._db.reader() as uow:
+            consents = await repo.consents(uow, consultation_id)
+        if consents.get(call.patient_id) and consents.get(call.doctor_id):
+            return room is not None and await self.maybe_start(consultation_id, room)
+        return await self.stop(consultation_id)
+
+    async def finish_left_behind(self, consultation_id: int, order: tuple[int, int]) -> None:
+        """Recordings of this call still marked ``recording`` when this node opens its room:
+        a node that held the call died while recording (or this process did, before a
+        restart). Each is finished as a stop would: composed when its tracks are in the
+        recordings folder (shared between machines, or this machine's), failed otherwise."""
+        async with self._db.reader() as uow:
+            left = await repo.recordings_in_progress(uow, consultation_id)
+        for recording in left:
+            recorded = await self.recordings.has_tracks(recording.stored_name)
+            async with self._db.uow() as uow:
+                now = self._clock.now()
+                finished = await repo.finish_recording(uow, recording.id, now, recorded=recorded)
+                await uow.commit()
+            if not finished:
+                continue
+            log.warning(
+                "call %s: recording %s left behind by a server that stopped; %s",
+                consultation_id,
+                recording.id,
+                "composing its tracks" if recorded else "no tracks here: failed",
+            )
+            if recorded:
+                self.composer.start(recording.id, recording.stored_name, order, LONGEST_CALL)
+
     async def stop(self, consultation_id: int) -> bool:
         """Stop the running recording, if any; whether one stopped."""
         call = self._bridge.calls.get(consultation_id)
@@ -132,7 +170,8 @@ class RecordingControl:
         # The room may have finished the file itself (closed first): the file is what counts.
         recorded = await self.recordings.has_tracks(stored_name)
         async with self._db.uow() as uow:
-            await repo.finish_recording(uow, recording_id, self._clock.now(), recorded=recorded)
+            now = self._clock.now()
+            recorded &= await repo.finish_recording(uow, recording_id, now, recorded=recorded)
             await self._audit.write(
                 uow,
                 None,

@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from consult.calls.forms import SwitchRequest
 from consult.clock import as_utc
 from consult.domain import Form
 from consult.schemas import FormStretchOut, RecordingOut
@@ -17,6 +18,7 @@ from consult.storage.uow import UnitOfWork
 _F = t.consultation_forms.c
 _RC = t.recording_consents.c
 _R = t.recordings.c
+_SR = t.form_switch_requests.c
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -117,6 +119,46 @@ async def close_stretch(uow: UnitOfWork, consultation_id: int, now: datetime) ->
     )
 
 
+async def put_request(uow: UnitOfWork, request: SwitchRequest) -> None:
+    """The consultation's open switch request, replacing one still open. The caller holds the
+    consultation's row (participant_row), so two requests do not race."""
+    await delete_request(uow, request.consultation_id)
+    await uow.conn.execute(
+        t.form_switch_requests.insert().values(
+            consultation_id=request.consultation_id,
+            form=str(request.form),
+            previous=str(request.previous),
+            requested_by=request.requested_by,
+            to_user=request.to_user,
+            at=request.at,
+        )
+    )
+
+
+async def open_request(uow: UnitOfWork, consultation_id: int) -> SwitchRequest | None:
+    row = (
+        await uow.conn.execute(
+            sa.select(t.form_switch_requests).where(_SR.consultation_id == consultation_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    return SwitchRequest(
+        row.consultation_id,
+        Form(row.form),
+        Form(row.previous),
+        row.requested_by,
+        row.to_user,
+        as_utc(row.at),
+    )
+
+
+async def delete_request(uow: UnitOfWork, consultation_id: int) -> None:
+    await uow.conn.execute(
+        t.form_switch_requests.delete().where(_SR.consultation_id == consultation_id)
+    )
+
+
 async def add_consent(
     uow: UnitOfWork, consultation_id: int, user_id: int, consent: bool, now: datetime
 ) -> None:
@@ -161,13 +203,16 @@ async def add_recording(
 
 async def finish_recording(
     uow: UnitOfWork, recording_id: int, now: datetime, *, recorded: bool
-) -> None:
-    """The call's recording stopped: composed next when anything was recorded."""
-    await uow.conn.execute(
+) -> bool:
+    """The call's recording stopped: composed next when anything was recorded. False when it
+    was finished already (by the node that took the call over, or by the one it was taken
+    from): only one of them composes it."""
+    done = await uow.conn.execute(
         t.recordings.update()
-        .where(_R.id == recording_id)
+        .where(_R.id == recording_id, _R.status == "recording")
         .values(status="composing" if recorded else "failed", ended_at=now)
     )
+    return bool(done.rowcount)
 
 
 async def composed(
@@ -179,6 +224,53 @@ async def composed(
         .where(_R.id == recording_id, _R.status == "composing")
         .values(status="ready" if sha256 is not None else "failed", size=size, sha256=sha256)
     )
+
+
+async def recordings_in_progress(uow: UnitOfWork, consultation_id: int) -> list[Any]:
+    """The consultation's recordings being written (id, stored_name): the running one, and
+    any a node that died while recording left behind."""
+    rows = await uow.conn.execute(
+        sa.select(_R.id, _R.stored_name)
+        .where(_R.consultation_id == consultation_id, _R.status == "recording")
+        .order_by(_R.id)
+    )
+    return list(rows)
+
+
+async def call_facts(uow: UnitOfWork, consultation_id: int) -> tuple[Any, Form] | None:
+    """What a call's media follows, read afresh: the consultation (status, participants) and
+    its form now; None for no such consultation."""
+    c = t.consultations.c
+    row = (
+        await uow.conn.execute(
+            sa.select(c.id, c.status, c.patient_id, c.doctor_id, c.form).where(
+                c.id == consultation_id
+            )
+        )
+    ).first()
+    return None if row is None else (row, await current_form(uow, row))
+
+
+async def calls_facts(
+    uow: UnitOfWork, consultation_ids: Iterable[int]
+) -> dict[int, tuple[str, Form]]:
+    """Each consultation's status and form now, in two statements for them all."""
+    ids = sorted(consultation_ids)
+    if not ids:
+        return {}
+    c = t.consultations.c
+    rows = await uow.conn.execute(sa.select(c.id, c.status, c.form).where(c.id.in_(ids)))
+    facts = {r.id: (str(r.status), Form(r.form)) for r in rows}
+    latest = (
+        sa.select(sa.func.max(_F.id))
+        .where(_F.consultation_id.in_(ids))
+        .group_by(_F.consultation_id)
+    )
+    for cid, form in await uow.conn.execute(
+        sa.select(_F.consultation_id, _F.form).where(_F.id.in_(latest))
+    ):
+        facts[cid] = (facts[cid][0], Form(form))
+    return facts
 
 
 async def recording_row(uow: UnitOfWork, recording_id: int) -> Any:

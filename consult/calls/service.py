@@ -14,18 +14,20 @@
   ends. The tracks land in the recordings folder and are composed after the call into the file
   served (composer.py); the row has its size and checksum once composed.
 
-Media rooms, pending switch requests and running recordings live in this process (aiortc peers
-cannot move between processes); the timeline, consents and recordings are in the database.
+Media rooms and running recordings live in one process, the call's owner (aiortc peers cannot
+move between processes; ``leases.py``); the timeline, pending switch requests, consents and
+recordings are in the database, so any node answers a page's event.
 
 ``CallService`` is what the edges call: it checks who asks, one action at a time per
-consultation, and hands over to the form switching (``form_switching.py``), the recordings
-(``recording_control.py``) and the media bridge (``bridge.py``).
+consultation on this node, writes what changed (the form switching, ``form_switching.py``; the
+consents), and after the commit has the owner's media follow (``media_router.py``, which runs the
+step here or forwards it; ``media_owner.py``, the steps themselves).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,10 @@ from consult.calls import repository as repo
 from consult.calls.bridge import MediaBridge, MediaState
 from consult.calls.form_switching import FormSwitching, request_out
 from consult.calls.forms import has_call
+from consult.calls.leases import Leases, LocalLeases
+from consult.calls.media_owner import CallMedia
+from consult.calls.media_router import MediaRouter
+from consult.calls.node_link import Handler, NodeLink
 from consult.calls.recording_control import RecordingControl, to_both
 from consult.calls.recordings import RecordingStore
 from consult.calls.schemas import (
@@ -48,10 +54,13 @@ from consult.clock import Clock
 from consult.domain import Actor, ConsultationStatus, Form
 from consult.errors import Conflict, NotFound
 from consult.events import ConsultationEnded, ConsultationInterrupted, Event
+from consult.media.host_address import ANY_ADDRESS, MediaAddress
 from consult.media.ice import IceConfig
 from consult.media.offers import parse_offer
 from consult.queue.service import ConsultationService
 from consult.storage.uow import Database, UnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 class CallService:
@@ -64,19 +73,34 @@ class CallService:
         *,
         ice: IceConfig,
         recordings: RecordingStore,
+        address: MediaAddress = ANY_ADDRESS,
+        leases: Leases | None = None,
+        link: Callable[[Handler], NodeLink] | None = None,
+        reconcile_every: float = 0.0,
     ) -> None:
+        """``leases`` and ``link``: with several nodes, who owns each call and how a step
+        reaches its owner (``link`` is made with the handler of other nodes' requests), and
+        how often the owner checks its rooms against the database; by default every call is
+        this process's."""
         self._db = db
         self._clock = clock
         self._audit = audit
         self._consultations = consultations
         self.ice = ice
-        self.bridge = MediaBridge(ice)
+        self.bridge = MediaBridge(ice, address)
         self.registry = self.bridge.registry
         self.listeners: list[Callable[[MediaState], None]] = self.bridge.listeners
         self._recording = RecordingControl(db, clock, audit, consultations, self.bridge, recordings)
         self.recordings = recordings
         self.composer = self._recording.composer
         self._forms = FormSwitching(clock, audit)
+        self.router = MediaRouter(
+            CallMedia(db, self.bridge, self._recording),
+            leases or LocalLeases(),
+            reconcile_every=reconcile_every,
+        )
+        if link is not None:
+            self.router.link = link(self.router.serve)
         self._locks: dict[int, asyncio.Lock] = {}
 
     # --- what the pages call ------------------------------------------------------------------
@@ -88,11 +112,11 @@ class CallService:
             row = await self._active_row(uow, actor, consultation_id, "call.read")
             form = await repo.current_form(uow, row)
             recording = await self._recording.state(uow, row)
+            pending = await repo.open_request(uow, row.id)
             await self._audit.write(
                 uow, actor, "call.read", patient_id=row.patient_id, consultation_id=row.id
             )
             await uow.commit()
-        pending = self._forms.pending.get(consultation_id)
         return CallStateOut(
             consultation_id=consultation_id,
             form=form,
@@ -123,11 +147,9 @@ class CallService:
                     uow, actor, "call.join", patient_id=row.patient_id, consultation_id=row.id
                 )
                 await uow.commit()
-            answer, room = await self.bridge.answer(
-                consultation_id, row.patient_id, row.doctor_id, actor.user_id, offer, form
-            )
-            await self._recording.maybe_start(consultation_id, room)
-        return AnswerOut(consultation_id=consultation_id, sdp=answer.sdp, type=answer.type)
+            # The owner reads the form again under its own lock (media_owner.py).
+            sdp, type_ = await self.router.answer(consultation_id, actor.user_id, offer.sdp)
+        return AnswerOut(consultation_id=consultation_id, sdp=sdp, type=type_)
 
     async def hangup(self, actor: Actor, consultation_id: int) -> FormChangeOut:
         """End the call for both sides; the consultation goes on as a chat."""
@@ -145,9 +167,7 @@ class CallService:
                 change = await self._forms.request(uow, actor, row, form, hangup=hangup)
                 await uow.commit()
             if isinstance(change, FormChangeOut):  # switched now, not asked
-                self.bridge.follow_form(consultation_id, form)
-                if not has_call(form):
-                    await self._end_media(consultation_id)
+                await self.router.follow(consultation_id)
         return change
 
     async def answer_form(self, actor: Actor, consultation_id: int, accept: bool) -> FormChangeOut:
@@ -156,7 +176,7 @@ class CallService:
                 row = await self._active_row(uow, actor, consultation_id, "call.form")
                 change = await self._forms.answer(uow, actor, row, accept)
                 await uow.commit()
-            self.bridge.follow_form(consultation_id, change.form)
+            await self.router.follow(consultation_id)
         return change
 
     async def record_consent(
@@ -176,12 +196,7 @@ class CallService:
                     detail="given" if consent else "withdrawn",
                 )
                 await uow.commit()
-            room = self.bridge.room(consultation_id)
-            told = False  # a start or stop tells both pages itself
-            if consent and room is not None:
-                told = await self._recording.maybe_start(consultation_id, room)
-            elif not consent:
-                told = await self._recording.stop(consultation_id)
+            told = await self.router.consents(consultation_id)  # a start or stop tells both
             async with self._db.uow() as uow:
                 state = await self._recording.state(uow, row)
                 if not told:
@@ -208,18 +223,24 @@ class CallService:
 
     async def end(self, consultation_id: int) -> None:
         async with self._lock(consultation_id):
-            self._forms.pending.clear(consultation_id)
-            await self._end_media(consultation_id)
+            await self.router.end(consultation_id)
             async with self._db.uow() as uow:
+                await repo.delete_request(uow, consultation_id)
                 await repo.close_stretch(uow, consultation_id, self._clock.now())
                 await uow.commit()
         self._locks.pop(consultation_id, None)
 
+    async def start(self) -> None:
+        """Take other nodes' requests and keep this node's leases (with several nodes)."""
+        await self.router.start()
+
     async def close(self) -> None:
-        """Shutdown: finish recordings, close every peer."""
-        for consultation_id in list(self.bridge.calls):
-            with contextlib.suppress(Exception):
-                await self._end_media(consultation_id)
+        """Shutdown: finish recordings, close every peer (the pages re-establish their calls
+        on a live node), release the leases."""
+        try:
+            await self.router.close()
+        except Exception:  # Redis gone at shutdown: the leases lapse by themselves
+            log.exception("calls: closing the call routing failed")
         await self.registry.close()
         await self.composer.close()
 
@@ -243,8 +264,3 @@ class CallService:
         if row.status != ConsultationStatus.ACTIVE:
             raise Conflict("The consultation is not active.", code="consultation_not_active")
         return row
-
-    async def _end_media(self, consultation_id: int) -> None:
-        """Finish the recording, then close the room (its peers say "closed" to the pages)."""
-        await self._recording.stop(consultation_id)
-        await self.bridge.close_room(consultation_id)

@@ -45,6 +45,7 @@ from consult.media.forwarding import (
     on_keyframe_request,
     on_remb,
 )
+from consult.media.host_address import ANY_ADDRESS, MediaAddress
 from consult.media.ice import IceConfig
 from consult.media.leg import Leg
 from consult.media.offers import (
@@ -96,14 +97,17 @@ class CallRoom:
         on_event: Callable[[CallEvent], None] | None = None,
         kinds: Iterable[str] = KINDS,
         totals: RelayTotals | None = None,
+        address: MediaAddress = ANY_ADDRESS,
     ) -> None:
         """``kinds``: what the room relays at first (see :meth:`allow`); ``totals``: where a
-        dropped leg's relayed figures are added (the registry's, for /metrics)."""
+        dropped leg's relayed figures are added (the registry's, for /metrics); ``address``:
+        the node's media address, which the answers' candidates carry."""
         self.consultation_id = consultation_id
         self.participants = frozenset(participants)
         if len(self.participants) != 2:
             raise ValueError("a call has exactly two participants")
         self._ice = ice
+        self._address = address
         self._mimes = codecs
         self._codecs = {kind: codec_preferences(kind, codecs[kind]) for kind in KINDS}
         self._kinds = frozenset(kinds)
@@ -324,9 +328,11 @@ class CallRoom:
             # answer sends none, and the relay forwards none from one that does not.
             transceiver.direction = "sendrecv" if transceiver.kind in self._kinds else "inactive"
             self._wire(leg, transceiver)
-        answer = await pc.createAnswer()
-        await pc.setLocalDescription(answer)
-        return pc.localDescription
+        with self._address.gathering():  # aiortc gathers the host candidates here
+            answer = await pc.createAnswer()
+            await pc.setLocalDescription(answer)
+        local = pc.localDescription
+        return RTCSessionDescription(sdp=self._address.announced(local.sdp), type=local.type)
 
     def _wire(self, leg: Leg, transceiver: RTCRtpTransceiver) -> None:
         kind = transceiver.kind

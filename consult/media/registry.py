@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from consult.errors import Conflict, NotFound
 from consult.media.call import CallEvent, CallRoom
+from consult.media.host_address import ANY_ADDRESS, MediaAddress
 from consult.media.ice import IceConfig
 from consult.media.offers import DEFAULT_CODECS
 from consult.media.stats import CallFigures, LegFigures, RelayTotals
@@ -22,8 +23,10 @@ class CallRegistry:
         codecs: Mapping[str, tuple[str, ...]] = DEFAULT_CODECS,
         keyframe_interval: float = 0.3,
         on_event: Callable[[CallEvent], None] | None = None,
+        address: MediaAddress = ANY_ADDRESS,
     ) -> None:
         self.ice = ice
+        self.address = address
         self._codecs = codecs
         self._keyframe_interval = keyframe_interval
         self._on_event = on_event
@@ -49,6 +52,7 @@ class CallRegistry:
             keyframe_interval=self._keyframe_interval,
             on_event=self._on_event,
             totals=self._totals,
+            address=self.address,
         )
         self._rooms[consultation_id] = room
         return room

@@ -1,5 +1,6 @@
 """The calls' tables (migration 0006): the forms a consultation used, recording consent, and
-recordings. ``consult.storage.tables`` re-exports them."""
+recordings; and the form switches waiting for the other participant's consent (migration
+0019). ``consult.storage.tables`` re-exports them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sqlalchemy as sa
 
 from consult.storage.metadata import Timestamp, metadata
 
-__all__ = ["consultation_forms", "recording_consents", "recordings"]
+__all__ = ["consultation_forms", "form_switch_requests", "recording_consents", "recordings"]
 
 
 consultation_forms = sa.Table(
@@ -50,5 +51,24 @@ recordings = sa.Table(
     sa.Column("sha256", sa.String(64), nullable=True),
     sa.CheckConstraint(
         "status IN ('recording', 'composing', 'ready', 'failed')", name="ck_recordings_status"
+    ),
+)
+
+form_switch_requests = sa.Table(
+    "form_switch_requests",
+    metadata,
+    # A switch up to video waiting for the other participant's answer: at most one per
+    # consultation (a new request replaces it), deleted when answered, switched or ended. In the
+    # database rather than in a process's memory so that a request made through one node is
+    # answered through any other.
+    sa.Column("consultation_id", sa.ForeignKey("consultations.id"), primary_key=True),
+    sa.Column("form", sa.String(8), nullable=False),
+    sa.Column("previous", sa.String(8), nullable=False),
+    sa.Column("requested_by", sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("to_user", sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("at", Timestamp, nullable=False),
+    sa.CheckConstraint(
+        "form IN ('chat', 'voice', 'video') AND previous IN ('chat', 'voice', 'video')",
+        name="ck_form_switch_requests_forms",
     ),
 )

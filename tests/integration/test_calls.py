@@ -5,7 +5,8 @@ The pages are played by aiortc client peers (what a browser does: one RTCPeerCon
 the server per participant, a complete offer over ``call:offer``). Covered: a video call
 matched from the queue, media both ways; switching forms with the other side's consent and the
 timeline in the record; recording only with both consents, its file in the record; the quality
-push to the doctor only; "reconnecting" when a leg rejoins; bad input (malformed SDP, another
+push to the doctor only; "reconnecting" when a leg rejoins; a recording a dead server left
+"recording" finished when the call's room opens again; bad input (malformed SDP, another
 consultation's call, an offer after hang-up) refused with a clear error and nothing leaked.
 """
 
@@ -16,6 +17,7 @@ import contextlib
 import hashlib
 import os
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -31,6 +33,7 @@ from aiortc import (
     VideoStreamTrack,
 )
 from aiortc.mediastreams import MediaStreamError
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from consult.calls import repository as calls_repository
 from consult.calls.service import CallService
@@ -492,6 +495,43 @@ async def test_a_recording_whose_row_cannot_be_written_never_starts(
     room = calls_of(server).registry.get(str(cid))
     assert room._recorder is None  # no recorder writes a file that no row names
     assert await rows(database_url, t.recordings) == []
+
+
+async def test_a_recording_left_by_a_server_that_died_is_finished_when_the_call_opens_again(
+    server: TestServer, database_url: str, api: Any, sockets: Any, peers: list[Peer]
+) -> None:
+    """A server killed while recording leaves its row "recording"; the node that opens the
+    call's room next finishes it (no tracks in the folder here: failed), so the pages are not
+    told a recording runs that nobody writes."""
+    doctor, doctor_ws, patient, patient_ws, cid = await video_consultation(api, sockets)
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                t.recordings.insert().values(
+                    consultation_id=cid,
+                    stored_name=f"{cid}-left-behind.webm",
+                    status="recording",
+                    started_at=datetime.now(UTC),
+                )
+            )
+    finally:
+        await engine.dispose()
+    config = await patient_ws.emit("call:config", {"consultation_id": cid})
+    assert config["data"]["recording"]["recording"] is True  # what the row says, until then
+    anna = Peer(patient_ws, cid)
+    peers.append(anna)
+    assert (await anna.offer())["ok"]
+    (left,) = await rows(database_url, t.recordings)
+    assert left.status == "failed" and left.ended_at is not None
+    config = await patient_ws.emit("call:config", {"consultation_id": cid})
+    assert config["data"]["recording"] == {
+        "consultation_id": cid,
+        "patient_consent": False,
+        "doctor_consent": False,
+        "recording": False,
+        "recording_id": None,
+    }
 
 
 # -- the form is enforced on the media ----------------------------------------------------------

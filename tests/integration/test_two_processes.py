@@ -87,6 +87,8 @@ class Cluster:
     redis_url: str
     directory: Path
     processes: dict[str, Process] = field(default_factory=dict)
+    # More CONSULT_* settings for every process (test_call_nodes.py: media address, leases).
+    settings: dict[str, str] = field(default_factory=dict)
 
     def start(self, *names: str, demo: str | None = None) -> None:
         """Start these processes at once and wait until each is healthy."""
@@ -98,6 +100,7 @@ class Cluster:
             env["PYTHONUNBUFFERED"] = "1"
             # This run's own pub/sub channel: other runs on the same Redis are not heard.
             env["CONSULT_REDIS_CHANNEL"] = f"consult-test-{self.database_url.rsplit('/', 1)[-1]}"
+            env.update(self.settings)
             command = [
                 *consult_command(),
                 "serve",

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from consult.calls.forms import PendingSwitches, SwitchRequest, has_call, needs_consent
+from consult.calls.forms import SwitchRequest, check_answerable, has_call, needs_consent
 from consult.domain import Form
 from consult.errors import Conflict, NotAllowed
 
@@ -32,15 +32,10 @@ def test_a_call_exists_in_voice_and_video_only() -> None:
     assert [f for f in Form if has_call(f)] == [Form.VOICE, Form.VIDEO]
 
 
-def test_a_request_is_answered_once_by_its_addressee_and_a_newer_one_replaces_it() -> None:
-    switches = PendingSwitches()
-    switches.request(SwitchRequest(1, Form.VIDEO, Form.CHAT, requested_by=10, to_user=20, at=NOW))
-    newer = switches.request(
-        SwitchRequest(1, Form.VIDEO, Form.VOICE, requested_by=20, to_user=10, at=NOW)
-    )
+def test_only_the_addressee_answers_an_open_request() -> None:
+    request = SwitchRequest(1, Form.VIDEO, Form.VOICE, requested_by=20, to_user=10, at=NOW)
     with pytest.raises(NotAllowed):
-        switches.take_for_answer(1, 20)  # the requester may not answer
-    assert switches.take_for_answer(1, 10) == newer
+        check_answerable(request, 20)  # the requester may not answer
+    assert check_answerable(request, 10) == request
     with pytest.raises(Conflict):
-        switches.take_for_answer(1, 10)  # answered already
-    assert switches.get(2) is None
+        check_answerable(None, 10)  # nothing open (answered already, or never asked)

@@ -4,7 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from consult.errors import Conflict, ConsultError, Invalid, LimitReached, NotAllowed, NotFound
+from consult.errors import (
+    Conflict,
+    ConsultError,
+    Invalid,
+    LimitReached,
+    NotAllowed,
+    NotFound,
+    Unavailable,
+)
 from consult.settings import Settings
 from consult.signaling.acks import ack
 
@@ -36,9 +44,24 @@ def test_the_clinic_named_on_printouts():
             Settings.from_env({"CONSULT_CLINIC_NAME": bad})
 
 
+def test_call_leases_and_forwarding_need_sensible_times():
+    s = Settings.from_env({})
+    assert (s.call_lease, s.call_forward_timeout, s.media_address) == (5.0, 5.0, "")
+    for bad in ({"CONSULT_CALL_LEASE": "0.5"}, {"CONSULT_CALL_FORWARD_TIMEOUT": "0"}):
+        with pytest.raises(ValueError, match="CONSULT_CALL_"):
+            Settings.from_env(bad)
+
+
 @pytest.mark.parametrize(
     ("error", "status"),
-    [(Invalid, 400), (NotAllowed, 403), (NotFound, 404), (Conflict, 409), (LimitReached, 429)],
+    [
+        (Invalid, 400),
+        (NotAllowed, 403),
+        (NotFound, 404),
+        (Conflict, 409),
+        (LimitReached, 429),
+        (Unavailable, 503),
+    ],
 )
 def test_errors_carry_a_status_and_a_stable_code(error: type[ConsultError], status: int):
     exc = error("human words", code="machine_code", details={"x": 1})

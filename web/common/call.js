@@ -6,6 +6,10 @@
 // Media goes through the server (one RTCPeerConnection with it per page). The offer is sent when
 // ICE gathering is complete (the server answers with all its candidates: no trickle ICE). A form
 // change, or a connection that fails, makes a new peer: the server swaps it in for the old one.
+// With several servers the call's media is held by one of them; if it dies, nothing tells the
+// page but the media itself: when what arrives stops (STALL_MS) while the other side was last
+// known connected, the page shows "Reconnecting…" and offers again (a new peer) until a live
+// server answers, every RETRY_MS (the server answers call_owner_unavailable meanwhile).
 // Text is always set with textContent.
 
 import { el, emitAck, formatTime } from "/static/api.js";
@@ -14,6 +18,12 @@ import { el, emitAck, formatTime } from "/static/api.js";
 const SWITCH_TO = ["voice", "video"];
 const GATHER_MS = 3000; // the offer goes with the candidates gathered by then
 const RECONNECT_MS = 1500; // a connection "disconnected" this long is rebuilt
+const WATCH_MS = 500; // how often the media arriving is looked at
+const STALL_MS = 2000; // media that stopped arriving this long: the server's peer is gone
+const CONNECT_MS = 10000; // a new peer not connected after this long is rebuilt
+const RETRY_MS = 1000; // a refused or unanswered re-offer is tried again after this
+// Refusals a re-offer waits out (the call's server is moving, or the socket is); others stop it.
+const RETRYABLE = new Set(["call_owner_unavailable", "timeout", "rate_limited", "internal"]);
 
 const PEER_TEXT = {
   connecting: "connecting…",
@@ -46,6 +56,11 @@ export class CallPanel {
     this.pending = null;
     this.connecting = null;
     this.reconnectTimer = null;
+    this.reconnecting = false;
+    this.retryTimer = null;
+    this.watchTimer = null;
+    this.inbound = { packets: 0, at: 0, flowing: false, since: 0 }; // media arriving on this.pc
+    this.otherState = null; // the other side's leg, as the server last said (call:state)
     this.closed = false;
     this.started = false;
     this.handlers = {};
@@ -152,8 +167,13 @@ export class CallPanel {
       "call:form-changed": mine((c) => this._formChanged(c)),
       "call:recording": mine((r) => this._recording(r)),
       "call:quality": mine((q) => this._quality(q)),
-      // After the socket was down: catch up with a form switch or request missed meanwhile.
-      connect: () => this.started && this.refresh().catch((err) => this.onError(err)),
+      // After the socket was down: catch up with a form switch or request missed meanwhile,
+      // and offer again at once if the call is being re-established.
+      connect: () => {
+        if (!this.started) return;
+        this.refresh().catch((err) => this.onError(err));
+        if (this.reconnecting) this._retryNow();
+      },
     };
     for (const [event, handler] of Object.entries(this.handlers)) socket.on(event, handler);
     this.boundSocket = socket;
@@ -169,6 +189,8 @@ export class CallPanel {
   async start() {
     this._bind();
     this.started = true;
+    clearInterval(this.watchTimer);
+    this.watchTimer = setInterval(() => this._watch().catch(() => {}), WATCH_MS);
     await this.refresh();
   }
 
@@ -193,6 +215,7 @@ export class CallPanel {
 
   destroy() {
     this.closed = true;
+    clearInterval(this.watchTimer);
     this._leave();
     this._unbind();
   }
@@ -231,6 +254,7 @@ export class CallPanel {
       this.remoteVideo.play().catch(() => {}); // autoplay may wait for the page to be visible
     };
     pc.onconnectionstatechange = () => this._ownStateChanged(pc);
+    this.inbound = { packets: 0, at: Date.now(), flowing: false, since: Date.now() };
     await pc.setLocalDescription(await pc.createOffer());
     await gathered(pc);
     if (pc !== this.pc) return; // replaced meanwhile
@@ -247,19 +271,91 @@ export class CallPanel {
   _ownStateChanged(pc) {
     if (pc !== this.pc) return;
     const s = pc.connectionState;
+    if (this.reconnecting) {
+      // Still "Reconnecting…" until this peer connects; one that fails is offered again.
+      if (s === "failed") this._retryNow();
+      if (s !== "connected") return;
+    }
     this.element.dataset.connection = s;
     if (s === "disconnected" || s === "failed") {
       this.status.textContent = "Reconnecting…";
       clearTimeout(this.reconnectTimer);
       // A network drop: a new peer (new ICE credentials); the server replaces the old leg.
       this.reconnectTimer = setTimeout(() => {
-        if (this.pc === pc && pc.connectionState !== "connected") {
-          this.join().catch((err) => this.onError(err));
-        }
+        if (this.pc === pc && pc.connectionState !== "connected") this._reconnect();
       }, s === "failed" ? 0 : RECONNECT_MS);
     } else {
+      if (s === "connected") {
+        this.reconnecting = false;
+        clearTimeout(this.retryTimer);
+      }
       this.render();
     }
+  }
+
+  /**
+   * Every WATCH_MS: is media arriving? A peer whose media stopped for STALL_MS while the other
+   * side was last known connected has lost the server's peer (its server died, without a word):
+   * re-establish the call. A new peer that never connects is rebuilt after CONNECT_MS.
+   */
+  async _watch() {
+    const pc = this.pc;
+    if (!pc || this.closed || this.form === "chat" || this.connecting || this.reconnecting) return;
+    let packets = 0;
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === "inbound-rtp") packets += r.packetsReceived || 0;
+    });
+    if (pc !== this.pc) return;
+    const now = Date.now();
+    if (packets > this.inbound.packets) {
+      Object.assign(this.inbound, { packets, at: now, flowing: true });
+    } else if (this.inbound.flowing && now - this.inbound.at > STALL_MS) {
+      // Once per flow: after a re-established peer, media must flow again before another. When
+      // the server says the other side is away, the silence is theirs, not our server's.
+      this.inbound.flowing = false;
+      if (this.otherState !== "reconnecting" && this.otherState !== "closed") this._reconnect();
+    } else if (pc.connectionState !== "connected" && now - this.inbound.since > CONNECT_MS) {
+      this._reconnect();
+    }
+  }
+
+  /** "Reconnecting…", and a new offer until one is answered (RETRY_MS apart). */
+  _reconnect() {
+    if (this.closed || this.form === "chat" || this.reconnecting) return;
+    this.reconnecting = true;
+    this.element.dataset.connection = "reconnecting";
+    this.status.textContent = "Reconnecting…";
+    this._retryNow();
+  }
+
+  _retryNow() {
+    clearTimeout(this.retryTimer);
+    const socket = this.socket();
+    if (!this.reconnecting || this.closed || this.form === "chat") {
+      this.reconnecting = false;
+      return;
+    }
+    if (!socket || !socket.connected) {
+      this.retryTimer = setTimeout(() => this._retryNow(), RETRY_MS); // or at its "connect"
+      return;
+    }
+    this.join().then(
+      () => {
+        // Answered: "connected" ends the reconnecting; a peer that does not connect in
+        // CONNECT_MS is offered again.
+        if (this.pc && this.pc.connectionState === "connected") this.reconnecting = false;
+        else this.retryTimer = setTimeout(() => this._retryNow(), CONNECT_MS);
+      },
+      (err) => {
+        if (!RETRYABLE.has(err.code)) {
+          this.reconnecting = false;
+          this.onError(err);
+          this.render();
+          return;
+        }
+        this.retryTimer = setTimeout(() => this._retryNow(), RETRY_MS);
+      },
+    );
   }
 
   _closePeer() {
@@ -280,6 +376,8 @@ export class CallPanel {
 
   _leave() {
     clearTimeout(this.reconnectTimer);
+    clearTimeout(this.retryTimer);
+    this.reconnecting = false;
     this._closePeer();
     this._stopLocal();
     this.element.dataset.connection = "closed";
@@ -391,6 +489,7 @@ export class CallPanel {
 
   _peerChanged(update) {
     if (update.user_id === this.me.id) return;
+    this.otherState = update.state;
     if (this.form === "chat") {
       this.peerState.textContent = ""; // a hung-up call's last news
       return;
@@ -480,7 +579,11 @@ export class CallPanel {
     }
     if (!this.showQuality || !inCall) this.quality.hidden = true;
     if (updateStatus) {
-      this.status.textContent = inCall ? `In a ${this.form} call.` : "Chat only: no call.";
+      this.status.textContent = !inCall
+        ? "Chat only: no call."
+        : this.reconnecting
+          ? "Reconnecting…"
+          : `In a ${this.form} call.`;
     }
   }
 }
