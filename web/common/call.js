@@ -22,6 +22,9 @@ const WATCH_MS = 500; // how often the media arriving is looked at
 const STALL_MS = 2000; // media that stopped arriving this long: the server's peer is gone
 const CONNECT_MS = 10000; // a new peer not connected after this long is rebuilt
 const RETRY_MS = 1000; // a refused or unanswered re-offer is tried again after this
+// TURN credentials are short-lived (CONSULT_TURN_TTL) and checked when a relay is allocated:
+// a new peer made with ones older than this asks for fresh ones first.
+const ICE_FRESH_MS = 60000;
 // Refusals a re-offer waits out (the call's server is moving, or the socket is); others stop it.
 const RETRYABLE = new Set(["call_owner_unavailable", "timeout", "rate_limited", "internal"]);
 
@@ -48,6 +51,7 @@ export class CallPanel {
     this.measured = new Map(); // leg user id -> what was seen of its figures (_measure)
     this.form = consultation.form;
     this.iceServers = [];
+    this.iceAt = 0; // when iceServers came (Date.now())
     this.pc = null;
     this.stream = null; // what this page sends
     this.remote = new MediaStream();
@@ -198,6 +202,7 @@ export class CallPanel {
     if (this.closed) return;
     const state = await emitAck(this.socket(), "call:config", { consultation_id: this.consultation.id });
     this.iceServers = state.ice_servers;
+    this.iceAt = Date.now();
     this.pending = state.pending;
     this._recording(state.recording);
     if (state.form !== this.form || (state.form !== "chat" && !this.pc)) {
@@ -239,6 +244,11 @@ export class CallPanel {
       this.stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: wantVideo });
       this.localVideo.srcObject = wantVideo ? this.stream : null;
       this._applyMute();
+    }
+    if (Date.now() - this.iceAt > ICE_FRESH_MS) {
+      const state = await emitAck(this.socket(), "call:config", { consultation_id: this.consultation.id });
+      this.iceServers = state.ice_servers;
+      this.iceAt = Date.now();
     }
     this._closePeer();
     const pc = new RTCPeerConnection({ iceServers: this.iceServers });
