@@ -7,7 +7,8 @@
     ├── NotFound                 404 no such thing (or not visible to the actor)
     ├── Conflict                 409 the state does not allow it now
     ├── Unprocessable            422 well-formed, but at odds with an earlier request
-    └── LimitReached             429 a quota or rate limit is reached
+    ├── LimitReached             429 a quota or rate limit is reached
+    └── Unavailable              503 a part the server needs (its database) cannot be reached
 
 Each error carries a stable machine ``code`` and a human ``message``; ``details``
 is an optional JSON-able dict (e.g. the failing fields of a payload).
@@ -70,3 +71,10 @@ class Unprocessable(ConsultError):
 class LimitReached(ConsultError):
     status = 429
     default_code = "limit_reached"
+
+
+class Unavailable(ConsultError):
+    """Not the request's fault, nor a bug: try again later (``details.retry_after``)."""
+
+    status = 503
+    default_code = "unavailable"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import redis.asyncio
 import redis.exceptions
 import sqlalchemy as sa
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from consult.http.openapi import with_specialties
 from consult.http.routing import SERVICES, Api
@@ -25,18 +28,29 @@ api = Api()
 )
 async def healthz(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
-    try:
-        async with services.db.engine.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
-        database = "ok"
-    except Exception:
-        database = "unreachable"
+    database = "ok" if await database_reachable(services.db.engine) else "unreachable"
     bus = "in-process"
     if services.settings.redis_url:
         bus = "redis" if await redis_reachable(services.settings.redis_url) else "unreachable"
     healthy = database == "ok" and bus != "unreachable"
     out = HealthOut(status="ok" if healthy else "degraded", database=database, bus=bus)
     return web.json_response(out.model_dump(), status=200 if healthy else 503)
+
+
+async def database_reachable(engine: AsyncEngine, timeout: float = 2.0) -> bool:
+    """Whether a ``SELECT 1`` is answered within ``timeout``: a database out of reach (packets
+    dropped) would otherwise hold the check for the connect timeout, longer than a load
+    balancer's check waits."""
+
+    async def select_one() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    try:
+        await asyncio.wait_for(select_one(), timeout)
+    except Exception:  # refused, lost, timed out: a failure of any kind is "unreachable"
+        return False
+    return True
 
 
 async def redis_reachable(url: str, timeout: float = 1.0) -> bool:
