@@ -97,6 +97,7 @@ class OutageWatch:
 
     def __init__(self) -> None:
         self.down_since: float | None = None  # time.monotonic()
+        self.back_at: float | None = None  # time.monotonic() when the last outage ended
         self.outages = 0
         self._failures = 0
 
@@ -131,7 +132,14 @@ class OutageWatch:
             self._failures,
         )
         self.down_since = None
+        self.back_at = time.monotonic()
         self._failures = 0
+
+    def back_within(self, seconds: float) -> bool:
+        """Whether the database is down, or came back less than ``seconds`` ago."""
+        if self.down_since is not None:
+            return True
+        return self.back_at is not None and time.monotonic() - self.back_at < seconds
 
 
 def _describe(exc: BaseException) -> str:

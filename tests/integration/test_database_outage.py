@@ -314,3 +314,44 @@ async def test_sqlite_locked_past_the_busy_timeout_is_answered_as_unavailable(
     await doctor_ws.close()
     for client in (patient, doctor):
         await client.close()
+
+
+# Heartbeats further apart than sweeps: after the outage, a process's sweep comes before the
+# other's heartbeat.
+NODES = {
+    "CONSULT_HEARTBEAT_INTERVAL": "1",
+    "CONSULT_PROCESS_DEAD_AFTER": "2.5",
+    "CONSULT_SWEEP_INTERVAL": "0.1",
+    "CONSULT_SLOT_DAYS": "0",
+}
+
+
+@postgresql_only
+async def test_an_outage_longer_than_dead_after_counts_no_process_dead(
+    postgres_url: str, proxy: CutProxy, db: AsyncEngine, clients: Clients, tmp_path: Path
+) -> None:
+    """Two processes lose the database for longer than CONSULT_PROCESS_DEAD_AFTER. Every
+    heartbeat failed meanwhile, but neither process was dead: when the database is back, each
+    waits dead_after before counting the other's stale heartbeat as death, and their sockets
+    stay connected."""
+    through_proxy = sa.make_url(postgres_url).set(port=proxy.port)
+    servers = Servers(through_proxy.render_as_string(hide_password=False), tmp_path, NODES)
+    try:
+        nodes = [servers.start("a", demo=True), servers.start("b")]
+        users = await add_users(db, "patient", 2)
+        sockets = [
+            await clients.socket(node, user) for node, user in zip(nodes, users, strict=True)
+        ]
+        proxy.cut()
+        await asyncio.sleep(4.0)
+        proxy.restore()
+        await asyncio.sleep(4.0)  # past dead_after again, with every heartbeat beating
+        for node in nodes:
+            log = node.log.read_text()
+            assert "is dead" not in log and "was counted dead" not in log, node.log_tail()
+        assert all(ws.sio.connected for ws in sockets), "no socket was closed"
+        async with db.connect() as conn:
+            held = sa.select(sa.func.count()).select_from(t.socket_connections)
+            assert (await conn.execute(held)).scalar() == 2
+    finally:
+        servers.stop_all()
