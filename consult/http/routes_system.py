@@ -23,6 +23,7 @@ api = Api()
     "/healthz",
     summary="Liveness, database and (when configured) Redis reachability.",
     response=HealthOut,
+    also=(503,),  # degraded: the same body names what cannot be reached
     auth=False,
     tag="system",
 )
