@@ -16,6 +16,7 @@ sees one lost, and the next checkout connects anew.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import time
@@ -146,9 +147,11 @@ def _describe(exc: BaseException) -> str:
     """The innermost cause, in one line (no SQL, no parameters: hide_parameters keeps them
     out of SQLAlchemy's text, and the driver's own message carries none)."""
     inner: Any = exc
-    while inner.__cause__ is not None:
+    # Not down to the CancelledError under a timeout: "TimeoutError" says what happened.
+    while inner.__cause__ is not None and not isinstance(inner.__cause__, asyncio.CancelledError):
         inner = inner.__cause__
-    return f"{type(inner).__name__}: {inner}".splitlines()[0][:300]
+    text = str(inner).splitlines()[0][:300] if str(inner) else ""
+    return f"{type(inner).__name__}: {text}" if text else type(inner).__name__
 
 
 class RepeatedFailures:
