@@ -60,6 +60,7 @@ from consult.signaling.server import create_sio
 from consult.signaling.sessions import SessionGuard
 from consult.storage.engine import create_engine
 from consult.storage.migrate import upgrade_async
+from consult.storage.outage import RepeatedFailures
 from consult.storage.uow import Database
 from consult.usage_limits import UsageLimits
 from consult.watchdog import watchdog_lifetime
@@ -186,14 +187,17 @@ async def _background_tasks(app: web.Application) -> AsyncIterator[None]:
 async def _every(
     interval: float, work: Callable[[], Awaitable[object]], what: str, at_once: bool = False
 ) -> None:
+    failures = RepeatedFailures(what, log)  # a database outage is logged once, not every tick
     while True:
         if not at_once:
             await asyncio.sleep(interval)
         at_once = False
         try:
             await work()
-        except Exception:
-            log.exception("%s failed; retrying", what)
+        except Exception as exc:
+            failures.failed(exc)
+        else:
+            failures.succeeded()
 
 
 async def _calls_lifetime(app: web.Application) -> AsyncIterator[None]:

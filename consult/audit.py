@@ -12,6 +12,7 @@ from typing import Any
 
 from consult.clock import Clock
 from consult.domain import Actor
+from consult.errors import Unavailable
 from consult.storage import tables as t
 from consult.storage.uow import Database, UnitOfWork
 
@@ -260,6 +261,8 @@ class Audit:
                 consultation_id=consultation_id,
                 detail=detail,
             )
+        except Unavailable:  # the database's outage is logged once, by the database's watch
+            log.warning("could not audit a refusal to user %s (%s)", actor.user_id, detail)
         except Exception:
             log.exception("could not audit a refusal to user %s (%s)", actor.user_id, detail)
 

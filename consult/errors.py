@@ -8,7 +8,8 @@
     ├── Conflict                 409 the state does not allow it now
     ├── Unprocessable            422 well-formed, but at odds with an earlier request
     ├── LimitReached             429 a quota or rate limit is reached
-    └── Unavailable              503 a part the answer needs (another node) is not there now
+    └── Unavailable              503 a part the answer needs (the database, another node) is
+                                 not there now
 
 Each error carries a stable machine ``code`` and a human ``message``; ``details``
 is an optional JSON-able dict (e.g. the failing fields of a payload).
@@ -74,6 +75,9 @@ class LimitReached(ConsultError):
 
 
 class Unavailable(ConsultError):
+    """Not the request's fault, nor a bug: try again later (``details.retry_after`` when the
+    server knows when)."""
+
     status = 503
     default_code = "unavailable"
 

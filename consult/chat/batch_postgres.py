@@ -21,6 +21,7 @@ from consult.chat.batch_store import (
     write_entry,
 )
 from consult.domain import ConsultationStatus
+from consult.errors import Unavailable
 from consult.schemas import MessageOut
 from consult.storage import tables as t
 from consult.storage.pg_errors import StatementRefused, fetch_all_or_nothing
@@ -100,6 +101,8 @@ class PostgresStore(CarefulStore):
     async def store(self, batch: list[Draft]) -> StoredBatch:
         try:
             stored, rest = await self._in_one_statement(batch)
+        except Unavailable as exc:  # the careful store would only meet the same outage
+            return StoredBatch([(draft, exc) for draft in batch])
         except Exception as exc:
             # The statement is all-or-nothing: nothing of it was stored.
             log.warning("chat batch of %d failed in one statement (%r)", len(batch), exc)

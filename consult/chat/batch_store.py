@@ -28,6 +28,7 @@ from pydantic import TypeAdapter
 from consult.audit import Audit, refusals_noted
 from consult.chat import repository as repo
 from consult.domain import Actor, ConsultationStatus
+from consult.errors import Unavailable
 from consult.events import MessagePosted
 from consult.queue.participation import is_party
 from consult.schemas import MessageOut
@@ -115,6 +116,10 @@ async def one_by_one_on_failure(
     not fail the others (a message that fails alone gets the error as its outcome)."""
     try:
         return await attempt(batch)
+    except Unavailable as exc:
+        # Not this batch's fault: every message fails alike (unacknowledged, for the clients
+        # to send again), without a try each against a database that is not there.
+        return StoredBatch([(draft, exc) for draft in batch])
     except Exception as exc:
         if len(batch) == 1:
             log.error("chat message to consultation %s failed: %r", batch[0].consultation_id, exc)

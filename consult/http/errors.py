@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from consult.audit import audit_id, refusals_watched
-from consult.errors import ConsultError, LimitReached
+from consult.errors import ConsultError, LimitReached, Unavailable
 from consult.http.routing import REQUEST_ACTOR, SERVICES
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ async def error_middleware(
             await _audit_refusal(request, noted, exc.status, exc.code)
             response = web.json_response({"error": exc.to_dict()}, status=exc.status)
             retry_after = exc.details.get("retry_after")
-            if isinstance(exc, LimitReached) and isinstance(retry_after, int | float):
+            if isinstance(exc, LimitReached | Unavailable) and isinstance(retry_after, int | float):
                 # Whole seconds (RFC 9110), rounded up: retrying at once would be refused again.
                 response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
             return response

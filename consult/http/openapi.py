@@ -33,6 +33,17 @@ _ERROR_SCHEMA = {
 
 
 _ERROR_REF = {"$ref": "#/components/schemas/Error"}
+_UNAVAILABLE: dict[str, Any] = {
+    "description": "database_unavailable: the database cannot be reached for a moment; "
+    "nothing was acknowledged. Try again after Retry-After "
+    "(docs/operations.md, When the database is down).",
+    "headers": {
+        "Retry-After": {
+            "description": "seconds to wait before trying again",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}
 
 
 def build_openapi(routes: list[RouteSpec]) -> dict[str, Any]:
@@ -98,15 +109,18 @@ def _operation(spec: RouteSpec, components: dict[str, Any]) -> dict[str, Any]:
     if spec.response is not None:
         ok["content"] = {spec.media_type: {"schema": ref(spec.response)}}
     for status in (spec.status, *spec.also):
-        op["responses"][str(status)] = ok
+        # A 5xx with the success body: /healthz's "degraded", which names what is unreachable.
+        op["responses"][str(status)] = ok if status < 500 else {**ok, "description": "degraded"}
+    error: tuple[str, dict[str, Any]] = ("application/json", _ERROR_REF)
+    if spec.error_body is not None:
+        error = (spec.media_type, ref(spec.error_body))
     if spec.errors:
-        error: tuple[str, dict[str, Any]] = ("application/json", _ERROR_REF)
-        if spec.error_body is not None:
-            error = (spec.media_type, ref(spec.error_body))
         op["responses"]["4XX"] = {
             "description": "error codes: " + ", ".join(spec.errors),
             "content": {error[0]: {"schema": error[1]}},
         }
+    # Any route may find the database unavailable for a moment (errors.Unavailable).
+    op["responses"].setdefault("503", {**_UNAVAILABLE, "content": {error[0]: {"schema": error[1]}}})
     if spec.auth:
         op["security"] = [{"bearer": []}, {"cookie": []}]
     elif spec.credential is not None:

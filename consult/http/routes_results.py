@@ -13,7 +13,7 @@ from aiohttp import web
 from consult.attachments import attachment_headers
 from consult.domain import Actor
 from consult.edges.validation import validate
-from consult.errors import ConsultError, Invalid
+from consult.errors import ConsultError, Invalid, Unavailable
 from consult.fhir.result_mapping import intake_response
 from consult.fhir.schemas import FHIR_JSON
 from consult.http.routing import SERVICES, Api, bearer_token, client_ip, int_param, query_int
@@ -53,7 +53,11 @@ def _fhir(resource: dict[str, Any], status: int) -> web.Response:
 
 def _outcome(error: ConsultError) -> web.Response:
     status, issues = outcome_of(error)
-    return _fhir(operation_outcome(issues), status)
+    response = _fhir(operation_outcome(issues), status)
+    retry_after = error.details.get("retry_after")
+    if isinstance(error, Unavailable) and isinstance(retry_after, int):  # the database's outage
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 async def _body(request: web.Request) -> bytes:

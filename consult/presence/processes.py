@@ -8,7 +8,9 @@ long): the sweep of every live process (``queue/sweeper.py``) closes its connect
 the grace periods of the users left without a live connection, from that moment. A process
 stopped by SIGTERM closes its own connections at once (``stop``).
 
-A process never counts itself dead; one that finds its row gone (it was frozen past
+A process whose database has just come back from an outage counts nobody dead for
+``dead_after`` (every heartbeat failed meanwhile, not only the dead ones'). A process never
+counts itself dead; one that finds its row gone (it was frozen past
 ``dead_after`` and another process reaped it) records itself again and its connections must
 be re-made (the caller disconnects its sockets so that they reconnect).
 """
@@ -95,6 +97,10 @@ class Processes:
                 .scalars()
                 .all()
             )
+        if self._db.outage.back_within(self._dead_after.total_seconds()):
+            # Every heartbeat failed in the outage just ended: the others get dead_after to
+            # beat again before a stale one counts as death.
+            return 0
         for process_id, user_id, _ in held:
             await self._presence.release(user_id, process_id=process_id)
         for process_id in sorted({p for p, _, _ in held}):

@@ -109,4 +109,5 @@ _KINDS: Final = (
     (413, "too-costly"),
     (415, "not-supported"),
     (429, "throttled"),
+    (503, "transient"),  # the database unavailable for a moment: send the bundle again
 )

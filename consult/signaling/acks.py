@@ -35,6 +35,8 @@ async def audit_refusals(
         try:
             return await work
         except ConsultError as exc:
+            if exc.status >= 500:  # not a refusal (the database down): nothing to audit
+                raise
             cid = payload.get("consultation_id") if isinstance(payload, dict) else None
             await audit.refused_at_edge(
                 actor,

@@ -16,6 +16,7 @@ from aiohttp import web
 from consult.presence.processes import Processes
 from consult.signaling.namespace import ConsultNamespace
 from consult.signaling.server import close_every_socket
+from consult.storage.outage import RepeatedFailures
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class ProcessLifecycle:
         await self._stop_heartbeat()
 
     async def _beat(self) -> None:
+        failures = RepeatedFailures("heartbeat", log)  # an outage is logged once
         while True:
             await asyncio.sleep(self._interval)
             try:
@@ -76,8 +78,11 @@ class ProcessLifecycle:
                     # Counted dead while it was frozen: its connections were closed. The
                     # clients reconnect, which records them again.
                     await close_every_socket(self._sio)
-            except Exception:
-                log.exception("heartbeat failed; retrying")
+                await self._namespace.release_unrecorded()
+            except Exception as exc:
+                failures.failed(exc)
+            else:
+                failures.succeeded()
 
     async def _stop_heartbeat(self) -> None:
         if self._heartbeat is not None:

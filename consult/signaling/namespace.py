@@ -20,7 +20,7 @@ from consult.bundle import Services
 from consult.domain import Actor, Client, Identity, Role
 from consult.edges.client_address import FORWARDED_FOR, TrustedProxies
 from consult.edges.session_cookie import SESSION_COOKIE
-from consult.errors import ConsultError, NotFound
+from consult.errors import ConsultError, NotFound, Unavailable
 from consult.schemas import (
     OfferAnswerIn,
     PresenceIn,
@@ -52,6 +52,7 @@ class ConsultNamespace(socketio.AsyncNamespace):
         self.services = services
         self.trusted_proxies = trusted_proxies
         self.limits = UsageLimits(services.settings, services.counters)
+        self.unrecorded_disconnects: dict[str, Actor] = {}  # sid -> its user (on_disconnect)
         self.events: dict[str, EventHandler] = {
             "presence:online": self.presence_online,
             "presence:offline": self.presence_offline,
@@ -120,7 +121,10 @@ class ConsultNamespace(socketio.AsyncNamespace):
         await self.enter_room(sid, user_room(actor.user_id))
         if actor.role is Role.SCHEDULER:  # the live dashboard (scheduler:overview)
             await self.enter_room(sid, SCHEDULERS_ROOM)
-        await self.services.presence.connected(actor, sid)
+        try:
+            await self.services.presence.connected(actor, sid)
+        except Unavailable as exc:  # not recorded: the client connects again later
+            raise socketio.exceptions.ConnectionRefusedError(exc.message, exc.to_dict()) from None
         log.info("socket %s connected for user %s", sid, actor.user_id)
 
     async def on_disconnect(self, sid: str) -> None:
@@ -131,7 +135,19 @@ class ConsultNamespace(socketio.AsyncNamespace):
         except KeyError:  # refused at connect: no session
             return
         # The grace starts if this was the user's last connection in any live process.
-        await self.services.presence.disconnected(actor, sid)
+        try:
+            await self.services.presence.disconnected(actor, sid)
+        except Unavailable:
+            # Recorded once the database is back (the heartbeat's turn): a connection left
+            # recorded would count the user as connected, a doctor as there, for good.
+            self.unrecorded_disconnects[sid] = actor
+
+    async def release_unrecorded(self) -> None:
+        """Record the disconnects that met a database outage."""
+        while self.unrecorded_disconnects:
+            sid, actor = next(iter(self.unrecorded_disconnects.items()))
+            await self.services.presence.disconnected(actor, sid)
+            del self.unrecorded_disconnects[sid]
 
     async def _actor(self, sid: str) -> Actor:
         s = await self.get_session(sid)

@@ -24,7 +24,8 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from consult.storage.inline_sqlite import connect
+from consult.storage.inline_sqlite import connect, is_busy
+from consult.storage.outage import RepeatedFailures
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,11 @@ class Checkpointer:
         self._max_wal_bytes = max_wal_bytes
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # What the thread has seen: seconds since the last PASSIVE, the WAL's size at the last
+        # look, and whether the last PASSIVE copied every frame.
+        self._since_checkpoint = 0.0
+        self._last_size = -1
+        self._all_copied = False
         # How many checkpoints of each mode completed (tests and logs).
         self.checkpoints = {"PASSIVE": 0, "TRUNCATE": 0}
 
@@ -55,33 +61,36 @@ class Checkpointer:
 
     def _run(self) -> None:
         conn = connect(self._path)
+        # A failing checkpoint (a disk error) is logged once and tried again at the next look:
+        # a thread that stopped would leave the WAL to grow until the process restarts.
+        failures = RepeatedFailures("SQLite checkpoint", log)
         try:
-            self._loop(conn)
-        except Exception:
-            log.exception("the SQLite checkpoint thread failed; the WAL is no longer checkpointed")
+            while not self._stop.wait(POLL):
+                try:
+                    self._look(conn)
+                except Exception as exc:
+                    failures.failed(exc)
+                else:
+                    failures.succeeded()
         finally:
             conn.close()
 
-    def _loop(self, conn: sqlite3.Connection) -> None:
-        since_checkpoint = 0.0
-        last_size = -1
-        all_copied = False
-        while not self._stop.wait(POLL):
-            since_checkpoint += POLL
-            size = self._wal_size()
-            if size == 0:
-                last_size = 0
-                continue
-            idle = size == last_size
-            last_size = size
-            if idle and all_copied:
-                if self._checkpoint(conn, "TRUNCATE") is not None:
-                    last_size = self._wal_size()
-                    all_copied = False
-            elif since_checkpoint >= self._interval or size > self._max_wal_bytes:
-                since_checkpoint = 0.0
-                copied = self._checkpoint(conn, "PASSIVE")
-                all_copied = copied is not None and copied
+    def _look(self, conn: sqlite3.Connection) -> None:
+        self._since_checkpoint += POLL
+        size = self._wal_size()
+        if size == 0:
+            self._last_size = 0
+            return
+        idle = size == self._last_size
+        self._last_size = size
+        if idle and self._all_copied:
+            if self._checkpoint(conn, "TRUNCATE") is not None:
+                self._last_size = self._wal_size()
+                self._all_copied = False
+        elif self._since_checkpoint >= self._interval or size > self._max_wal_bytes:
+            self._since_checkpoint = 0.0
+            copied = self._checkpoint(conn, "PASSIVE")
+            self._all_copied = copied is not None and copied
 
     def _checkpoint(self, conn: sqlite3.Connection, mode: str) -> bool | None:
         """Run one checkpoint: whether every WAL frame is now in the database file, or None
@@ -89,6 +98,8 @@ class Checkpointer:
         try:
             busy, frames, copied = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise  # a disk error: _run logs it
             log.debug("checkpoint %s not done: %s", mode, exc)
             return None
         if busy:

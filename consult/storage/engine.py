@@ -6,13 +6,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, NoSuchModuleError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
 from consult.storage import inline_sqlite
 
 READONLY = "consult_readonly"
+CONNECT_TIMEOUT = 5.0  # seconds, for a new PostgreSQL connection
 
 
 class DatabaseConfigError(RuntimeError):
@@ -39,6 +40,10 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             # SQLite has one writer at a time: a writer and WAL readers beside it need no more.
             kwargs.setdefault("pool_size", 2)
             kwargs.setdefault("max_overflow", 1)
+    else:
+        # asyncpg waits 60 s for a connection by default: a server out of reach (packets
+        # dropped, not refused) would hold every request that long.
+        kwargs["connect_args"] = {"timeout": CONNECT_TIMEOUT, **kwargs.get("connect_args", {})}
     try:
         # hide_parameters: a failing statement's log line must not carry message bodies.
         engine = create_async_engine(url, hide_parameters=True, **kwargs)
@@ -46,7 +51,17 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         raise DatabaseConfigError(f"cannot open database backend: {exc}") from exc
     if is_sqlite(url):
         _configure_sqlite(engine.sync_engine)
+    else:
+        event.listen(engine.sync_engine, "checkout", _drop_if_closed)
     return engine
+
+
+def _drop_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection whose socket was closed meanwhile (PostgreSQL restarted, a proxy
+    cut it) is replaced at checkout rather than failing the request that takes it: asyncpg
+    knows without a round trip."""
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the pooled connection was closed")
 
 
 def create_sqlite_engine(url: str | sa.URL, *, pool_size: int) -> sa.Engine:

@@ -24,6 +24,7 @@ from consult.storage.checkpoint import Checkpointer
 from consult.storage.engine import READONLY, create_sqlite_engine
 from consult.storage.group_commit import SqliteWriter
 from consult.storage.inline_sqlite import is_busy, patiently
+from consult.storage.outage import OutageWatch
 from consult.storage.timing import SLOW_AFTER, StatementTimer
 
 Result: TypeAlias = CursorResult[*tuple[Any, ...]]
@@ -56,27 +57,52 @@ class Connection:
 
 
 class _AsyncConnection(Connection):
-    """PostgreSQL through asyncpg."""
+    """PostgreSQL through asyncpg. A failure that says the database is unavailable comes out
+    as ``database_unavailable`` (outage.py)."""
 
-    def __init__(self, conn: AsyncConnection, statements: StatementTimer) -> None:
+    def __init__(
+        self, conn: AsyncConnection, statements: StatementTimer, outage: OutageWatch
+    ) -> None:
         self._conn = conn
         self._statements = statements
+        self._outage = outage
         self.dialect = conn.dialect
 
     async def execute(self, statement: Executable, parameters: Any = None) -> Result:
-        return await self._conn.execute(statement, parameters)
+        try:
+            result = await self._conn.execute(statement, parameters)
+        except Exception as exc:
+            self._outage.check(exc)
+            raise
+        if self._outage.down:
+            self._outage.up()
+        return result
 
     async def begin(self) -> None:
-        await self._conn.begin()
+        try:
+            await self._conn.begin()
+        except Exception as exc:
+            self._outage.check(exc)
+            raise
 
     async def commit(self) -> None:
         started = time.perf_counter()
-        await self._conn.commit()
+        try:
+            await self._conn.commit()
+        except Exception as exc:
+            # Lost with the connection, the COMMIT may or may not have been applied: the
+            # caller acknowledges nothing, and a client's retry finds what was stored.
+            self._outage.check(exc)
+            raise
         # The round trip (timed as statements are: timing.py).
         self._statements.record("COMMIT", time.perf_counter() - started)
 
     async def rollback(self) -> None:
-        await self._conn.rollback()
+        try:
+            await self._conn.rollback()
+        except Exception as exc:
+            self._outage.check(exc)
+            raise
 
     async def close(self) -> None:
         await self._conn.close()
@@ -88,19 +114,26 @@ class _SqliteConnection(Connection):
     for another process's lock is asynchronous. Holds one of the database's connection slots
     until closed."""
 
-    def __init__(self, conn: sa.Connection, slots: asyncio.Semaphore) -> None:
+    def __init__(self, conn: sa.Connection, slots: asyncio.Semaphore, outage: OutageWatch) -> None:
         self._conn = conn
         self._slots: asyncio.Semaphore | None = slots
+        self._outage = outage
         self.dialect = conn.dialect
 
     async def execute(self, statement: Executable, parameters: Any = None) -> Result:
         try:
-            return self._conn.execute(statement, parameters)
-        except sa.exc.OperationalError as exc:
-            if exc.orig is None or not is_busy(exc.orig):
-                raise
-            # Rarely, a WAL reader meets another process's lock (writers wait in begin()).
-            return await patiently(lambda: self._conn.execute(statement, parameters))
+            try:
+                result = self._conn.execute(statement, parameters)
+            except sa.exc.OperationalError as exc:
+                if exc.orig is None or not is_busy(exc.orig):
+                    raise
+                # Rarely, a WAL reader meets another process's lock (writers wait in begin()).
+                result = await patiently(lambda: self._conn.execute(statement, parameters))
+        except Exception as exc:  # the lock held past the busy timeout, a disk error
+            self._outage.check(exc)
+            raise
+        # Not "up" yet: WAL readers go on while the writer cannot (the group's commit says).
+        return result
 
     async def begin(self) -> None:
         self._conn.begin()  # BEGIN (deferred): a reader takes no lock
@@ -124,19 +157,30 @@ class _GroupConnection(_SqliteConnection):
     """SQLite, a unit of work that writes: a savepoint in the writer's group (group_commit.py);
     its commit waits for the group's COMMIT, run on the database thread."""
 
-    def __init__(self, writer: SqliteWriter) -> None:
+    def __init__(self, writer: SqliteWriter, outage: OutageWatch) -> None:
         self._writer = writer
+        self._outage = outage
         self.dialect = writer.dialect
         self._inside = False
 
     async def begin(self) -> None:
-        self._conn = await self._writer.enter()
+        try:
+            self._conn = await self._writer.enter()
+        except Exception as exc:  # the write lock held past the busy timeout
+            self._outage.check(exc)
+            raise
         self.dialect = self._conn.dialect
         self._inside = True
 
     async def commit(self) -> None:
         self._inside = False
-        await self._writer.wait(self._writer.release())
+        try:
+            await self._writer.wait(self._writer.release())
+        except Exception as exc:  # the group's COMMIT failed (a disk error): nothing is kept
+            self._outage.check(exc)
+            raise
+        if self._outage.down:
+            self._outage.up()
 
     async def rollback(self) -> None:
         if self._inside:
@@ -156,6 +200,8 @@ class Database:
         # Every statement's duration (the /metrics histogram) and a WARNING for slow ones.
         self.statements = StatementTimer(slow_statement)
         self.statements.attach(engine.sync_engine)
+        # Whether the database is reachable, as the last call found it (outage.py).
+        self.outage = OutageWatch()
         self.writer_lock: asyncio.Lock | None = None
         self._sqlite: sa.Engine | None = None
         self._sqlite_slots: asyncio.Semaphore | None = None
@@ -179,19 +225,25 @@ class Database:
 
     async def connect(self, *, readonly: bool) -> Connection:
         if self._sqlite is None:
-            conn = await self.engine.connect()
-            return _AsyncConnection(conn, self.statements)
+            try:
+                conn = await self.engine.connect()
+            except Exception as exc:  # refused, timed out, no connection slot left
+                self.outage.check(exc)
+                raise
+            return _AsyncConnection(conn, self.statements, self.outage)
         if not readonly:
             assert self._writer is not None
-            return _GroupConnection(self._writer)
+            return _GroupConnection(self._writer, self.outage)
         assert self._sqlite_slots is not None
         await self._sqlite_slots.acquire()
         try:
             sync = self._sqlite.connect().execution_options(**{READONLY: True})
-        except BaseException:
+        except BaseException as exc:
             self._sqlite_slots.release()
+            if isinstance(exc, Exception):
+                self.outage.check(exc)
             raise
-        return _SqliteConnection(sync, self._sqlite_slots)
+        return _SqliteConnection(sync, self._sqlite_slots, self.outage)
 
     def start_checkpoints(self, *, interval: float, max_wal_bytes: int) -> None:
         """SQLite: checkpoint the WAL on a thread of its own (checkpoint.py) until dispose();
@@ -214,9 +266,15 @@ class Database:
         (docs/decisions/2026-11-29-chat-one-statement-on-postgresql.md); the caller writes the
         SQL and handles asyncpg's errors."""
         assert self._sqlite is None, "PostgreSQL only"
-        async with self.engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            yield raw.driver_connection
+        try:
+            async with self.engine.connect() as conn:
+                raw = await conn.get_raw_connection()
+                yield raw.driver_connection
+        except Exception as exc:  # asyncpg's own errors: SQLAlchemy sees none of them
+            self.outage.check(exc)
+            raise
+        if self.outage.down:
+            self.outage.up()
 
     def reader(self) -> UnitOfWork:
         """A transaction that only reads: on SQLite it neither takes nor waits for the writer

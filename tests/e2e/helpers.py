@@ -20,6 +20,19 @@ from tests.integration.test_outcome import outcome_body
 from tests.support import ApiClient, SocketClient
 
 PASSWORD = "demo1234"
+
+# JavaScript for a page.evaluate body: a ChatPanel (web/common/chat.js, imported as ChatPanel)
+# for consultation 7 between patient 1 (me) and doctor 2, on a stand-in ``socket`` defined
+# before it.
+STAND_IN_PANEL = """
+  const panel = new ChatPanel({
+    consultation: { id: 7, status: "active", patient: { id: 1, name: "Anna" },
+                    doctor: { id: 2, name: "Dr House" } },
+    me: { id: 1 },
+    socket: () => socket,
+    onError: (err) => { throw err; },
+  });
+"""
 T = TypeVar("T")
 
 

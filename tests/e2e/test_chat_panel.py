@@ -3,12 +3,13 @@ it costs to catch up on a long transcript, and that a panel taken down lets go o
 
 from __future__ import annotations
 
-from tests.e2e.helpers import OpenPage, assert_no_problems
+from tests.e2e.helpers import STAND_IN_PANEL, OpenPage, assert_no_problems
 
 # Builds a panel for consultation 7 between patient 1 (me) and doctor 2, on a socket that
 # answers chat:resume with `count` messages, and counts how often the transcript is redrawn
 # and which document listeners the panel holds.
-SETUP = """async (count) => {
+SETUP = (
+    """async (count) => {
   const { ChatPanel } = await import("/static/chat.js");
   const held = new Set();
   const add = document.addEventListener.bind(document);
@@ -36,14 +37,9 @@ SETUP = """async (count) => {
     async emitWithAck(event) { return answers[event]; },
     emit() {},
   };
-  const panel = new ChatPanel({
-    consultation: { id: 7, status: "active", patient: { id: 1, name: "Anna" },
-                    doctor: { id: 2, name: "Dr House" } },
-    me: { id: 1 },
-    socket: () => socket,
-    onError: (err) => { throw err; },
-  });
-  document.body.append(panel.element);
+"""
+    + STAND_IN_PANEL
+    + """  document.body.append(panel.element);
   let draws = 0;
   const replace = panel.list.replaceChildren.bind(panel.list);
   panel.list.replaceChildren = (...nodes) => { draws += 1; replace(...nodes); };
@@ -53,6 +49,7 @@ SETUP = """async (count) => {
   panel.destroy();
   return { draws, shown, listening, afterDestroy: held.size };
 }"""
+)
 
 
 def test_catching_up_draws_the_transcript_once_and_destroy_lets_go(open_page: OpenPage) -> None:

@@ -3,8 +3,11 @@ own (consult/storage/checkpoint.py), never inside a commit on the event loop's t
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import os
 import sqlite3
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from aiohttp.test_utils import TestServer
 from consult.app import create_app
 from consult.events import EventBus
 from consult.http.routing import SERVICES
+from consult.storage.checkpoint import Checkpointer
 from consult.storage.engine import create_engine
 from consult.storage.uow import Database
 from tests import backends
@@ -99,3 +103,41 @@ async def test_the_checkpoint_thread_empties_the_wal_while_the_app_runs(
     assert n == 50
     await server.close()
     assert db._checkpointer is None, "the thread is stopped at shutdown"
+
+
+async def test_the_checkpoint_thread_lives_through_failures(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+):
+    """A checkpoint that fails (a disk error) is logged once and tried again: the thread goes
+    on, and checkpoints the WAL once the disk works. The failure is stood in for (the WAL's
+    size cannot be read): a real disk error cannot be made here."""
+    db = Database(create_engine(sqlite_url), EventBus())  # the app's connections stay open
+    try:
+        await _write_pages(db, 200)
+        assert _wal_size(sqlite_url) > 0
+        checkpointer = Checkpointer(
+            str(sa.make_url(sqlite_url).database), interval=0.2, max_wal_bytes=10**9
+        )
+        failing = threading.Event()
+        failing.set()
+        real_size = checkpointer._wal_size
+
+        def wal_size() -> int:
+            if failing.is_set():
+                raise OSError(errno.EIO, "Input/output error")
+            return real_size()
+
+        checkpointer._wal_size = wal_size  # type: ignore[method-assign]
+        checkpointer.start()
+        try:
+            await asyncio.sleep(1.0)  # five looks, each failing
+            assert checkpointer._thread is not None and checkpointer._thread.is_alive()
+            failing.clear()
+            await wait_for(lambda: _wal_size(sqlite_url) == 0, 10.0, "the WAL to be truncated")
+        finally:
+            await asyncio.to_thread(checkpointer.stop)
+    finally:
+        await db.dispose()
+    said = [r.getMessage() for r in caplog.records if r.name == "consult.storage.checkpoint"]
+    assert len(said) == 2 and said[0] == "SQLite checkpoint failed; retrying", said
+    assert said[1].startswith("SQLite checkpoint works again ("), said

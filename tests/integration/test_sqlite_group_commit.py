@@ -16,9 +16,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from consult.errors import Unavailable
 from consult.events import Event, EventBus
 from consult.storage import group_commit
 from consult.storage.engine import create_engine
+from consult.storage.group_commit import GroupRolledBack
 from consult.storage.uow import Database
 from tests import backends
 from tests.integration.test_sqlite_inline import LoopWatch
@@ -214,14 +216,16 @@ async def test_the_write_lock_is_free_as_soon_as_the_group_committed(db: Databas
 
 async def test_a_statement_that_rolls_back_the_whole_transaction_fails_the_group(db: Database):
     """``INSERT OR ROLLBACK`` ends SQLite's transaction, not just the statement: the units that
-    had joined the group lose their writes, so their commit fails too."""
+    had joined the group lose their writes, so their commit fails too, as the database
+    unavailable for a moment (their clients try again: storage/outage.py)."""
     outcomes: dict[str, str] = {}
 
     async def first() -> None:
         try:
             await _add(db, 5)
             outcomes["first"] = "acknowledged"
-        except sa.exc.OperationalError:
+        except Unavailable as exc:
+            assert isinstance(exc.__cause__, GroupRolledBack)
             outcomes["first"] = "failed"
 
     async def clashing() -> None:

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
+from consult.errors import Unavailable
 from consult.events import EventBus
 from consult.storage import inline_sqlite
 from consult.storage import tables as t
@@ -105,9 +106,12 @@ async def test_a_lock_held_too_long_gives_an_error_and_the_loop_stays_free(sqlit
     watch = LoopWatch()
     try:
         started = time.monotonic()
-        with pytest.raises(OperationalError, match="database is locked"):
+        # Answered as the database unavailable (503 database_unavailable: storage/outage.py).
+        with pytest.raises(Unavailable) as refused:
             async with db.uow():
                 pass
+        assert isinstance(refused.value.__cause__, OperationalError)
+        assert "database is locked" in str(refused.value.__cause__)
         waited = time.monotonic() - started
         assert 0.5 <= waited < 2.0
         # The wait was asleep on the loop, not blocking it: the watcher ran all along.

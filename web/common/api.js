@@ -13,6 +13,14 @@ export class ApiError extends Error {
   }
 }
 
+// A proxy or load balancer in front of the server answers these itself, without consult's
+// JSON error (consult's own 503 says database_unavailable, with its own message).
+const UNANSWERED = {
+  502: "The service cannot be reached just now. Please try again in a moment.",
+  503: "The service is briefly unavailable. Please try again in a moment.",
+  504: "The service did not answer in time. Please try again in a moment.",
+};
+
 /** A message for the user about what they entered (shown, not logged as a bug). */
 export const userError = (message) => new ApiError(0, "invalid_input", message);
 
@@ -51,7 +59,7 @@ export async function api(method, path, body, headers = {}) {
     throw new ApiError(
       response.status,
       error.code || "http_" + response.status,
-      error.message || `The server answered ${response.status}.`,
+      error.message || UNANSWERED[response.status] || `The server answered ${response.status}.`,
       error.details,
     );
   }
@@ -202,6 +210,11 @@ export function bindConnectionIndicator(socket, node, onRefused) {
   socket.on("connect_error", (err) => {
     if (socket.active) {
       set("connecting", "Reconnecting…");
+    } else if (err.data && err.data.code === "database_unavailable") {
+      // Refused for a moment, not for good: try again when the server says.
+      set("connecting", "Reconnecting…");
+      const seconds = (err.data.details && err.data.details.retry_after) || 5;
+      setTimeout(() => socket.connect(), 1000 * seconds);
     } else {
       // Refused by the server (e.g. the session expired): it will not retry on its own.
       set("off", "Offline");

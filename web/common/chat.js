@@ -294,8 +294,14 @@ export class ChatPanel {
   /** Whether to go on with the outbox after a failed send. */
   async _sendFailed(entry, err) {
     const code = err instanceof ApiError ? err.code : "";
-    if (code === "rate_limited") {
-      this.status.textContent = "You are sending very fast; your message follows in a moment.";
+    const waits = {
+      rate_limited: "You are sending very fast; your message follows in a moment.",
+      // Not stored: it is sent again, with the same client id, once the server can store it.
+      database_unavailable:
+        "The service is briefly unavailable; your message will be sent when it is back.",
+    };
+    if (code in waits) {
+      this.status.textContent = waits[code];
       this.status.hidden = false;
       await new Promise((resolve) => setTimeout(resolve, 1000 * (err.details?.retry_after || 1)));
       this.status.hidden = true;
