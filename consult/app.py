@@ -18,6 +18,7 @@ from consult.bundle import Services
 from consult.clock import Clock, SystemClock
 from consult.demo import seed_demo
 from consult.edges.client_address import TrustedProxies
+from consult.edges.draining import DRAIN, Drain
 from consult.events import EventBus
 from consult.http import (
     routes_access_log,
@@ -107,6 +108,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     namespace = ConsultNamespace(services, trusted_proxies)
     sio.register_namespace(namespace)
     sio.attach(app)
+    # SIGTERM: /healthz says draining, and what is under way is answered before the sockets
+    # close (consult/serving.py:stop).
+    app[DRAIN] = Drain(sio.events)
+    app.middlewares.insert(0, app[DRAIN].middleware)
     fanout = QueueFanout(sio, services.tickets, delay=0.05)
     app[FANOUT] = fanout
     app[SIO] = sio

@@ -56,6 +56,9 @@ class Settings:
     # On SIGTERM: sockets close at once; HTTP requests in flight get this long (seconds) to
     # finish before they are cut off and the process exits.
     shutdown_timeout: float = 3.0
+    # On SIGTERM, before that: seconds the process keeps serving while /healthz answers 503
+    # draining, so that a load balancer takes it out first (consult/serving.py:stop); 0: none.
+    drain_delay: float = 0.0
     # Seconds between checks that every socket's session still holds (logged out elsewhere,
     # expired); 0 turns the periodic check off (tests call it by hand).
     session_check_interval: float = 10.0
@@ -161,6 +164,10 @@ class Settings:
             )
         if not 1 <= len(self.clinic_name.strip()) <= 200:
             raise ValueError("CONSULT_CLINIC_NAME must have 1 to 200 characters")
+        if self.drain_delay < 0:
+            raise ValueError(
+                f"CONSULT_DRAIN_DELAY must be 0 or more seconds, not {self.drain_delay}"
+            )
         if self.decline_exclusion < 0:
             raise ValueError(
                 f"CONSULT_DECLINE_EXCLUSION must be 0 or more seconds, not {self.decline_exclusion}"

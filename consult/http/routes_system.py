@@ -7,6 +7,7 @@ import redis.exceptions
 import sqlalchemy as sa
 from aiohttp import web
 
+from consult.edges.draining import DRAIN
 from consult.http.openapi import with_specialties
 from consult.http.routing import SERVICES, Api
 from consult.schemas import HealthOut
@@ -24,6 +25,9 @@ api = Api()
     tag="system",
 )
 async def healthz(request: web.Request) -> web.StreamResponse:
+    if request.app[DRAIN].draining:  # SIGTERM: the load balancer takes this process out
+        out = HealthOut(status="draining", database="not checked", bus="not checked")
+        return web.json_response(out.model_dump(), status=503)
     services = request.app[SERVICES]
     try:
         async with services.db.engine.connect() as conn:

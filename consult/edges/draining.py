@@ -1,0 +1,84 @@
+"""A process's way out on SIGTERM behind a load balancer (``consult serve``; docs/operations.md,
+"Stopping, restarting and crashes").
+
+While it drains, the process still serves everything, but ``/healthz`` answers 503
+``draining`` so that the balancer stops sending it new connections. Then it stops listening,
+answers the HTTP requests and the Socket.IO events it has under way, and only then closes its
+sockets, whose clients reconnect through the balancer to another process. What this module
+keeps is the state behind that: the flag, and the requests and events in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+
+class InFlight:
+    """The tasks doing one kind of work now: a request's task lasts until its answer is
+    written, an event's until its ack is sent."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    def track(self) -> None:
+        """Count the current task until it ends."""
+        task = asyncio.current_task()
+        if task is not None and task not in self._tasks:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def settle(self, limit: float) -> int:
+        """Wait up to ``limit`` seconds for the work under way now (not for work that starts
+        meanwhile: under load there may never be none); how many were still running."""
+        current = asyncio.current_task()
+        pending = {task for task in self._tasks if task is not current}
+        if not pending:
+            return 0
+        _, left = await asyncio.wait(pending, timeout=limit)
+        return len(left)
+
+
+class Drain:
+    """The draining flag and what is under way. A second signal cuts the wait short."""
+
+    def __init__(self, events: InFlight) -> None:
+        self.draining = False
+        self.requests = InFlight()  # HTTP requests, Socket.IO's own transport aside
+        self.events = events  # Socket.IO events (consult/signaling/server.py counts them)
+        self._hurry = asyncio.Event()
+
+    def begin(self) -> None:
+        self.draining = True
+
+    def hurry(self) -> None:
+        self._hurry.set()
+
+    async def wait(self, seconds: float) -> bool:
+        """Serve on for ``seconds`` while the balancer takes the process out; False when a
+        second signal ended it early."""
+        try:
+            await asyncio.wait_for(self._hurry.wait(), seconds)
+        except TimeoutError:
+            return True
+        return False
+
+    @web.middleware
+    async def middleware(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        # A socket's Engine.IO request lasts as long as the socket: the sockets are closed at
+        # shutdown, not waited for.
+        if not request.path.startswith("/socket.io/"):
+            self.requests.track()
+        return await handler(request)
+
+
+DRAIN = web.AppKey("drain", Drain)
