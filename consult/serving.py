@@ -258,8 +258,9 @@ async def stop(runner: web.AppRunner, site: web.TCPSite, drain: Drain, settings:
 
     1. For ``drain_delay`` seconds everything is served as before, but /healthz answers 503
        ``draining``: the load balancer stops sending new connections here meanwhile.
-    2. The listening socket closes; the HTTP requests and Socket.IO events under way get up to
-       ``shutdown_timeout`` seconds to be answered and acked.
+    2. The listening socket closes; the HTTP requests under way get up to ``shutdown_timeout``
+       seconds to be answered (their pushes reach the sockets still open); then no new
+       Socket.IO event is taken, and the ones under way get as long to be acked.
     3. Then the app's shutdown (consult/signaling/lifecycle.py) closes every socket (its
        clients reconnect, through the balancer, to another process) and the process exits.
 
@@ -274,12 +275,17 @@ async def stop(runner: web.AppRunner, site: web.TCPSite, drain: Drain, settings:
         )
         await drain.wait(settings.drain_delay)
     await site.stop()
-    left = await asyncio.gather(
-        drain.requests.settle(settings.shutdown_timeout),
-        drain.events.settle(settings.shutdown_timeout),
-    )
-    if any(left):
-        log.warning("stopping with %d HTTP requests and %d Socket.IO events still under way", *left)
+    requests = await drain.requests.settle(settings.shutdown_timeout)
+    # The sockets close next: an event that comes now is left for its client to send again
+    # after it reconnects (unacknowledged, so nothing is lost), the ones under way are acked.
+    drain.events.close()
+    events = await drain.events.settle(settings.shutdown_timeout)
+    if requests or events:
+        log.warning(
+            "stopping with %d HTTP requests and %d Socket.IO events still under way",
+            requests,
+            events,
+        )
     await runner.cleanup()
 
 

@@ -22,13 +22,21 @@ class InFlight:
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[object]] = set()
+        self.closed = False
 
-    def track(self) -> None:
-        """Count the current task until it ends."""
+    def track(self) -> bool:
+        """Count the current task until it ends; False once closed (the work is not to start)."""
+        if self.closed:
+            return False
         task = asyncio.current_task()
         if task is not None and task not in self._tasks:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        return True
+
+    def close(self) -> None:
+        """No more work of this kind starts (``track`` answers False)."""
+        self.closed = True
 
     def __len__(self) -> int:
         return len(self._tasks)
