@@ -34,6 +34,7 @@ class Chatter:
     written: list[str] = field(default_factory=list)
     acked: dict[str, int] = field(default_factory=dict)  # client id -> the seq its ack gave
     resent: int = 0  # sends of a message whose previous send got no ack
+    fetched: int = 0  # the other side's messages that came by chat:resume, not pushed
     view: dict[int, dict[str, Any]] = field(default_factory=dict)  # seq -> message, no gap
     ahead: dict[int, dict[str, Any]] = field(default_factory=dict)
     first_push_after: float | None = None  # see pushes_since()
@@ -90,7 +91,10 @@ class Chatter:
                 return  # the next connect catches up again
             assert reply["ok"], reply
             for message in reply["data"]["messages"]:
+                new = message["seq"] not in self.view and message["seq"] not in self.ahead
                 self._apply(message)
+                if new and message["sender_id"] != self.tab.user.id:
+                    self.fetched += 1
             if not reply["data"]["has_more"] or not reply["data"]["messages"]:
                 return
             after = reply["data"]["messages"][-1]["seq"]
