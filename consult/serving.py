@@ -259,10 +259,10 @@ async def stop(runner: web.AppRunner, site: web.TCPSite, drain: Drain, settings:
     1. For ``drain_delay`` seconds everything is served as before, but /healthz answers 503
        ``draining``: the load balancer stops sending new connections here meanwhile.
     2. The listening socket closes; the HTTP requests under way get up to ``shutdown_timeout``
-       seconds to be answered (their pushes reach the sockets still open); then no new
-       Socket.IO event is taken, and the ones under way get as long to be acked.
-    3. Then the app's shutdown (consult/signaling/lifecycle.py) closes every socket (its
-       clients reconnect, through the balancer, to another process) and the process exits.
+       seconds to be answered (their pushes reach the sockets still open).
+    3. Then the app's shutdown (consult/signaling/lifecycle.py) acks the Socket.IO events
+       under way, closes every socket (its clients reconnect, through the balancer, to another
+       process) and the process exits.
 
     A second signal during step 1 ends it at once."""
     loop = asyncio.get_running_loop()
@@ -275,17 +275,9 @@ async def stop(runner: web.AppRunner, site: web.TCPSite, drain: Drain, settings:
         )
         await drain.wait(settings.drain_delay)
     await site.stop()
-    requests = await drain.requests.settle(settings.shutdown_timeout)
-    # The sockets close next: an event that comes now is left for its client to send again
-    # after it reconnects (unacknowledged, so nothing is lost), the ones under way are acked.
-    drain.events.close()
-    events = await drain.events.settle(settings.shutdown_timeout)
-    if requests or events:
-        log.warning(
-            "stopping with %d HTTP requests and %d Socket.IO events still under way",
-            requests,
-            events,
-        )
+    left = await drain.requests.settle(settings.shutdown_timeout)
+    if left:
+        log.warning("closing the sockets with %d HTTP requests still under way", left)
     await runner.cleanup()
 
 
