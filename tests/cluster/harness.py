@@ -41,8 +41,9 @@ HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 START_TIMEOUT = 60.0  # a node on a loaded two-core machine: migrations are done beforehand
 
-# What every node of a test cluster runs with, beside the test's own settings. HAProxy takes a
-# draining node out within about 1.5 s; on a loaded machine its checks come late, hence 3 s.
+# What every node of a test cluster runs with, beside the test's own settings. HAProxy stops
+# sending a draining node new connections at its next check (every second; on a loaded machine
+# a check may take a few), hence 3 s of drain.
 BASE_SETTINGS = {
     "CONSULT_MIGRATE_ON_START": "false",
     "CONSULT_SLOT_DAYS": "0",
@@ -126,10 +127,15 @@ class Cluster:
         self._wait_states({n.name: "UP" for n in self.nodes}, START_TIMEOUT)
 
     def close(self) -> None:
-        for node in self.nodes:
-            _end(node.popen)
-        _end(self._haproxy)
-        _end(self._redis)
+        running = [n.popen for n in self.nodes if n.running]
+        for popen in running:  # all at once; a second SIGTERM cuts the drain short
+            popen.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        for popen in running:
+            with contextlib.suppress(ProcessLookupError):
+                popen.send_signal(signal.SIGTERM)
+        for popen in [*running, self._haproxy, self._redis]:
+            _end(popen)
 
     # --- nodes -------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ transcripts over HTTP and the doctors write recommendations (a write each, never
 the client), all the time. Node 2 gets SIGTERM:
 
 - for CONSULT_DRAIN_DELAY (3 s) it serves everything while its /healthz answers 503
-  ``draining``: HAProxy takes it out of service meanwhile (two failed checks);
+  ``draining``: at its next check HAProxy stops sending it new connections (NOLB);
 - then it stops listening, answers what it has under way, and only then closes its sockets:
   their clients reconnect through HAProxy, to the other nodes, within 5 s;
 - it exits with status 0.
@@ -56,7 +56,7 @@ async def test_a_draining_node_loses_no_request_and_no_message(
 
         node = cluster.terminate_node(1)
         signalled = time.monotonic()
-        out_of_service = await cluster.wait_state("node2", "DOWN", 10)
+        out_of_service = await cluster.wait_state("node2", "NOLB", 10)
         code = await asyncio.to_thread(node.wait, 30)
         exited = time.monotonic() - signalled
         await asyncio.sleep(4)  # its sockets come back elsewhere
@@ -69,7 +69,8 @@ async def test_a_draining_node_loses_no_request_and_no_message(
         figures = await check_stored(cluster.database_url, pairs)
         stored = await recommendations(cluster.database_url, [d.cid for _, d in pairs])
         print(
-            f"\nSIGTERM to node2 under load: out of HAProxy after {out_of_service:.2f} s, exited "
+            f"\nSIGTERM to node2 under load: no new connection from HAProxy after "
+            f"{out_of_service:.2f} s, exited "
             f"with {code} after {exited:.2f} s; {len(closed)} sockets closed by it "
             f"{_range(closed)} after the signal, back through HAProxy {_range(back)} later; "
             f"HTTP: {requests}; recommendations answered 201: {requests.created}, stored: "
