@@ -19,12 +19,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
-
 from consult.storage import tables as t
-from tests.cluster.people import Http
-from tests.cluster.tabs import Lost, Tab
+from tests.cluster.people import Http, add_users
+from tests.cluster.tabs import Lost, Tab, open_tabs
+from tests.support import rows
 
 
 @dataclass
@@ -163,20 +161,10 @@ async def check_stored(database_url: str, pairs: list[tuple[Chatter, Chatter]]) 
     """Every message written is stored once, with the seq its ack gave, each sender's in the
     order written, seqs without a gap; each side saw exactly the stored transcript."""
     m = t.messages.c
-    engine = create_async_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(m.consultation_id, m.seq, m.client_id, m.sender_id)
-                    .where(m.consultation_id.in_([a.cid for a, _ in pairs]))
-                    .order_by(m.consultation_id, m.seq)
-                )
-            ).all()
-    finally:
-        await engine.dispose()
+    found = await rows(database_url, t.messages, m.consultation_id.in_([a.cid for a, _ in pairs]))
+    found.sort(key=lambda r: (r.consultation_id, r.seq))
     by_cid: dict[int, list[Any]] = {}
-    for row in rows:
+    for row in found:
         by_cid.setdefault(row.consultation_id, []).append(row)
     lost = doubled = 0
     for a, b in pairs:
@@ -197,7 +185,7 @@ async def check_stored(database_url: str, pairs: list[tuple[Chatter, Chatter]]) 
         written=sum(len(c.written) for c in chatters),
         acked=sum(len(c.acked) for c in chatters),
         resent=sum(c.resent for c in chatters),
-        stored=len(rows),
+        stored=len(found),
         lost=lost,
         doubled=doubled,
     )
@@ -243,3 +231,18 @@ async def _accept_one(
     ack = await doctor.call("queue:accept", {"consultation_id": offered[0]})
     assert ack["ok"], ack
     return Chatter(patient_of[offered[0]], offered[0]), Chatter(doctor, offered[0])
+
+
+async def chats_through_haproxy(
+    url: str, database_url: str, http: Http, count: int, specialty: str
+) -> tuple[list[Tab], list[tuple[Chatter, Chatter]]]:
+    """``count`` new patients and doctors of ``specialty``, connected through HAProxy at
+    ``url``, each doctor in a chat with one patient: every tab (patients first) and the pairs."""
+    patients = await add_users(database_url, "patient", count)
+    doctors = await add_users(database_url, "doctor", count, specialty)
+    tabs = await open_tabs(url, patients + doctors, lambda tab: None)
+    try:
+        return tabs, await open_chats(http, tabs[count:], tabs[:count], specialty)
+    except BaseException:
+        await asyncio.gather(*(tab.close() for tab in tabs))
+        raise

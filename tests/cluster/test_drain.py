@@ -24,29 +24,27 @@ from collections import Counter
 from typing import Any
 
 import aiohttp
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from consult.storage import tables as t
-from tests.cluster.chatting import check_stored, open_chats
-from tests.cluster.harness import Cluster
-from tests.cluster.people import Http, add_users
-from tests.cluster.tabs import Tab, open_tabs
+from tests.cluster.chatting import chats_through_haproxy, check_stored
+from tests.cluster.harness import BASE_SETTINGS, Cluster
+from tests.cluster.people import Http
+from tests.cluster.tabs import Tab
+from tests.support import count
 
 CHATS = 10
-DRAIN_DELAY = 3.0  # the harness's CONSULT_DRAIN_DELAY
+DRAIN_DELAY = float(BASE_SETTINGS["CONSULT_DRAIN_DELAY"])
 RECONNECT_BOUND = 5.0
 
 
 async def test_a_draining_node_loses_no_request_and_no_message(
     cluster: Cluster, http: Http
 ) -> None:
-    patients = await add_users(cluster.database_url, "patient", CHATS)
-    doctors = await add_users(cluster.database_url, "doctor", CHATS, "cardiology")
-    tabs = await open_tabs(cluster.url, patients + doctors, lambda tab: None)
+    tabs, pairs = await chats_through_haproxy(
+        cluster.url, cluster.database_url, http, CHATS, "cardiology"
+    )
     requests = Requests(cluster.url)
     try:
-        pairs = await open_chats(http, tabs[CHATS:], tabs[:CHATS], "cardiology")
         sides = [side for pair in pairs for side in pair]
         stop = asyncio.Event()
         load = [asyncio.create_task(side.talk(stop, 0.2)) for side in sides]
@@ -140,14 +138,9 @@ class Requests:
 
 
 async def recommendations(database_url: str, cids: list[int]) -> int:
-    engine = create_async_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            query = sa.select(sa.func.count()).select_from(t.recommendations)
-            query = query.where(t.recommendations.c.consultation_id.in_(cids))
-            return int((await conn.execute(query)).scalar_one())
-    finally:
-        await engine.dispose()
+    return await count(
+        database_url, t.recommendations, t.recommendations.c.consultation_id.in_(cids)
+    )
 
 
 def _range(values: list[float]) -> str:

@@ -19,14 +19,13 @@ import statistics
 import time
 from collections import Counter
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
-
 from consult.storage import tables as t
 from tests.cluster.chatting import open_chats
 from tests.cluster.harness import Cluster
 from tests.cluster.people import Http, add_users
 from tests.cluster.tabs import Tab, open_tabs, return_times
+from tests.integration.test_two_processes import User
+from tests.support import rows
 
 DOCTORS = 20
 WAITING = 200
@@ -140,16 +139,7 @@ def before_place(before: dict[int, tuple[int, int]], offered: list[int]) -> list
     return [place_of.get(cid, -1) for cid in offered]
 
 
-async def _tickets_per_patient(database_url: str, patients: list) -> set[int]:
+async def _tickets_per_patient(database_url: str, patients: list[User]) -> set[int]:
     c = t.consultations.c
-    engine = create_async_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(c.patient_id).where(c.patient_id.in_([p.id for p in patients]))
-                )
-            ).scalars()
-            return set(Counter(rows).values())
-    finally:
-        await engine.dispose()
+    found = await rows(database_url, t.consultations, c.patient_id.in_([p.id for p in patients]))
+    return set(Counter(r.patient_id for r in found).values())
