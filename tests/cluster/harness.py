@@ -1,8 +1,8 @@
 """A real cluster for tests, made of the parts a deployment uses (docs/operations.md, "Several
 processes behind a reverse proxy"):
 
-- a PostgreSQL database of its own (``consult_cluster_<hex>``) on the server of
-  ``CONSULT_TEST_POSTGRES_URL``, migrated and seeded with the demo once, dropped at the end;
+- a PostgreSQL database of its own on the server of ``CONSULT_TEST_POSTGRES_URL``
+  (tests/backends.py), migrated and seeded with the demo once, dropped at the end;
 - a private ``redis-server`` on a free port, without persistence (a restart loses everything,
   the harsh case), which a test may stop and start again;
 - N ``consult serve`` processes of this tree on free ports, each keeping its port across
@@ -13,7 +13,14 @@ processes behind a reverse proxy"):
 ``Cluster.url`` is HAProxy's; ``node_url(i)`` a node's own. Nodes are numbered from 0 here and
 named ``node1``, ``node2``... in HAProxy. ``kill_node(i)`` (SIGKILL), ``terminate_node(i)``
 (SIGTERM: it drains), ``restart_node(i)``, ``stop_redis()``/``start_redis()``, ``heal()``
-(everything running again, every node in service).
+(everything running again, every node in service), ``states()`` / ``wait_state()`` (HAProxy's
+view of the nodes).
+
+Reuse: ``running_cluster(directory, size, settings)`` is a whole cluster with other
+``CONSULT_*`` settings (a short ``CONSULT_PROCESS_DEAD_AFTER``, say). Nodes that must reach
+PostgreSQL through a proxy of the test's own (to cut it off) take the parts apart:
+``with cluster_database() as url:`` start the proxy in front of ``url``, then
+``Cluster(directory, proxied_url, size, settings)``, ``start()`` and, at the end, ``close()``.
 """
 
 from __future__ import annotations
@@ -78,6 +85,7 @@ class Cluster:
     nodes: list[Node] = field(default_factory=list)
     redis_port: int = 0
     haproxy_port: int = 0
+    errors_expected: bool = False  # the cluster fixture checks the nodes' logs unless set
     _redis: subprocess.Popen[bytes] | None = None
     _haproxy: subprocess.Popen[bytes] | None = None
 
