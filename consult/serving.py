@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import logging
+import signal
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -32,9 +34,12 @@ from aiohttp.typedefs import Middleware
 from aiohttp.web_protocol import RequestHandler
 
 from consult.edges.client_address import TrustedProxies
+from consult.edges.draining import DRAIN, Drain
 from consult.errors import ConsultError, LimitReached
 from consult.logs import BAD_INPUT
 from consult.settings import Settings
+
+log = logging.getLogger(__name__)
 
 _CHECK_EVERY = 1.0  # seconds between looks at a body still arriving
 
@@ -207,9 +212,9 @@ async def start(
         TrustedProxies.parse(settings.trusted_proxies),
         handle_signals=handle_signals,
         keepalive_timeout=settings.header_timeout,
-        # SIGTERM: the app closes its sockets first (consult/signaling/lifecycle.py); requests in
-        # flight get this long, a request whose body is still coming among them (aiohttp stops
-        # reading at shutdown), then the process exits with 0.
+        # SIGTERM (stop(), below): what is left of the requests in flight when the app has
+        # closed its sockets gets this long, a request whose body is still coming among them
+        # (aiohttp stops reading at shutdown), then the process exits with 0.
         shutdown_timeout=settings.shutdown_timeout,
     )
     await runner.setup()
@@ -219,21 +224,25 @@ async def start(
 
 
 def run(app: web.Application, settings: Settings) -> None:
-    """``web.run_app`` with the bounds above: until SIGINT or SIGTERM. Shaped like run_app: the
-    signal's GracefulExit leaves ``run_forever``, and only then does the runner's cleanup run,
-    on a loop still running, so requests in flight finish (``asyncio.run`` would cancel them)."""
+    """``web.run_app`` with the bounds above: until SIGINT or SIGTERM, then :func:`stop`. Shaped
+    like run_app: the signal's GracefulExit leaves ``run_forever``, and only then does the
+    shutdown run, on a loop still running, so requests in flight finish (``asyncio.run`` would
+    cancel them)."""
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     runner: web.AppRunner | None = None
+    site: web.TCPSite | None = None
     try:
-        runner, _ = loop.run_until_complete(
+        runner, site = loop.run_until_complete(
             start(app, settings, host=settings.host, port=settings.port, handle_signals=True)
         )
         loop.run_forever()
     except (web.GracefulExit, KeyboardInterrupt):
         pass
     finally:
-        if runner is not None:
+        if runner is not None and site is not None:
+            loop.run_until_complete(stop(runner, site, app[DRAIN], settings))
+        elif runner is not None:
             loop.run_until_complete(runner.cleanup())
         pending = asyncio.all_tasks(loop)
         for task in pending:
@@ -242,6 +251,34 @@ def run(app: web.Application, settings: Settings) -> None:
         loop.run_until_complete(loop.shutdown_asyncgens())
         asyncio.set_event_loop(None)
         loop.close()
+
+
+async def stop(runner: web.AppRunner, site: web.TCPSite, drain: Drain, settings: Settings) -> None:
+    """SIGTERM (or SIGINT): drain, then shut down, losing no request or event under way.
+
+    1. For ``drain_delay`` seconds everything is served as before, but /healthz answers 503
+       ``draining``: the load balancer stops sending new connections here meanwhile.
+    2. The listening socket closes; the HTTP requests under way get up to ``shutdown_timeout``
+       seconds to be answered (their pushes reach the sockets still open).
+    3. Then the app's shutdown (consult/signaling/lifecycle.py) acks the Socket.IO events
+       under way, closes every socket (its clients reconnect, through the balancer, to another
+       process) and the process exits.
+
+    A second signal during step 1 ends it at once."""
+    loop = asyncio.get_running_loop()
+    drain.begin()
+    if settings.drain_delay > 0:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, drain.hurry)
+        log.info(
+            "draining: /healthz answers 503 for %g s, then this process stops", settings.drain_delay
+        )
+        await drain.wait(settings.drain_delay)
+    await site.stop()
+    left = await drain.requests.settle(settings.shutdown_timeout)
+    if left:
+        log.warning("closing the sockets with %d HTTP requests still under way", left)
+    await runner.cleanup()
 
 
 def _trusted(trusted: TrustedProxies, host: str) -> bool:

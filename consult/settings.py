@@ -56,6 +56,9 @@ class Settings:
     # On SIGTERM: sockets close at once; HTTP requests in flight get this long (seconds) to
     # finish before they are cut off and the process exits.
     shutdown_timeout: float = 3.0
+    # On SIGTERM, before that: seconds the process keeps serving while /healthz answers 503
+    # draining, so that a load balancer takes it out first (consult/serving.py:stop); 0: none.
+    drain_delay: float = 0.0
     # Seconds between checks that every socket's session still holds (logged out elsewhere,
     # expired); 0 turns the periodic check off (tests call it by hand).
     session_check_interval: float = 10.0
@@ -177,6 +180,10 @@ class Settings:
             raise ValueError(
                 "CONSULT_CALL_LEASE must be at least 1 second and CONSULT_CALL_FORWARD_TIMEOUT "
                 "more than 0"
+            )
+        if self.drain_delay < 0:
+            raise ValueError(
+                f"CONSULT_DRAIN_DELAY must be 0 or more seconds, not {self.drain_delay}"
             )
         if self.decline_exclusion < 0:
             raise ValueError(

@@ -191,7 +191,7 @@ def demo_server(
         process = subprocess.Popen(command, cwd=repo, env=env, stdout=out, stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}", log, process)
     try:
-        _wait_healthy(server, start_timeout)
+        wait_healthy(server, start_timeout)
         yield server
     finally:
         process.terminate()
@@ -213,7 +213,7 @@ def demo_template(directory: Path) -> Path:
     return path
 
 
-def _wait_healthy(server: Server, timeout: float) -> None:
+def wait_healthy(server: Server, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:

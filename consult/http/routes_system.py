@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from consult.edges.draining import DRAIN
 from consult.http.openapi import with_specialties
 from consult.http.routing import SERVICES, Api
 from consult.schemas import HealthOut
@@ -26,6 +27,9 @@ api = Api()
     tag="system",
 )
 async def healthz(request: web.Request) -> web.StreamResponse:
+    if request.app[DRAIN].draining:  # SIGTERM: the load balancer takes this process out
+        out = HealthOut(status="draining", database="not checked", bus="not checked")
+        return web.json_response(out.model_dump(), status=503)
     services = request.app[SERVICES]
     database = "ok" if await database_reachable(services.db.engine) else "unreachable"
     bus = "in-process"

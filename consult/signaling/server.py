@@ -12,9 +12,11 @@ import socketio
 from socketio import packet
 
 from consult.edges.client_address import TrustedProxies
+from consult.edges.draining import InFlight
 from consult.json_limits import SocketJson
 from consult.logs import TRANSPORT_LOGGER
 from consult.settings import Settings
+from consult.signaling.redis_bus import RedisBus
 from consult.signaling.strict import StrictServer
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,29 @@ class ConsultServer(StrictServer):
     server's handlers. python-socketio calls ``_trigger_event("connect", ...)`` for a real
     handshake and ``("disconnect", ...)`` for a real disconnect, but a client event by those
     names goes the same way; events come in through ``_handle_event`` alone, so such a name is
-    marked there (checked against python-socketio 5.18's async_server.py)."""
+    marked there (checked against python-socketio 5.18's async_server.py).
+
+    It also counts the events under way (``events``), each until its ack is sent: a process
+    that drains answers them before it closes its sockets (consult/edges/draining.py)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.events = InFlight()
+
+    async def _handle_event_internal(
+        self,
+        server: socketio.AsyncServer,
+        sid: str,
+        eio_sid: str,
+        data: list[Any],
+        namespace: str,
+        id: int | None,
+    ) -> None:
+        # python-socketio runs each event in a task of its own: handled, then acked. Once the
+        # process closes its sockets (a drain), an event is not started: it would be cut off,
+        # and its client sends it again, unacknowledged, after reconnecting elsewhere.
+        if self.events.track():
+            await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
 
     async def _handle_event(
         self, eio_sid: str, namespace: str | None, ack_id: int | None, data: list[Any]
@@ -61,11 +85,11 @@ class ConsultServer(StrictServer):
             )
 
 
-def create_sio(settings: Settings) -> socketio.AsyncServer:
+def create_sio(settings: Settings) -> ConsultServer:
     manager: socketio.AsyncManager | None = None
     if settings.redis_url:
         # Several processes: emits go through Redis pub/sub to whichever process holds the socket.
-        manager = socketio.AsyncRedisManager(settings.redis_url, channel=settings.redis_channel)
+        manager = RedisBus(settings.redis_url, settings.redis_channel)
     from consult.signaling.namespace import handshake_address  # it imports this module
 
     return ConsultServer(
