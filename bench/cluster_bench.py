@@ -36,6 +36,7 @@ this measures is the cost of the cluster's parts, not a gain from a second machi
 
 Usage: python bench/cluster_bench.py [--quick] [--configs one,one+redis,two] [--chat-rates R,..]
                                      [--queue-rates R,..] [--pairs N] [--doctors N]
+       python bench/cluster_bench.py --report FILE   (an earlier run's output, evaluated again)
 The last line printed is one JSON object with the figures, the targets and "targets_met".
 """
 
@@ -215,7 +216,12 @@ def compare(load: str, one: list[dict[str, Any]], two: list[dict[str, Any]]) -> 
     ]  # fmt: skip
     idle = one[0]["p99_ms"]
     knee = next(
-        (i for i, a in enumerate(one) if a["p99_ms"] > TARGET_KNEE * idle or not carried(a)), None
+        (
+            i
+            for i, a in enumerate(one)
+            if i > 0 and (a["p99_ms"] > TARGET_KNEE * idle or not carried(a))
+        ),
+        None,
     )
     knee_row: dict[str, Any] = {"one_idle_p99_ms": idle, "offered_per_s": None, "met": False}
     if knee is not None:
@@ -276,6 +282,7 @@ def print_targets(comparisons: list[dict[str, Any]]) -> None:
             f"target {c['load']} CPU per unit, 2 nodes / 1 node (over {cpu['steps']}): "
             f"{cpu['two_us']} / {cpu['one_us']} µs = {cpu['ratio']} (at most {cpu['max']}): "
             f"{'met' if cpu['met'] else 'MISSED'}"
+            + (f"; 1 node with Redis: {cpu['one_redis_us']} µs" if "one_redis_us" in cpu else "")
         )
         ratios = ", ".join(f"{x['offered_per_s']:g}/s: {x['ratio']}" for x in p99["steps"])
         print(
@@ -294,6 +301,41 @@ def print_targets(comparisons: list[dict[str, Any]]) -> None:
                 f"{knee['two_p99_ms']} ms, {100 * (knee['two_delivered_share'] or 0):.1f} % "
                 f"delivered (at most {knee['limit_ms']} ms): {'met' if knee['met'] else 'MISSED'}"
             )
+
+
+def report(results: dict[str, Any], uptimes: list[str]) -> dict[str, Any]:
+    """The tables and the targets; the summary for the JSON line."""
+    print_table("chat", "message", results)
+    print_table("queue", "match", results)
+    comparisons = [
+        compare(load, results["one"][load], results["two"][load]) for load in ("chat", "queue")
+    ]
+    if "one+redis" in results:  # the price of the Redis manager alone, beside the second node's
+        for c in comparisons:
+            steps = set(c["cpu_per_unit"]["steps"])
+            alone = cpu_per_unit(results["one+redis"][c["load"]], steps)
+            c["cpu_per_unit"]["one_redis_us"] = round(alone, 1)
+    print_targets(comparisons)
+    met = all(
+        c["cpu_per_unit"]["met"] and c["p99_at_same_load"]["met"] and c["knee"]["met"]
+        for c in comparisons
+    )
+    print(f"uptime before: {uptimes[0]}\nuptime after:  {uptimes[1]}")
+    print(f"targets met: {met}")
+    return {
+        "bench": "cluster_bench",
+        "configs": list(results),
+        "results": results,
+        "comparisons": comparisons,
+        "targets": {
+            "cpu_per_unit_ratio_max": TARGET_CPU_RATIO,
+            "p99_ratio_max": TARGET_P99_RATIO,
+            "knee_p99_of_one_node_idle_max": TARGET_KNEE,
+        },
+        "targets_met": met,
+        "uptime": uptimes,
+        "machine": f"{os.cpu_count()} cores, {platform.python_version()}",
+    }
 
 
 def parse_rates(text: str) -> list[float]:
@@ -320,7 +362,19 @@ def main() -> int:
             "CONSULT_BENCH_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
         ),
     )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE",
+        help="no run: print the tables and targets of an earlier run's output (its JSON line)",
+    )
     args = parser.parse_args()
+    if args.report is not None:
+        earlier = json.loads(args.report.read_text().strip().splitlines()[-1])
+        summary = report(earlier["results"], earlier["uptime"])
+        summary |= {"mode": earlier["mode"], "wall_s": earlier["wall_s"], "reported_from": True}
+        print(json.dumps(_json_safe(summary), separators=(",", ":")))
+        return 0
     q = args.quick
     configs = (args.configs or ("one,two" if q else "one,one+redis,two")).split(",")
     for name in configs:
@@ -358,35 +412,8 @@ def main() -> int:
         if redis is not None:
             redis.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    load_after = uptime()
-    print_table("chat", "message", results)
-    print_table("queue", "match", results)
-    comparisons = [
-        compare(load, results["one"][load], results["two"][load]) for load in ("chat", "queue")
-    ]
-    print_targets(comparisons)
-    met = all(
-        c["cpu_per_unit"]["met"] and c["p99_at_same_load"]["met"] and c["knee"]["met"]
-        for c in comparisons
-    )
-    print(f"uptime before: {load_before}\nuptime after:  {load_after}")
-    print(f"targets met: {met}")
-    summary = {
-        "bench": "cluster_bench",
-        "mode": "quick" if q else "full",
-        "configs": configs,
-        "results": results,
-        "comparisons": comparisons,
-        "targets": {
-            "cpu_per_unit_ratio_max": TARGET_CPU_RATIO,
-            "p99_ratio_max": TARGET_P99_RATIO,
-            "knee_p99_of_one_node_idle_max": TARGET_KNEE,
-        },
-        "targets_met": met,
-        "uptime": [load_before, load_after],
-        "wall_s": round(time.monotonic() - started, 1),
-        "machine": f"{os.cpu_count()} cores, {platform.python_version()}",
-    }
+    summary = report(results, [load_before, uptime()])
+    summary |= {"mode": "quick" if q else "full", "wall_s": round(time.monotonic() - started, 1)}
     print(json.dumps(_json_safe(summary), separators=(",", ":")))
     return 0
 

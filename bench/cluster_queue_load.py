@@ -72,7 +72,14 @@ class QueueLoad:
         return [r for r in drained["records"] if r["t0"] is not None]
 
     def figures(self, offers: list[dict[str, Any]]) -> dict[str, Any]:
-        both, offer_leg, missing = match_latencies(self.clients, offers)
+        # The doctor's records are complete once drained; a patient's consultation:matched may
+        # still be on its way (it is sent beside the doctor's): asked again until it is there.
+        deadline = time.monotonic() + self.patience
+        while True:
+            both, offer_leg, missing = match_latencies(self.clients, offers)
+            if not missing or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         match = summary_ms(both)
         return {
             "matches": match["n"],
