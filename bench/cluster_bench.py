@@ -204,6 +204,24 @@ def cpu_per_unit(rows: list[dict[str, Any]], rates: set[float]) -> float:
     return 1e6 * sum(r["cpu_s"]["nodes"] for r in mine) / done if done else math.nan
 
 
+def fit(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """The nodes' CPU (cores) against the work done (units a second) over the carried steps,
+    least squares: the slope is the marginal CPU per unit (µs), the intercept what the nodes
+    spend whatever the load (their sweeps, heartbeats, health checks answered), in cores. On a
+    machine whose cores are all taken the top steps bend the line down (the nodes get less
+    than they would use, and batch more), so it is a reading aid, not a target."""
+    points = [
+        (r["done"] / r["window_s"], r["cpu_s"]["nodes"] / r["window_s"]) for r in rows if carried(r)
+    ]
+    if len(points) < 2:
+        return {"marginal_us": math.nan, "background_cores": math.nan}
+    mx = sum(x for x, _ in points) / len(points)
+    my = sum(y for _, y in points) / len(points)
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    slope = sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else math.nan
+    return {"marginal_us": round(1e6 * slope), "background_cores": round(my - slope * mx, 3)}
+
+
 def compare(load: str, one: list[dict[str, Any]], two: list[dict[str, Any]]) -> dict[str, Any]:
     """The three targets for one load, 2 nodes against 1."""
     both = {a["offered_per_s"] for a, b in zip(one, two, strict=True) if carried(a) and carried(b)}
@@ -235,6 +253,7 @@ def compare(load: str, one: list[dict[str, Any]], two: list[dict[str, Any]]) -> 
         }
     return {
         "load": load,
+        "fit": {"one": fit(one), "two": fit(two)},
         "cpu_per_unit": {
             "steps": sorted(both),
             "one_us": round(cpu_one, 1),
@@ -283,6 +302,12 @@ def print_targets(comparisons: list[dict[str, Any]]) -> None:
             f"{cpu['two_us']} / {cpu['one_us']} µs = {cpu['ratio']} (at most {cpu['max']}): "
             f"{'met' if cpu['met'] else 'MISSED'}"
             + (f"; 1 node with Redis: {cpu['one_redis_us']} µs" if "one_redis_us" in cpu else "")
+        )
+        f1, f2 = c["fit"]["one"], c["fit"]["two"]
+        print(
+            f"  (not a target) marginal CPU per unit, one / two nodes: {f1['marginal_us']} / "
+            f"{f2['marginal_us']} µs; background, one / two nodes: {f1['background_cores']} / "
+            f"{f2['background_cores']} cores"
         )
         ratios = ", ".join(f"{x['offered_per_s']:g}/s: {x['ratio']}" for x in p99["steps"])
         print(
