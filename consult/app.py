@@ -18,7 +18,7 @@ from consult.bundle import Services
 from consult.clock import Clock, SystemClock
 from consult.demo import seed_demo
 from consult.edges.client_address import TrustedProxies
-from consult.edges.draining import DRAIN, Drain
+from consult.edges.draining import Drain
 from consult.events import EventBus
 from consult.http import (
     routes_access_log,
@@ -108,10 +108,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     namespace = ConsultNamespace(services, trusted_proxies)
     sio.register_namespace(namespace)
     sio.attach(app)
-    # SIGTERM: /healthz says draining, and what is under way is answered before the sockets
-    # close (consult/serving.py:stop).
-    app[DRAIN] = Drain(sio.events)
-    app.middlewares.insert(0, app[DRAIN].middleware)
+    Drain().install(app)  # SIGTERM: /healthz says draining (consult/serving.py:stop)
     fanout = QueueFanout(sio, services.tickets, delay=0.05)
     app[FANOUT] = fanout
     app[SIO] = sio
@@ -143,7 +140,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(_database_lifetime)
     app.cleanup_ctx.append(loop_lag_lifetime)  # consult_loop_lag_seconds on /metrics
     # Heartbeats; on SIGTERM the sockets close first, so shutdown does not wait for clients.
-    ProcessLifecycle(sio, namespace, services.processes, settings.heartbeat_interval).install(app)
+    ProcessLifecycle(sio, namespace, services.processes, settings).install(app)
     app.cleanup_ctx.append(_background_tasks)
     app.cleanup_ctx.append(_calls_lifetime)
     return app

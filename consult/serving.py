@@ -258,10 +258,11 @@ async def stop(runner: web.AppRunner, site: web.TCPSite, drain: Drain, settings:
 
     1. For ``drain_delay`` seconds everything is served as before, but /healthz answers 503
        ``draining``: the load balancer stops sending new connections here meanwhile.
-    2. The listening socket closes; the HTTP requests and Socket.IO events under way get up to
-       ``shutdown_timeout`` seconds to be answered and acked.
-    3. Then the app's shutdown (consult/signaling/lifecycle.py) closes every socket (its
-       clients reconnect, through the balancer, to another process) and the process exits.
+    2. The listening socket closes; the HTTP requests under way get up to ``shutdown_timeout``
+       seconds to be answered (their pushes reach the sockets still open).
+    3. Then the app's shutdown (consult/signaling/lifecycle.py) acks the Socket.IO events
+       under way, closes every socket (its clients reconnect, through the balancer, to another
+       process) and the process exits.
 
     A second signal during step 1 ends it at once."""
     loop = asyncio.get_running_loop()
@@ -274,12 +275,9 @@ async def stop(runner: web.AppRunner, site: web.TCPSite, drain: Drain, settings:
         )
         await drain.wait(settings.drain_delay)
     await site.stop()
-    left = await asyncio.gather(
-        drain.requests.settle(settings.shutdown_timeout),
-        drain.events.settle(settings.shutdown_timeout),
-    )
-    if any(left):
-        log.warning("stopping with %d HTTP requests and %d Socket.IO events still under way", *left)
+    left = await drain.requests.settle(settings.shutdown_timeout)
+    if left:
+        log.warning("closing the sockets with %d HTTP requests still under way", left)
     await runner.cleanup()
 
 

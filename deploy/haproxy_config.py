@@ -16,13 +16,13 @@ import sys
 from pathlib import Path
 
 TEMPLATE = Path(__file__).resolve().with_name("haproxy.cfg")
-_ADDRESS = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[\w.-]+):\d{1,5}$")
+_ADDRESS = re.compile(r"(\[[0-9a-fA-F:.]+\]|[\w.-]+):\d{1,5}")
 
 
 def render(bind: str, nodes: list[str], stats_socket: str | None = None) -> str:
     """The shipped file with this ``bind`` and these nodes (named node1, node2, ...)."""
     for address in (bind, *nodes):
-        if not _ADDRESS.match(address):
+        if not _ADDRESS.fullmatch(address):
             raise ValueError(f"not a HOST:PORT address: {address!r}")
     if not nodes:
         raise ValueError("at least one node is needed")

@@ -22,13 +22,21 @@ class InFlight:
 
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[object]] = set()
+        self.closed = False
 
-    def track(self) -> None:
-        """Count the current task until it ends."""
+    def track(self) -> bool:
+        """Count the current task until it ends; False once closed (the work is not to start)."""
+        if self.closed:
+            return False
         task = asyncio.current_task()
         if task is not None and task not in self._tasks:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        return True
+
+    def close(self) -> None:
+        """No more work of this kind starts (``track`` answers False)."""
+        self.closed = True
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -45,13 +53,18 @@ class InFlight:
 
 
 class Drain:
-    """The draining flag and what is under way. A second signal cuts the wait short."""
+    """The draining flag and the HTTP requests under way (the Socket.IO events are counted by
+    consult/signaling/server.py). A second signal cuts the wait short."""
 
-    def __init__(self, events: InFlight) -> None:
+    def __init__(self) -> None:
         self.draining = False
-        self.requests = InFlight()  # HTTP requests, Socket.IO's own transport aside
-        self.events = events  # Socket.IO events (consult/signaling/server.py counts them)
+        self.requests = InFlight()  # Socket.IO's own transport aside
         self._hurry = asyncio.Event()
+
+    def install(self, app: web.Application) -> None:
+        """Under ``DRAIN``, its middleware the outermost so far."""
+        app[DRAIN] = self
+        app.middlewares.insert(0, self.middleware)
 
     def begin(self) -> None:
         self.draining = True

@@ -10,12 +10,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import socketio
 from aiohttp import web
 
 from consult.presence.processes import Processes
+from consult.settings import Settings
 from consult.signaling.namespace import ConsultNamespace
-from consult.signaling.server import close_every_socket
+from consult.signaling.server import ConsultServer, close_every_socket
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +27,16 @@ CLOSING_HANDSHAKE = 1.0
 class ProcessLifecycle:
     def __init__(
         self,
-        sio: socketio.AsyncServer,
+        sio: ConsultServer,
         namespace: ConsultNamespace,
         processes: Processes,
-        heartbeat_interval: float,
+        settings: Settings,
     ) -> None:
         self._sio = sio
         self._namespace = namespace
         self._processes = processes
-        self._interval = heartbeat_interval
+        self._interval = settings.heartbeat_interval
+        self._events_timeout = settings.shutdown_timeout
         self._heartbeat: asyncio.Task[None] | None = None
         # Engine.IO requests being served (websockets, long polls): cut if they linger.
         self._engine_io: dict[int, web.BaseRequest] = {}
@@ -88,10 +89,16 @@ class ProcessLifecycle:
 
     async def _shutdown(self, app: web.Application) -> None:
         """SIGTERM: close every socket now (they would otherwise hold the shutdown for the ping
-        interval and timeout), then count this process's connections closed in one go."""
+        interval and timeout), then count this process's connections closed in one go. The
+        events under way are acked first; one that comes meanwhile is not started (it would
+        lose its socket half-way): its client sends it again after reconnecting."""
         self._namespace.closing = True
-        await self._stop_heartbeat()
+        self._sio.events.close()
+        left = await self._sio.events.settle(self._events_timeout)
+        if left:
+            log.warning("closing the sockets with %d Socket.IO events still under way", left)
         await close_every_socket(self._sio)
+        await self._stop_heartbeat()
         await self._cut_lingering()
         try:
             await self._processes.stop()

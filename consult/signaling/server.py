@@ -16,6 +16,7 @@ from consult.edges.draining import InFlight
 from consult.json_limits import SocketJson
 from consult.logs import TRANSPORT_LOGGER
 from consult.settings import Settings
+from consult.signaling.redis_bus import RedisBus
 from consult.signaling.strict import StrictServer
 
 log = logging.getLogger(__name__)
@@ -55,9 +56,11 @@ class ConsultServer(StrictServer):
         namespace: str,
         id: int | None,
     ) -> None:
-        # python-socketio runs each event in a task of its own: handled, then acked.
-        self.events.track()
-        await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
+        # python-socketio runs each event in a task of its own: handled, then acked. Once the
+        # process closes its sockets (a drain), an event is not started: it would be cut off,
+        # and its client sends it again, unacknowledged, after reconnecting elsewhere.
+        if self.events.track():
+            await super()._handle_event_internal(server, sid, eio_sid, data, namespace, id)
 
     async def _handle_event(
         self, eio_sid: str, namespace: str | None, ack_id: int | None, data: list[Any]
@@ -86,7 +89,7 @@ def create_sio(settings: Settings) -> ConsultServer:
     manager: socketio.AsyncManager | None = None
     if settings.redis_url:
         # Several processes: emits go through Redis pub/sub to whichever process holds the socket.
-        manager = socketio.AsyncRedisManager(settings.redis_url, channel=settings.redis_channel)
+        manager = RedisBus(settings.redis_url, settings.redis_channel)
     from consult.signaling.namespace import handshake_address  # it imports this module
 
     return ConsultServer(

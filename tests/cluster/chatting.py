@@ -4,7 +4,8 @@ what was stored.
 - Sending: each message gets a client id when written and waits in an outbox; messages go one
   at a time, in order; a message whose ack did not come (the connection dropped, the node died)
   is sent again, with the same client id, once the tab is connected again. The server stores
-  a client id once and answers a repeat with the stored message.
+  a client id once and answers a repeat with the stored message. A send refused
+  ``rate_limited`` (a backlog going out at once) is sent again after ``retry_after``.
 - Receiving: messages are applied by seq; one pushed past a gap waits until ``chat:resume``
   fills the gap, as does every reconnect.
 """
@@ -18,12 +19,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
-
 from consult.storage import tables as t
-from tests.cluster.people import Http
-from tests.cluster.tabs import Lost, Tab
+from tests.cluster.people import Http, add_users
+from tests.cluster.tabs import Lost, Tab, open_tabs
+from tests.support import rows
 
 
 @dataclass
@@ -34,6 +33,8 @@ class Chatter:
     written: list[str] = field(default_factory=list)
     acked: dict[str, int] = field(default_factory=dict)  # client id -> the seq its ack gave
     resent: int = 0  # sends of a message whose previous send got no ack
+    fetched: int = 0  # the other side's messages that came by chat:resume, not pushed
+    slowed: int = 0  # sends refused rate_limited (a backlog sent at once), sent again later
     view: dict[int, dict[str, Any]] = field(default_factory=dict)  # seq -> message, no gap
     ahead: dict[int, dict[str, Any]] = field(default_factory=dict)
     first_push_after: float | None = None  # see pushes_since()
@@ -64,6 +65,10 @@ class Chatter:
                 self.resent += 1
                 await asyncio.sleep(0.05)
                 continue
+            if not ack["ok"] and ack["error"]["code"] == "rate_limited":  # as chat.js: wait
+                self.slowed += 1
+                await asyncio.sleep(ack["error"]["details"]["retry_after"])
+                continue
             assert ack["ok"], ack
             self.acked[client_id] = ack["data"]["seq"]
             self.outbox.popleft()
@@ -90,7 +95,10 @@ class Chatter:
                 return  # the next connect catches up again
             assert reply["ok"], reply
             for message in reply["data"]["messages"]:
+                new = message["seq"] not in self.view and message["seq"] not in self.ahead
                 self._apply(message)
+                if new and message["sender_id"] != self.tab.user.id:
+                    self.fetched += 1
             if not reply["data"]["has_more"] or not reply["data"]["messages"]:
                 return
             after = reply["data"]["messages"][-1]["seq"]
@@ -153,20 +161,10 @@ async def check_stored(database_url: str, pairs: list[tuple[Chatter, Chatter]]) 
     """Every message written is stored once, with the seq its ack gave, each sender's in the
     order written, seqs without a gap; each side saw exactly the stored transcript."""
     m = t.messages.c
-    engine = create_async_engine(database_url)
-    try:
-        async with engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    sa.select(m.consultation_id, m.seq, m.client_id, m.sender_id)
-                    .where(m.consultation_id.in_([a.cid for a, _ in pairs]))
-                    .order_by(m.consultation_id, m.seq)
-                )
-            ).all()
-    finally:
-        await engine.dispose()
+    found = await rows(database_url, t.messages, m.consultation_id.in_([a.cid for a, _ in pairs]))
+    found.sort(key=lambda r: (r.consultation_id, r.seq))
     by_cid: dict[int, list[Any]] = {}
-    for row in rows:
+    for row in found:
         by_cid.setdefault(row.consultation_id, []).append(row)
     lost = doubled = 0
     for a, b in pairs:
@@ -187,7 +185,7 @@ async def check_stored(database_url: str, pairs: list[tuple[Chatter, Chatter]]) 
         written=sum(len(c.written) for c in chatters),
         acked=sum(len(c.acked) for c in chatters),
         resent=sum(c.resent for c in chatters),
-        stored=len(rows),
+        stored=len(found),
         lost=lost,
         doubled=doubled,
     )
@@ -233,3 +231,18 @@ async def _accept_one(
     ack = await doctor.call("queue:accept", {"consultation_id": offered[0]})
     assert ack["ok"], ack
     return Chatter(patient_of[offered[0]], offered[0]), Chatter(doctor, offered[0])
+
+
+async def chats_through_haproxy(
+    url: str, database_url: str, http: Http, count: int, specialty: str
+) -> tuple[list[Tab], list[tuple[Chatter, Chatter]]]:
+    """``count`` new patients and doctors of ``specialty``, connected through HAProxy at
+    ``url``, each doctor in a chat with one patient: every tab (patients first) and the pairs."""
+    patients = await add_users(database_url, "patient", count)
+    doctors = await add_users(database_url, "doctor", count, specialty)
+    tabs = await open_tabs(url, patients + doctors, lambda tab: None)
+    try:
+        return tabs, await open_chats(http, tabs[count:], tabs[:count], specialty)
+    except BaseException:
+        await asyncio.gather(*(tab.close() for tab in tabs))
+        raise

@@ -1,8 +1,8 @@
 """A real cluster for tests, made of the parts a deployment uses (docs/operations.md, "Several
 processes behind a reverse proxy"):
 
-- a PostgreSQL database of its own (``consult_cluster_<hex>``) on the server of
-  ``CONSULT_TEST_POSTGRES_URL``, migrated and seeded with the demo once, dropped at the end;
+- a PostgreSQL database of its own on the server of ``CONSULT_TEST_POSTGRES_URL``
+  (tests/backends.py), migrated and seeded with the demo once, dropped at the end;
 - a private ``redis-server`` on a free port, without persistence (a restart loses everything,
   the harsh case), which a test may stop and start again;
 - N ``consult serve`` processes of this tree on free ports, each keeping its port across
@@ -13,7 +13,14 @@ processes behind a reverse proxy"):
 ``Cluster.url`` is HAProxy's; ``node_url(i)`` a node's own. Nodes are numbered from 0 here and
 named ``node1``, ``node2``... in HAProxy. ``kill_node(i)`` (SIGKILL), ``terminate_node(i)``
 (SIGTERM: it drains), ``restart_node(i)``, ``stop_redis()``/``start_redis()``, ``heal()``
-(everything running again, every node in service).
+(everything running again, every node in service), ``states()`` / ``wait_state()`` (HAProxy's
+view of the nodes).
+
+Reuse: ``running_cluster(directory, size, settings)`` is a whole cluster with other
+``CONSULT_*`` settings (a short ``CONSULT_PROCESS_DEAD_AFTER``, say). Nodes that must reach
+PostgreSQL through a proxy of the test's own (to cut it off) take the parts apart:
+``with cluster_database() as url:`` start the proxy in front of ``url``, then
+``Cluster(directory, proxied_url, size, settings)``, ``start()`` and, at the end, ``close()``.
 """
 
 from __future__ import annotations
@@ -41,8 +48,9 @@ HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 START_TIMEOUT = 60.0  # a node on a loaded two-core machine: migrations are done beforehand
 
-# What every node of a test cluster runs with, beside the test's own settings. HAProxy takes a
-# draining node out within about 1.5 s; on a loaded machine its checks come late, hence 3 s.
+# What every node of a test cluster runs with, beside the test's own settings. HAProxy stops
+# sending a draining node new connections at its next check (every second; on a loaded machine
+# a check may take a few), hence 3 s of drain.
 BASE_SETTINGS = {
     "CONSULT_MIGRATE_ON_START": "false",
     "CONSULT_SLOT_DAYS": "0",
@@ -77,6 +85,7 @@ class Cluster:
     nodes: list[Node] = field(default_factory=list)
     redis_port: int = 0
     haproxy_port: int = 0
+    errors_expected: bool = False  # the cluster fixture checks the nodes' logs unless set
     _redis: subprocess.Popen[bytes] | None = None
     _haproxy: subprocess.Popen[bytes] | None = None
 
@@ -126,10 +135,15 @@ class Cluster:
         self._wait_states({n.name: "UP" for n in self.nodes}, START_TIMEOUT)
 
     def close(self) -> None:
-        for node in self.nodes:
-            _end(node.popen)
-        _end(self._haproxy)
-        _end(self._redis)
+        running = [n.popen for n in self.nodes if n.running]
+        for popen in running:  # all at once; a second SIGTERM cuts the drain short
+            popen.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        for popen in running:
+            with contextlib.suppress(ProcessLookupError):
+                popen.send_signal(signal.SIGTERM)
+        for popen in [*running, self._haproxy, self._redis]:
+            _end(popen)
 
     # --- nodes -------------------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ class Http:
 
     PROXY_ANSWERS = (502, 503, 504)  # HAProxy's own: no node answered the request
 
-    def __init__(self, base_url: str, limit: int = 40) -> None:
+    def __init__(self, base_url: str, limit: int = 60) -> None:
         self.base_url = base_url.rstrip("/")
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit))
         self.proxy_retries = 0

@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import statistics
 
-from tests.cluster.chatting import check_stored, open_chats
+from tests.cluster.chatting import chats_through_haproxy, check_stored
 from tests.cluster.harness import Cluster
-from tests.cluster.people import Http, add_users
-from tests.cluster.tabs import open_tabs, return_times
+from tests.cluster.people import Http
+from tests.cluster.tabs import return_times
 
 CHATS = 20
 EVERY = 0.3  # seconds between two messages of one participant
@@ -28,11 +28,10 @@ RECONNECT_BOUND = 5.0
 async def test_a_killed_node_loses_no_message_and_its_sockets_return_within_5_s(
     cluster: Cluster, http: Http
 ) -> None:
-    patients = await add_users(cluster.database_url, "patient", CHATS)
-    doctors = await add_users(cluster.database_url, "doctor", CHATS, "psychiatry")
-    tabs = await open_tabs(cluster.url, patients + doctors, lambda tab: None)
+    tabs, pairs = await chats_through_haproxy(
+        cluster.url, cluster.database_url, http, CHATS, "psychiatry"
+    )
     try:
-        pairs = await open_chats(http, tabs[CHATS:], tabs[:CHATS], "psychiatry")
         sides = [side for pair in pairs for side in pair]
         stop = asyncio.Event()
         talking = [asyncio.create_task(side.talk(stop, EVERY)) for side in sides]

@@ -287,3 +287,48 @@ async def test_a_process_started_after_a_sigkill_closes_the_dead_one_connections
     while (await presence(db, doctor)).status != "away":  # its lease ran out too
         assert time.monotonic() < deadline, "the doctor of the dead process is still online"
         await asyncio.sleep(0.05)
+
+
+DRAIN = 5.0
+
+
+async def test_a_draining_process_says_so_and_serves_everything_until_its_delay_ends(
+    servers: Servers, db: AsyncEngine, clients: Clients
+) -> None:
+    """CONSULT_DRAIN_DELAY: after SIGTERM, /healthz answers 503 draining (a load balancer takes
+    the process out) while requests and events are served as before; the sockets close when
+    the delay ends, and the process exits with 0."""
+    servers.settings = {**FAST, "CONSULT_DRAIN_DELAY": str(DRAIN)}
+    a = servers.start("a", demo=True)
+    (patient,) = await add_users(db, "patient", 1)
+    patient_ws = await clients.socket(a, patient)
+    gone = asyncio.Event()
+    patient_ws.sio.on("disconnect", lambda *_: gone.set())
+    api = clients.api(a, patient)
+
+    a.popen.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    await asyncio.sleep(0.3)
+    async with api.session.get(a.url + "/healthz") as response:
+        assert response.status == 503
+        assert (await response.json())["status"] == "draining"
+    assert (await api.call("GET", "/api/me"))["id"] == patient.id
+    assert (await patient_ws.emit("queue:ticket", None))["ok"]  # no ticket: data null
+    # A loaded machine may take a second for these; the delay leaves them five.
+    assert not gone.is_set(), "the sockets closed before the drain delay ended"
+    await asyncio.wait_for(gone.wait(), 10)
+    closed = time.monotonic() - sent
+    assert await asyncio.to_thread(a.popen.wait, 15) == 0, a.log_tail()
+    assert closed >= DRAIN, f"the sockets closed {closed:.2f} s after the signal"
+
+
+@pytest.mark.one_backend
+async def test_a_second_signal_ends_the_drain_at_once(servers: Servers) -> None:
+    servers.settings = {**FAST, "CONSULT_DRAIN_DELAY": "60"}
+    a = servers.start("a", demo=True)
+    a.popen.send_signal(signal.SIGTERM)
+    await asyncio.sleep(0.5)
+    a.popen.send_signal(signal.SIGINT)  # Ctrl-C, or systemd's second stop
+    sent = time.monotonic()
+    assert await asyncio.to_thread(a.popen.wait, 30) == 0, a.log_tail()
+    assert time.monotonic() - sent < 10
