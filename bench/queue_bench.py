@@ -757,18 +757,23 @@ class Clients:
         self.ask(self.conns, "phase", name=name)
 
     def close(self) -> None:
-        for conn in self.conns:
-            with contextlib.suppress(Exception):
-                conn.send(("close", {}))
-        for conn in self.conns:
-            with contextlib.suppress(Exception):
-                if conn.poll(30):
-                    conn.recv()
-        for proc in self.procs:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(timeout=5)
+        close_processes(self.conns, self.procs)
+
+
+def close_processes(conns: list[Any], procs: list[Any]) -> None:
+    """Ask each client process to close (its sockets say goodbye), then make sure it ends."""
+    for conn in conns:
+        with contextlib.suppress(Exception):
+            conn.send(("close", {}))
+    for conn in conns:
+        with contextlib.suppress(Exception):
+            if conn.poll(30):
+                conn.recv()
+    for proc in procs:
+        proc.join(timeout=10)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(timeout=5)
 
 
 # --- users ----------------------------------------------------------------------------------
@@ -899,8 +904,11 @@ class PostgresDatabase:
         finally:
             await conn.close()
 
-    def create(self) -> str:
-        asyncio.run(self._admin(f'CREATE DATABASE "{self.name}"'))
+    def create(self, template: str | None = None) -> str:
+        """The database's URL; a copy of database ``template`` if given (PostgreSQL copies its
+        files: migrated and seeded once, as many copies as wanted in a moment)."""
+        like = f' TEMPLATE "{template}"' if template else ""
+        asyncio.run(self._admin(f'CREATE DATABASE "{self.name}"{like}'))
         base = self.admin_url.rsplit("/", 1)[0]
         if "+asyncpg" not in base:
             base = base.replace("postgresql://", "postgresql+asyncpg://")
@@ -1140,16 +1148,7 @@ def drive(
     offers = [r for r in drained["records"] if r["t0"] is not None]
     final, info = settle(clients, start_level - len(offers), plan.patience)
     phase_end("match")
-    matched_p: dict[int, float] = {}
-    for rep in clients.ask(pconns, "matched"):
-        matched_p.update({int(k): v for k, v in rep["matched"].items()})
-    both, offer_leg, missing = [], [], 0
-    for r in offers:
-        offer_leg.append(r["t_offer"] - r["t0"])
-        if "t_matched" in r and r["cid"] in matched_p:
-            both.append(max(r["t_matched"], matched_p[r["cid"]]) - r["t0"])
-        else:
-            missing += 1
+    both, offer_leg, missing = match_latencies(clients, offers)
     out["match"] = summary_ms(both) | {
         "not_matched": missing,
         "ends": len(ends),
@@ -1163,6 +1162,24 @@ def drive(
     )
     out["fanout_match"] |= info
     out["places_after_match"] = check_places(clients.ask(pconns, "places"), final)
+
+
+def match_latencies(
+    clients: Clients, offers: list[dict[str, Any]]
+) -> tuple[list[float], list[float], int]:
+    """For the doctors' offer records: doctor free to both told of the match, the offer leg
+    alone, and how many offers were never matched on both sides."""
+    matched_p: dict[int, float] = {}
+    for rep in clients.ask(clients.patient_conns, "matched"):
+        matched_p.update({int(k): v for k, v in rep["matched"].items()})
+    both, offer_leg, missing = [], [], 0
+    for r in offers:
+        offer_leg.append(r["t_offer"] - r["t0"])
+        if "t_matched" in r and r["cid"] in matched_p:
+            both.append(max(r["t_matched"], matched_p[r["cid"]]) - r["t0"])
+        else:
+            missing += 1
+    return both, offer_leg, missing
 
 
 def bare_state(url: str) -> dict[str, Any] | None:
