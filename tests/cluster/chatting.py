@@ -192,12 +192,12 @@ async def check_stored(database_url: str, pairs: list[tuple[Chatter, Chatter]]) 
 
 
 async def open_chats(
-    http: Http, doctors: list[Tab], patients: list[Tab], specialty: str
+    http: Http, doctors: list[Tab], patients: list[Tab], specialty: str, form: str = "chat"
 ) -> list[tuple[Chatter, Chatter]]:
-    """Each doctor takes one patient's chat: the doctors go online (one chat each), the
-    patients join, and each doctor accepts the offer found among their open consultations.
-    Returns (patient, doctor) chatters per consultation."""
-    online = {"specialties": [specialty], "forms": ["chat"], "capacity": 1}
+    """Each doctor takes one patient's consultation (a chat, or a call of ``form``): the
+    doctors go online (one each), the patients join, and each doctor accepts the offer found
+    among their open consultations. Returns (patient, doctor) chatters per consultation."""
+    online = {"specialties": [specialty], "forms": sorted({"chat", form}), "capacity": 1}
     for ack in await asyncio.gather(*(d.call("presence:online", online) for d in doctors)):
         assert ack["ok"], ack
     joined = await asyncio.gather(
@@ -206,7 +206,7 @@ async def open_chats(
                 p.user,
                 "POST",
                 "/api/consultations",
-                {"specialty": specialty, "form": "chat"},
+                {"specialty": specialty, "form": form},
                 expect=201,
             )
             for p in patients
