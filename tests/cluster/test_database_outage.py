@@ -24,6 +24,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -88,14 +89,9 @@ async def test_a_database_outage_is_answered_through_haproxy_and_survived(
             for p, _ in pairs
         ]
         await asyncio.sleep(2)
-        proxy.cut()
-        cut_at = time.monotonic()
-        await asyncio.sleep(OUTAGE / 2)
-        health_in_outage = await _health(http.session, cluster.url)
-        states_in_outage = await asyncio.to_thread(cluster.states)
-        await asyncio.sleep(cut_at + OUTAGE - time.monotonic())
-        proxy.restore()
-        restored_at = time.monotonic()
+        cut_at, restored_at, health_in_outage, states_in_outage = await _outage(
+            cluster, proxy, http.session
+        )
         resumed = await _first_ok(answers, restored_at)
         await asyncio.sleep(3)
         stop.set()
@@ -128,18 +124,37 @@ async def test_a_database_outage_is_answered_through_haproxy_and_survived(
         assert figures.acked == figures.written == figures.stored
         assert health_after == (200, {"status": "ok", "database": "ok", "bus": "redis"})
         assert set(states_after.values()) == {"UP"}, states_after
-        haproxy_log = (cluster.directory / "haproxy.log").read_text(errors="replace")
-        assert " is DOWN" not in haproxy_log, "HAProxy took a node out"
-        assert all(n.running for n in cluster.nodes), "a node stopped"
-        # The outage is logged once per node, as an error; nothing else is, at no tick.
-        problems = cluster.log_lines_since(offsets, " ERROR ", "Traceback")
-        assert [p.split(" ERROR ")[-1].split(":")[0] for p in problems] == [
-            "consult.storage.outage"
-        ] * len(cluster.nodes), "\n".join(problems[:20])
+        _outage_logged_once_and_no_node_out(cluster, offsets)
     finally:
         stop.set()
         await asyncio.gather(*(tab.close() for tab in tabs))
         await http.close()
+
+
+async def _outage(
+    cluster: Cluster, proxy: CutProxy, session: aiohttp.ClientSession
+) -> tuple[float, float, tuple[int, dict[str, str]], dict[str, str]]:
+    """The proxy cut for OUTAGE seconds: when it was cut and restored, and /healthz and
+    HAProxy's states halfway through."""
+    proxy.cut()
+    cut_at = time.monotonic()
+    await asyncio.sleep(OUTAGE / 2)
+    health = await _health(session, cluster.url)
+    states = await asyncio.to_thread(cluster.states)
+    await asyncio.sleep(cut_at + OUTAGE - time.monotonic())
+    proxy.restore()
+    return cut_at, time.monotonic(), health, states
+
+
+def _outage_logged_once_and_no_node_out(cluster: Cluster, offsets: dict[Path, int]) -> None:
+    haproxy_log = (cluster.directory / "haproxy.log").read_text(errors="replace")
+    assert " is DOWN" not in haproxy_log, "HAProxy took a node out"
+    assert all(n.running for n in cluster.nodes), "a node stopped"
+    # The outage is logged once per node, as an error; nothing else is, at no tick.
+    problems = cluster.log_lines_since(offsets, " ERROR ", "Traceback")
+    assert [p.split(" ERROR ")[-1].split(":")[0] for p in problems] == [
+        "consult.storage.outage"
+    ] * len(cluster.nodes), "\n".join(problems[:20])
 
 
 async def _read(
