@@ -26,6 +26,7 @@ from consult.calls.leases import Leases
 from consult.calls.media_owner import CallMedia
 from consult.calls.node_link import NodeGone, NodeLink, owner_unavailable
 from consult.errors import ConsultError
+from consult.storage.outage import RepeatedFailures
 
 log = logging.getLogger(__name__)
 
@@ -157,13 +158,17 @@ class MediaRouter:
             await self.leases.release(consultation_id)
 
     async def _reconcile(self) -> None:
+        # A database outage fails every tick: logged once, and its end (storage/outage.py).
+        failures = RepeatedFailures("calls: checking this node's rooms against the database", log)
         while True:
             await asyncio.sleep(self._reconcile_every)
             try:
                 for consultation_id in await self.media.reconcile():
                     await self._release_if_closed(consultation_id)
-            except Exception:
-                log.exception("calls: checking this node's rooms against the database failed")
+            except Exception as exc:
+                failures.failed(exc)
+            else:
+                failures.succeeded()
 
     def _lost(self, consultation_id: int) -> None:
         """Another node holds the call now: drop the room here, without a word to the pages."""

@@ -5,7 +5,8 @@ what was stored.
   at a time, in order; a message whose ack did not come (the connection dropped, the node died)
   is sent again, with the same client id, once the tab is connected again. The server stores
   a client id once and answers a repeat with the stored message. A send refused
-  ``rate_limited`` (a backlog going out at once) is sent again after ``retry_after``.
+  ``rate_limited`` (a backlog going out at once) or ``database_unavailable`` is sent again after
+  ``retry_after``.
 - Receiving: messages are applied by seq; one pushed past a gap waits until ``chat:resume``
   fills the gap, as does every reconnect.
 """
@@ -35,6 +36,7 @@ class Chatter:
     resent: int = 0  # sends of a message whose previous send got no ack
     fetched: int = 0  # the other side's messages that came by chat:resume, not pushed
     slowed: int = 0  # sends refused rate_limited (a backlog sent at once), sent again later
+    unavailable: int = 0  # sends refused database_unavailable, sent again after retry_after
     view: dict[int, dict[str, Any]] = field(default_factory=dict)  # seq -> message, no gap
     ahead: dict[int, dict[str, Any]] = field(default_factory=dict)
     first_push_after: float | None = None  # see pushes_since()
@@ -65,8 +67,12 @@ class Chatter:
                 self.resent += 1
                 await asyncio.sleep(0.05)
                 continue
-            if not ack["ok"] and ack["error"]["code"] == "rate_limited":  # as chat.js: wait
-                self.slowed += 1
+            code = "" if ack["ok"] else ack["error"]["code"]
+            if code in ("rate_limited", "database_unavailable"):  # as chat.js: wait, again
+                if code == "rate_limited":
+                    self.slowed += 1
+                else:
+                    self.unavailable += 1
                 await asyncio.sleep(ack["error"]["details"]["retry_after"])
                 continue
             assert ack["ok"], ack
@@ -192,12 +198,12 @@ async def check_stored(database_url: str, pairs: list[tuple[Chatter, Chatter]]) 
 
 
 async def open_chats(
-    http: Http, doctors: list[Tab], patients: list[Tab], specialty: str
+    http: Http, doctors: list[Tab], patients: list[Tab], specialty: str, form: str = "chat"
 ) -> list[tuple[Chatter, Chatter]]:
-    """Each doctor takes one patient's chat: the doctors go online (one chat each), the
-    patients join, and each doctor accepts the offer found among their open consultations.
-    Returns (patient, doctor) chatters per consultation."""
-    online = {"specialties": [specialty], "forms": ["chat"], "capacity": 1}
+    """Each doctor takes one patient's consultation (a chat, or a call of ``form``): the
+    doctors go online (one each), the patients join, and each doctor accepts the offer found
+    among their open consultations. Returns (patient, doctor) chatters per consultation."""
+    online = {"specialties": [specialty], "forms": sorted({"chat", form}), "capacity": 1}
     for ack in await asyncio.gather(*(d.call("presence:online", online) for d in doctors)):
         assert ack["ok"], ack
     joined = await asyncio.gather(
@@ -206,7 +212,7 @@ async def open_chats(
                 p.user,
                 "POST",
                 "/api/consultations",
-                {"specialty": specialty, "form": "chat"},
+                {"specialty": specialty, "form": form},
                 expect=201,
             )
             for p in patients

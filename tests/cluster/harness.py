@@ -14,13 +14,17 @@ processes behind a reverse proxy"):
 named ``node1``, ``node2``... in HAProxy. ``kill_node(i)`` (SIGKILL), ``terminate_node(i)``
 (SIGTERM: it drains), ``restart_node(i)``, ``stop_redis()``/``start_redis()``, ``heal()``
 (everything running again, every node in service), ``states()`` / ``wait_state()`` (HAProxy's
-view of the nodes).
+view of the nodes), ``rotate(i, in_service=...)`` (a node out of HAProxy's rotation, MAINT, and
+back: a test makes every new socket land on one node). Nodes gather calls' media on 127.0.0.1
+(``CONSULT_MEDIA_ADDRESS``), where the test's client peers are.
 
 Reuse: ``running_cluster(directory, size, settings)`` is a whole cluster with other
 ``CONSULT_*`` settings (a short ``CONSULT_PROCESS_DEAD_AFTER``, say). Nodes that must reach
 PostgreSQL through a proxy of the test's own (to cut it off) take the parts apart:
 ``with cluster_database() as url:`` start the proxy in front of ``url``, then
-``Cluster(directory, proxied_url, size, settings)``, ``start()`` and, at the end, ``close()``.
+``Cluster(directory, url, size, settings, node_database_url=proxied_url)``, ``start()`` and,
+at the end, ``close()``: the nodes use the proxy, the test's own reads (``database_url``) go
+straight to PostgreSQL.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ BASE_SETTINGS = {
     "CONSULT_TRUSTED_PROXIES": "127.0.0.1",
     "CONSULT_DRAIN_DELAY": "3",
     "CONSULT_LOOP_WATCHDOG_THRESHOLD": "0",
+    "CONSULT_MEDIA_ADDRESS": "127.0.0.1",  # calls' media on loopback, where the test peers are
 }
 
 
@@ -86,6 +91,7 @@ class Cluster:
     redis_port: int = 0
     haproxy_port: int = 0
     errors_expected: bool = False  # the cluster fixture checks the nodes' logs unless set
+    node_database_url: str = ""  # what the nodes use, when not database_url (a proxy's)
     _redis: subprocess.Popen[bytes] | None = None
     _haproxy: subprocess.Popen[bytes] | None = None
 
@@ -187,16 +193,15 @@ class Cluster:
 
     # --- HAProxy's view ----------------------------------------------------------------------
 
+    def rotate(self, i: int, *, in_service: bool) -> None:
+        """Node ``i`` in HAProxy's rotation or out of it (MAINT: no new connection; the ones
+        it has go on), as an operator does with the runtime API."""
+        state = "ready" if in_service else "maint"
+        self._runtime(f"set server consult_nodes/{self.nodes[i].name} state {state}")
+
     def states(self) -> dict[str, str]:
-        """Each node's state in HAProxy: UP, DOWN, "UP 1/2" (one check failed)..."""
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(5)
-            s.connect(str(self.stats_socket))
-            s.sendall(b"show stat\n")
-            data = b""
-            while chunk := s.recv(65536):
-                data += chunk
-        rows = csv.DictReader(io.StringIO(data.decode().lstrip("# ")))
+        """Each node's state in HAProxy: UP, DOWN, "UP 1/2" (one check failed), MAINT..."""
+        rows = csv.DictReader(io.StringIO(self._runtime("show stat").lstrip("# ")))
         return {
             r["svname"]: r["status"]
             for r in rows
@@ -243,12 +248,23 @@ class Cluster:
 
     # --- internals ---------------------------------------------------------------------------
 
+    def _runtime(self, command: str) -> str:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(5)
+            s.connect(str(self.stats_socket))
+            s.sendall(command.encode() + b"\n")
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        return data.decode()
+
     def _spawn(self, node: Node) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CONSULT_")}
         env.update(BASE_SETTINGS, PYTHONUNBUFFERED="1", CONSULT_REDIS_CHANNEL="cluster")
         env.update(self.settings)
         command = [*consult_command(), "serve", "--host", "127.0.0.1", "--port", str(node.port)]
-        command += ["--database-url", self.database_url, "--redis-url", self.redis_url]
+        database_url = self.node_database_url or self.database_url
+        command += ["--database-url", database_url, "--redis-url", self.redis_url]
         with node.log.open("ab") as out:
             node.popen = subprocess.Popen(
                 command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT

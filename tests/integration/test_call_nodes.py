@@ -17,38 +17,25 @@ a grey level of its own, so a test sees pictures arriving from the *other* side.
   once (no one listens on A's channel) and pictures flow both ways again: the time from the
   kill is measured and must stay under 10 s.
 
-The clients re-offer as web/common/call.js does: when pictures stop for ``STALL`` seconds, a
-new peer and a new offer, again after ``RETRY`` seconds while the offer is refused.
+The clients re-offer as web/common/call.js does (tests/call_pages.py): when pictures stop for
+``STALL`` seconds, a new peer and a new offer, again after ``RETRY`` seconds while refused.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import time
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
-from typing import Any
 
-import av
 import pytest
-import socketio
-from aiortc import (
-    AudioStreamTrack,
-    MediaStreamTrack,
-    RTCConfiguration,
-    RTCPeerConnection,
-    RTCSessionDescription,
-)
-from aiortc.mediastreams import MediaStreamError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from consult.storage import tables as t
 from tests import backends
-from tests.integration.test_media_relay import NumberedVideo, read_frame
+from tests.call_pages import STALL, Page, calls_held, pictures_both_ways
 from tests.integration.test_two_processes import (
     REDIS_URL,
     Clients,
@@ -59,7 +46,6 @@ from tests.integration.test_two_processes import (
     add_users,
     no_server_errors,  # noqa: F401  (autouse: no node logs an error during a test)
 )
-from tests.metrics_reader import parse_metrics, sample
 from tests.support import SocketClient, loopback_only, wait_for
 
 log = logging.getLogger(__name__)
@@ -70,8 +56,6 @@ pytestmark = pytest.mark.skipif(
 
 EVENT_TIMEOUT = 10.0
 LEASE, FORWARD_TIMEOUT = 3.0, 2.0
-STALL, RETRY = 2.0, 1.0  # as web/common/call.js: STALL_MS, RETRY_MS
-TAGS = {"patient": 60, "doctor": 200}  # each side's grey level
 IM = "internal-medicine"
 
 
@@ -116,91 +100,6 @@ async def clients() -> AsyncIterator[Clients]:
     await made.close()
 
 
-# --- a participant's page ----------------------------------------------------------------------
-
-
-class Page:
-    """One participant's call: one peer with the server at a time, offered through ``ws``."""
-
-    def __init__(self, role: str, ws: SocketClient, cid: int, *, video: bool = True) -> None:
-        self.role, self.ws, self.cid, self.video = role, ws, cid, video
-        self.pc: RTCPeerConnection | None = None
-        self.pictures: list[tuple[float, int]] = []  # (time, grey level) of each one decoded
-        self.refusals: list[str] = []  # error codes of offers refused on the way
-        self.tasks: list[asyncio.Task[None]] = []
-        self.watching: asyncio.Task[None] | None = None
-        self.sdp = ""
-
-    async def join(self) -> dict[str, Any]:
-        """A new peer and its offer; the ack (the answer applied when there is one)."""
-        await self._close_peer()
-        pc = self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        pc.addTrack(AudioStreamTrack())
-        if self.video:
-            pc.addTrack(NumberedVideo(TAGS[self.role]))
-        pc.on("track", lambda track: self.tasks.append(asyncio.create_task(self._eat(track))))
-        await pc.setLocalDescription(await pc.createOffer())
-        try:
-            ack = await self.ws.emit(
-                "call:offer", {"consultation_id": self.cid, "sdp": pc.localDescription.sdp}
-            )
-        except (socketio.exceptions.SocketIOError, TimeoutError):  # its node went away
-            return {"ok": False, "error": {"code": "disconnected"}}
-        if ack["ok"]:
-            self.sdp = ack["data"]["sdp"]
-            await pc.setRemoteDescription(RTCSessionDescription(self.sdp, ack["data"]["type"]))
-        return ack
-
-    async def rejoin(self) -> None:
-        """Offer until answered (the page's "reconnecting")."""
-        while True:
-            ack = await self.join()
-            if ack["ok"]:
-                return
-            self.refusals.append(ack["error"]["code"])
-            await asyncio.sleep(RETRY)
-
-    def watch(self) -> None:
-        """From now on, rejoin when pictures stop for STALL seconds (the server's peer died)."""
-        self.watching = asyncio.create_task(self._watch())
-
-    async def _watch(self) -> None:
-        while True:
-            await asyncio.sleep(0.1)
-            last = self.pictures[-1][0] if self.pictures else 0.0
-            if time.monotonic() - last > STALL:
-                await self.rejoin()
-                await wait_for(lambda: self.since(time.monotonic() - 1) > 0, 30, "pictures")
-
-    def since(self, moment: float, role: str | None = None) -> int:
-        """Pictures decoded since ``moment`` from the other side (``role``'s grey level)."""
-        other = role or ("doctor" if self.role == "patient" else "patient")
-        return sum(1 for at, grey in self.pictures if at >= moment and abs(grey - TAGS[other]) < 40)
-
-    async def _eat(self, track: MediaStreamTrack) -> None:
-        with contextlib.suppress(MediaStreamError):
-            while True:
-                frame = await track.recv()
-                if isinstance(frame, av.VideoFrame):
-                    self.pictures.append((time.monotonic(), read_frame(frame)[1]))
-
-    async def _close_peer(self) -> None:
-        if self.pc is not None:
-            await self.pc.close()
-        for task in self.tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self.tasks.clear()
-
-    async def close(self) -> None:
-        if self.watching is not None:
-            self.watching.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.watching
-        await self._close_peer()
-
-
 @pytest.fixture
 async def pages() -> AsyncIterator[list[Page]]:
     made: list[Page] = []
@@ -231,17 +130,6 @@ async def video_call(
     await doctor_ws.until("queue:offer", lambda o: o["consultation"]["id"] == cid, EVENT_TIMEOUT)
     assert (await doctor_ws.emit("queue:accept", {"consultation_id": cid}))["ok"]
     return patient, patient_ws, doctor, doctor_ws, cid
-
-
-def calls_held(process: Process) -> float:
-    """The calls whose room this node holds (its /metrics, read from loopback)."""
-    with urllib.request.urlopen(process.url + "/metrics", timeout=5) as response:
-        text = response.read().decode()
-    return parse_metrics(text)[sample("consult_calls_in_progress")]
-
-
-async def pictures_both_ways(patient: Page, doctor: Page, since: float, what: str) -> None:
-    await wait_for(lambda: patient.since(since) >= 10 and doctor.since(since) >= 10, 20, what)
 
 
 def candidates(sdp: str) -> set[str]:
