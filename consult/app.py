@@ -29,12 +29,14 @@ from consult.http import (
     routes_documents,
     routes_fhir,
     routes_followups,
+    routes_identity,
     routes_outcome,
     routes_printouts,
     routes_ratings,
     routes_renewals,
     routes_results,
     routes_scheduler,
+    routes_signup,
     routes_system,
     routes_timeline,
 )
@@ -46,6 +48,7 @@ from consult.http.routes_system import OPENAPI
 from consult.http.routing import SERVICES, TRUSTED_PROXIES, USAGE_LIMITS
 from consult.http.same_origin import PUBLIC_ORIGINS, parse_public_origins
 from consult.logs import tame_libraries
+from consult.notify.worker import OutboxWorker
 from consult.outcome import icd10
 from consult.outcome.catalogue_store import REFRESH_INTERVAL
 from consult.settings import Settings
@@ -69,6 +72,8 @@ log = logging.getLogger(__name__)
 APIS = (
     routes_system.api,
     routes_accounts.api,
+    routes_signup.api,
+    routes_identity.api,
     routes_consultations.api,
     routes_booking.api,
     routes_scheduler.api,
@@ -127,6 +132,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     services.bus.subscribe(ratings_push)
     # Calls: a consultation that ends ends its call; media state and quality pushed to pages.
     services.bus.subscribe(services.calls.on_event)
+    services.bus.subscribe(services.outbox.on_event)  # a committed notification: sent at once
     app[CALL_PUSH] = CallPush(sio, services.calls, interval=2.0)
     app[METRICS] = Metrics(db.statements)  # /metrics: a Prometheus registry of this app's own
 
@@ -170,6 +176,8 @@ async def _background_tasks(app: web.Application) -> AsyncIterator[None]:
         )
         if interval > 0
     ]
+    if settings.outbox_interval > 0:  # the outbox: at start-up, then as notifications come
+        tasks.append(asyncio.create_task(_deliver(services.outbox, settings.outbox_interval)))
     if settings.slot_days > 0:  # at start-up, then hourly: the slots keep rolling forward
         roll = services.hours.generate_slots
         tasks.append(asyncio.create_task(_every(SLOT_INTERVAL, roll, "slot generation", True)))
@@ -194,6 +202,15 @@ async def _every(
             await work()
         except Exception:
             log.exception("%s failed; retrying", what)
+
+
+async def _deliver(worker: OutboxWorker, interval: float) -> None:
+    while True:
+        try:
+            await worker.run_once()
+        except Exception:
+            log.exception("outbox delivery failed; retrying")
+        await worker.wait(interval)
 
 
 async def _calls_lifetime(app: web.Application) -> AsyncIterator[None]:

@@ -197,6 +197,7 @@ async def _seed_users(
                     name=name,
                     plan_code=plan,
                     created_at=clock.now(),
+                    email_confirmed_at=clock.now(),
                 )
                 .returning(t.users.c.id)
             )

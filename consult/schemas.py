@@ -101,6 +101,18 @@ class UserOut(Out):
     specialties: list[str] = Field(
         default_factory=list, description="For doctors: the specialties they practise."
     )
+    email_confirmed: bool = Field(
+        default=True, description="False until a new account opens its confirmation link."
+    )
+    totp: bool = Field(default=False, description="Whether logging in asks for a TOTP code.")
+
+
+class SessionRow(Out):
+    id: str = Field(description="The first 16 hex digits of the session's token hash.")
+    created_at: datetime
+    expires_at: datetime
+    ip: str | None = Field(description="The client address the login came from.")
+    current: bool = Field(description="The session this request came with.")
 
 
 class SessionOut(Out):

@@ -14,7 +14,7 @@ from consult.clock import Clock, as_utc
 from consult.domain import Actor, Client, Identity, Role
 from consult.errors import NotAuthenticated, NotFound
 from consult.events import SessionEnded
-from consult.schemas import CatalogueSpecialtyOut, UserOut
+from consult.schemas import CatalogueSpecialtyOut, SessionRow, UserOut
 from consult.storage.uow import Database
 
 
@@ -65,7 +65,7 @@ class AccountService:
         now = self._clock.now()
         expires = now + self._ttl
         async with self._db.uow() as uow:
-            await repo.add_session(uow, token_hash(token), row.id, now, expires)
+            await repo.add_session(uow, token_hash(token), row.id, now, expires, ip)
             actor = Actor(row.id, Role(row.role), Identity(row.identity), row.name, ip)
             await self._audit.write(uow, actor, "session.login")
             await uow.commit()
@@ -101,6 +101,33 @@ class AccountService:
             uow.collect(SessionEnded(hashed))
             await uow.commit()
 
+    async def sessions(self, actor: Actor, current: str | None) -> list[SessionRow]:
+        """The user's sessions, newest first; ``current`` (a token hash) marks this one."""
+        async with self._db.reader() as uow:
+            rows = await repo.user_sessions(uow, actor.user_id)
+        now = self._clock.now()
+        return [
+            SessionRow(
+                id=r.token_hash[:16],
+                created_at=as_utc(r.created_at),
+                expires_at=as_utc(r.expires_at),
+                ip=r.ip,
+                current=r.token_hash == current,
+            )
+            for r in rows
+            if as_utc(r.expires_at) > now
+        ]
+
+    async def logout_everywhere(self, actor: Actor) -> int:
+        """End every session of the user, this one too; how many."""
+        async with self._db.uow() as uow:
+            ended = await repo.delete_user_sessions(uow, actor.user_id)
+            for hashed in ended:
+                uow.collect(SessionEnded(hashed))
+            await self._audit.write(uow, actor, "session.logout_all", detail=f"{len(ended)}")
+            await uow.commit()
+        return len(ended)
+
     async def purge_expired(self) -> int:
         """Delete sessions past their expiry (they authenticate nothing); how many."""
         async with self._db.uow() as uow:
@@ -133,6 +160,8 @@ class AccountService:
             identity=Identity(row.identity),
             plan=row.plan_code,
             specialties=specialties,
+            email_confirmed=row.email_confirmed_at is not None,
+            totp=row.totp_enabled_at is not None,
         )
 
     async def specialties(self, actor: Actor) -> list[CatalogueSpecialtyOut]:
