@@ -22,7 +22,16 @@ class _Keeper:
     def __init__(self, mailbox: Mailbox) -> None:
         self._mailbox = mailbox
 
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if address.endswith("@refused.test"):  # a mailbox that does not exist
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self._mailbox.receiving += 1
         if self._mailbox.hold is not None:
             await asyncio.sleep(self._mailbox.hold)
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
@@ -37,6 +46,7 @@ class Mailbox:
         self.messages: list[EmailMessage] = []
         self.lock = threading.Lock()
         self.hold: float | None = None  # seconds each DATA waits before its answer
+        self.receiving = 0  # messages whose data has come in (kept once the hold is over)
         self.port = free_port()
         self._controller = Controller(_Keeper(self), hostname="127.0.0.1", port=self.port)
 
