@@ -107,24 +107,10 @@ class UserOut(Out):
     totp: bool = Field(default=False, description="Whether logging in asks for a TOTP code.")
 
 
-class SessionRow(Out):
-    id: str = Field(description="The first 16 hex digits of the session's token hash.")
-    created_at: datetime
-    expires_at: datetime
-    ip: str | None = Field(description="The client address the login came from.")
-    current: bool = Field(description="The session this request came with.")
-
-
 class SessionOut(Out):
     """The session probe: who is logged in, or nobody (never a 401)."""
 
     user: UserOut | None = Field(description="null when there is no valid session")
-
-
-class LoginOut(Out):
-    token: str = Field(description="Bearer token for API and Socket.IO clients.")
-    expires_at: datetime
-    user: UserOut
 
 
 class SpecialtyOut(Out):

@@ -194,3 +194,31 @@ async def specialty_name(uow: UnitOfWork, code: str) -> str:
     if name is None:
         raise Invalid(f"unknown specialty {code!r}", code="unknown_specialty")
     return str(name)
+
+
+async def set_totp(
+    uow: UnitOfWork, user_id: int, secret: str | None, enabled_at: datetime | None
+) -> None:
+    await uow.conn.execute(
+        t.users.update()
+        .where(t.users.c.id == user_id)
+        .values(totp_secret=secret, totp_enabled_at=enabled_at)
+    )
+
+
+async def replace_recovery_codes(uow: UnitOfWork, user_id: int, hashes: list[str]) -> None:
+    r = t.recovery_codes
+    await uow.conn.execute(r.delete().where(r.c.user_id == user_id))
+    if hashes:
+        await uow.conn.execute(r.insert(), [{"code_hash": h, "user_id": user_id} for h in hashes])
+
+
+async def use_recovery_code(uow: UnitOfWork, user_id: int, code_hash: str, now: datetime) -> bool:
+    """Mark the user's unused code used; whether there was one."""
+    r = t.recovery_codes
+    done = await uow.conn.execute(
+        r.update()
+        .where(r.c.user_id == user_id, r.c.code_hash == code_hash, r.c.used_at.is_(None))
+        .values(used_at=now)
+    )
+    return bool(done.rowcount)

@@ -5,16 +5,19 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 from consult.accounts import repository as repo
 from consult.accounts.passwords import verify_password
+from consult.accounts.schemas import SessionRow
 from consult.accounts.throttle import LoginThrottle, TooManyAttempts
+from consult.accounts.two_factor import Challenge, TwoFactor, needs_totp
 from consult.audit import Audit
 from consult.clock import Clock, as_utc
 from consult.domain import Actor, Client, Identity, Role
 from consult.errors import NotAuthenticated, NotFound
 from consult.events import SessionEnded
-from consult.schemas import CatalogueSpecialtyOut, SessionRow, UserOut
+from consult.schemas import CatalogueSpecialtyOut, UserOut
 from consult.storage.uow import Database
 
 
@@ -36,13 +39,17 @@ class AccountService:
         self._audit = audit
         self._ttl = timedelta(hours=session_hours)
         self.throttle = throttle
+        self.two_factor = TwoFactor(db, clock, audit, throttle)
         # A locked counter's key -> the end of the lock whose refusal is already audited: a
         # flood of refused attempts writes one audit row per lock, not one per attempt.
         self._audited_locks: dict[str, float] = {}
 
-    async def login(self, email: str, password: str, ip: str | None) -> tuple[str, datetime]:
-        """A new session, or ``bad_credentials``; ``too_many_attempts`` while the account or
-        the client address is locked by its failures (consult/accounts/throttle.py)."""
+    async def login(
+        self, email: str, password: str, ip: str | None
+    ) -> tuple[str, datetime] | Challenge:
+        """A new session, or the TOTP step's challenge (consult/accounts/two_factor.py), or
+        ``bad_credentials``; ``too_many_attempts`` while the account or the client address is
+        locked by its failures (consult/accounts/throttle.py)."""
         email = email.strip().lower()
         async with self.throttle.turn(ip):
             try:
@@ -60,7 +67,24 @@ class AccountService:
                     None, "session.login", detail="wrong email or password", ip=ip
                 )
                 raise NotAuthenticated("wrong email or password", code="bad_credentials")
+            if needs_totp(row):  # the account's attempt is forgotten once the code is right
+                return await self.two_factor.challenge(row)
             await self.throttle.succeeded(email)
+        return await self.open_session(row, ip)
+
+    async def login_totp(
+        self, challenge: str, code: str, ip: str | None
+    ) -> tuple[str, datetime, list[str]]:
+        """The login's second step: a session (and the recovery codes, if it turned TOTP on)."""
+        try:
+            row, codes = await self.two_factor.complete(challenge, code, ip)
+        except TooManyAttempts as refused:
+            await self._audit_lock(refused, ip)
+            raise
+        token, expires = await self.open_session(row, ip)
+        return token, expires, codes
+
+    async def open_session(self, row: Any, ip: str | None) -> tuple[str, datetime]:
         token = secrets.token_urlsafe(32)
         now = self._clock.now()
         expires = now + self._ttl

@@ -6,13 +6,17 @@ from aiohttp import web
 
 from consult.accounts.schemas import (
     AcceptedOut,
+    CodeIn,
     ForgotIn,
     LoggedOutOut,
     PasswordChangeIn,
+    PasswordIn,
+    RecoveryCodesOut,
     ResetIn,
     SessionsOut,
     SignUpIn,
     TokenIn,
+    TotpSetupOut,
 )
 from consult.accounts.service import token_hash
 from consult.domain import Actor
@@ -140,3 +144,51 @@ async def logout_all(request: web.Request, actor: Actor) -> web.StreamResponse:
     response = web.json_response(LoggedOutOut(ended=ended).model_dump(mode="json"))
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
+
+
+@api.route(
+    "POST",
+    "/api/me/totp/setup",
+    summary="Two-factor login for a patient: a new TOTP secret (and its otpauth:// URI), in "
+    "force once POST /api/me/totp/enable gets a code from it. (Staff set TOTP up at login.)",
+    response=TotpSetupOut,
+    errors=("not_authenticated", "totp_already_on"),
+    tag="accounts",
+)
+async def totp_setup(request: web.Request, actor: Actor) -> TotpSetupOut:
+    made = await request.app[SERVICES].accounts.two_factor.setup(actor)
+    return TotpSetupOut(secret=made.secret, uri=made.uri)
+
+
+@api.route(
+    "POST",
+    "/api/me/totp/enable",
+    summary="Turn two-factor login on with a code from the new secret; returns ten recovery "
+    "codes, each usable once instead of a code (shown this time only).",
+    body=CodeIn,
+    response=RecoveryCodesOut,
+    errors=(
+        "not_authenticated",
+        "invalid_payload",
+        "totp_already_on",
+        "totp_not_set_up",
+        "bad_totp_code",
+    ),
+    tag="accounts",
+)
+async def totp_enable(request: web.Request, actor: Actor, body: CodeIn) -> RecoveryCodesOut:
+    codes = await request.app[SERVICES].accounts.two_factor.enable(actor, body.code)
+    return RecoveryCodesOut(recovery_codes=codes)
+
+
+@api.route(
+    "POST",
+    "/api/me/totp/disable",
+    summary="A patient turns two-factor login off (their password first). Staff cannot.",
+    body=PasswordIn,
+    status=204,
+    errors=("not_authenticated", "invalid_payload", "totp_required_for_staff", "wrong_password"),
+    tag="accounts",
+)
+async def totp_disable(request: web.Request, actor: Actor, body: PasswordIn) -> None:
+    await request.app[SERVICES].accounts.two_factor.disable(actor, body.password)

@@ -56,6 +56,8 @@ NOT_LISTED: Final = frozenset(
         "refused",
         "session.login",
         "session.logout_all",
+        "account.totp.enable",
+        "account.totp.disable",
         "account.signup",
         "account.email_confirm",
         "account.password_reset",

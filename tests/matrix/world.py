@@ -186,6 +186,7 @@ async def _accounts(engine: AsyncEngine, clock: Clock) -> dict[str, Person]:
                         name=account.name,
                         plan_code=account.plan,
                         created_at=now,
+                        email_confirmed_at=now,
                         pesel=pesel if account.role == "patient" and account.pesel else None,
                         licence_number=make_licence(700_000 + i * 37) if doctor else None,
                     )
