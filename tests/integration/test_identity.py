@@ -39,6 +39,8 @@ async def test_confirmed_by_the_scheduler_the_patient_consults_online(api, mail,
     (request,) = (await scheduler.call("GET", "/api/identity/requests"))["requests"]
     assert request["name"] == "Ewa Nowa" and request["pesel"] == PESEL
     assert request["born"] == "1985-03-14"
+    reads = await rows(database_url, t.audit_log, t.audit_log.c.action == "identity.requests.read")
+    assert [(r.actor_id, r.patient_id) for r in reads] == [(scheduler.user["id"], jan.user["id"])]
     path = f"/api/identity/requests/{request['id']}/confirm"
     await scheduler.call("POST", path, {"document": "ID card, number ending 4821"}, expect=204)
     decided = await scheduler.call("POST", path, {"document": "again"}, expect=409)
