@@ -86,7 +86,7 @@ class TwoFactor:
         return row, codes
 
     async def _right(self, uow: UnitOfWork, row: Any, code: str) -> bool:
-        if row.totp_secret and otp.code_matches(row.totp_secret, code, self._clock.now()):
+        if row.totp_secret and otp.code_matches(row.totp_secret, code):
             return True
         if row.totp_enabled_at is not None and otp.looks_like_recovery_code(code):
             hashed = otp.recovery_hash(code)
@@ -121,7 +121,7 @@ class TwoFactor:
                 raise Conflict("two-factor login is on already", code="totp_already_on")
             if not row.totp_secret:
                 raise Conflict("ask for a secret first (setup)", code="totp_not_set_up")
-            if not otp.code_matches(row.totp_secret, code, self._clock.now()):
+            if not otp.code_matches(row.totp_secret, code):
                 raise NotAllowed("the authentication code is wrong", code="bad_totp_code")
             codes = await self._turn_on(uow, row.id, row.totp_secret)
             await self._audit.write(uow, actor, "account.totp.enable")
