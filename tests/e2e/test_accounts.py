@@ -78,6 +78,8 @@ def test_sign_up_confirm_verify_and_consult_online(open_page: OpenPage, mail: Ma
     patient.goto("/patient/")
     log_in(patient, EMAIL, PASSWORD)
     expect(patient.get_by_test_id("whoami")).to_contain_text(NAME)
+    # Connected before leaving: a socket closed while connecting is a console error.
+    expect(patient.get_by_test_id("connection")).to_have_attribute("data-state", "on")
     patient.get_by_test_id("verify-link").click()
     patient.get_by_label("PESEL (11 digits)").fill(PESEL)
     patient.get_by_test_id("identity-submit").click()

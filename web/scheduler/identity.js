@@ -9,6 +9,7 @@ let wired = false;
 
 function row(request) {
   const note = el("input", {
+    type: "text",
     "aria-label": `Document checked for ${request.name}`,
     placeholder: "e.g. ID card, number ending 4821",
     maxlength: "100",
