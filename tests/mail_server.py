@@ -38,12 +38,14 @@ class _Keeper:
         assert isinstance(parsed, EmailMessage)
         with self._mailbox.lock:
             self._mailbox.messages.append(parsed)
+            self._mailbox.arrived.append(time.monotonic())
         return "250 OK"
 
 
 class Mailbox:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.arrived: list[float] = []  # time.monotonic() of each message's arrival
         self.lock = threading.Lock()
         self.hold: float | None = None  # seconds each DATA waits before its answer
         self.receiving = 0  # messages whose data has come in (kept once the hold is over)
