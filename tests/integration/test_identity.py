@@ -55,6 +55,12 @@ async def test_confirmed_by_the_scheduler_the_patient_consults_online(api, mail,
     assert "4821" in confirm_rows[0].detail
     already = await jan.call("POST", "/api/me/identity", {"pesel": PESEL}, expect=409)
     assert already["error"]["code"] == "already_verified"
+    # The verified PESEL stays: another one is refused, the same one is no change.
+    other = {"pesel": make_pesel(date(1985, 3, 14), 555, "male")}
+    moved = await jan.call("PUT", "/api/patients/me/pesel", other, expect=409)
+    assert moved["error"]["code"] == "pesel_verified"
+    await jan.call("PUT", "/api/patients/me/pesel", {"pesel": PESEL})
+    assert (await jan.call("GET", "/api/patients/me/pesel"))["pesel"] == PESEL
 
 
 async def test_a_rejected_request_tells_the_reason_and_may_be_made_again(api, mail, database_url):
