@@ -1,5 +1,6 @@
 """Command line: ``consult serve | migrate | demo-data | import-products FILE |
-add-integration NAME | revoke-integration NAME``. Options override CONSULT_* variables."""
+add-integration NAME | revoke-integration NAME | create-user``. Options override CONSULT_*
+variables."""
 
 from __future__ import annotations
 
@@ -42,12 +43,25 @@ def _parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("name", metavar="NAME", help="the sending system, e.g. lab-central")
         cmd.add_argument("--database-url")
+    user = sub.add_parser(
+        "create-user", help="an account whose owner sets the password with a printed link"
+    )
+    user.add_argument("--role", required=True, choices=["patient", "doctor", "scheduler"])
+    user.add_argument("--email", required=True)
+    user.add_argument("--name", required=True)
+    user.add_argument(
+        "--specialty", action="append", default=[], help="a doctor's specialty code (repeat)"
+    )
+    user.add_argument("--database-url")
     return parser
+
+
+_NOT_SETTINGS = ("command", "file", "name", "role", "email", "specialty")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if k not in ("command", "file", "name")}
+    overrides = {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS}
     settings = Settings.from_env(**overrides)
     logs.configure(settings.log_level)
     try:
@@ -65,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             upgrade(settings.database_url)
         elif args.command == "import-products":
             return _import_products(settings, args.file)
+        elif args.command == "create-user":
+            return asyncio.run(_create_user(settings, args))
         elif args.command in ("add-integration", "revoke-integration"):
             return asyncio.run(_integration(settings, args.command, args.name))
         else:
@@ -142,6 +158,41 @@ async def _integration(settings: Settings, command: str, name: str) -> int:
         f"integration {name.strip()!r} (credential {integration_id}): its token, shown once "
         f"(consult keeps only its hash):\n{token}\n"
         "The system posts results to /api/integration/fhir with Authorization: Bearer <token>.",
+        flush=True,
+    )
+    return 0
+
+
+async def _create_user(settings: Settings, args: argparse.Namespace) -> int:
+    from consult.accounts.operators import create_user
+    from consult.clock import SystemClock
+    from consult.domain import Role
+    from consult.errors import Invalid
+    from consult.events import EventBus
+    from consult.storage.engine import create_engine
+    from consult.storage.migrate import upgrade_async
+    from consult.storage.uow import Database
+
+    await upgrade_async(settings.database_url)
+    db = Database(create_engine(settings.database_url), EventBus())
+    try:
+        user_id, link = await create_user(
+            db,
+            SystemClock(),
+            settings.link_base(),
+            Role(args.role),
+            args.email,
+            args.name,
+            args.specialty,
+        )
+    except (ValueError, Invalid) as exc:
+        print(f"consult: {getattr(exc, 'message', exc)}; nothing created", file=sys.stderr)
+        return 1
+    finally:
+        await db.dispose()
+    print(
+        f"{args.role} {args.email.strip().lower()} created (user {user_id}). Their one-time "
+        f"link to set a password (valid 72 hours):\n{link}",
         flush=True,
     )
     return 0

@@ -30,12 +30,14 @@ from consult.http import (
     routes_documents,
     routes_fhir,
     routes_followups,
+    routes_identity,
     routes_outcome,
     routes_printouts,
     routes_ratings,
     routes_renewals,
     routes_results,
     routes_scheduler,
+    routes_signup,
     routes_system,
     routes_timeline,
 )
@@ -47,6 +49,7 @@ from consult.http.routes_system import OPENAPI
 from consult.http.routing import SERVICES, TRUSTED_PROXIES, USAGE_LIMITS
 from consult.http.same_origin import PUBLIC_ORIGINS, parse_public_origins
 from consult.logs import tame_libraries
+from consult.notify.worker import OutboxWorker
 from consult.outcome import icd10
 from consult.outcome.catalogue_store import REFRESH_INTERVAL
 from consult.settings import Settings
@@ -71,6 +74,8 @@ log = logging.getLogger(__name__)
 APIS = (
     routes_system.api,
     routes_accounts.api,
+    routes_signup.api,
+    routes_identity.api,
     routes_consultations.api,
     routes_booking.api,
     routes_scheduler.api,
@@ -130,6 +135,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     services.bus.subscribe(ratings_push)
     # Calls: a consultation that ends ends its call; media state and quality pushed to pages.
     services.bus.subscribe(services.calls.on_event)
+    services.bus.subscribe(services.outbox.on_event)  # a committed notification: sent at once
     app[CALL_PUSH] = CallPush(sio, services.calls, interval=2.0)
     app[METRICS] = Metrics(db.statements)  # /metrics: a Prometheus registry of this app's own
 
@@ -173,6 +179,8 @@ async def _background_tasks(app: web.Application) -> AsyncIterator[None]:
         )
         if interval > 0
     ]
+    if settings.outbox_interval > 0:  # the outbox: at start-up, then as notifications come
+        tasks.append(asyncio.create_task(_deliver(services.outbox, settings.outbox_interval)))
     if settings.slot_days > 0:  # at start-up, then hourly: the slots keep rolling forward
         roll = services.hours.generate_slots
         tasks.append(asyncio.create_task(_every(SLOT_INTERVAL, roll, "slot generation", True)))
@@ -200,6 +208,15 @@ async def _every(
             failures.failed(exc)
         else:
             failures.succeeded()
+
+
+async def _deliver(worker: OutboxWorker, interval: float) -> None:
+    while True:
+        try:
+            await worker.run_once()
+        except Exception:
+            log.exception("outbox delivery failed; retrying")
+        await worker.wait(interval)
 
 
 async def _calls_lifetime(app: web.Application) -> AsyncIterator[None]:

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
+from consult.accounts.recovery import Passwords
 from consult.accounts.service import AccountService
+from consult.accounts.signup import SignUp
 from consult.accounts.throttle import login_throttle
 from consult.archive.service import RecordArchive
 from consult.audit import Audit
@@ -25,7 +28,10 @@ from consult.events import EventBus
 from consult.fhir.service import FhirExport
 from consult.followups.service import FollowUpService
 from consult.media.host_address import MediaAddress
+from consult.identity.verification import StaffCheck
 from consult.media.ice import IceConfig
+from consult.notify.smtp import SmtpSender
+from consult.notify.worker import OutboxWorker
 from consult.outcome.catalogue_store import CatalogueStore
 from consult.outcome.issued_service import IssuedDocuments
 from consult.outcome.printing import Printing
@@ -56,6 +62,10 @@ class Services:
     bus: EventBus
     audit: Audit
     accounts: AccountService
+    signup: SignUp
+    passwords: Passwords
+    identity: StaffCheck
+    outbox: OutboxWorker
     consultations: ConsultationService
     presence: PresenceService
     processes: Processes
@@ -110,9 +120,7 @@ class Services:
             db=db,
             bus=db.bus,
             audit=audit,
-            accounts=AccountService(
-                db, clock, audit, settings.session_hours, login_throttle(settings, counters)
-            ),
+            **account_services(settings, clock, db, audit, counters),
             consultations=consultations,
             presence=presence,
             processes=processes,
@@ -142,6 +150,24 @@ class Services:
             timeline=Timeline(db, clock, audit),
             counters=counters,
         )
+
+
+def account_services(
+    settings: Settings, clock: Clock, db: Database, audit: Audit, counters: SharedCounters
+) -> dict[str, Any]:
+    """Accounts, sign-up, passwords, identity verification and the notifications' outbox."""
+    throttle = login_throttle(settings, counters)
+    accounts = AccountService(db, clock, audit, settings.session_hours, throttle)
+    links = settings.link_base()
+    return {
+        "accounts": accounts,
+        "signup": SignUp(db, clock, audit, links),
+        "passwords": Passwords(db, clock, audit, links, accounts.throttle),
+        "identity": StaffCheck(db, clock, audit),
+        "outbox": OutboxWorker(
+            db, clock, SmtpSender.from_settings(settings), lease=settings.outbox_lease
+        ),
+    }
 
 
 def chat_service(

@@ -31,6 +31,9 @@ from consult.storage.uow import Connection, Database
 log = logging.getLogger(__name__)
 
 DEMO_PASSWORD = "demo1234"
+# The demo staff's TOTP secret (base32), documented in README.md: add it to an authenticator
+# app, or `python -c "import pyotp; print(pyotp.TOTP('DEMOCONSULTSTAFFTOTP2345').now())"`.
+DEMO_TOTP_SECRET = "DEMOCONSULTSTAFFTOTP2345"
 
 SPECIALTIES = {
     "internal-medicine": "Internal medicine",
@@ -135,6 +138,7 @@ async def seed_demo(db: Database, clock: Clock) -> int:
         await _seed_schedules(conn, new_doctors)
         await _seed_new_specialties_of_old_doctors(conn, new_specialties, new_doctors, clock)
         await _fill_identifiers(conn)
+        await _fill_totp(conn, clock)
         slots = await generate_slots(uow, clock.now(), SLOT_DAYS)
         results = await seed_demo_results(uow, clock.now())
         await uow.commit()
@@ -197,6 +201,7 @@ async def _seed_users(
                     name=name,
                     plan_code=plan,
                     created_at=clock.now(),
+                    email_confirmed_at=clock.now(),
                 )
                 .returning(t.users.c.id)
             )
@@ -238,6 +243,17 @@ async def _fill_identifiers(conn: Connection) -> None:
             .where(t.users.c.email == email, column.is_(None))
             .values({column.name: number})
         )
+
+
+async def _fill_totp(conn: Connection, clock: Clock) -> None:
+    """Demo staff log in with DEMO_TOTP_SECRET's codes (staff always use a second factor); a
+    secret a user set up stays."""
+    staff = [email for email, _, role, *_ in USERS if role in ("doctor", "scheduler")]
+    await conn.execute(
+        t.users.update()
+        .where(t.users.c.email.in_(staff), t.users.c.totp_enabled_at.is_(None))
+        .values(totp_secret=DEMO_TOTP_SECRET, totp_enabled_at=clock.now())
+    )
 
 
 def _minute(hhmm: str) -> int:

@@ -28,6 +28,11 @@ class SessionEnded(Event):
 
 
 @dataclass(frozen=True)
+class NotificationQueued(Event):
+    """A notification was committed to the outbox: this process's worker looks at once."""
+
+
+@dataclass(frozen=True)
 class ConsultationMatched(Event):
     consultation: dict[str, Any]
 

@@ -101,18 +101,16 @@ class UserOut(Out):
     specialties: list[str] = Field(
         default_factory=list, description="For doctors: the specialties they practise."
     )
+    email_confirmed: bool = Field(
+        default=True, description="False until a new account opens its confirmation link."
+    )
+    totp: bool = Field(default=False, description="Whether logging in asks for a TOTP code.")
 
 
 class SessionOut(Out):
     """The session probe: who is logged in, or nobody (never a 401)."""
 
     user: UserOut | None = Field(description="null when there is no valid session")
-
-
-class LoginOut(Out):
-    token: str = Field(description="Bearer token for API and Socket.IO clients.")
-    expires_at: datetime
-    user: UserOut
 
 
 class SpecialtyOut(Out):

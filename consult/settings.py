@@ -140,6 +140,21 @@ class Settings:
     slow_statement: float = 0.02
     # The clinic named on the outcome's printouts (prescriptions, referrals, sick leave).
     clinic_name: str = "consult demo clinic"
+    # E-mail (consult/notify): the SMTP server; empty smtp_host: none, and notifications stay
+    # in the outbox (logged) until one is configured. smtp_tls: starttls, tls (implicit, port
+    # 465) or none. The outbox worker looks every outbox_interval seconds (0: never, tests)
+    # and holds a claimed notification outbox_lease seconds before another may retry it.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_tls: str = "starttls"
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    mail_from: str = "consult <no-reply@consult.invalid>"
+    outbox_interval: float = 2.0
+    outbox_lease: float = 60.0
+    # Where links in e-mails point (https://consult.example.org); empty: the first
+    # public_origin, else http://host:port.
+    public_url: str = ""
 
     def __post_init__(self) -> None:
         if self.loop_watchdog_threshold < 0:
@@ -185,6 +200,8 @@ class Settings:
             raise ValueError(
                 f"CONSULT_DRAIN_DELAY must be 0 or more seconds, not {self.drain_delay}"
             )
+        if self.smtp_tls not in ("starttls", "tls", "none"):
+            raise ValueError(f"CONSULT_SMTP_TLS must be starttls, tls or none, not {self.smtp_tls}")
         if self.decline_exclusion < 0:
             raise ValueError(
                 f"CONSULT_DECLINE_EXCLUSION must be 0 or more seconds, not {self.decline_exclusion}"
@@ -203,6 +220,11 @@ class Settings:
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+    def link_base(self) -> str:
+        """The origin links in e-mails start with."""
+        first = self.public_origin.split(",")[0].strip()
+        return (self.public_url or first or f"http://{self.host}:{self.port}").rstrip("/")
 
     def documents_path(self) -> Path:
         return (

@@ -50,6 +50,7 @@ CLINICAL_READS = frozenset(
         "/api/patients/{patient_id}/results/history",
         "/api/results/{result_id}/report.pdf",
         "/api/patients/{patient_id}/issued",
+        "/api/identity/requests",  # patients' PESELs, audited as reads
         "/api/consultations/{consultation_id}/outcome",
         "/api/consultations/{consultation_id}/outcome/draft",
         "/api/patients/{patient_id}/documents",
@@ -80,6 +81,8 @@ OTHER_READS = frozenset(
         "/api/products/{product_id}",
         "/api/icd10",
         "/api/patients/me/pesel",
+        "/api/me/sessions",
+        "/api/me/identity",
         "/api/slots",
         "/api/doctors",
         "/api/doctors/{doctor_id}/schedule",

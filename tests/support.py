@@ -26,13 +26,19 @@ from typing import Any
 import aiohttp
 import aioice.ice
 import pikepdf
+import pyotp
 import pytest
 import socketio
 import sqlalchemy as sa
 from PIL import Image
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from consult.demo import DEMO_PASSWORD
+from consult.demo import DEMO_PASSWORD, DEMO_TOTP_SECRET
+
+
+def demo_totp_code() -> str:
+    """The demo staff's current TOTP code."""
+    return str(pyotp.TOTP(DEMO_TOTP_SECRET).now())
 
 
 class ApiClient:
@@ -44,7 +50,11 @@ class ApiClient:
         self.user: dict[str, Any] = {}
 
     async def login(self, email: str, password: str = DEMO_PASSWORD) -> ApiClient:
+        """Logged in; staff (and patients with two-factor login) with the demo TOTP code."""
         body = await self.call("POST", "/api/login", {"email": email, "password": password})
+        if body["totp_required"]:
+            step = {"challenge": body["challenge"], "code": demo_totp_code()}
+            body = await self.call("POST", "/api/login/totp", step)
         self.token = body["token"]
         self.user = body["user"]
         return self

@@ -3,8 +3,10 @@ follow-up questions)."""
 
 from __future__ import annotations
 
+from consult.accounts.repository import email_confirmed
 from consult.domain import Actor, Identity
 from consult.errors import NotAllowed
+from consult.storage.uow import UnitOfWork
 
 
 def check_verified_patient(actor: Actor, *, only_patients: str, feature: str) -> None:
@@ -16,4 +18,13 @@ def check_verified_patient(actor: Actor, *, only_patients: str, feature: str) ->
         raise NotAllowed(
             f"{feature} need a verified account; confirm your identity first",
             code="identity_not_verified",
+        )
+
+
+async def check_email_confirmed(uow: UnitOfWork, actor: Actor, feature: str) -> None:
+    """Refuse an account whose e-mail is not confirmed yet (a new sign-up)."""
+    if not await email_confirmed(uow, actor.user_id):
+        raise NotAllowed(
+            f"{feature}: confirm your e-mail address first (the link we sent you)",
+            code="email_not_confirmed",
         )

@@ -42,13 +42,90 @@ async def user_row(uow: UnitOfWork, user_id: int) -> Any:
 
 
 async def add_session(
-    uow: UnitOfWork, hashed: str, user_id: int, created_at: datetime, expires_at: datetime
+    uow: UnitOfWork,
+    hashed: str,
+    user_id: int,
+    created_at: datetime,
+    expires_at: datetime,
+    ip: str | None = None,
 ) -> None:
     await uow.conn.execute(
         t.sessions.insert().values(
-            token_hash=hashed, user_id=user_id, created_at=created_at, expires_at=expires_at
+            token_hash=hashed,
+            user_id=user_id,
+            created_at=created_at,
+            expires_at=expires_at,
+            ip=ip[:45] if ip else None,
         )
     )
+
+
+async def add_user(
+    uow: UnitOfWork, email: str, password_hash: str, name: str, role: str, now: datetime
+) -> int:
+    """A new account: a patient is basic on the basic plan until verified; staff have no plan.
+    The e-mail is not confirmed yet."""
+    return int(
+        (
+            await uow.conn.execute(
+                t.users.insert()
+                .values(
+                    email=email,
+                    password_hash=password_hash,
+                    role=role,
+                    identity="basic" if role == "patient" else "verified",
+                    name=name,
+                    plan_code="basic" if role == "patient" else None,
+                    created_at=now,
+                )
+                .returning(t.users.c.id)
+            )
+        ).scalar_one()
+    )
+
+
+async def email_confirmed(uow: UnitOfWork, user_id: int) -> bool:
+    u = t.users
+    found = await uow.conn.execute(sa.select(u.c.email_confirmed_at).where(u.c.id == user_id))
+    return found.scalar() is not None
+
+
+async def set_password_hash(uow: UnitOfWork, user_id: int, password_hash: str) -> None:
+    await uow.conn.execute(
+        t.users.update().where(t.users.c.id == user_id).values(password_hash=password_hash)
+    )
+
+
+async def confirm_email(uow: UnitOfWork, user_id: int, now: datetime) -> None:
+    u = t.users
+    await uow.conn.execute(
+        u.update()
+        .where(u.c.id == user_id, u.c.email_confirmed_at.is_(None))
+        .values(email_confirmed_at=now)
+    )
+
+
+async def user_sessions(uow: UnitOfWork, user_id: int) -> list[Any]:
+    s = t.sessions
+    return list(
+        (
+            await uow.conn.execute(
+                sa.select(s.c.token_hash, s.c.created_at, s.c.expires_at, s.c.ip)
+                .where(s.c.user_id == user_id)
+                .order_by(s.c.created_at.desc())
+            )
+        ).all()
+    )
+
+
+async def delete_user_sessions(uow: UnitOfWork, user_id: int, keep: str | None = None) -> list[str]:
+    """End the user's sessions (all, or all but ``keep``); the ended ones' hashes."""
+    s = t.sessions
+    where = [s.c.user_id == user_id] + ([s.c.token_hash != keep] if keep else [])
+    hashes = list((await uow.conn.execute(sa.select(s.c.token_hash).where(*where))).scalars())
+    if hashes:
+        await uow.conn.execute(s.delete().where(s.c.token_hash.in_(hashes)))
+    return hashes
 
 
 async def session_user(uow: UnitOfWork, hashed: str) -> Any:
@@ -117,3 +194,31 @@ async def specialty_name(uow: UnitOfWork, code: str) -> str:
     if name is None:
         raise Invalid(f"unknown specialty {code!r}", code="unknown_specialty")
     return str(name)
+
+
+async def set_totp(
+    uow: UnitOfWork, user_id: int, secret: str | None, enabled_at: datetime | None
+) -> None:
+    await uow.conn.execute(
+        t.users.update()
+        .where(t.users.c.id == user_id)
+        .values(totp_secret=secret, totp_enabled_at=enabled_at)
+    )
+
+
+async def replace_recovery_codes(uow: UnitOfWork, user_id: int, hashes: list[str]) -> None:
+    r = t.recovery_codes
+    await uow.conn.execute(r.delete().where(r.c.user_id == user_id))
+    if hashes:
+        await uow.conn.execute(r.insert(), [{"code_hash": h, "user_id": user_id} for h in hashes])
+
+
+async def use_recovery_code(uow: UnitOfWork, user_id: int, code_hash: str, now: datetime) -> bool:
+    """Mark the user's unused code used; whether there was one."""
+    r = t.recovery_codes
+    done = await uow.conn.execute(
+        r.update()
+        .where(r.c.user_id == user_id, r.c.code_hash == code_hash, r.c.used_at.is_(None))
+        .values(used_at=now)
+    )
+    return bool(done.rowcount)

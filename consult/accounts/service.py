@@ -5,10 +5,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 from consult.accounts import repository as repo
 from consult.accounts.passwords import verify_password
+from consult.accounts.schemas import SessionRow
 from consult.accounts.throttle import LoginThrottle, TooManyAttempts
+from consult.accounts.two_factor import Challenge, TwoFactor, needs_totp
 from consult.audit import Audit
 from consult.clock import Clock, as_utc
 from consult.domain import Actor, Client, Identity, Role
@@ -36,13 +39,17 @@ class AccountService:
         self._audit = audit
         self._ttl = timedelta(hours=session_hours)
         self.throttle = throttle
+        self.two_factor = TwoFactor(db, clock, audit, throttle)
         # A locked counter's key -> the end of the lock whose refusal is already audited: a
         # flood of refused attempts writes one audit row per lock, not one per attempt.
         self._audited_locks: dict[str, float] = {}
 
-    async def login(self, email: str, password: str, ip: str | None) -> tuple[str, datetime]:
-        """A new session, or ``bad_credentials``; ``too_many_attempts`` while the account or
-        the client address is locked by its failures (consult/accounts/throttle.py)."""
+    async def login(
+        self, email: str, password: str, ip: str | None
+    ) -> tuple[str, datetime] | Challenge:
+        """A new session, or the TOTP step's challenge (consult/accounts/two_factor.py), or
+        ``bad_credentials``; ``too_many_attempts`` while the account or the client address is
+        locked by its failures (consult/accounts/throttle.py)."""
         email = email.strip().lower()
         async with self.throttle.turn(ip):
             try:
@@ -60,12 +67,29 @@ class AccountService:
                     None, "session.login", detail="wrong email or password", ip=ip
                 )
                 raise NotAuthenticated("wrong email or password", code="bad_credentials")
+            if needs_totp(row):  # the account's attempt is forgotten once the code is right
+                return await self.two_factor.challenge(row)
             await self.throttle.succeeded(email)
+        return await self.open_session(row, ip)
+
+    async def login_totp(
+        self, challenge: str, code: str, ip: str | None
+    ) -> tuple[str, datetime, list[str]]:
+        """The login's second step: a session (and the recovery codes, if it turned TOTP on)."""
+        try:
+            row, codes = await self.two_factor.complete(challenge, code, ip)
+        except TooManyAttempts as refused:
+            await self._audit_lock(refused, ip)
+            raise
+        token, expires = await self.open_session(row, ip)
+        return token, expires, codes
+
+    async def open_session(self, row: Any, ip: str | None) -> tuple[str, datetime]:
         token = secrets.token_urlsafe(32)
         now = self._clock.now()
         expires = now + self._ttl
         async with self._db.uow() as uow:
-            await repo.add_session(uow, token_hash(token), row.id, now, expires)
+            await repo.add_session(uow, token_hash(token), row.id, now, expires, ip)
             actor = Actor(row.id, Role(row.role), Identity(row.identity), row.name, ip)
             await self._audit.write(uow, actor, "session.login")
             await uow.commit()
@@ -101,6 +125,33 @@ class AccountService:
             uow.collect(SessionEnded(hashed))
             await uow.commit()
 
+    async def sessions(self, actor: Actor, current: str | None) -> list[SessionRow]:
+        """The user's sessions, newest first; ``current`` (a token hash) marks this one."""
+        async with self._db.reader() as uow:
+            rows = await repo.user_sessions(uow, actor.user_id)
+        now = self._clock.now()
+        return [
+            SessionRow(
+                id=r.token_hash[:16],
+                created_at=as_utc(r.created_at),
+                expires_at=as_utc(r.expires_at),
+                ip=r.ip,
+                current=r.token_hash == current,
+            )
+            for r in rows
+            if as_utc(r.expires_at) > now
+        ]
+
+    async def logout_everywhere(self, actor: Actor) -> int:
+        """End every session of the user, this one too; how many."""
+        async with self._db.uow() as uow:
+            ended = await repo.delete_user_sessions(uow, actor.user_id)
+            for hashed in ended:
+                uow.collect(SessionEnded(hashed))
+            await self._audit.write(uow, actor, "session.logout_all", detail=f"{len(ended)}")
+            await uow.commit()
+        return len(ended)
+
     async def purge_expired(self) -> int:
         """Delete sessions past their expiry (they authenticate nothing); how many."""
         async with self._db.uow() as uow:
@@ -133,6 +184,8 @@ class AccountService:
             identity=Identity(row.identity),
             plan=row.plan_code,
             specialties=specialties,
+            email_confirmed=row.email_confirmed_at is not None,
+            totp=row.totp_enabled_at is not None,
         )
 
     async def specialties(self, actor: Actor) -> list[CatalogueSpecialtyOut]:

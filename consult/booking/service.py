@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from consult.accounts.checks import check_email_confirmed
 from consult.accounts.repository import covered_specialties, specialty_name
 from consult.audit import Audit
 from consult.booking import ics, referrals
@@ -31,6 +32,8 @@ from consult.booking.schemas import BookingOut, SlotOut
 from consult.clock import Clock, as_utc
 from consult.domain import Actor
 from consult.errors import Conflict, Invalid, NotAllowed, NotFound
+from consult.notify import messages
+from consult.notify.outbox import enqueue
 from consult.storage import tables as t
 from consult.storage.uow import Database, UnitOfWork
 
@@ -139,6 +142,7 @@ class BookingService:
         async with self._db.uow() as uow:
             # Held to the end: this patient's concurrent bookings are counted one at a time.
             await repo.lock_user(uow, actor.user_id)
+            await check_email_confirmed(uow, actor, "booking a visit")
             slot = await self._bookable_slot(uow, actor, slot_id, now)
             taken = await repo.active_booking_of_slot(uow, slot_id)
             if taken is not None and taken.patient_id == actor.user_id:
@@ -160,10 +164,22 @@ class BookingService:
                 detail=f"booking {booking_id} slot {slot_id}{used}",
             )
             out = await repo.load_booking(uow, booking_id)
+            assert out is not None
+            await self._confirmation(uow, out, now)
             await uow.commit()
-        assert out is not None
         log.info("booking %s: patient %s booked slot %s", booking_id, actor.user_id, slot_id)
         return out
+
+    async def _confirmation(self, uow: UnitOfWork, out: BookingOut, now: datetime) -> None:
+        """The booking's e-mail with its .ics, in the booking's transaction (the outbox)."""
+        to = await messages.recipient(uow, out.patient.id)
+        slot = out.slot
+        when = f"{as_utc(slot.starts_at):%Y-%m-%d %H:%M} UTC"
+        what = f"{slot.specialty.name}, {slot.doctor.name} ({LOCATIONS[slot.kind]})"
+        text = ics.calendar(calendar_event(out), now)
+        patient = out.patient.id
+        mail = messages.booking_confirmed(patient, to.email, to.name, what, when, text, out.id)
+        await enqueue(uow, mail, now)
 
     async def _bookable_slot(
         self, uow: UnitOfWork, actor: Actor, slot_id: int, now: datetime

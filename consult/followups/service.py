@@ -22,6 +22,8 @@ from consult.errors import Conflict, NotAllowed, NotFound
 from consult.events import Push, RecordChanged
 from consult.followups import repository as repo
 from consult.followups.schemas import AnswerIn, AskIn
+from consult.notify import messages
+from consult.notify.outbox import enqueue
 from consult.queue.service import ConsultationService, check_doctor
 from consult.schemas import FollowUpOut
 from consult.storage.retry import retry_transient
@@ -141,6 +143,9 @@ class FollowUpService:
             )
             out = await repo.load(uow, follow_up_id)
             assert out is not None
+            to = await messages.recipient(uow, row.patient_id)
+            mail = messages.follow_up_answered(row.patient_id, to.email, to.name, actor.name)
+            await enqueue(uow, mail, self._clock.now())
             # To the doctor too: their other tabs take it out of the inbox.
             answered = {"follow_up": out.model_dump(mode="json")}
             uow.collect(Push((row.patient_id, row.doctor_id), "follow-up:answered", answered))

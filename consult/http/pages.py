@@ -24,7 +24,7 @@ def install_pages(app: web.Application, web_dir: Path) -> None:
         app.router.add_get(path, _file_handler(web_dir / file))
     app.router.add_get("/vendor/socket.io.esm.min.js", _socket_io_bundle(web_dir))
     app.router.add_static("/static/", web_dir / "common", follow_symlinks=False)
-    for page in ("patient", "doctor", "scheduler"):
+    for page in ("patient", "doctor", "scheduler", "account"):
         app.router.add_static(f"/{page}/", web_dir / page, follow_symlinks=False)
 
 

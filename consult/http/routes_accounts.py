@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from aiohttp import web
 
+from consult.accounts.schemas import LoginOut, TotpIn, TotpSetupOut
+from consult.accounts.two_factor import Challenge
 from consult.domain import Actor
 from consult.edges.session_cookie import SESSION_COOKIE
 from consult.errors import NotAuthenticated
@@ -14,7 +18,7 @@ from consult.http.routing import (
     request_actor,
     request_token,
 )
-from consult.schemas import LoginIn, LoginOut, SessionOut, SpecialtiesOut, UserOut
+from consult.schemas import LoginIn, SessionOut, SpecialtiesOut, UserOut
 
 api = Api()
 
@@ -23,9 +27,10 @@ api = Api()
     "POST",
     "/api/login",
     summary="Log in with email and password. Sets an HttpOnly session cookie for the pages and "
-    "returns a bearer token for API and Socket.IO clients. Failed logins lock the account (by "
-    "default after 5) and the client address (after 20) for a delay that doubles from 1 s up "
-    "to 30 s: 429 too_many_attempts with Retry-After.",
+    "returns a bearer token for API and Socket.IO clients. Staff (and patients who turned it "
+    "on) get no session yet but totp_required with a challenge for POST /api/login/totp. "
+    "Failed logins lock the account (by default after 5) and the client address (after 20) "
+    "for a delay that doubles from 1 s up to 30 s: 429 too_many_attempts with Retry-After.",
     body=LoginIn,
     response=LoginOut,
     auth=False,
@@ -35,10 +40,58 @@ api = Api()
 async def login(request: web.Request, body: LoginIn) -> web.StreamResponse:
     services = request.app[SERVICES]
     ip = client_ip(request)
-    token, expires = await services.accounts.login(body.email, body.password, ip)
-    actor = await services.accounts.authenticate(token, ip)
+    step = await services.accounts.login(body.email, body.password, ip)
+    if isinstance(step, Challenge):
+        setup = step.setup
+        out = LoginOut(
+            token=None,
+            expires_at=None,
+            user=None,
+            totp_required=True,
+            challenge=step.challenge,
+            totp_setup=TotpSetupOut(secret=setup.secret, uri=setup.uri) if setup else None,
+        )
+        return web.json_response(out.model_dump(mode="json"))
+    token, expires = step
+    return await _session_response(request, token, expires, None)
+
+
+@api.route(
+    "POST",
+    "/api/login/totp",
+    summary="The login's second step: the 6-digit TOTP code (or a recovery code, once) with "
+    "the challenge of POST /api/login. Answers as a login does; the first code of a member of "
+    "staff setting TOTP up turns it on and returns their recovery codes (shown once). A wrong "
+    "code counts as a failed login.",
+    body=TotpIn,
+    response=LoginOut,
+    auth=False,
+    errors=(
+        "invalid_payload",
+        "bad_totp_code",
+        "too_many_attempts",
+        "token_invalid",
+        "token_used",
+        "token_expired",
+    ),
+    tag="accounts",
+)
+async def login_totp(request: web.Request, body: TotpIn) -> web.StreamResponse:
+    accounts = request.app[SERVICES].accounts
+    token, expires, codes = await accounts.login_totp(body.challenge, body.code, client_ip(request))
+    return await _session_response(request, token, expires, codes or None)
+
+
+async def _session_response(
+    request: web.Request, token: str, expires: datetime, codes: list[str] | None
+) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    actor = await services.accounts.authenticate(token, client_ip(request))
     out = LoginOut(
-        token=token, expires_at=expires, user=await services.accounts.user(actor.user_id)
+        token=token,
+        expires_at=expires,
+        user=await services.accounts.user(actor.user_id),
+        recovery_codes=codes,
     )
     response = web.json_response(out.model_dump(mode="json"))
     response.set_cookie(

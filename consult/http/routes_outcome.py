@@ -254,7 +254,8 @@ async def my_pesel(request: web.Request, actor: Actor) -> PeselOut:
     "PUT",
     "/api/patients/me/pesel",
     summary="A patient puts their PESEL in their profile: 11 digits, checksum and date of "
-    "birth validated. An e-prescription or sick leave needs it.",
+    "birth validated. An e-prescription or sick leave needs it. A verified patient's PESEL "
+    "(checked with their identity) cannot be changed here: 409 pesel_verified.",
     body=PeselIn,
     response=PeselOut,
     tag="outcome",
@@ -266,6 +267,7 @@ async def my_pesel(request: web.Request, actor: Actor) -> PeselOut:
         "pesel_not_digits",
         "pesel_bad_checksum",
         "pesel_bad_date",
+        "pesel_verified",
     ),
 )
 async def put_pesel(request: web.Request, actor: Actor, body: PeselIn) -> PeselOut:

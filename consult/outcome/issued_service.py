@@ -55,6 +55,16 @@ class IssuedDocuments:
             raise NotAllowed("only patients have a PESEL on file here", code="not_a_patient")
         pesel = parse_pesel(raw, today=self._clock.now().date()).number
         async with self._db.uow() as uow:
+            on_file = await uow.conn.execute(
+                sa.select(t.users.c.identity, t.users.c.pesel).where(t.users.c.id == actor.user_id)
+            )
+            identity, current = on_file.one()
+            # A verified identity was checked against a document with this PESEL: it stays.
+            if identity == "verified" and current is not None and current != pesel:
+                raise Conflict(
+                    "your PESEL was verified with your identity; ask the clinic to change it",
+                    code="pesel_verified",
+                )
             await uow.conn.execute(
                 t.users.update().where(t.users.c.id == actor.user_id).values(pesel=pesel)
             )

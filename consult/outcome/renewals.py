@@ -21,6 +21,8 @@ from consult.clock import Clock
 from consult.domain import Actor, Role
 from consult.errors import Conflict, NotAllowed, NotFound
 from consult.events import Push
+from consult.notify import messages
+from consult.notify.outbox import enqueue
 from consult.outcome import keys
 from consult.outcome import renewals_repository as rrepo
 from consult.outcome import repository as repo
@@ -256,6 +258,10 @@ class RenewalService:
             detail=f"renewal {row.id}",
         )
         out = await rrepo.one(uow, row.id, self._clock.now())
+        to = await messages.recipient(uow, row.patient_id)
+        approved = action == "renewal.approve"
+        mail = messages.renewal_decided(row.patient_id, to.email, to.name, approved)
+        await enqueue(uow, mail, self._clock.now())
         # To the doctor too: their other tabs take it out of the inbox.
         payload = {"renewal": out.model_dump(mode="json")}
         uow.collect(Push((row.patient_id, row.doctor_id), "renewal:decided", payload))

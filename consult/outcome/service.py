@@ -23,6 +23,8 @@ from consult.clock import Clock, as_utc
 from consult.domain import Actor, ConsultationStatus
 from consult.errors import Conflict, Invalid, NotAllowed, NotFound, Unprocessable
 from consult.events import Push, RecordChanged
+from consult.notify import messages
+from consult.notify.outbox import enqueue
 from consult.outcome import keys
 from consult.outcome import repository as repo
 from consult.outcome.catalogue_store import CatalogueStore
@@ -241,7 +243,9 @@ class OutcomeService:
         self._step("outcome")
         documents = {"consultation_id": row.id, "outcome_id": outcome_id, "issued_at": now}
         if checked.prescriptions:
-            await self._package(uow, checked, documents | common, now)
+            issued = await self._package(uow, checked, documents | common, now)
+            count = len(checked.prescriptions)
+            await self._package_mail(uow, actor, row.patient_id, issued, count, now)
         await self._referrals(uow, body, checked, documents | common)
         await self._sick_leave(uow, body, checked, documents | common)
         await self._audit.write(
@@ -291,15 +295,29 @@ class OutcomeService:
         )
         self._step("sick_leave")
 
+    async def _package_mail(
+        self,
+        uow: UnitOfWork,
+        actor: Actor,
+        patient_id: int,
+        issued: tuple[str, str],
+        count: int,
+        now: datetime,
+    ) -> None:
+        """The package's key and access code by e-mail, as the national system sends them."""
+        key, code = issued
+        to = await messages.recipient(uow, patient_id)
+        doctor = actor.name
+        mail = messages.prescription_issued(patient_id, to.email, to.name, doctor, code, key, count)
+        await enqueue(uow, mail, now)
+
     async def _package(
         self, uow: UnitOfWork, checked: CheckedOutcome, values: dict[str, Any], now: datetime
-    ) -> None:
+    ) -> tuple[str, str]:
+        """The package (its key and access code) with its prescriptions."""
+        key, code = await repo.fresh_key(uow, t.prescription_packages), keys.new_access_code()
         package_id = await repo.insert(
-            uow,
-            t.prescription_packages,
-            key=await repo.fresh_key(uow, t.prescription_packages),
-            access_code=keys.new_access_code(),
-            **values,
+            uow, t.prescription_packages, key=key, access_code=code, **values
         )
         self._step("package")
         rows = [
@@ -308,6 +326,7 @@ class OutcomeService:
         ]
         await repo.insert_prescriptions(uow, rows)
         self._step("prescriptions")
+        return str(key), code
 
     async def _person(self, uow: UnitOfWork, user_id: int) -> sa.Row:
         found = await uow.conn.execute(

@@ -46,6 +46,7 @@ LISTED: Final[dict[str, str]] = {
     "rating.read": "ratings read",
     "result.read": "laboratory and imaging results read",
     "queue.overview.read": "seen waiting in the queue overview",
+    "identity.requests.read": "identity check: PESEL seen by the front desk",
 }
 
 # Every other action the audit log holds, each left out for a reason in the docstring above.
@@ -54,6 +55,16 @@ NOT_LISTED: Final = frozenset(
         READ,
         "refused",
         "session.login",
+        "session.logout_all",
+        "account.totp.enable",
+        "account.totp.disable",
+        "account.signup",
+        "account.email_confirm",
+        "account.password_reset",
+        "account.password_change",
+        "identity.request",
+        "identity.confirm",
+        "identity.reject",
         "consultation.start",
         "consultation.accept",
         "consultation.end",

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 # Calls (migration 0006), the visit's outcome (0013), ratings (0014) and results (0016) have
 # modules of their own; their tables are ``tables.<name>`` as every other (each module's
 # __all__ names them).
+from consult.storage.account_tables import *  # noqa: F403
 from consult.storage.call_tables import *  # noqa: F403
 from consult.storage.metadata import Timestamp, metadata
 from consult.storage.outcome_tables import *  # noqa: F403
@@ -54,6 +55,11 @@ users = sa.Table(
     # licence number (on every document they issue).
     sa.Column("pesel", sa.String(11), nullable=True),
     sa.Column("licence_number", sa.String(7), nullable=True),
+    # Migration 0020: sign-up's e-mail confirmation (null: not confirmed, no booking), and
+    # two-factor login (a TOTP secret, in force once ``totp_enabled_at`` is set).
+    sa.Column("email_confirmed_at", Timestamp, nullable=True),
+    sa.Column("totp_secret", sa.String(64), nullable=True),
+    sa.Column("totp_enabled_at", Timestamp, nullable=True),
 )
 
 doctor_specialties = sa.Table(
@@ -71,6 +77,8 @@ sessions = sa.Table(
     sa.Column("user_id", sa.ForeignKey("users.id"), nullable=False, index=True),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.Column("expires_at", Timestamp, nullable=False),
+    # Migration 0020: where the login came from (the sessions list shows it).
+    sa.Column("ip", sa.String(45), nullable=True),
 )
 
 doctor_presence = sa.Table(

@@ -34,6 +34,10 @@ NEVER_REFUSED = {
     ("GET", "/api/consultations/open"),  # one's own open consultations, maybe none
     ("GET", "/api/patients/me/pesel"),  # one's own PESEL, maybe none
     ("GET", "/api/renewals"),  # one's own renewal requests (a scheduler's: the open ones)
+    ("GET", "/api/me/sessions"),  # one's own sessions
+    # Ends the caller's every session (the walk would go on logged out): never refused, and
+    # audited as session.logout_all (tests/integration/test_passwords.py).
+    ("POST", "/api/me/sessions/logout-all"),
 }
 # Events a connected user is never refused: one's own ticket (none when not queued).
 NEVER_REFUSED_EVENTS = {"queue:ticket"}
@@ -153,6 +157,8 @@ NOT_CLINICAL = {
     "/api/icd10",  # the classification
     "/api/patients/me/pesel",  # one's own identifier
     "/api/scheduler/ratings",  # the ratings' counts and averages, per specialty and doctor
+    "/api/me/sessions",  # one's own sessions
+    "/api/me/identity",  # one's own identity level and request
 }
 # Read only after a real call: its audit row is checked where recordings are made.
 READ_ELSEWHERE = {
@@ -171,6 +177,8 @@ READ_ELSEWHERE = {
     "/api/doctors/me/ratings",
     # A report's PDF needs one posted: test_results.py checks its result.read rows.
     "/api/results/{result_id}/report.pdf",
+    # A pending request is read with its identity.requests.read rows in test_identity.py.
+    "/api/identity/requests",
 }
 
 

@@ -213,6 +213,7 @@ async def make_patients(database_url: str, n: int) -> list[str]:
                     "name": f"Load Patient {i}",
                     "plan_code": "premium",
                     "created_at": now,
+                    "email_confirmed_at": now,
                 }
                 for i, email in enumerate(emails)
             ],

@@ -214,7 +214,7 @@ async def test_the_cli_migrates_seeds_and_serves(tmp_path: Path):
                     await asyncio.sleep(0.2)
             async with http.post(
                 f"http://127.0.0.1:{port}/api/login",
-                json={"email": "scheduler@demo.test", "password": "demo1234"},
+                json={"email": "anna@demo.test", "password": "demo1234"},
             ) as response:
                 assert response.status == 200
                 assert "HttpOnly" in response.headers["Set-Cookie"]

@@ -18,6 +18,9 @@ one per column in ``COLUMNS`` order, separated by spaces:
 - ``~409:code``    allowed past the access check, and answered this 4xx because the test
                    sends the request with nothing to act on (the row's note says why);
                    audited as a denied row, like every 4xx to a logged-in user.
+
+A row marked ``public=True`` (a route that needs no session: sign-up, the single-use links,
+the login's TOTP step) audits no refusal: the route knows nobody to name.
 """
 
 from __future__ import annotations
@@ -132,6 +135,7 @@ TARGETS: tuple[Target, ...] = (
     Target("sick-leave", "the owner's sick leave."),
     Target("renewal", "the owner's open renewal request."),
     Target("follow-up", "the owner's follow-up question, not yet answered."),
+    Target("identity", "the owner's pending identity verification request."),
     Target(
         "result",
         "the owner's laboratory result (a blood count, with its PDF), as a laboratory posted it.",
@@ -184,7 +188,13 @@ class Cell:
 _REFUSAL = re.compile(r"(~?)(?:([1-5][0-9]{2}):)?([a-z][a-z0-9_]*)")
 
 
-def parse_cell(token: str, column: str, action: str | None, named: dict[str, str | None]) -> Cell:
+def parse_cell(
+    token: str,
+    column: str,
+    action: str | None,
+    named: dict[str, str | None],
+    public: bool = False,
+) -> Cell:
     """One token of a row (see the module's docstring); ``column`` says whether a refusal is
     audited (an anonymous caller is nobody to name)."""
     if token in named:
@@ -211,7 +221,8 @@ def parse_cell(token: str, column: str, action: str | None, named: dict[str, str
         raise ValueError("an anonymous caller never passes an access check")
     # A 401 answers nobody the server knows (no session, or a session where the route takes
     # another credential): there is nobody to name in an audit row.
-    audited = column != "anon" and status != "401"
+    # A public route (no session needed) knows nobody either: its refusals name no one.
+    audited = column != "anon" and status != "401" and not public
     return Cell(kind, audited=audited, status=int(status) if status else None, code=code)
 
 
@@ -254,6 +265,7 @@ def row(
     y: str | None = None,
     action: str | None = None,
     note: str = "",
+    public: bool = False,
 ) -> Row:
     """A row of the matrix: ``cells`` holds one token per column (the module's docstring)."""
     tokens = cells.split()
@@ -262,7 +274,7 @@ def row(
     if target not in TARGET_KEYS:
         raise ValueError(f"{name}: unknown target {target!r}")
     parsed = tuple(
-        parse_cell(token, column, action, {"x": x, "y": y})
+        parse_cell(token, column, action, {"x": x, "y": y}, public)
         for token, column in zip(tokens, COLUMN_KEYS, strict=True)
     )
     for cell in parsed:

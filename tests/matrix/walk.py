@@ -101,8 +101,40 @@ def _bundle(world: World, target: Target, person: Person | None) -> Any:
     return blood_count(pesel=pesel, report_id=f"MATRIX-{uuid.uuid4()}", when=when)
 
 
+_BOGUS_TOKEN = "matrix-" + "x" * 36  # no such single-use token
+
 BODIES: dict[str, Body] = {
     "POST /api/login": _login,
+    "POST /api/login/totp": lambda w, t, p: {"challenge": _BOGUS_TOKEN, "code": "000000"},
+    # An address with an account (the owner's): 202 to everyone, no account made.
+    "POST /api/signup": lambda w, t, p: {
+        "email": w.people["owner"].email,
+        "name": "Someone",
+        "password": "a long enough passphrase",
+        "accept_terms": True,
+    },
+    "POST /api/signup/confirm": lambda w, t, p: {"token": _BOGUS_TOKEN},
+    "POST /api/password/forgot": lambda w, t, p: {"email": "nobody@matrix.test"},
+    "POST /api/password/reset": lambda w, t, p: {
+        "token": _BOGUS_TOKEN,
+        "password": "a long enough passphrase",
+    },
+    # A wrong current password: a right one would end the column's other sessions.
+    "POST /api/me/password": lambda w, t, p: {
+        "current_password": "not the password",
+        "new_password": "a long enough passphrase",
+    },
+    "POST /api/me/sessions/logout-all": _EMPTY,
+    "POST /api/me/totp/setup": _EMPTY,
+    "POST /api/me/totp/enable": lambda w, t, p: {"code": "000000"},
+    "POST /api/me/totp/disable": lambda w, t, p: {"password": "not the password"},
+    "POST /api/me/identity": _pesel,
+    "POST /api/identity/requests/{request_id}/confirm": lambda w, t, p: {
+        "document": "ID card, number ending 0001"
+    },
+    "POST /api/identity/requests/{request_id}/reject": lambda w, t, p: {
+        "reason": "the photo did not match"
+    },
     "POST /api/consultations": lambda w, t, p: {"specialty": DERMATOLOGY, "form": "chat"},
     "POST /api/consultations/{consultation_id}/accept": _EMPTY,
     "POST /api/consultations/{consultation_id}/decline": _EMPTY,

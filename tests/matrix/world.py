@@ -147,6 +147,14 @@ ACCOUNTS = (
         )
     ),
     _Account("book-basic", "Fryda Swieza", "patient", identity="basic", plan="basic", pesel=False),
+    # Each logs out everywhere in one column (their every session ends: not a column's own).
+    _Account("logout-all-basic", "Lena Wszedzie", "patient", identity="basic", plan="basic"),
+    *(_Account(f"logout-all-{key}", f"Leon Wszedzie {key}", "patient") for key in ("verified",)),
+    *(
+        _Account(f"logout-all-{key}", f"Dr Lech Wszedzie {key}", "doctor", plan=None)
+        for key in ("doctor", "past", "unrelated", "offered")
+    ),
+    _Account("logout-all-scheduler", "Lucja Wszedzie", "scheduler", plan=None),
 )
 
 
@@ -186,6 +194,10 @@ async def _accounts(engine: AsyncEngine, clock: Clock) -> dict[str, Person]:
                         name=account.name,
                         plan_code=account.plan,
                         created_at=now,
+                        email_confirmed_at=now,
+                        # A secret set up, not in force: POST /api/me/totp/enable checks a
+                        # code against it whatever order the cells run in.
+                        totp_secret="MATRIXTOTPSECRETNOTINFORCE",
                         pesel=pesel if account.role == "patient" and account.pesel else None,
                         licence_number=make_licence(700_000 + i * 37) if doctor else None,
                     )
@@ -303,6 +315,7 @@ class _Build:
             self.bookings(),
             self.hours(),
             self.result(),
+            self.identity_requests(),
             *(self.online(key, PHYSIO) for key in ("online", "away")),  # to be marked away
         )
         sessions = await self.fresh_sessions()
@@ -490,6 +503,19 @@ class _Build:
             start = soon + timedelta(days=1, hours=i)
             self.ids[name] = await self.slot(p["colleague"].id, INTERNAL, start)
 
+    async def identity_requests(self) -> None:
+        """The owner's pending verification requests: one the schedulers' queue lists, one a
+        cell confirms and one a cell rejects."""
+        owner = self.people["owner"]
+        for name in ("identity", "identity:confirm", "identity:reject"):
+            self.ids[name] = await self.insert(
+                t.identity_requests,
+                user_id=owner.id,
+                pesel=owner.pesel,
+                status="pending",
+                requested_at=self.clock.now(),
+            )
+
     async def result(self) -> None:
         """The owner's blood count with its PDF, delivered as a laboratory does: posted with
         its integration credential (the credential stays for the walk's own check)."""
@@ -637,6 +663,7 @@ def _targets(world: World, ids: dict[str, int]) -> dict[str, Target]:
         "referral": owned(referral_id=ids["referral"], document_id=ids["referral"]),
         "sick-leave": owned(sick_leave_id=ids["sick-leave"], document_id=ids["sick-leave"]),
         "renewal": owned(renewal_id=ids["renewal"]),
+        "identity": owned(request_id=ids["identity"]),
         "follow-up": owned(follow_up_id=ids["follow-up"]),
         "result": owned(result_id=ids["result"]),
         "ticket": Target({"consultation_id": ids["ticket:queued"]}, p["queued"]),
@@ -688,6 +715,18 @@ def _fresh(
         ("POST /api/renewals/{renewal_id}/approve", "past", "renewal_id", "renewal:approve"),
         ("POST /api/renewals/{renewal_id}/decline", "past", "renewal_id", "renewal:decline"),
         ("POST /api/renewals/{renewal_id}/reassign", "scheduler", "renewal_id", "renewal:reassign"),
+        (
+            "POST /api/identity/requests/{request_id}/confirm",
+            "scheduler",
+            "request_id",
+            "identity:confirm",
+        ),
+        (
+            "POST /api/identity/requests/{request_id}/reject",
+            "scheduler",
+            "request_id",
+            "identity:reject",
+        ),
     ):
         fresh[(row, column)] = Target({param: ids[key]}, owner)
     # A fresh patient's consultation, ticket or offer, by the key of world.ACCOUNTS.
@@ -713,6 +752,11 @@ def _fresh(
         fresh[(row, column)] = theirs(patient, asks, consultation_id=ids[key])
     for column, person in sessions.items():
         fresh[("POST /api/logout", column)] = Target({}, actors={column: person})
+    # Logging out everywhere ends every session of whoever asks: a person of its own.
+    for column in ("basic", "verified", "doctor", "past", "unrelated", "offered", "scheduler"):
+        fresh[("POST /api/me/sessions/logout-all", column)] = Target(
+            {}, None, {column: p[f"logout-all-{column}"]}
+        )
     return fresh
 
 

@@ -74,6 +74,7 @@ export async function currentUser() {
 }
 
 export const login = (email, password) => api("POST", "/api/login", { email, password });
+export const loginTotp = (challenge, code) => api("POST", "/api/login/totp", { challenge, code });
 export const logout = () => api("POST", "/api/logout");
 
 /**

@@ -17,6 +17,7 @@ import { startSession } from "/static/session.js";
 import { resetHours, startHours } from "/scheduler/hours.js";
 import { resetRenewals, startRenewals } from "/scheduler/renewals.js";
 import { resetRatings, startRatings } from "/scheduler/ratings.js";
+import { resetIdentity, startIdentity } from "/scheduler/identity.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const errors = new ErrorBanner($("#error"));
@@ -40,6 +41,7 @@ function afterLogout() {
   resetHours();
   resetRenewals();
   resetRatings();
+  resetIdentity();
 }
 
 async function enter(me) {
@@ -57,6 +59,7 @@ async function enter(me) {
   state.timer = setInterval(tick, 1000);
   startHours();
   startRenewals();
+  startIdentity();
 }
 
 // --- live figures --------------------------------------------------------------------------
