@@ -27,8 +27,8 @@ from consult.documents.service import DocumentService
 from consult.events import EventBus
 from consult.fhir.service import FhirExport
 from consult.followups.service import FollowUpService
-from consult.media.host_address import MediaAddress
 from consult.identity.verification import StaffCheck
+from consult.media.host_address import MediaAddress
 from consult.media.ice import IceConfig
 from consult.notify.smtp import SmtpSender
 from consult.notify.worker import OutboxWorker
