@@ -211,11 +211,14 @@ async def _every(
 
 
 async def _deliver(worker: OutboxWorker, interval: float) -> None:
+    failures = RepeatedFailures("outbox delivery", log)  # an outage logged once, as _every's
     while True:
         try:
             await worker.run_once()
-        except Exception:
-            log.exception("outbox delivery failed; retrying")
+        except Exception as exc:
+            failures.failed(exc)
+        else:
+            failures.succeeded()
         await worker.wait(interval)
 
 
