@@ -150,7 +150,10 @@ class RedisAttempts:
     """Counters in Redis, shared by every process: a hash per key (``failures``, ``until``)
     that Redis expires ``forget_after`` seconds after its last failure, under
     ``<channel>:login:<key>``. While Redis cannot be reached, this process's own counters
-    stand in (consult/shared_counters.py: logged once), so logins keep working."""
+    stand in (consult/shared_counters.py: logged once), so logins keep working. They count
+    every failure this process saw, the shared ones too: a Redis that stops answering in the
+    middle of a burst of guesses leaves them knowing the burst so far (a fresh count let 7 of
+    40 concurrent guesses through where 5 are free)."""
 
     def __init__(self, counters: SharedCounters) -> None:
         self._counters = counters
@@ -171,22 +174,24 @@ class RedisAttempts:
         args = [now, policy.free, policy.delay, policy.max_delay, math.ceil(policy.forget_after)]
         keys = [self._counters.key("login", key)]
         fail = self._fail
+        local = await self._fallback.fail(key, now, policy, unless_locked=unless_locked)
         try:
             left = await self._counters.call(
                 lambda: fail(keys=keys, args=[*args, int(unless_locked)])
             )
         except Unshared:
-            return await self._fallback.fail(key, now, policy, unless_locked=unless_locked)
+            return local
         return float(left)
 
     async def forget(self, key: str) -> None:
         redis = self._counters.redis
         assert redis is not None
         name = self._counters.key("login", key)
+        await self._fallback.forget(key)
         try:
             await self._counters.call(lambda: redis.delete(name))
         except Unshared:
-            await self._fallback.forget(key)
+            pass
 
 
 @dataclass
